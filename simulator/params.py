@@ -292,7 +292,8 @@ def default_dimensions() -> list[Dimension]:
         Dimension("light.elevation", 0.0, 80 * DEG, "rad"),
         Dimension("light.intensity", 0.5, 8.0, "W/m^2"),
         Dimension("light.ambient", 0.02, 0.6, ""),
-        Dimension("background.kind", 0, 0, "", choices=BACKGROUND_KINDS),
+        # "image" joins the choices only when a background folder is configured.
+        Dimension("background.kind", 0, 0, "", choices=tuple(k for k in BACKGROUND_KINDS if k != "image")),
         Dimension("background.hue", 0.0, 1.0, ""),
         Dimension("background.saturation", 0.0, 1.0, ""),
         Dimension("background.value", 0.05, 1.0, ""),
@@ -348,6 +349,7 @@ class ParamSpace:
         base: SceneParams | None = None,
         overrides: Mapping[str, tuple[float, float]] | None = None,
         clamp: bool = True,
+        background_images: bool = False,
     ) -> "ParamSpace":
         """Restrict the default dimensions to groups ("pose,camera") or explicit
         dimension names ("pose.l_knee_flexion"); everything else stays at `base`.
@@ -356,6 +358,11 @@ class ParamSpace:
             groups = [g.strip() for g in groups.split(",") if g.strip()]
         groups = list(groups)
         all_dims = default_dimensions()
+        if background_images:
+            all_dims = [
+                dataclasses.replace(d, choices=BACKGROUND_KINDS) if d.name == "background.kind" else d
+                for d in all_dims
+            ]
         valid_groups = list(dict.fromkeys(d.group for d in all_dims))
         chosen: list[Dimension] = []
         for g in groups:

@@ -1,0 +1,349 @@
+"""Offscreen rendering with pyrender and full ground truth.
+
+One `Renderer` per process holds the GL context, the pyrender scene and its nodes; each
+sample replaces only the body-part meshes and moves the camera, light and occluder, so
+no scene or context is rebuilt between samples. Two passes per sample:
+
+1. colour (RGBA, 4x MSAA), alpha-composited over the background;
+2. segmentation (`RenderFlags.SEG`, no MSAA): one node per DensePose part with a flat
+   label colour, the 3D occluder as label 0 - exact part labels, exact mask, depth.
+"""
+
+from __future__ import annotations
+
+import atexit
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from simulator import appearance, camera as cam_math
+from simulator.body import KEYPOINT_CONVENTIONS, SURFACE_CONVENTIONS, get_body_model
+from simulator.errors import RenderError
+from simulator.joints import POSE_DOFS
+from simulator.params import SHAPE_NAMES, SceneParams
+from simulator.plausibility import capsule_radii, check_penetration
+from simulator.sample import OCCLUDED, OUT_OF_FRAME, VISIBLE, Keypoints, Sample
+
+N_PARTS = 24
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    """How scenes are rendered (not what is in them).
+
+    body_model: registry name (anny | smpl | smplx); gl_backend: auto | egl | osmesa;
+    background_dir: folder of images for background.kind == "image";
+    keypoint_tolerance: metres a keypoint may lie behind the rendered surface and still
+    count as visible, per convention kind (surface keypoints / joint centres);
+    check_plausibility: run the self-penetration check."""
+
+    body_model: str = "anny"
+    gl_backend: str = "auto"
+    background_dir: str | None = None
+    surface_tolerance: float = 0.04
+    joint_tolerance: float = 0.12
+    check_plausibility: bool = True
+    schema_version: int = 1
+    body_options: tuple = field(default_factory=tuple)
+
+
+def pose_vector(params: SceneParams) -> np.ndarray:
+    return np.array([params.pose[k] for k in POSE_DOFS], dtype=np.float64)
+
+
+def shape_vector(params: SceneParams) -> np.ndarray:
+    return np.array([params.shape[k] for k in SHAPE_NAMES], dtype=np.float64)
+
+
+class Renderer:
+    """Renders `SceneParams` to `Sample`s. Not thread-safe; one per process."""
+
+    def __init__(self, config: RenderConfig | None = None) -> None:
+        from simulator.gl import select_backend
+
+        self.config = config or RenderConfig()
+        self.backend = select_backend(self.config.gl_backend)
+        import pyrender  # after select_backend: pyrender reads PYOPENGL_PLATFORM on import
+
+        self._pyrender = pyrender
+        self.body = get_body_model(self.config.body_model, **dict(self.config.body_options))
+        faces = self.body.faces
+        parts = self.body.face_parts
+        # Per-part submeshes sharing the body's vertex positions.
+        self._part_vertices: list[np.ndarray] = []
+        self._part_faces: list[np.ndarray] = []
+        for p in range(1, N_PARTS + 1):
+            f = faces[parts == p]
+            verts, inv = np.unique(f.reshape(-1), return_inverse=True)
+            self._part_vertices.append(verts)
+            self._part_faces.append(inv.reshape(-1, 3).astype(np.uint32))
+        # Sparse vertex <- face incidence for fast smooth normals.
+        from scipy.sparse import csr_matrix
+
+        F = len(faces)
+        self._incidence = csr_matrix(
+            (np.ones(3 * F, dtype=np.float32), (faces.reshape(-1), np.repeat(np.arange(F), 3))),
+            shape=(len(self.body.vertex_region), F),
+        )
+        rest = self.body.forward(np.zeros((1, len(POSE_DOFS))), np.full((1, len(SHAPE_NAMES)), 0.5))
+        self._radii = capsule_radii(rest.vertices[0], self.body.vertex_region, rest.joints[0])
+
+        self.scene = pyrender.Scene(bg_color=[0.0, 0.0, 0.0, 0.0], ambient_light=[0.3, 0.3, 0.3])
+        self._skin = pyrender.MetallicRoughnessMaterial(
+            baseColorFactor=[0.8, 0.6, 0.5, 1.0], metallicFactor=0.0, roughnessFactor=0.85
+        )
+        self._part_nodes: list = []
+        self._body_node = None
+        self._camera_node = None
+        self._light_node = self.scene.add(pyrender.DirectionalLight(color=np.ones(3), intensity=3.0), pose=np.eye(4))
+        import trimesh
+
+        box = trimesh.creation.box(extents=(1.0, 1.0, 1.0))
+        self._occluder_material = pyrender.MetallicRoughnessMaterial(
+            baseColorFactor=[0.5, 0.5, 0.5, 1.0], metallicFactor=0.0, roughnessFactor=0.7
+        )
+        self._occluder_node = self.scene.add(
+            pyrender.Mesh.from_trimesh(box, material=self._occluder_material, smooth=False), pose=np.eye(4)
+        )
+        self._occluder_node.mesh.is_visible = False
+        self._renderer = None
+        self._size: tuple[int, int] | None = None
+
+    # ---- GL context --------------------------------------------------------------------
+    def _ensure_renderer(self, width: int, height: int):
+        if self._size != (width, height):
+            if self._renderer is None:
+                try:
+                    self._renderer = self._pyrender.OffscreenRenderer(width, height)
+                except Exception as e:  # the platform's own error types vary (EGL/OSMesa)
+                    raise RenderError(
+                        f"could not create a headless OpenGL context with {self.backend} ({e}); "
+                        "install `libegl1 libegl-mesa0 libgl1-mesa-dri libgles2` or set PYOPENGL_PLATFORM=osmesa"
+                    ) from None
+            else:
+                self._renderer.viewport_width, self._renderer.viewport_height = width, height
+            self._size = (width, height)
+        return self._renderer
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.delete()
+            self._renderer = None
+            self._size = None
+
+    # ---- geometry ------------------------------------------------------------------------
+    def _normals(self, v: np.ndarray) -> np.ndarray:
+        tri = v[self.body.faces]
+        fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+        vn = self._incidence @ fn
+        return (vn / np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+    def _set_body(self, v: np.ndarray, skin: np.ndarray) -> None:
+        """Write new vertex data into the persistent meshes' vertex buffers.
+
+        The first call creates one node for the whole body (colour pass) and one node per
+        DensePose part (segmentation pass); later calls overwrite their GL vertex buffers
+        in place (glBufferSubData), so no VAO/VBO or scene node is created per sample."""
+        pyrender = self._pyrender
+        n = self._normals(v)
+        self._skin.baseColorFactor = np.array([*skin, 1.0])
+        if self._body_node is None:
+            prim = pyrender.Primitive(positions=v, normals=n, indices=self.body.faces.astype(np.uint32), material=self._skin)
+            self._body_node = self.scene.add(pyrender.Mesh([prim]))
+            for verts, f in zip(self._part_vertices, self._part_faces):
+                prim = pyrender.Primitive(positions=v[verts], normals=n[verts], indices=f, material=self._skin)
+                self._part_nodes.append(self.scene.add(pyrender.Mesh([prim])))
+            return
+        from OpenGL.GL import GL_ARRAY_BUFFER, glBindBuffer, glBufferSubData
+
+        def upload(node, positions, normals):
+            prim = node.mesh.primitives[0]
+            if prim._vaid is None:  # not yet in the GL context: pyrender uploads on render
+                prim.positions, prim.normals = positions, normals
+                return
+            data = np.ascontiguousarray(np.hstack((positions, normals)), dtype=np.float32)
+            glBindBuffer(GL_ARRAY_BUFFER, prim._buffers[0])
+            glBufferSubData(GL_ARRAY_BUFFER, 0, data.nbytes, data)
+
+        upload(self._body_node, v, n)
+        for node, verts in zip(self._part_nodes, self._part_vertices):
+            upload(node, v[verts], n[verts])
+
+    def _show(self, colour_pass: bool) -> None:
+        self._body_node.mesh.is_visible = colour_pass
+        for node in self._part_nodes:
+            node.mesh.is_visible = not colour_pass
+
+    # ---- one scene -------------------------------------------------------------------------
+    def render_batch(self, params_list: Sequence[SceneParams]) -> list[Sample]:
+        if not params_list:
+            return []
+        pose = np.stack([pose_vector(p) for p in params_list])
+        shape = np.stack([shape_vector(p) for p in params_list])
+        out = self.body.forward(pose, shape)
+        return [
+            self._render_one(p, out.vertices[i], out.joints[i], {k: v[i] for k, v in out.keypoints.items()})
+            for i, p in enumerate(params_list)
+        ]
+
+    def render(self, params: SceneParams) -> Sample:
+        return self.render_batch([params])[0]
+
+    def _render_one(self, params: SceneParams, v: np.ndarray, joints: np.ndarray, kps: dict) -> Sample:
+        pyrender = self._pyrender
+        cam = params.camera
+        W, H = int(cam.width), int(cam.height)
+        if W < 8 or H < 8 or W > 4096 or H > 4096:
+            raise RenderError(f"image size {W}x{H} is outside 8..4096 pixels")
+        target = 0.5 * (v.min(0) + v.max(0))
+        cam_pose = cam_math.camera_to_world_gl(cam, target)
+        K = cam_math.intrinsics(cam)
+        extr = cam_math.world_to_camera_cv(cam_pose)
+
+        self._set_body(v, appearance.skin_rgb(params.skin_tone))
+        if self._camera_node is not None:
+            self.scene.remove_node(self._camera_node)
+        far = cam.distance + 10.0
+        self._camera_node = self.scene.add(
+            pyrender.IntrinsicsCamera(K[0, 0], K[1, 1], K[0, 2], K[1, 2], znear=0.05, zfar=far), pose=cam_pose
+        )
+        # Light: direction relative to the camera's azimuth.
+        light = params.light
+        az, el = cam.azimuth + light.azimuth, light.elevation
+        ldir = np.array([math.sin(az) * math.cos(el), -math.cos(az) * math.cos(el), math.sin(el)])
+        self.scene.set_pose(self._light_node, cam_math.look_at_pose(target + 3.0 * ldir, target))
+        self._light_node.light.intensity = float(light.intensity)
+        self.scene.ambient_light = np.full(3, float(light.ambient))
+
+        occ = params.occluder
+        centre_px = np.array([W * (0.5 + cam.offset_x), H * (0.5 + cam.offset_y)])
+        occ_centre = centre_px + np.array([occ.x * W, occ.y * H])
+        occ_size = np.array([occ.width * W, occ.height * H])
+        occ_rgb = appearance.hsv(occ.hue, 0.6, occ.value)
+        self._occluder_node.mesh.is_visible = occ.kind == "box"
+        if occ.kind == "box":
+            # Halfway between the camera and the subject, covering the requested image box.
+            depth = 0.5 * cam.distance
+            fx = K[0, 0]
+            ray = np.array([(occ_centre[0] - K[0, 2]) / fx, (occ_centre[1] - K[1, 2]) / fx, 1.0]) * depth
+            centre_w = np.linalg.inv(extr) @ np.array([*ray, 1.0])
+            pose = cam_pose.copy()
+            pose[:3, 3] = centre_w[:3]
+            scale = np.diag([occ_size[0] / fx * depth, occ_size[1] / fx * depth, 0.15, 1.0])
+            self.scene.set_pose(self._occluder_node, pose @ scale)
+            self._occluder_material.baseColorFactor = np.array([*occ_rgb, 1.0])
+
+        r = self._ensure_renderer(W, H)
+        self._show(colour_pass=True)
+        color, _ = r.render(self.scene, flags=pyrender.RenderFlags.RGBA)
+        seg_map = {node: (i + 1, i + 1, i + 1) for i, node in enumerate(self._part_nodes)}
+        if occ.kind == "box":
+            seg_map[self._occluder_node] = (0, 0, 0)
+        self._show(colour_pass=False)
+        seg, depth = r.render(self.scene, flags=pyrender.RenderFlags.SEG, seg_node_map=seg_map)
+        parts = np.ascontiguousarray(seg[..., 0])
+        depth = depth.astype(np.float32)
+
+        bg = appearance.background_image(params.background, W, H, self.config.background_dir)
+        alpha = color[..., 3:4].astype(np.float32) / 255.0
+        rgb_f = color[..., :3].astype(np.float32) / 255.0 * alpha + bg * (1.0 - alpha)
+        rect = None
+        if occ.kind == "rectangle":
+            x0, y0 = np.floor(occ_centre - occ_size / 2).astype(int)
+            x1, y1 = np.ceil(occ_centre + occ_size / 2).astype(int)
+            x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, W), min(y1, H)
+            if x1 > x0 and y1 > y0:
+                rect = (x0, y0, x1, y1)
+                rgb_f[y0:y1, x0:x1] = occ_rgb
+                parts[y0:y1, x0:x1] = 0
+                depth[y0:y1, x0:x1] = 0.0
+        rgb = np.clip(np.round(rgb_f * 255.0), 0, 255).astype(np.uint8)
+        mask = parts > 0
+
+        keypoints = {}
+        for conv, names in KEYPOINT_CONVENTIONS.items():
+            xy, xyz = cam_math.project(kps[conv].astype(np.float64), K, extr)
+            tol = self.config.surface_tolerance if conv in SURFACE_CONVENTIONS else self.config.joint_tolerance
+            keypoints[conv] = Keypoints(
+                convention=conv,
+                names=names,
+                xy=xy.astype(np.float32),
+                xyz=xyz.astype(np.float32),
+                visibility=_visibility(xy, xyz[:, 2], depth, tol, rect),
+            )
+        ys, xs = np.nonzero(mask)
+        bbox = (
+            np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=np.float32)
+            if len(xs)
+            else np.zeros(4, dtype=np.float32)
+        )
+        plaus = (
+            check_penetration(joints, self._radii)
+            if self.config.check_plausibility
+            else {"plausible": True, "penetrating": [], "worst_ratio": None}
+        )
+        return Sample(
+            rgb=rgb,
+            mask=mask,
+            depth=depth,
+            parts=parts,
+            keypoints=keypoints,
+            K=K.astype(np.float32),
+            extrinsics=extr.astype(np.float32),
+            bbox=bbox,
+            params=params,
+            plausible=plaus["plausible"],
+            plausibility=plaus,
+            joints_world=joints,
+        )
+
+
+def _visibility(xy, z, depth, tol, rect) -> np.ndarray:
+    H, W = depth.shape
+    vis = np.full(len(xy), VISIBLE, dtype=np.int8)
+    inside = (xy[:, 0] >= 0) & (xy[:, 0] < W) & (xy[:, 1] >= 0) & (xy[:, 1] < H) & (z > 0)
+    vis[~inside] = OUT_OF_FRAME
+    for j in np.flatnonzero(inside):
+        px, py = int(xy[j, 0]), int(xy[j, 1])
+        d = depth[py, px]
+        if rect is not None and rect[0] <= px < rect[2] and rect[1] <= py < rect[3]:
+            vis[j] = OCCLUDED
+        elif d > 0 and z[j] > d + tol:
+            vis[j] = OCCLUDED
+    return vis
+
+
+# ---------------------------------------------------------------------------------------
+# Module-level convenience: one renderer per process and configuration.
+# ---------------------------------------------------------------------------------------
+_RENDERERS: dict[RenderConfig, Renderer] = {}
+
+
+@atexit.register
+def _close_renderers() -> None:
+    # Release GL contexts before interpreter teardown (PyOpenGL cannot after it starts).
+    for r in _RENDERERS.values():
+        try:
+            r.close()
+        except Exception:  # best effort at exit
+            pass
+    _RENDERERS.clear()
+
+
+def get_renderer(config: RenderConfig | None = None) -> Renderer:
+    config = config or RenderConfig()
+    if config not in _RENDERERS:
+        _RENDERERS[config] = Renderer(config)
+    return _RENDERERS[config]
+
+
+def render(params: SceneParams, config: RenderConfig | None = None) -> Sample:
+    """Render one scene (reuses this process's renderer)."""
+    return get_renderer(config).render(params)
+
+
+def render_batch(params_list: Sequence[SceneParams], config: RenderConfig | None = None) -> list[Sample]:
+    """Render many scenes; the body model runs once for the whole batch."""
+    return get_renderer(config).render_batch(list(params_list))
