@@ -1,0 +1,252 @@
+"""`SearchConfig`: the one frozen, versioned description of a search run.
+
+Loaded from CLI options or YAML, validated once (`validate()`), saved in the run store's
+metadata and compared on `--resume`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from examiner.search.errors import SearchConfigError
+
+CONFIG_VERSION = 1
+
+# Failure thresholds that have an established default. Any other metric needs an explicit
+# threshold: guessing one would silently define what "failure" means.
+DEFAULT_THRESHOLDS: dict[str, float] = {
+    "pa_mpjpe": 90.0,  # mm; PoseExaminer's failure definition (MPJPE > 90 mm) after Procrustes
+    "mpjpe": 90.0,  # mm
+}
+
+STRATEGIES = ("marl", "random", "cmaes", "reinforce")
+BACKENDS = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """The per-agent environment (see docs/search.md, "Environment").
+
+    max_step: largest move per step per coordinate, in normalised units.
+    episode_length: steps before an episode is truncated and the agent restarts elsewhere.
+    score_scale: error above threshold, in metric units, that maps to score +1
+        (score = clip((error - threshold) / score_scale, -1, 1)); None = threshold.
+    claim_penalty / claim_radius: collaboration term: a proposal inside a claimed region
+        loses `claim_penalty`; the penalty falls linearly to 0 at `claim_radius`
+        (L2 distance to the region's box, normalised units).
+    implausible_penalty: subtracted for implausible scenes (they never count as failures).
+    fail_bonus: reward for a new, unclaimed failure (which also ends the episode).
+    accept_slack: the agent's anchor moves to a proposal whose score is at least the
+        anchor's minus this slack (a local search the policy learns to steer).
+    """
+
+    max_step: float = 0.2
+    episode_length: int = 24
+    score_scale: float | None = None
+    claim_penalty: float = 1.0
+    claim_radius: float = 0.3
+    implausible_penalty: float = 1.0
+    fail_bonus: float = 2.0
+    accept_slack: float = 0.02
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """stable-baselines3 PPO hyperparameters for the shared MARL policy.
+
+    n_steps is per agent: one rollout = n_steps * agents transitions (and evaluations).
+    """
+
+    n_steps: int = 24
+    batch_size: int = 96
+    n_epochs: int = 4
+    learning_rate: float = 3e-4
+    gamma: float = 0.9
+    gae_lambda: float = 0.9
+    clip_range: float = 0.2
+    ent_coef: float = 0.0
+    log_std_init: float = -0.7
+    net_arch: tuple[int, ...] = (64, 64)
+
+
+@dataclass(frozen=True)
+class RegionConfig:
+    """Region growing and failure-mode merging (docs/search.md, "Regions").
+
+    min_failure_rate: a box is accepted when at least this fraction of N fresh uniform
+        samples in it fail (PoseExaminer: 0.8).
+    verify_samples: N, the fresh samples per verification round.
+    max_verify_rounds: verification rounds (each shrinks the box before the next).
+    bisection_tol: boundary precision of the per-dimension search, normalised units.
+    confidence: level of the reported Wilson interval.
+    merge_overlap: two boxes are one mode when vol(A & B) >= merge_overlap * min(vol A, vol B).
+    claim_margin: a failing point inside a claimed box grown by this margin starts no new
+        region.
+    max_jobs: regions grown concurrently (the same for every strategy).
+    """
+
+    min_failure_rate: float = 0.8
+    verify_samples: int = 40
+    max_verify_rounds: int = 3
+    bisection_tol: float = 0.0625
+    confidence: float = 0.95
+    merge_overlap: float = 0.5
+    claim_margin: float = 0.07
+    max_jobs: int = 8
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Everything that defines a search run besides the evaluator and the space.
+
+    metric: key of `Outcome.metrics` that defines failure (value above threshold = failure).
+    threshold: failure threshold in the metric's unit; None = the metric's default
+        (`DEFAULT_THRESHOLDS`), an error for metrics without one.
+    space: parameter groups for the CLI / YAML ("pose,shape,camera"); `run_search` records
+        the space it is given.
+    checkpoint_every: rounds between checkpoints for round-based strategies (MARL
+        checkpoints after every PPO update).
+    """
+
+    strategy: str = "marl"
+    budget: int = 2000
+    agents: int = 8
+    seed: int = 0
+    metric: str = "pa_mpjpe"
+    threshold: float | None = None
+    space: str = "pose,shape,camera"
+    backend: str = "local"
+    workers: int = 1
+    checkpoint_every: int = 16
+    cmaes_sigma0: float = 0.4
+    reinforce_lr: float = 0.1
+    reinforce_init_std: float = 0.5
+    env: EnvConfig = field(default_factory=EnvConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    region: RegionConfig = field(default_factory=RegionConfig)
+    version: int = CONFIG_VERSION
+
+    # ---- validation -------------------------------------------------------------------
+    @property
+    def failure_threshold(self) -> float:
+        if self.threshold is not None:
+            return float(self.threshold)
+        if self.metric in DEFAULT_THRESHOLDS:
+            return DEFAULT_THRESHOLDS[self.metric]
+        raise SearchConfigError(
+            f"metric {self.metric!r} has no default failure threshold; pass --threshold "
+            f"(or `threshold:` in the YAML config)"
+        )
+
+    def validate(self) -> "SearchConfig":
+        """Raise SearchConfigError (one line) on the first bad value; return self."""
+        if self.strategy not in STRATEGIES:
+            raise SearchConfigError(
+                f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}"
+            )
+        if not isinstance(self.budget, int) or self.budget <= 0:
+            raise SearchConfigError(f"budget must be a positive number of evaluations, got {self.budget!r}")
+        if not isinstance(self.agents, int) or self.agents < 1:
+            raise SearchConfigError(f"agents must be at least 1, got {self.agents!r}")
+        if self.budget < self.agents:
+            raise SearchConfigError(
+                f"budget {self.budget} is smaller than one round of {self.agents} agents; "
+                "raise --budget or lower --agents"
+            )
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise SearchConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
+        threshold = self.failure_threshold
+        if not math.isfinite(threshold):
+            raise SearchConfigError(f"threshold must be a finite number, got {threshold!r}")
+        if self.backend not in BACKENDS:
+            raise SearchConfigError(f"unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
+        if not isinstance(self.workers, int) or self.workers < 1:
+            raise SearchConfigError(f"workers must be at least 1, got {self.workers!r}")
+        if self.checkpoint_every < 1:
+            raise SearchConfigError("checkpoint_every must be at least 1 round")
+        r = self.region
+        if not 0.0 < r.min_failure_rate <= 1.0:
+            raise SearchConfigError(f"region.min_failure_rate must be in (0, 1], got {r.min_failure_rate}")
+        if r.verify_samples < 5:
+            raise SearchConfigError(f"region.verify_samples must be at least 5, got {r.verify_samples}")
+        if not 0.0 < r.bisection_tol < 1.0:
+            raise SearchConfigError(f"region.bisection_tol must be in (0, 1), got {r.bisection_tol}")
+        if not 0.5 <= r.confidence < 1.0:
+            raise SearchConfigError(f"region.confidence must be in [0.5, 1), got {r.confidence}")
+        if r.max_jobs < 1 or r.max_verify_rounds < 1:
+            raise SearchConfigError("region.max_jobs and region.max_verify_rounds must be at least 1")
+        e = self.env
+        if not 0.0 < e.max_step <= 2.0:
+            raise SearchConfigError(f"env.max_step must be in (0, 2], got {e.max_step}")
+        if e.episode_length < 1:
+            raise SearchConfigError(f"env.episode_length must be at least 1, got {e.episode_length}")
+        p = self.ppo
+        if p.n_steps < 1 or p.batch_size < 2 or p.n_epochs < 1:
+            raise SearchConfigError("ppo.n_steps, ppo.batch_size and ppo.n_epochs must be positive (batch_size >= 2)")
+        return self
+
+    # ---- (de)serialisation -------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["ppo"]["net_arch"] = list(self.ppo.net_arch)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], source: str = "config") -> "SearchConfig":
+        if not isinstance(d, Mapping):
+            raise SearchConfigError(f"{source} must be a mapping of option names to values")
+        version = d.get("version", CONFIG_VERSION)
+        if version != CONFIG_VERSION:
+            raise SearchConfigError(f"{source}: search config version {version} is not supported (expected {CONFIG_VERSION})")
+        nested = {"env": EnvConfig, "ppo": PPOConfig, "region": RegionConfig}
+        known = {f.name for f in fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, value in d.items():
+            if key not in known:
+                raise SearchConfigError(f"{source}: unknown option {key!r}; valid options: {', '.join(sorted(known))}")
+            if key in nested:
+                if not isinstance(value, Mapping):
+                    raise SearchConfigError(f"{source}: {key!r} must be a mapping")
+                sub_known = {f.name for f in fields(nested[key])}
+                bad = set(value) - sub_known
+                if bad:
+                    raise SearchConfigError(
+                        f"{source}: unknown {key} option(s) {sorted(bad)}; valid: {', '.join(sorted(sub_known))}"
+                    )
+                value = dict(value)
+                if key == "ppo" and "net_arch" in value:
+                    value["net_arch"] = tuple(int(x) for x in value["net_arch"])
+                kwargs[key] = nested[key](**value)
+            elif key != "version":
+                kwargs[key] = value
+        for key in ("budget", "agents", "seed", "workers", "checkpoint_every"):
+            if key in kwargs and isinstance(kwargs[key], float) and kwargs[key].is_integer():
+                kwargs[key] = int(kwargs[key])
+        if kwargs.get("threshold") is not None:
+            try:
+                kwargs["threshold"] = float(kwargs["threshold"])
+            except (TypeError, ValueError):
+                raise SearchConfigError(f"{source}: threshold must be a number, got {kwargs['threshold']!r}") from None
+        return cls(**kwargs)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "SearchConfig":
+        import yaml
+
+        path = Path(path)
+        if not path.is_file():
+            raise SearchConfigError(f"config file {path} does not exist; check the --config path")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            raise SearchConfigError(f"config file {path} is not valid YAML{where}; fix the syntax") from None
+        return cls.from_dict(data, source=str(path))
+
+    def replace(self, **changes: Any) -> "SearchConfig":
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,396 @@
+"""From failing points to failure modes: region growing, the shared failure archive and
+mode merging. Everything here works in the normalised space [-1, 1]^D.
+
+Region growing (phase 2 of an agent, PoseExaminer-style) for a failing seed x0:
+  1. probe   - for every dimension, the two axis points x0 with x_d = -1 and x_d = +1
+               (2D evaluations in one batch). A failing probe extends the box to that bound.
+  2. bisect  - for each side whose probe passed, bisection on the axis between x0_d
+               (fails) and the probe (passes) until the bracket is below `bisection_tol`;
+               all open brackets advance together, one evaluation each per round.
+  3. verify  - N fresh uniform samples in the box. If at least `min_failure_rate` of them
+               fail the box is accepted (rate + Wilson interval reported). Otherwise the
+               side whose outer band holds the most passing samples is pulled in and the
+               box is verified again with N fresh samples, up to `max_verify_rounds`.
+A job is a state machine that hands out one batch of queries per round, so the search
+can evaluate every job's queries together with the agents' proposals in one call.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.stats import norm
+
+from examiner.search.config import RegionConfig
+
+
+def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion k/n."""
+    if n <= 0:
+        return (0.0, 1.0)
+    z = float(norm.ppf(0.5 + confidence / 2.0))
+    p = k / n
+    denom = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def box_log_volume(lo: np.ndarray, hi: np.ndarray) -> float:
+    """log of the box's volume as a fraction of [-1, 1]^D."""
+    width = np.maximum(hi - lo, 1e-12) / 2.0
+    return float(np.sum(np.log(width)))
+
+
+def box_overlap(lo_a, hi_a, lo_b, hi_b) -> float:
+    """vol(A & B) / min(vol A, vol B), in [0, 1]."""
+    inter = np.minimum(hi_a, hi_b) - np.maximum(lo_a, lo_b)
+    if np.any(inter <= 0):
+        return 0.0
+    log_inter = float(np.sum(np.log(np.maximum(inter, 1e-12) / 2.0)))
+    return float(math.exp(log_inter - min(box_log_volume(lo_a, hi_a), box_log_volume(lo_b, hi_b))))
+
+
+def distance_to_boxes(U: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """(N, B) L2 distance from each row of U (N, D) to each box (B, D)."""
+    if len(lo) == 0:
+        return np.full((len(U), 0), np.inf)
+    gap = np.maximum(lo[None] - U[:, None], 0.0) + np.maximum(U[:, None] - hi[None], 0.0)
+    return np.sqrt(np.sum(gap * gap, axis=2))
+
+
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Query:
+    """A point a job wants evaluated, with what it is for."""
+
+    u: np.ndarray
+    phase: str  # "probe" | "bisect" | "verify"
+    key: Any = None
+
+
+@dataclass
+class GrownRegion:
+    """The result of one region-growing job."""
+
+    job: int
+    agent: int
+    seed_point: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    accepted: bool
+    n: int
+    k: int
+    rate: float
+    interval: tuple[float, float]
+    samples: np.ndarray  # (N, D) verification samples of the final round
+    values: np.ndarray  # (N,) their metric values (NaN for model errors)
+    failed: np.ndarray  # (N,) bool
+    cost: int  # evaluations spent by the job
+    reason: str = ""
+
+
+class RegionGrowth:
+    """One region-growing job around a failing seed point (see module docstring)."""
+
+    def __init__(self, job: int, agent: int, seed_point: np.ndarray, cfg: RegionConfig, rng: np.random.Generator) -> None:
+        self.job = job
+        self.agent = agent
+        self.x0 = np.asarray(seed_point, dtype=np.float64).copy()
+        self.cfg = cfg
+        self.rng = rng
+        d = len(self.x0)
+        self.lo = self.x0.copy()
+        self.hi = self.x0.copy()
+        # brackets[(dim, side)] = [inside (fails), outside (passes)] along the axis
+        self.brackets: dict[tuple[int, int], list[float]] = {}
+        self.stage = "probe"
+        self.verify_round = 0
+        self.cost = 0
+        self.result: GrownRegion | None = None
+        self._pending: list[Query] = []
+        self._dim = d
+
+    @property
+    def done(self) -> bool:
+        return self.result is not None
+
+    def estimated_cost(self) -> int:
+        """Upper-bound-ish cost of a job in evaluations, used to reserve budget."""
+        return 2 * self._dim + 6 * 4 + self.cfg.verify_samples
+
+    def remaining_cost(self) -> int:
+        return max(self.estimated_cost() - self.cost, 0)
+
+    def may_contain(self, u: np.ndarray) -> bool:
+        """Whether `u` may lie in the box this job will grow (before probing: anywhere;
+        open bisection brackets count up to their passing end)."""
+        if self.stage == "probe":
+            return True
+        lo, hi = self.lo.copy(), self.hi.copy()
+        for (dim, side), (_inside, outside) in self.brackets.items():
+            if side < 0:
+                lo[dim] = outside
+            else:
+                hi[dim] = outside
+        return bool(np.all((u >= lo) & (u <= hi)))
+
+    def next_queries(self) -> list[Query]:
+        """The batch this job wants evaluated this round (empty when done)."""
+        if self.done:
+            return []
+        if self.stage == "probe":
+            qs = []
+            for dim in range(self._dim):
+                for side, bound in ((-1, -1.0), (1, 1.0)):
+                    if abs(self.x0[dim] - bound) <= self.cfg.bisection_tol:
+                        (self.lo if side < 0 else self.hi)[dim] = bound
+                        continue
+                    u = self.x0.copy()
+                    u[dim] = bound
+                    qs.append(Query(u, "probe", (dim, side)))
+            self._pending = qs
+        elif self.stage == "bisect":
+            qs = []
+            for (dim, side), (inside, outside) in self.brackets.items():
+                u = self.x0.copy()
+                u[dim] = 0.5 * (inside + outside)
+                qs.append(Query(u, "bisect", (dim, side)))
+            self._pending = qs
+        else:
+            n = self.cfg.verify_samples
+            U = self.rng.uniform(self.lo, self.hi, size=(n, self._dim))
+            self._pending = [Query(u, "verify", i) for i, u in enumerate(U)]
+        if not self._pending:
+            self._advance_from_probe_or_bisect()
+            return self.next_queries()
+        return self._pending
+
+    def consume(self, failed: np.ndarray, values: np.ndarray) -> None:
+        """Answers (in query order) to the batch from `next_queries`."""
+        qs, self._pending = self._pending, []
+        self.cost += len(qs)
+        if self.stage == "probe":
+            for q, f in zip(qs, failed):
+                dim, side = q.key
+                bound = q.u[dim]
+                if f:
+                    (self.lo if side < 0 else self.hi)[dim] = bound
+                else:
+                    self.brackets[(dim, side)] = [self.x0[dim], bound]
+            self._advance_from_probe_or_bisect()
+        elif self.stage == "bisect":
+            for q, f in zip(qs, failed):
+                dim, side = q.key
+                self.brackets[(dim, side)][0 if f else 1] = q.u[dim]
+            self._advance_from_probe_or_bisect()
+        else:
+            self._consume_verify(np.array([q.u for q in qs]), np.asarray(failed, bool), np.asarray(values, float))
+
+    def _advance_from_probe_or_bisect(self) -> None:
+        tol = self.cfg.bisection_tol
+        for key in [k for k, (i, o) in self.brackets.items() if abs(o - i) <= tol]:
+            dim, side = key
+            inside = self.brackets.pop(key)[0]
+            (self.lo if side < 0 else self.hi)[dim] = inside
+        self.stage = "bisect" if self.brackets else "verify"
+
+    def _consume_verify(self, U: np.ndarray, failed: np.ndarray, values: np.ndarray) -> None:
+        cfg = self.cfg
+        n, k = len(failed), int(failed.sum())
+        rate = k / n
+        self.verify_round += 1
+        if rate >= cfg.min_failure_rate or self.verify_round >= cfg.max_verify_rounds:
+            self.result = GrownRegion(
+                job=self.job, agent=self.agent, seed_point=self.x0, lo=self.lo.copy(), hi=self.hi.copy(),
+                accepted=rate >= cfg.min_failure_rate, n=n, k=k, rate=rate,
+                interval=wilson_interval(k, n, cfg.confidence), samples=U, values=values, failed=failed,
+                cost=self.cost, reason="" if rate >= cfg.min_failure_rate else f"verified rate {rate:.2f} below target",
+            )
+            return
+        self._shrink(U, failed)
+
+    def _shrink(self, U: np.ndarray, failed: np.ndarray) -> None:
+        """Pull in the side whose outer quarter holds the largest share of passing samples."""
+        width = np.maximum(self.hi - self.lo, 1e-12)
+        rel = (U - self.lo) / width  # 0 at lo, 1 at hi
+        passing = ~failed
+        best, best_score = None, -1.0
+        for dim in range(self._dim):
+            if width[dim] <= self.cfg.bisection_tol:
+                continue
+            for side, band in ((-1, rel[:, dim] < 0.25), (1, rel[:, dim] > 0.75)):
+                m = int(band.sum())
+                if m < 2:
+                    continue
+                score = float(passing[band].mean()) - float(passing.mean())
+                if score > best_score:
+                    best, best_score = (dim, side), score
+        if best is None:
+            return
+        dim, side = best
+        if side < 0:
+            self.lo[dim] = min(self.lo[dim] + 0.3 * width[dim], self.x0[dim])
+        else:
+            self.hi[dim] = max(self.hi[dim] - 0.3 * width[dim], self.x0[dim])
+
+    def abort(self, reason: str) -> None:
+        self._pending = []
+        self.result = GrownRegion(
+            job=self.job, agent=self.agent, seed_point=self.x0, lo=self.lo.copy(), hi=self.hi.copy(),
+            accepted=False, n=0, k=0, rate=float("nan"), interval=(0.0, 1.0),
+            samples=np.zeros((0, self._dim)), values=np.zeros(0), failed=np.zeros(0, bool),
+            cost=self.cost, reason=reason,
+        )
+
+
+# ---------------------------------------------------------------------------------------
+
+
+class FailureArchive:
+    """Regions the agents share: claimed boxes (accepted regions), provisional claims
+    around seeds being grown, and small tabu boxes around seeds whose region was
+    rejected. `proximity(U)` is the collaboration term's shape: 1 inside a claim,
+    falling linearly to 0 at `radius` (L2, normalised units)."""
+
+    def __init__(self, dim: int, radius: float, margin: float) -> None:
+        self.dim = dim
+        self.radius = float(radius)
+        self.margin = float(margin)
+        self.lo = np.zeros((0, dim))
+        self.hi = np.zeros((0, dim))
+        self.kind: list[str] = []
+        self.owner: list[int] = []  # job id
+
+    def add(self, lo: np.ndarray, hi: np.ndarray, kind: str, owner: int) -> None:
+        self.lo = np.vstack([self.lo, lo[None]])
+        self.hi = np.vstack([self.hi, hi[None]])
+        self.kind.append(kind)
+        self.owner.append(owner)
+
+    def remove_owner(self, owner: int, kind: str) -> None:
+        keep = [i for i, (o, k) in enumerate(zip(self.owner, self.kind)) if not (o == owner and k == kind)]
+        self.lo, self.hi = self.lo[keep], self.hi[keep]
+        self.kind = [self.kind[i] for i in keep]
+        self.owner = [self.owner[i] for i in keep]
+
+    def proximity(self, U: np.ndarray) -> np.ndarray:
+        """(N,) in [0, 1]."""
+        U = np.atleast_2d(U)
+        if len(self.lo) == 0:
+            return np.zeros(len(U))
+        d = distance_to_boxes(U, self.lo, self.hi).min(axis=1)
+        return np.clip(1.0 - d / self.radius, 0.0, 1.0)
+
+    def claimed(self, U: np.ndarray) -> np.ndarray:
+        """(N,) bool: inside a claim grown by `margin`."""
+        U = np.atleast_2d(U)
+        if len(self.lo) == 0:
+            return np.zeros(len(U), dtype=bool)
+        return distance_to_boxes(U, self.lo - self.margin, self.hi + self.margin).min(axis=1) <= 0.0
+
+
+@dataclass
+class FailureMode:
+    """A distinct failure mode: overlapping accepted regions merged.
+
+    box: the largest member box (lo, hi) with its own verification (rate, interval);
+    errors: metric values of every verification sample of every member;
+    examples: representative samples (highest error first, then the one nearest the
+    box centre)."""
+
+    id: int
+    lo: np.ndarray
+    hi: np.ndarray
+    n: int
+    k: int
+    rate: float
+    interval: tuple[float, float]
+    members: list[int] = field(default_factory=list)  # job ids
+    agents: list[int] = field(default_factory=list)
+    errors: list[float] = field(default_factory=list)
+    examples: list[dict] = field(default_factory=list)
+
+    @property
+    def log_volume(self) -> float:
+        return box_log_volume(self.lo, self.hi)
+
+    def to_dict(self, names: list[str] | None = None) -> dict[str, Any]:
+        errs = np.array([e for e in self.errors if e is not None and math.isfinite(e)])
+        d: dict[str, Any] = {
+            "id": self.id,
+            "lo": self.lo.tolist(),
+            "hi": self.hi.tolist(),
+            "volume_fraction": math.exp(self.log_volume),
+            "verified": {"n": self.n, "k": self.k, "rate": self.rate, "interval": list(self.interval)},
+            "members": self.members,
+            "agents": sorted(set(self.agents)),
+            "errors": {
+                "n": int(len(errs)),
+                "mean": float(errs.mean()) if len(errs) else None,
+                "quantiles": {q: float(np.quantile(errs, float(q))) for q in ("0.1", "0.5", "0.9")} if len(errs) else {},
+                "values": errs.tolist(),
+            },
+            "examples": self.examples,
+        }
+        if names is not None:
+            d["constrained"] = {
+                names[i]: [float(self.lo[i]), float(self.hi[i])]
+                for i in range(len(names))
+                if self.lo[i] > -1.0 + 1e-9 or self.hi[i] < 1.0 - 1e-9
+            }
+        return d
+
+
+class ModeSet:
+    """Accepted regions merged into distinct failure modes (see FailureMode)."""
+
+    def __init__(self, cfg: RegionConfig, n_examples: int = 4) -> None:
+        self.cfg = cfg
+        self.modes: list[FailureMode] = []
+        self.n_examples = n_examples
+        self._next_id = 0
+
+    def add(self, region: GrownRegion) -> FailureMode:
+        overlapping = [m for m in self.modes if box_overlap(m.lo, m.hi, region.lo, region.hi) >= self.cfg.merge_overlap]
+        new = FailureMode(
+            id=self._next_id, lo=region.lo.copy(), hi=region.hi.copy(), n=region.n, k=region.k,
+            rate=region.rate, interval=region.interval, members=[region.job], agents=[region.agent],
+            errors=[float(v) for v in region.values],
+            examples=self._examples(region.samples, region.values, region.failed, region.lo, region.hi),
+        )
+        if not overlapping:
+            self._next_id += 1
+            self.modes.append(new)
+            return new
+        target = overlapping[0]
+        for other in overlapping[1:] + [new]:
+            target.members += other.members
+            target.agents += other.agents
+            target.errors += other.errors
+            if other.log_volume > target.log_volume:
+                target.lo, target.hi = other.lo, other.hi
+                target.n, target.k, target.rate, target.interval = other.n, other.k, other.rate, other.interval
+                target.examples = other.examples
+        dropped = {id(m) for m in overlapping[1:]}
+        self.modes = [m for m in self.modes if id(m) not in dropped]
+        return target
+
+    def _examples(self, U, values, failed, lo, hi) -> list[dict]:
+        if len(U) == 0:
+            return []
+        vals = np.where(np.isfinite(values), values, -np.inf)
+        order = [int(i) for i in np.argsort(-vals, kind="stable") if failed[i]][: self.n_examples - 1]
+        centre = 0.5 * (lo + hi)
+        near = int(np.argmin(np.sum((U - centre) ** 2, axis=1)))
+        if near not in order:
+            order.append(near)
+        return [{"u": U[i].tolist(), "value": float(values[i]), "failed": bool(failed[i])} for i in order]
+
+    def __len__(self) -> int:
+        return len(self.modes)

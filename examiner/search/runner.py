@@ -1,0 +1,182 @@
+"""`run_search`: one search run from config to failure modes, resumable after a kill."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+import time
+from dataclasses import dataclass
+from importlib import metadata as _md
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from examiner.search.config import SearchConfig
+from examiner.search.errors import ResumeError
+from examiner.search.evaluator import Evaluator
+from examiner.search.session import ProgressEvent, SearchSession
+from examiner.search.strategies import get_strategy
+from examiner.store import RunStore, StoreError
+from simulator.params import ParamSpace
+
+# Config fields a resume may change: they affect where/how fast evaluations run, or how
+# long the run goes on, never which points are evaluated before the old budget ends.
+RESUMABLE_CHANGES = ("budget", "backend", "workers")
+
+
+@dataclass
+class SearchResult:
+    out_dir: Path
+    evaluations: int
+    budget: int
+    modes: list[dict]
+    failures: int
+    jobs: list[dict]
+    elapsed_s: float
+    resumed_from: int | None
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("poseexaminer", "numpy", "torch", "gymnasium", "stable-baselines3", "cma", "scipy"):
+        try:
+            out[pkg] = _md.version(pkg)
+        except _md.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def _seeds(config: SearchConfig):
+    root = np.random.SeedSequence(config.seed)
+    session_seq, strategy_seq, agents_seq = root.spawn(3)
+    agent_seqs = agents_seq.spawn(config.agents)
+    record = {
+        "root": config.seed,
+        "session": list(session_seq.spawn_key),
+        "strategy": list(strategy_seq.spawn_key),
+        "agents": [list(s.spawn_key) for s in agent_seqs],
+        "method": "numpy.random.SeedSequence(seed).spawn: session, strategy, agents(K)",
+    }
+    return session_seq, strategy_seq, agent_seqs, record
+
+
+def _check_resume_config(stored: dict, config: SearchConfig, root: Path) -> None:
+    now = config.to_dict()
+    for key in sorted(set(stored) | set(now)):
+        if key in RESUMABLE_CHANGES:
+            continue
+        if stored.get(key) != now.get(key):
+            raise ResumeError(
+                f"run at {root} was started with {key}={stored.get(key)!r}, not {now.get(key)!r}; "
+                "resume with the run's own config (omit the option) or start a new run"
+            )
+
+
+def run_search(
+    config: SearchConfig,
+    evaluator: Evaluator,
+    space: ParamSpace,
+    out_dir: str | Path,
+    resume: bool = False,
+    progress: Callable[[ProgressEvent], None] | None = None,
+    model_spec: str | None = None,
+) -> SearchResult:
+    """Search `space` for failure modes of `evaluator`; log everything under `out_dir`.
+
+    resume=True continues the run in `out_dir` from its last checkpoint: evaluations logged
+    after it are replayed (not repeated, not logged twice), so the finished log equals
+    that of an uninterrupted run. `config` must then equal the run's own config except
+    for RESUMABLE_CHANGES (budget may grow).
+    """
+    config = config.validate()
+    out = Path(out_dir)
+    t0 = time.perf_counter()
+    session_seq, strategy_seq, agent_seqs, seed_record = _seeds(config)
+    if resume:
+        try:
+            store = RunStore.open(out, repair=True)
+        except StoreError as e:
+            raise ResumeError(str(e)) from None
+        _check_resume_config(store.metadata["config"], config, out)
+        if store.metadata["space"] != _roundtrip(space.to_dict()):
+            raise ResumeError(f"run at {out} searched a different parameter space; resume with the run's own --space")
+    else:
+        meta = {
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "strategy": config.strategy,
+            "config": config.to_dict(),
+            "metric": config.metric,
+            "threshold": config.failure_threshold,
+            "space": space.to_dict(),
+            "dimension_names": space.names,
+            "model_spec": model_spec,
+            "seeds": seed_record,
+            "versions": _versions(),
+        }
+        try:
+            store = RunStore.create(out, meta)
+        except StoreError as e:
+            raise ResumeError(str(e)) from None
+
+    session = SearchSession(config, space, evaluator, store, session_seq, progress)
+    strategy = get_strategy(config.strategy)(session, config, space, strategy_seq, agent_seqs)
+
+    def checkpoint() -> None:
+        store.save_checkpoint({"session": session.state_dict(), "strategy": strategy.state_dict()})
+        store.write_modes([m.to_dict(space.names) for m in session.modes.modes])
+
+    strategy.checkpoint = checkpoint
+    resumed_from = None
+    if resume:
+        ckpt = store.load_checkpoint()
+        records = store.records()
+        if ckpt is not None:
+            resumed_from, state = ckpt
+            session.load_state_dict(state["session"])
+            strategy.load_state_dict(state["strategy"])
+        else:
+            resumed_from = 0
+        session.set_replay(records[resumed_from:])
+
+    try:
+        strategy.run()
+        session.drain(strategy.name)
+        if session.replaying:
+            raise ResumeError(
+                f"run at {out} logged more evaluations than this config reaches; resume with a budget of at "
+                f"least {store.n_evaluations}"
+            )
+        checkpoint()
+        session.finish()
+        summary = {
+            "status": "complete",
+            "evaluations": session.n_evals,
+            "budget": config.budget,
+            "unused_budget": session.remaining,
+            "failures": session.n_failures,
+            "search_failures": session.n_search_failures,
+            "evaluations_by_phase": dict(session.evals_by_phase),
+            "modes": len(session.modes),
+            "jobs": [vars(j) for j in session.job_log],
+            "rounds": session.round,
+        }
+        store.write_summary(summary)
+    finally:
+        store.close()
+        close = getattr(evaluator, "close", None)
+        if callable(close):
+            close()
+    return SearchResult(
+        out_dir=out, evaluations=session.n_evals, budget=config.budget,
+        modes=[m.to_dict(space.names) for m in session.modes.modes], failures=session.n_failures,
+        jobs=summary["jobs"], elapsed_s=time.perf_counter() - t0, resumed_from=resumed_from,
+    )
+
+
+def _roundtrip(d: Any) -> Any:
+    import json
+
+    from examiner.store import dumps
+
+    return json.loads(dumps(d))
