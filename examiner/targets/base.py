@@ -123,6 +123,9 @@ class Prediction:
     failures: per sample, None or the `ModelFailure` that makes its outputs unusable
     (their rows are NaN).
     seconds: wall time the model took for the batch (set by `checked_predict`).
+    inference_seconds: the model's own compute time when the adapter can tell it apart
+    from transfer (worker adapters report the time spent in the worker's predict); None
+    for in-process models, where it equals ``seconds``.
     """
 
     convention: str
@@ -133,6 +136,7 @@ class Prediction:
     confidence: np.ndarray | None = None
     failures: list[ModelFailure | None] | None = None
     seconds: float = 0.0
+    inference_seconds: float | None = None
 
     def __len__(self) -> int:
         for a in (self.joints3d, self.joints2d, self.vertices, self.confidence):
@@ -328,4 +332,6 @@ def concat_predictions(parts: Sequence[Prediction]) -> Prediction:
         confidence=cat("confidence"),
         failures=failures,
         seconds=sum(p.seconds for p in parts),
+        inference_seconds=None if all(p.inference_seconds is None for p in parts)
+        else sum(p.inference_seconds or 0.0 for p in parts),
     )

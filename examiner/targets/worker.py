@@ -265,6 +265,7 @@ class WorkerTarget(TargetModel):
             vertices=out.get("vertices"),
             confidence=out.get("confidence"),
             failures=failures,
+            inference_seconds=float(meta.get("seconds", 0.0)),
         )
         checked = check_prediction(self, pred, n)
         batch_level = checked.failures and all(f is not None and f.kind == "shape" for f in checked.failures)

@@ -107,6 +107,7 @@ def test_fake_worker_failures_are_recorded_per_sample(fake_script):
         # the run goes on: the restarted worker serves a normal batch
         after = checked_predict(model, _batch([0, 0, 0]))
         assert after.ok.all()
+        assert after.inference_seconds is not None and 0 <= after.inference_seconds <= after.seconds
     finally:
         model.close()
     assert model.pid is None

@@ -16,7 +16,8 @@ archive has ``__meta__``, a uint8 array holding UTF-8 JSON.
    "joint_names"?, "joint_map"?}``
 2. examiner -> worker, per batch: meta ``{"op": "predict", "id": N}`` and arrays
    ``images`` (B, H, W, 3) uint8, ``K`` (B, 3, 3) float32, ``boxes`` (B, 4) float32 xyxy px.
-3. worker -> examiner: meta ``{"id": N, "ok": true}`` and the declared outputs
+3. worker -> examiner: meta ``{"id": N, "ok": true, "seconds": S}`` (S: time spent in
+   ``predict``) and the declared outputs
    ``joints2d`` (B, J, 2) px, ``joints3d`` (B, J, 3) m, optional ``confidence`` (B, J),
    ``vertices`` (B, V, 3), ``errors`` (B,) str ("" = fine, else why that sample has no
    prediction, e.g. "no_detection"); or ``{"id": N, "ok": false, "error": "..."}`` when
@@ -31,6 +32,7 @@ import json
 import os
 import struct
 import sys
+import time
 import traceback
 
 import numpy as np
@@ -147,10 +149,12 @@ def serve(
             continue
         try:
             args = (arrays["images"], arrays["K"], arrays["boxes"])
+            t0 = time.perf_counter()
             result = predict(state, *args) if state is not None else predict(*args)
+            seconds = time.perf_counter() - t0
             if not isinstance(result, dict):
                 raise TypeError(f"predict must return a dict of arrays, got {type(result).__name__}")
-            reply = encode_frame({"id": meta.get("id"), "ok": True}, result)
+            reply = encode_frame({"id": meta.get("id"), "ok": True, "seconds": seconds}, result)
         except Exception as e:  # noqa: BLE001 - reported to the examiner, loop goes on
             traceback.print_exc(file=sys.stderr)
             msg = traceback.format_exception_only(type(e), e)[-1].strip()
