@@ -109,6 +109,17 @@ def render_fn():
 
 
 @pytest.fixture
+def coco_template():
+    """(17, 3) standing skeleton, metres, hip centre at the origin, OpenCV axes."""
+    return COCO_TEMPLATE.copy()
+
+
+@pytest.fixture
+def rot_y():
+    return _rot_y
+
+
+@pytest.fixture
 def isolated_home(tmp_path, monkeypatch):
     """$POSEEXAMINER_HOME in a temp folder (no real installs visible)."""
     monkeypatch.setenv("POSEEXAMINER_HOME", str(tmp_path / "home"))

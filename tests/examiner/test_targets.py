@@ -91,9 +91,12 @@ class BoxModel(TargetModel):
     def __init__(self, mode: str = "ok"):
         self.mode = mode
         self.calls = 0
-        from conftest import COCO_TEMPLATE  # noqa: PLC0415 - test helper
-
-        self.template = COCO_TEMPLATE
+        # a rough standing skeleton (x right, y down, metres)
+        self.template = np.array([
+            [0, -.68, -.1], [.03, -.72, -.08], [-.03, -.72, -.08], [.07, -.7, 0], [-.07, -.7, 0],
+            [.18, -.5, 0], [-.18, -.5, 0], [.21, -.22, .02], [-.21, -.22, .02], [.22, .03, -.02],
+            [-.22, .03, -.02], [.1, 0, 0], [-.1, 0, 0], [.1, .45, -.01], [-.1, .45, -.01],
+            [.1, .87, .03], [-.1, .87, .03]])
 
     def predict(self, batch):
         self.calls += 1
@@ -219,24 +222,22 @@ def test_whitebox_spec_matches_python_and_is_order_independent(render_fn):
 # ---- calibration -----------------------------------------------------------------------
 
 
-def _skeletons(n, rng):
+def _skeletons(n, rng, template, rot_y):
     """n random-ish common12 skeletons in the camera frame."""
-    from conftest import COCO_TEMPLATE, _rot_y
-
-    base = COCO_TEMPLATE[[COCO17.index(j) for j in (
+    base = template[[COCO17.index(j) for j in (
         "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
         "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle")]]
     out = []
     for _ in range(n):
-        R = _rot_y(rng.uniform(-math.pi, math.pi))
+        R = rot_y(rng.uniform(-math.pi, math.pi))
         tilt = np.array([[1, 0, 0], [0, math.cos(a := rng.uniform(-0.3, 0.3)), -math.sin(a)], [0, math.sin(a), math.cos(a)]])
         out.append((base + rng.normal(0, 0.03, base.shape)) @ (tilt @ R).T + [0, 0, rng.uniform(2.5, 5)])
     return np.stack(out)
 
 
-def test_calibration_recovers_known_3d_offset():
+def test_calibration_recovers_known_3d_offset(coco_template, rot_y):
     rng = np.random.default_rng(0)
-    pred = _skeletons(60, rng)
+    pred = _skeletons(60, rng, coco_template, rot_y)
     true = rng.normal(0, 0.03, size=(12, 3))
     true[7] = -true[6]  # hips: symmetric, so the root (hip midpoint) does not move
     _, R = body_frames_3d(pred, "common12")
@@ -248,9 +249,9 @@ def test_calibration_recovers_known_3d_offset():
     assert before > 0.02 and after < 0.005
 
 
-def test_calibration_recovers_known_2d_offset():
+def test_calibration_recovers_known_2d_offset(coco_template, rot_y):
     rng = np.random.default_rng(1)
-    pred3 = _skeletons(40, rng)
+    pred3 = _skeletons(40, rng, coco_template, rot_y)
     pred2 = pred3[..., :2] / pred3[..., 2:] * 300 + 128
     true = rng.normal(0, 0.05, size=(12, 2))
     true[7] = -true[6]
