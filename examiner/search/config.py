@@ -59,6 +59,8 @@ class PPOConfig:
     """stable-baselines3 PPO hyperparameters for the shared MARL policy.
 
     n_steps is per agent: one rollout = n_steps * agents transitions (and evaluations).
+    torch_threads: intra-op threads while the policy runs (restored afterwards); 1 is
+        fastest for these small networks and keeps runs bit-reproducible.
     """
 
     n_steps: int = 24
@@ -71,6 +73,7 @@ class PPOConfig:
     ent_coef: float = 0.0
     log_std_init: float = -0.7
     net_arch: tuple[int, ...] = (64, 64)
+    torch_threads: int = 1
 
 
 @dataclass(frozen=True)

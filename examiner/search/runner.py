@@ -20,9 +20,11 @@ from examiner.search.strategies import get_strategy
 from examiner.store import RunStore, StoreError
 from simulator.params import ParamSpace
 
-# Config fields a resume may change: they affect where/how fast evaluations run, or how
-# long the run goes on, never which points are evaluated before the old budget ends.
-RESUMABLE_CHANGES = ("budget", "backend", "workers")
+# Config fields a resume may change: they affect where and how fast evaluations run,
+# never which points are evaluated. The budget may change only once a run has finished
+# (to extend it): near the end of a budget, which jobs start depends on what is left, so
+# an interrupted run must finish on its own budget for its replay to match.
+RESUMABLE_CHANGES = ("backend", "workers")
 
 
 @dataclass
@@ -61,11 +63,16 @@ def _seeds(config: SearchConfig):
     return session_seq, strategy_seq, agent_seqs, record
 
 
-def _check_resume_config(stored: dict, config: SearchConfig, root: Path) -> None:
+def _check_resume_config(stored: dict, config: SearchConfig, root: Path, finished: bool) -> None:
     now = config.to_dict()
     for key in sorted(set(stored) | set(now)):
-        if key in RESUMABLE_CHANGES:
+        if key in RESUMABLE_CHANGES or (key == "budget" and finished):
             continue
+        if key == "budget" and stored.get(key) != now.get(key):
+            raise ResumeError(
+                f"run at {root} was interrupted before its budget of {stored.get(key)} was spent; resume it "
+                "without --budget, then extend the finished run with a larger --budget"
+            )
         if stored.get(key) != now.get(key):
             raise ResumeError(
                 f"run at {root} was started with {key}={stored.get(key)!r}, not {now.get(key)!r}; "
@@ -98,7 +105,7 @@ def run_search(
             store = RunStore.open(out, repair=True)
         except StoreError as e:
             raise ResumeError(str(e)) from None
-        _check_resume_config(store.metadata["config"], config, out)
+        _check_resume_config(store.metadata["config"], config, out, finished=store.summary() is not None)
         if store.metadata["space"] != _roundtrip(space.to_dict()):
             raise ResumeError(f"run at {out} searched a different parameter space; resume with the run's own --space")
     else:

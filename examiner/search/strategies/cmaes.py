@@ -19,6 +19,12 @@ from examiner.search.session import Scored
 from examiner.search.strategies.base import Strategy
 
 
+def _global_randn(*shape: int) -> np.ndarray:
+    """cma's sampler, by reference: a bound `np.random.randn` would pickle a private copy
+    of the global RandomState into checkpoints and stop following the scoped state."""
+    return np.random.randn(*shape)
+
+
 class CMAESStrategy(Strategy):
     name = "cmaes"
     stall_generations = 15
@@ -39,7 +45,7 @@ class CMAESStrategy(Strategy):
         x0 = self.rng.uniform(-0.9, 0.9, size=self.dim)
         seed = int(self.rng.integers(1, 2**31 - 1))
         opts = {"bounds": [-1.0, 1.0], "popsize": self.popsize, "seed": seed, "verbose": -9,
-                "verb_log": 0, "verb_disp": 0, "tolfun": 1e-4, "tolx": 1e-3}
+                "verb_log": 0, "verb_disp": 0, "randn": _global_randn, "tolfun": 1e-4, "tolx": 1e-3}
         with scoped_global_rng(self.rng_state):
             self.es = cma.CMAEvolutionStrategy(x0, self.cfg.cmaes_sigma0, opts)
         self.best = -np.inf

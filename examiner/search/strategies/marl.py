@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from examiner.search.env import AgentVecEnv, FailureSearchEnv
-from examiner.search.rng import GlobalRNGState, child_seed_int, scoped_global_rng
+from examiner.search.rng import GlobalRNGState, child_seed_int, scoped_global_rng, torch_threads
 from examiner.search.strategies.base import Strategy
 
 _HUGE = 10**12
@@ -55,7 +55,7 @@ class MARLStrategy(Strategy):
         self.vec = AgentVecEnv(self.envs, self.session, self.name)
         self.rng_state = GlobalRNGState.from_seed(child_seed_int(self.seed_seq))
         p = self.cfg.ppo
-        with scoped_global_rng(self.rng_state):
+        with scoped_global_rng(self.rng_state), torch_threads(p.torch_threads):
             self.model = PPO(
                 "MlpPolicy", self.vec, n_steps=p.n_steps, batch_size=p.batch_size, n_epochs=p.n_epochs,
                 learning_rate=p.learning_rate, gamma=p.gamma, gae_lambda=p.gae_lambda, clip_range=p.clip_range,
@@ -69,7 +69,7 @@ class MARLStrategy(Strategy):
         k = self.cfg.agents
         m = self.model
         while self.session.can_afford(k):
-            with scoped_global_rng(self.rng_state):
+            with scoped_global_rng(self.rng_state), torch_threads(self.cfg.ppo.torch_threads):
                 complete = m.collect_rollouts(self.vec, self.callback, m.rollout_buffer, n_rollout_steps=self.cfg.ppo.n_steps)
                 if not complete:
                     break

@@ -1,0 +1,123 @@
+"""Region growing, Wilson intervals, claims and mode merging."""
+
+import math
+
+import numpy as np
+import pytest
+
+from examiner.search import BoxEvaluator, SearchConfig
+from examiner.search.config import RegionConfig
+from examiner.search.regions import (
+    FailureArchive, GrownRegion, ModeSet, RegionGrowth, box_overlap, wilson_interval,
+)
+from examiner.search.session import SearchSession
+from simulator.params import ParamSpace
+
+
+def test_wilson_interval_known_values():
+    lo, hi = wilson_interval(8, 10, 0.95)
+    assert lo == pytest.approx(0.4902, abs=1e-3) and hi == pytest.approx(0.9433, abs=1e-3)
+    lo, hi = wilson_interval(40, 40, 0.95)
+    assert hi == 1.0 and lo == pytest.approx(0.9124, abs=1e-3)
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def grow(space, evaluator, seed_point, cfg=RegionConfig(), seed=0):
+    """Run one job to completion against the evaluator; return (region, cost)."""
+    threshold = 90.0
+    job = RegionGrowth(0, 0, seed_point, cfg, np.random.default_rng(seed))
+    while not job.done:
+        qs = job.next_queries()
+        outs = evaluator.evaluate(np.array([q.u for q in qs]))
+        vals = np.array([o.error for o in outs])
+        job.consume(vals > threshold, vals)
+    return job.result
+
+
+@pytest.mark.parametrize("bounds", [
+    {"camera.roll": (0.2, 0.7), "camera.distance": (-0.8, -0.1)},
+    {"pose.l_knee_flexion": (0.5, 0.8), "pose.r_elbow_flexion": (-0.6, -0.3), "shape.age": (-1.0, -0.5)},
+])
+def test_region_growing_recovers_a_known_box(bounds):
+    space = ParamSpace.from_groups("pose,shape,camera")
+    ev = BoxEvaluator(space, bounds, noise=1.0)
+    rng = np.random.default_rng(3)
+    seed_point = rng.uniform(-1, 1, space.dim)
+    for name, (lo, hi) in bounds.items():
+        seed_point[space.names.index(name)] = lo + 0.37 * (hi - lo)
+    cfg = RegionConfig()
+    r = grow(space, ev, seed_point, cfg)
+    assert r.accepted and r.rate >= cfg.min_failure_rate
+    assert r.n == cfg.verify_samples and r.interval[0] <= r.rate <= r.interval[1]
+    for i, name in enumerate(space.names):
+        if name in bounds:
+            lo, hi = bounds[name]
+            # conservative edges, within the bisection tolerance of the truth
+            assert lo - 1e-9 <= r.lo[i] <= lo + cfg.bisection_tol, name
+            assert hi - cfg.bisection_tol <= r.hi[i] <= hi + 1e-9, name
+        else:
+            assert r.lo[i] == -1.0 and r.hi[i] == 1.0, name
+    assert r.cost == 2 * space.dim + r.n + (r.cost - 2 * space.dim - r.n)  # probes, bisection, verify
+    assert r.cost < 2 * space.dim + 4 * 2 * len(bounds) * 6 + r.n
+
+
+def test_verification_rejects_a_region_that_is_not_a_box():
+    # Failure on a cross of two thin strips: every axis probe from the centre fails, so
+    # the probes see the whole square, but few uniform samples in it fail.
+    space = ParamSpace.from_groups("camera")
+
+    class Band:
+        def evaluate(self, U):
+            from examiner.search import Outcome
+            return [Outcome(120.0 if min(abs(u[0]), abs(u[1])) < 0.1 else 30.0, {"pa_mpjpe": 0.0}) for u in U]
+
+    r = grow(space, Band(), np.zeros(space.dim), RegionConfig(max_verify_rounds=2))
+    assert not r.accepted and r.rate < 0.8 and r.reason
+
+
+def test_archive_proximity_and_claims():
+    a = FailureArchive(3, radius=0.5, margin=0.05)
+    assert a.proximity(np.zeros((2, 3))).tolist() == [0.0, 0.0]
+    a.add(np.array([0.0, -1, -1]), np.array([0.5, 1, 1]), "claimed", 0)
+    U = np.array([[0.2, 0, 0], [0.52, 0, 0], [0.75, 0, 0], [1.0, 0, 0]])
+    assert a.claimed(U).tolist() == [True, True, False, False]
+    assert a.proximity(U) == pytest.approx([1.0, 0.96, 0.5, 0.0])
+    a.remove_owner(0, "claimed")
+    assert not a.claimed(U).any()
+
+
+def _region(job, lo, hi):
+    lo, hi = np.array(lo, float), np.array(hi, float)
+    U = np.random.default_rng(job).uniform(lo, hi, size=(10, len(lo)))
+    return GrownRegion(job, job, U[0], lo, hi, True, 10, 9, 0.9, wilson_interval(9, 10), U,
+                       np.full(10, 100.0 + job), np.ones(10, bool), 50)
+
+
+def test_overlapping_regions_merge_into_one_mode():
+    assert box_overlap(np.array([0, 0.]), np.array([1, 1.]), np.array([0.5, 0.5]), np.array([2, 2.])) == pytest.approx(0.25)
+    modes = ModeSet(RegionConfig(merge_overlap=0.5))
+    modes.add(_region(0, [0.0, -1], [0.5, 1]))
+    modes.add(_region(1, [0.6, -1], [0.9, 1]))  # disjoint -> new mode
+    m = modes.add(_region(2, [0.05, -1], [0.6, 1]))  # overlaps mode 0 almost entirely
+    assert len(modes) == 2 and m.id == 0 and m.members == [0, 2]
+    assert m.lo.tolist() == [0.05, -1] and m.hi.tolist() == [0.6, 1]  # the larger member's box
+    assert len(m.errors) == 20 and m.examples and m.examples[0]["failed"]
+    d = m.to_dict(["a", "b"])
+    assert d["constrained"] == {"a": [0.05, 0.6]} and d["verified"]["k"] == 9
+
+
+def test_session_budget_counts_growing_and_claims_stop_regrowth():
+    space = ParamSpace.from_groups("camera")
+    ev = BoxEvaluator(space, {"camera.roll": (0.0, 1.0)}, noise=0.5)
+    cfg = SearchConfig(budget=400, agents=4, strategy="random").validate()
+    s = SearchSession(cfg, space, ev, None, np.random.SeedSequence(0))
+    rng = np.random.default_rng(0)
+    while s.can_afford(4):
+        s.evaluate_round(rng.uniform(-1, 1, (4, space.dim)), [0, 1, 2, 3], "random")
+    s.drain("random")
+    assert s.n_evals <= cfg.budget
+    assert sum(s.evals_by_phase.values()) == s.n_evals
+    assert s.evals_by_phase["probe"] > 0 and s.evals_by_phase["verify"] > 0
+    assert len(s.modes) == 1  # half the space fails; later hits are claimed, not regrown
+    accepted = [j for j in s.job_log if j.accepted]
+    assert len(accepted) == 1

@@ -1,0 +1,80 @@
+"""The per-agent gymnasium env and the multi-agent VecEnv."""
+
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+from examiner.search import BoxEvaluator, SearchConfig
+from examiner.search.env import FailureSearchEnv
+from simulator.params import ParamSpace
+
+
+@pytest.fixture(scope="module")
+def space():
+    return ParamSpace.from_groups("camera")
+
+
+def make_env(space, **kw):
+    ev = BoxEvaluator(space, {"camera.roll": (0.5, 1.0)}, noise=0.5)
+    return FailureSearchEnv(space.dim, SearchConfig(), evaluator=ev, **kw)
+
+
+def test_check_env_passes(space):
+    check_env(make_env(space, agent_id=1, n_agents=3), skip_render_check=True)
+
+
+def test_reset_is_seeded_and_uses_the_env_generator(space):
+    a, b = make_env(space), make_env(space)
+    oa, _ = a.reset(seed=5)
+    ob, _ = b.reset(seed=5)
+    assert np.array_equal(oa, ob)
+    oc, _ = b.reset(seed=6)
+    assert not np.array_equal(oa, oc)
+    # same seed, same actions -> same trajectory
+    a.reset(seed=9)
+    b.reset(seed=9)
+    for t in range(6):
+        act = np.linspace(-1, 1, space.dim).astype(np.float32) * (1 if t % 2 else -1)
+        sa, sb = a.step(act), b.step(act)
+        assert np.array_equal(sa[0], sb[0]) and sa[1] == sb[1] and sa[2:4] == sb[2:4]
+
+
+def test_step_finds_failure_terminates_with_bonus(space):
+    env = make_env(space)
+    roll = space.names.index("camera.roll")
+    start = np.zeros(space.dim)
+    start[roll] = 0.6  # inside the box already
+    env.reset(seed=0, options={"start": start})
+    obs, reward, terminated, truncated, info = env.step(np.zeros(space.dim, dtype=np.float32))
+    assert info["failed"] and info["new_failure"] and terminated and not truncated
+    assert reward >= SearchConfig().env.fail_bonus  # score >= 0 inside the box, plus the bonus
+    assert env.observation_space.contains(obs)
+
+
+def test_episode_truncates_and_anchor_keeps_better_points(space):
+    cfg = SearchConfig()
+    env = make_env(space)
+    env.reset(seed=1)
+    truncated = False
+    for t in range(cfg.env.episode_length):
+        before = env.anchor.copy()
+        proposal = np.clip(before + cfg.env.max_step * 0.5, -1, 1)
+        _, _, terminated, truncated, info = env.step(np.full(space.dim, 0.5, dtype=np.float32))
+        if terminated:
+            break
+        assert np.array_equal(env.anchor, proposal if info["accepted"] else before)
+    assert truncated or terminated
+
+
+def test_claimed_region_is_penalised_and_not_a_new_failure(space):
+    env = make_env(space)
+    roll = space.names.index("camera.roll")
+    lo, hi = -np.ones(space.dim), np.ones(space.dim)
+    lo[roll], hi[roll] = 0.5, 1.0
+    env.scorer.archive.add(lo, hi, "claimed", owner=0)
+    start = np.zeros(space.dim)
+    start[roll] = 0.7
+    env.reset(seed=0, options={"start": start})
+    _, reward, terminated, _, info = env.step(np.zeros(space.dim, dtype=np.float32))
+    assert info["failed"] and not info["new_failure"] and not terminated
+    assert reward < 0.5  # the claim penalty (1.0) outweighs the failure score
