@@ -25,14 +25,14 @@ import numpy as np
 
 from examiner.search import SearchConfig, run_search
 from examiner.search.backends import make_evaluator
-from examiner.search.evaluator import PLANTED_REGIONS, AnalyticEvaluator, EvaluatorFactory
+from examiner.search.evaluator import ANALYTIC_REGION_SETS, AnalyticEvaluator, EvaluatorFactory
 from simulator.params import ParamSpace
 
 
-def recall(modes: list[dict], space: ParamSpace, purity: float) -> tuple[int, list[str]]:
+def recall(modes: list[dict], space: ParamSpace, purity: float, regions) -> tuple[int, list[str]]:
     names = space.names
     found = []
-    for region in PLANTED_REGIONS:
+    for region in regions:
         if not set(region.bounds) <= set(names):
             continue
         for m in modes:
@@ -50,7 +50,8 @@ def recall(modes: list[dict], space: ParamSpace, purity: float) -> tuple[int, li
 
 def bench_strategies(args) -> list[dict]:
     space = ParamSpace.from_groups(args.space)
-    evaluator = AnalyticEvaluator(space, noise=1.0)
+    regions = ANALYTIC_REGION_SETS[args.target]
+    evaluator = AnalyticEvaluator(space, regions=regions, noise=1.0)
     n_planted = len(evaluator.regions)
     rows = []
     for budget in args.budgets:
@@ -61,7 +62,7 @@ def bench_strategies(args) -> list[dict]:
                     t0 = time.perf_counter()
                     res = run_search(cfg, evaluator, space, Path(d) / "run")
                     dt = time.perf_counter() - t0
-                n_rec, names = recall(res.modes, space, args.purity)
+                n_rec, names = recall(res.modes, space, args.purity, regions)
                 rows.append({"strategy": strategy, "budget": budget, "seed": seed, "modes": len(res.modes),
                              "recalled": n_rec, "planted": n_planted, "recalled_names": names,
                              "evaluations": res.evaluations, "seconds": round(dt, 1)})
@@ -126,6 +127,8 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--agents", type=int, default=8)
     p.add_argument("--space", default="pose,shape,camera")
+    p.add_argument("--target", choices=sorted(ANALYTIC_REGION_SETS), default="planted",
+                   help="planted: 8 regions, 15%% .. 5e-6 of the space; hidden: 8 small regions, 1e-3 .. 2e-5")
     p.add_argument("--purity", type=float, default=0.5)
     p.add_argument("--parallel", action="store_true", help="only the worker-scaling measurement")
     p.add_argument("--cpu-ms", type=float, default=5.0)

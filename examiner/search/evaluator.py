@@ -99,6 +99,21 @@ PLANTED_REGIONS: tuple[PlantedRegion, ...] = (
     PlantedRegion("crossed_arms_tall", {"pose.l_shoulder_abduction": (-0.9, -0.75), "pose.r_shoulder_abduction": (-0.9, -0.75), "shape.height": (0.3, 0.5), "pose.l_wrist_flexion": (0.2, 0.4)}),
 )
 
+# A harder target: only small regions (volumes 1e-3 .. 2e-5) that uniform sampling rarely
+# hits; their halos (error rising towards the box) are what a guided search can follow.
+HIDDEN_REGIONS: tuple[PlantedRegion, ...] = (
+    PlantedRegion("tilted_low_camera", {"pose.root_roll": (0.6, 0.8), "camera.elevation": (-0.9, -0.7), "shape.weight": (0.0, 0.2)}, halo=0.8),
+    PlantedRegion("raised_bent_arm", {"pose.l_elbow_flexion": (0.7, 0.9), "pose.l_shoulder_flexion": (0.5, 0.7), "shape.muscle": (-0.9, -0.7)}, halo=0.8),
+    PlantedRegion("twisted_side_camera", {"pose.spine_rotation": (-0.8, -0.6), "camera.azimuth": (0.6, 0.8), "shape.gender": (0.7, 0.9)}, halo=0.8),
+    PlantedRegion("straddle_close", {"pose.l_hip_abduction": (0.6, 0.8), "pose.r_hip_abduction": (0.6, 0.8), "camera.distance": (-0.9, -0.7)}, halo=0.8),
+    PlantedRegion("high_step_rolled", {"pose.r_hip_flexion": (0.5, 0.7), "pose.r_knee_flexion": (0.6, 0.8), "camera.roll": (-0.8, -0.6), "shape.age": (0.2, 0.4)}, halo=0.8),
+    PlantedRegion("nodding_low_frame", {"pose.neck_flexion": (0.4, 0.6), "pose.head_flexion": (0.6, 0.8), "camera.offset_y": (0.6, 0.8), "shape.proportions": (-0.6, -0.4)}, halo=0.8),
+    PlantedRegion("reaching_wide_lens", {"pose.r_wrist_deviation": (-0.5, -0.3), "pose.r_shoulder_abduction": (0.7, 0.9), "camera.fov_y": (0.3, 0.5), "pose.root_yaw": (-0.2, 0.0)}, halo=0.8),
+    PlantedRegion("ankles_turned", {"pose.l_ankle_inversion": (0.3, 0.5), "pose.r_ankle_flexion": (-0.7, -0.5), "camera.offset_x": (0.1, 0.3)}, halo=0.8),
+)
+
+ANALYTIC_REGION_SETS = {"planted": PLANTED_REGIONS, "hidden": HIDDEN_REGIONS}
+
 # Implausible scenes (never failures) and model crashes (NaN error) for the planted target.
 IMPLAUSIBLE_BOUNDS = {"shape.age": (-1.0, -0.9), "shape.height": (0.85, 1.0)}
 MODEL_ERROR_BOUNDS = {"camera.distance": (0.95, 1.0), "camera.fov_y": (0.9, 1.0)}
@@ -168,7 +183,10 @@ class AnalyticEvaluator:
     def error_field(self, U: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(N,) noiseless error in mm and (N, R) membership of each planted region."""
         U = np.asarray(U, dtype=np.float64)
-        base = 30.0 + 5.0 * np.sin(U @ self._w * 2.0 + self._phase)
+        # Row-wise sum, not U @ w: BLAS results depend on the batch shape, and a row must
+        # score the same in any batch and on any worker.
+        proj = np.sum(U * self._w[None, :], axis=1)
+        base = 30.0 + 5.0 * np.sin(proj * 2.0 + self._phase)
         # Halos add at most `halo_cap` so that outside every box the error stays below
         # the threshold by a margin several noise-sigmas wide.
         halo_cap = max(self.threshold - 40.0 - 6.0 * self.noise, 0.0)
@@ -227,7 +245,7 @@ class BoxEvaluator(AnalyticEvaluator):
 # Model specs -> evaluators
 # ---------------------------------------------------------------------------------------
 
-ANALYTIC_TARGETS = ("planted", "box")
+ANALYTIC_TARGETS = ("planted", "hidden", "box")
 
 
 def _parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
@@ -247,7 +265,8 @@ def build_evaluator(model_spec: str, space: ParamSpace, threshold: float = 90.0,
     """Build the evaluator a model spec names.
 
     Supported now: `analytic:planted[?noise=1&cpu_ms=0&delay=0&seed=0]` (the planted
-    white-box target) and `analytic:box?dims=NAME:LO:HI,NAME:LO:HI` (one box).
+    white-box target), `analytic:hidden[?...]` (small planted regions only) and
+    `analytic:box?dims=NAME:LO:HI,NAME:LO:HI` (one box).
     """
     kind, name, opts = _parse_spec(model_spec)
     if kind != "analytic":
@@ -280,7 +299,7 @@ def build_evaluator(model_spec: str, space: ParamSpace, threshold: float = 90.0,
                 raise SearchConfigError(f"analytic:box dimension {dim!r} is not in the search space")
         ev: Evaluator = BoxEvaluator(space, bounds, **kw)
     else:
-        ev = AnalyticEvaluator(space, **kw)
+        ev = AnalyticEvaluator(space, regions=ANALYTIC_REGION_SETS[name], **kw)
     if opts:
         raise SearchConfigError(f"model spec {model_spec!r}: unknown option(s) {sorted(opts)}")
     return ev
