@@ -12,6 +12,7 @@ import csv
 import json
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -253,6 +254,7 @@ def evaluate(
     calibrate_n: int = 0,
     calibration: JointCalibration | str | Path | None = None,
     render_fn: RenderFn | None = None,
+    render_workers: int = 0,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Render ``n`` scenes drawn uniformly from ``space`` (seeded), run the model, score.
@@ -262,11 +264,24 @@ def evaluate(
     ``out/summary.json`` when ``out`` is given; returns the summary dict. With
     ``calibrate_n > 0`` per-joint offsets are first estimated on that many easy reference
     scenes (``reference_scenes``) and applied to every prediction (saved as
-    ``calibration.json``)."""
+    ``calibration.json``).
+
+    ``render_workers > 0`` renders in that many separate processes
+    (``simulator.pool.RenderPool``) and prefetches: batch k+1 renders while the model
+    runs on batch k, so render time hides behind inference (the render column then
+    shows only the time spent waiting for a batch). A custom ``render_fn`` must then be
+    callable from a background thread."""
     if n <= 0:
         raise TargetError(f"--n must be positive, got {n}")
     space = space if isinstance(space, ParamSpace) else ParamSpace.from_groups(space)
+    pool = None
+    if render_fn is None and render_workers > 0:
+        from simulator.pool import RenderPool
+
+        pool = RenderPool(workers=render_workers)
+        render_fn = pool.render_batch
     render = render_fn or _default_render()
+    prefetch = render_workers > 0
     rng = np.random.default_rng(seed)
     U = space.sample(rng, n)
     scenes = [space.to_params(u) for u in U]
@@ -277,6 +292,7 @@ def evaluate(
     rows: list[dict[str, Any]] = []
     t_render = t_model = t_infer = t_metrics = 0.0
     t_start = time.perf_counter()
+    executor: ThreadPoolExecutor | None = None
     try:
         if isinstance(calibration, (str, Path)):
             calibration = JointCalibration.load(calibration)
@@ -285,10 +301,20 @@ def evaluate(
         if calibration is not None and outdir is not None:
             calibration.save(outdir / "calibration.json")
         done = 0
-        for start in range(0, n, batch_size):
+        starts = list(range(0, n, batch_size))
+        if prefetch:
+            executor = ThreadPoolExecutor(max_workers=1)
+        pending = executor.submit(render, scenes[0:batch_size]) if executor else None
+        for start in starts:
             chunk = scenes[start : start + batch_size]
             t0 = time.perf_counter()
-            samples = render(chunk)
+            if executor is not None:
+                samples = pending.result()  # type: ignore[union-attr]
+                nxt = start + batch_size
+                if nxt < n:
+                    pending = executor.submit(render, scenes[nxt : nxt + batch_size])
+            else:
+                samples = render(chunk)
             t1 = time.perf_counter()
             batch = TargetBatch.from_samples(samples, with_ground_truth=model.needs_ground_truth)
             pred = checked_predict(model, batch)
@@ -323,7 +349,11 @@ def evaluate(
                 progress(done, n)
         describe = model.describe()
     finally:
+        if executor is not None:
+            executor.shutdown(cancel_futures=True)
         model.close()
+        if pool is not None:
+            pool.close()
     wall = time.perf_counter() - t_start
     summary = _summarise(rows, describe, space, seed, joint_set, calibration, wall, t_render, t_model, t_infer, t_metrics)
     if outdir is not None:
@@ -393,6 +423,7 @@ def evaluate_command(
     batch_size: int = typer.Option(16, "--batch-size"),
     joint_set: str = typer.Option("common12", "--joint-set", help="joint set the metrics use"),
     calibrate_n: int = typer.Option(0, "--calibrate", help="estimate joint offsets on N easy scenes first (0: off)"),
+    render_workers: int = typer.Option(1, "--render-workers", help="render processes that prefetch scenes (0: render in this process)"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """Render N scenes of a parameter space, run a model on them, and write a per-sample table."""
@@ -404,7 +435,7 @@ def evaluate_command(
         task = bar.add_task("evaluating", total=n)
         summary = evaluate(
             model, n=n, seed=seed, space=space, out=out, batch_size=batch_size, joint_set=joint_set,
-            calibrate_n=calibrate_n, progress=lambda done, total: bar.update(task, completed=done),
+            calibrate_n=calibrate_n, render_workers=render_workers, progress=lambda done, total: bar.update(task, completed=done),
         )
     if as_json:
         print(json.dumps(summary, indent=2))

@@ -343,3 +343,10 @@ def test_ground_truth_from_h36m_and_coco(make_samples):
     np.testing.assert_allclose(gt.xyz, np.stack([s.keypoints["h36m17"].xyz for s in samples]), atol=1e-6)
     gt_c = ground_truth(samples, "common12")
     assert gt_c.valid.all() and (gt_c.area > 0).all()
+
+
+def test_evaluate_prefetch_gives_same_table(render_fn):
+    a = evaluate("whitebox:camera.azimuth=0:1", n=10, seed=2, space="camera", batch_size=3, render_fn=render_fn)
+    b = evaluate("whitebox:camera.azimuth=0:1", n=10, seed=2, space="camera", batch_size=3, render_fn=render_fn,
+                 render_workers=1)
+    assert a["metrics"] == b["metrics"] and b["n"] == 10
