@@ -45,7 +45,7 @@ class EnvConfig:
     """
 
     max_step: float = 0.2
-    episode_length: int = 24
+    episode_length: int = 48
     score_scale: float | None = None
     claim_penalty: float = 1.0
     claim_radius: float = 0.3

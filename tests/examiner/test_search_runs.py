@@ -201,7 +201,7 @@ def test_resume_after_kill_9_loses_and_duplicates_nothing(tmp_path, strategy):
     )
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "examiner.search.cli", "run", "--config", str(cfg_file),
-           "--model", "analytic:planted?delay=0.03", "--out", str(run), "-q"]
+           "--model", "analytic:planted?delay=0.05", "--out", str(run), "-q"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
