@@ -228,3 +228,25 @@ def test_resume_after_kill_9_loses_and_duplicates_nothing(tmp_path, strategy):
     assert r.returncode == 0, r.stderr.decode()[-1000:]
     assert resumed == log(ref_dir)
     assert RunStore.open(run).modes() == RunStore.open(ref_dir).modes()
+
+
+def test_progress_callback_and_rich_display(tmp_path, space):
+    import io
+
+    from rich.console import Console
+
+    from examiner.search.progress import RichProgress
+
+    events = []
+    ev = build_evaluator("analytic:planted", space)
+    buf = io.StringIO()
+    with RichProgress(300, console=Console(file=buf, force_terminal=False, width=150)) as show:
+        def both(e):
+            events.append(e)
+            show(e)
+
+        res = run_search(config("random", budget=300), ev, space, tmp_path / "p", progress=both)
+    assert events[-1].done and events[-1].evaluations == res.evaluations
+    assert [e.evaluations for e in events] == sorted(e.evaluations for e in events)
+    assert events[-1].modes == len(res.modes) and events[-1].failures == res.failures
+    assert show.last is events[-1] and "modes" in buf.getvalue()
