@@ -47,9 +47,9 @@ JOINT_NAMES = (
     "left_hand", "right_hand",
 )
 KEYPOINT_CONVENTIONS: dict[str, tuple[str, ...]] = {"coco17": COCO17, "feet6": FEET6, "h36m17": H36M17}
-# Which convention's points lie on the skin (depth-tested tightly for visibility) and which
-# inside the body (joint centres: a looser tolerance).
-SURFACE_CONVENTIONS = ("coco17", "feet6")
+# Keypoints on the skin (depth-tested tightly for visibility); all others (COCO limb points,
+# H36M joint centres) lie inside the body and get a looser tolerance.
+SURFACE_KEYPOINTS = frozenset(("nose", "left_eye", "right_eye", "left_ear", "right_ear") + FEET6)
 
 
 @dataclass
@@ -180,6 +180,11 @@ class AnnyBody:
                 "Building the anny body model cache in %s (one time, about 1-2 minutes)...", cache
             )
         try:
+            import warp
+
+            # Its start-up banner goes to stdout and would pollute `--json` output.
+            warp.config.log_level = max(warp.config.log_level, warp.LOG_WARNING)
+            warp.config.kernel_cache_dir = os.environ["WARP_CACHE_PATH"]
             import anny
         except ImportError as e:  # pragma: no cover - dependency of the package
             raise AssetError(f"the anny body model is not installed ({e}); run `pip install anny`") from None

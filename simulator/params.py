@@ -42,7 +42,7 @@ class CameraParams:
 
     azimuth: float = 0.0
     elevation: float = 5 * DEG
-    distance: float = 3.2
+    distance: float = 2.6
     fov_y: float = 50 * DEG
     roll: float = 0.0
     offset_x: float = 0.0
@@ -275,7 +275,7 @@ def default_dimensions() -> list[Dimension]:
     dims = _pose_dimensions()
     dims += [
         Dimension("shape.gender", 0.0, 1.0, "", description="0 female .. 1 male"),
-        Dimension("shape.age", 0.0, 1.0, "", description="0 newborn .. 0.5 adult .. 1 elder"),
+        Dimension("shape.age", 0.1, 1.0, "", description="0 newborn .. 0.1 child .. 0.5 adult .. 1 elder"),
         Dimension("shape.muscle", 0.0, 1.0, ""),
         Dimension("shape.weight", 0.0, 1.0, "", description="0 skinny .. 1 corpulent"),
         Dimension("shape.height", 0.0, 1.0, ""),
@@ -283,11 +283,11 @@ def default_dimensions() -> list[Dimension]:
         Dimension("appearance.skin_tone", 0.0, 1.0, "", description="0 light .. 1 dark"),
         Dimension("camera.azimuth", -180 * DEG, 180 * DEG, "rad", description="0 = in front of the subject"),
         Dimension("camera.elevation", -30 * DEG, 60 * DEG, "rad"),
-        Dimension("camera.distance", 2.5, 6.0, "m"),
+        Dimension("camera.distance", 2.2, 5.5, "m"),
         Dimension("camera.fov_y", 40 * DEG, 60 * DEG, "rad"),
         Dimension("camera.roll", -30 * DEG, 30 * DEG, "rad"),
-        Dimension("camera.offset_x", -0.4, 0.4, "", description="fraction of image width"),
-        Dimension("camera.offset_y", -0.4, 0.4, "", description="fraction of image height"),
+        Dimension("camera.offset_x", -0.25, 0.25, "", description="fraction of image width"),
+        Dimension("camera.offset_y", -0.25, 0.25, "", description="fraction of image height"),
         Dimension("light.azimuth", -180 * DEG, 180 * DEG, "rad"),
         Dimension("light.elevation", 0.0, 80 * DEG, "rad"),
         Dimension("light.intensity", 0.5, 8.0, "W/m^2"),

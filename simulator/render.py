@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from simulator import appearance, camera as cam_math
-from simulator.body import KEYPOINT_CONVENTIONS, SURFACE_CONVENTIONS, get_body_model
+from simulator.body import KEYPOINT_CONVENTIONS, SURFACE_KEYPOINTS, get_body_model
 from simulator.errors import RenderError
 from simulator.joints import POSE_DOFS
 from simulator.params import SHAPE_NAMES, SceneParams
@@ -35,8 +35,9 @@ class RenderConfig:
 
     body_model: registry name (anny | smpl | smplx); gl_backend: auto | egl | osmesa;
     background_dir: folder of images for background.kind == "image";
-    keypoint_tolerance: metres a keypoint may lie behind the rendered surface and still
-    count as visible, per convention kind (surface keypoints / joint centres);
+    surface_tolerance / joint_tolerance: metres a keypoint may lie behind the rendered
+    surface and still count as visible, for skin keypoints (face, feet) and for points
+    inside the body (COCO limb points, joint centres);
     check_plausibility: run the self-penetration check."""
 
     body_model: str = "anny"
@@ -74,8 +75,12 @@ class Renderer:
         # Per-part submeshes sharing the body's vertex positions.
         self._part_vertices: list[np.ndarray] = []
         self._part_faces: list[np.ndarray] = []
+        self._part_ids: list[int] = []
         for p in range(1, N_PARTS + 1):
             f = faces[parts == p]
+            if len(f) == 0:  # a body model may lack a part (e.g. no separate hands)
+                continue
+            self._part_ids.append(p)
             verts, inv = np.unique(f.reshape(-1), return_inverse=True)
             self._part_vertices.append(verts)
             self._part_faces.append(inv.reshape(-1, 3).astype(np.uint32))
@@ -158,6 +163,9 @@ class Renderer:
             return
         from OpenGL.GL import GL_ARRAY_BUFFER, glBindBuffer, glBufferSubData
 
+        # Another renderer in this process may have made its own context current.
+        self._renderer._platform.make_current()
+
         def upload(node, positions, normals):
             prim = node.mesh.primitives[0]
             if prim._vaid is None:  # not yet in the GL context: pyrender uploads on render
@@ -238,7 +246,7 @@ class Renderer:
         r = self._ensure_renderer(W, H)
         self._show(colour_pass=True)
         color, _ = r.render(self.scene, flags=pyrender.RenderFlags.RGBA)
-        seg_map = {node: (i + 1, i + 1, i + 1) for i, node in enumerate(self._part_nodes)}
+        seg_map = {node: (p, p, p) for p, node in zip(self._part_ids, self._part_nodes)}
         if occ.kind == "box":
             seg_map[self._occluder_node] = (0, 0, 0)
         self._show(colour_pass=False)
@@ -265,7 +273,10 @@ class Renderer:
         keypoints = {}
         for conv, names in KEYPOINT_CONVENTIONS.items():
             xy, xyz = cam_math.project(kps[conv].astype(np.float64), K, extr)
-            tol = self.config.surface_tolerance if conv in SURFACE_CONVENTIONS else self.config.joint_tolerance
+            tol = np.array([
+                self.config.surface_tolerance if n in SURFACE_KEYPOINTS else self.config.joint_tolerance
+                for n in names
+            ])
             keypoints[conv] = Keypoints(
                 convention=conv,
                 names=names,
@@ -310,7 +321,7 @@ def _visibility(xy, z, depth, tol, rect) -> np.ndarray:
         d = depth[py, px]
         if rect is not None and rect[0] <= px < rect[2] and rect[1] <= py < rect[3]:
             vis[j] = OCCLUDED
-        elif d > 0 and z[j] > d + tol:
+        elif d > 0 and z[j] > d + tol[j]:
             vis[j] = OCCLUDED
     return vis
 

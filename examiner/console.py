@@ -1,0 +1,56 @@
+"""The one output layer of the CLI: rich console, progress bars, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+console = Console(stderr=True, highlight=False)
+_state = {"verbose": 0, "quiet": False}
+
+
+def set_verbosity(verbose: int, quiet: bool) -> None:
+    _state["verbose"], _state["quiet"] = verbose, quiet
+
+
+def verbose() -> int:
+    return _state["verbose"]
+
+
+def info(msg: str) -> None:
+    if not _state["quiet"]:
+        console.print(msg)
+
+
+def error(msg: str) -> None:
+    console.print(f"[bold red]error:[/] {msg}", soft_wrap=True)
+
+
+def emit_json(obj: Any) -> None:
+    """Machine-readable output goes to stdout alone."""
+    sys.stdout.write(json.dumps(obj, indent=1, default=str) + "\n")
+    sys.stdout.flush()
+
+
+@contextmanager
+def progress(description: str, total: int) -> Iterator[Any]:
+    """A progress bar (disabled with -q); yields a callable advance(n=1, **fields)."""
+    columns = [
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+    ]
+    with Progress(*columns, console=console, disable=_state["quiet"], transient=False) as bar:
+        task = bar.add_task(description, total=total, rate="")
+
+        def advance(n: int = 1, **fields: Any) -> None:
+            bar.update(task, advance=n, **fields)
+
+        yield advance

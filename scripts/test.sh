@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Set up (if needed) and run the test suite. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WITH_BROWSER=1 bash scripts/setup.sh
+export PYTHONUNBUFFERED=1
+set +e
+.venv/bin/python -m pytest -q "$@"
+rc=$?
+set -e
+# pytest exit code 5 = no tests collected (e.g. a -k filter that matches nothing).
+if [ $rc -eq 5 ]; then echo "no tests collected"; exit 0; fi
+exit $rc

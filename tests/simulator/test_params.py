@@ -1,0 +1,89 @@
+import json
+import math
+
+import numpy as np
+import pytest
+
+from simulator.errors import ParamError
+from simulator.joints import POSE_DOFS, POSE_LIMITS
+from simulator.params import ParamSpace, SceneParams, default_dimensions, validate_params
+
+
+def test_space_round_trip_vector_params_vector():
+    space = ParamSpace.from_groups("pose,shape,camera,light,occluder,background")
+    U = space.sample(np.random.default_rng(0), 50)
+    for u in U:
+        p = space.to_params(u)
+        back = space.to_vector(p)
+        cont = [i for i, d in enumerate(space.dimensions) if not d.choices]
+        np.testing.assert_allclose(back[cont], u[cont], atol=1e-12)
+        # Categorical dims come back as their bin centre, which maps to the same choice.
+        p2 = space.to_params(back)
+        assert p2.background.kind == p.background.kind and p2.occluder.kind == p.occluder.kind
+        np.testing.assert_allclose(space.to_vector(p2), back, atol=1e-12)
+
+
+def test_scene_json_round_trip():
+    space = ParamSpace.from_groups("all")
+    p = space.to_params(space.sample(np.random.default_rng(1), 1)[0])
+    assert SceneParams.from_json(p.to_json()) == p
+    d = json.loads(p.to_json())
+    assert d["schema_version"] == 1 and set(d["pose"]) == set(POSE_DOFS)
+
+
+def test_restricted_space_keeps_base_fixed():
+    base = SceneParams().with_values({"camera.azimuth": 0.7})
+    space = ParamSpace.from_groups("pose", base=base)
+    p = space.to_params(np.ones(space.dim))
+    assert p.camera.azimuth == 0.7
+    assert all(math.isclose(p.pose[n], POSE_LIMITS[n][1]) for n in POSE_DOFS)
+    assert space.names == [f"pose.{n}" for n in POSE_DOFS]
+
+
+def test_single_dimension_and_overrides():
+    space = ParamSpace.from_groups("pose.l_knee_flexion,camera", overrides={"camera.distance": (2.0, 8.0)})
+    assert space.names[0] == "pose.l_knee_flexion"
+    d = {x.name: x for x in space.dimensions}["camera.distance"]
+    assert (d.low, d.high) == (2.0, 8.0)
+    assert space.to_params(np.r_[0.0, np.full(space.dim - 1, 1.0)]).camera.distance == 8.0
+
+
+def test_sampled_poses_within_anatomical_limits():
+    space = ParamSpace.from_groups("pose")
+    for u in space.sample(np.random.default_rng(2), 200):
+        p = space.to_params(u)
+        for n in POSE_DOFS:
+            lo, hi, _ = POSE_LIMITS[n]
+            assert lo - 1e-12 <= p.pose[n] <= hi + 1e-12
+        validate_params(p)  # no error
+
+
+def test_out_of_range_names_parameter_and_range():
+    p = SceneParams().with_values({"pose.l_knee_flexion": math.radians(170)})
+    with pytest.raises(ParamError, match=r"pose.l_knee_flexion = 170° is outside its range \[0, 135\]°"):
+        validate_params(p)
+    clamped = validate_params(p, clamp=True)
+    assert math.isclose(clamped.pose["l_knee_flexion"], math.radians(135))
+
+
+def test_unknown_names_and_bad_json_are_one_line_errors():
+    with pytest.raises(ParamError, match="unknown pose parameter.*l_kne_flexion"):
+        SceneParams(pose={"l_kne_flexion": 0.1})
+    with pytest.raises(ParamError, match="unknown parameter 'camera.zoom'"):
+        SceneParams().with_values({"camera.zoom": 1})
+    with pytest.raises(ParamError, match="malformed scene JSON at line 1"):
+        SceneParams.from_json("{not json")
+    with pytest.raises(ParamError, match="unknown scene field"):
+        SceneParams.from_dict({"posture": {}})
+    with pytest.raises(ParamError, match="unknown space group or dimension 'poses'"):
+        ParamSpace.from_groups("poses")
+    with pytest.raises(ParamError, match="outside \\[-1, 1\\]"):
+        ParamSpace.from_groups("camera", clamp=False).to_params(np.full(7, 1.5))
+    for e in (ParamError("x"),):
+        assert "\n" not in str(e)
+
+
+def test_every_default_dimension_is_a_scene_parameter():
+    flat = SceneParams().flat()
+    for d in default_dimensions():
+        assert d.name in flat

@@ -1,0 +1,148 @@
+import math
+
+import numpy as np
+import pytest
+
+from simulator.body import JOINT_NAMES
+from simulator.errors import RenderError
+from simulator.params import ParamSpace, SceneParams
+from simulator.sample import OCCLUDED, OUT_OF_FRAME, VISIBLE
+
+
+@pytest.fixture(scope="module")
+def renderer():
+    from simulator.render import get_renderer
+
+    return get_renderer()
+
+
+@pytest.fixture(scope="module")
+def samples(renderer):
+    space = ParamSpace.from_groups("pose,shape,camera,light,background,occluder")
+    U = space.sample(np.random.default_rng(3), 12)
+    return renderer.render_batch([space.to_params(u) for u in U])
+
+
+def test_sample_contents(samples):
+    for s in samples:
+        H, W = s.rgb.shape[:2]
+        assert s.rgb.dtype == np.uint8 and s.rgb.shape == (H, W, 3)
+        assert s.mask.shape == (H, W) and s.mask.dtype == bool
+        assert s.depth.dtype == np.float32 and s.parts.dtype == np.uint8
+        assert s.parts.max() <= 24
+        assert set(s.keypoints) == {"coco17", "feet6", "h36m17"}
+
+
+def test_parts_cover_exactly_the_mask(samples):
+    for s in samples:
+        assert np.array_equal(s.parts > 0, s.mask)
+        # Exact labels: no value outside 0..24 and depth present under every part pixel.
+        assert np.all(s.depth[s.mask] > 0)
+
+
+def test_default_scene_in_frame_and_all_parts_visible(renderer):
+    s = renderer.render(SceneParams())
+    assert s.mask.mean() > 0.03
+    ys, xs = np.nonzero(s.mask)
+    assert ys.min() > 0 and ys.max() < s.mask.shape[0] - 1 and xs.min() > 0 and xs.max() < s.mask.shape[1] - 1
+    # Frontal view: front torso, both hands, head halves, front leg parts are all visible.
+    for p in (2, 3, 4, 10, 9, 14, 13, 23, 24):
+        assert (s.parts == p).sum() > 5, p
+    assert np.all(s.keypoints["coco17"].visibility == VISIBLE)
+    # Facing the camera: the subject's left side appears on the image's right.
+    kp = s.keypoints["coco17"]
+    assert kp.xy[5, 0] > kp.xy[6, 0]  # left shoulder right of right shoulder
+
+
+def test_projection_of_3d_keypoints_matches_2d(samples):
+    for s in samples:
+        for kp in s.keypoints.values():
+            z = kp.xyz[:, 2:3]
+            proj = kp.xyz[:, :2] / z * np.array([s.K[0, 0], s.K[1, 1]]) + s.K[:2, 2]
+            assert np.abs(proj - kp.xy).max() < 0.5
+
+
+def test_extrinsics_map_world_joints_to_camera_keypoints(samples):
+    s = samples[0]
+    J = s.joints_world
+    cam = J @ s.extrinsics[:3, :3].T + s.extrinsics[:3, 3]
+    idx = JOINT_NAMES.index("left_knee")
+    h36m = s.keypoints["h36m17"]
+    np.testing.assert_allclose(cam[idx], h36m.xyz[h36m.names.index("left_knee")], atol=1e-4)
+
+
+def test_same_params_identical_pixels(renderer):
+    space = ParamSpace.from_groups("pose,shape,camera,background,occluder")
+    p = space.to_params(space.sample(np.random.default_rng(5), 1)[0])
+    a = renderer.render(p)
+    renderer.render(SceneParams())  # something else in between
+    b = renderer.render(p)
+    assert np.array_equal(a.rgb, b.rgb) and np.array_equal(a.parts, b.parts) and np.array_equal(a.depth, b.depth)
+
+
+def _angle(a, b):
+    return math.degrees(math.acos(np.clip(a @ b / np.linalg.norm(a) / np.linalg.norm(b), -1, 1)))
+
+
+@pytest.mark.parametrize("deg", [0, 45, 90, 135])
+def test_hinge_angles_follow_parameters(renderer, deg):
+    J = {n: i for i, n in enumerate(JOINT_NAMES)}
+    p = SceneParams().with_values({"pose.l_elbow_flexion": math.radians(deg), "pose.r_knee_flexion": math.radians(deg)})
+    out = renderer.body.forward(
+        np.array([[p.pose[k] for k in p.pose]]), np.array([[p.shape[k] for k in p.shape]])
+    )
+    j = out.joints[0]
+    elbow = _angle(j[J["left_elbow"]] - j[J["left_shoulder"]], j[J["left_wrist"]] - j[J["left_elbow"]])
+    knee = _angle(j[J["right_knee"]] - j[J["right_hip"]], j[J["right_ankle"]] - j[J["right_knee"]])
+    assert abs(elbow - deg) < 1.5 and abs(knee - deg) < 1.5
+
+
+def test_shoulder_abduction_is_anatomical(renderer):
+    J = {n: i for i, n in enumerate(JOINT_NAMES)}
+    for deg, expected in ((0, np.array([0, 0, -1.0])), (90, np.array([1.0, 0, 0])), (180, np.array([0, 0, 1.0]))):
+        p = SceneParams().with_values({"pose.l_shoulder_abduction": math.radians(deg), "pose.l_elbow_flexion": 0.0})
+        out = renderer.body.forward(np.array([list(p.pose.values())]), np.array([list(p.shape.values())]))
+        d = out.joints[0, J["left_elbow"]] - out.joints[0, J["left_shoulder"]]
+        assert _angle(d, expected) < 3.0, (deg, d)
+
+
+def test_visibility_codes(renderer):
+    # Turned away from the camera: the face keypoints are hidden behind the head.
+    back = renderer.render(SceneParams().with_values({"camera.azimuth": math.pi}))
+    assert np.all(back.keypoints["coco17"].visibility[:3] == OCCLUDED)
+    # Shifted far to the right: the person leaves the frame partly.
+    out = renderer.render(SceneParams().with_values({"camera.offset_x": 0.5}))
+    vis = out.keypoints["coco17"].visibility
+    assert (vis == OUT_OF_FRAME).any() and (vis == VISIBLE).any()
+    # A rectangle over the head occludes the face keypoints and removes them from the mask.
+    base = renderer.render(SceneParams())
+    head_y = base.keypoints["coco17"].xy[0, 1] / 256 - 0.5
+    occ = renderer.render(
+        SceneParams().with_values({"occluder.kind": "rectangle", "occluder.y": float(head_y), "occluder.width": 0.3, "occluder.height": 0.15})
+    )
+    assert np.all(occ.keypoints["coco17"].visibility[:5] == OCCLUDED)
+    assert occ.mask.sum() < base.mask.sum()
+
+
+def test_self_penetration_flagged(renderer):
+    ok = renderer.render(SceneParams())
+    assert ok.plausible
+    # Forearm driven through the trunk: shoulder adducted across the body, elbow bent in.
+    bad = renderer.render(
+        SceneParams().with_values({
+            "pose.r_shoulder_abduction": math.radians(-30), "pose.r_shoulder_rotation": math.radians(70),
+            "pose.r_elbow_flexion": math.radians(100), "pose.r_shoulder_flexion": math.radians(-10),
+        })
+    )
+    assert not bad.plausible and any("r_forearm" in p or "r_hand" in p for p in bad.plausibility["penetrating"])
+
+
+def test_missing_gl_names_the_debian_packages(monkeypatch):
+    import simulator.gl as gl
+
+    monkeypatch.setattr(gl, "available_backends", lambda: [])
+    monkeypatch.delenv("PYOPENGL_PLATFORM", raising=False)
+    with pytest.raises(RenderError, match="apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri libgles2"):
+        gl.select_backend("auto")
+    with pytest.raises(RenderError, match="apt-get install libosmesa6"):
+        gl.select_backend("osmesa")
