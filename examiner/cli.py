@@ -124,14 +124,19 @@ def _mount_subcommands() -> None:
     """Commands defined next to the library code they drive."""
     import importlib
 
-    for module, name in (("examiner.targets.cli", "targets"),):
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as e:
-            if e.name and e.name.startswith(module.rsplit(".", 1)[0]):
-                continue
-            raise
-        app.add_typer(mod.app, name=name)
+    if getattr(app, "_mounted", False):
+        return
+    app._mounted = True
+    targets = importlib.import_module("examiner.targets.cli")
+    app.add_typer(targets.app, name="targets")
+    search = importlib.import_module("examiner.search.cli")
+    app.command("run", help="Search a model's failure regions (strategies: marl, random, cmaes, reinforce).")(
+        search.run_command
+    )
+    evaluate = importlib.import_module("examiner.evaluate")
+    app.command("evaluate", help="Evaluate a model on random scenes; per-sample table and summary.")(
+        evaluate.evaluate_command
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
