@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import atexit
 import math
+import sys
+import types
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -38,7 +40,9 @@ class RenderConfig:
     surface_tolerance / joint_tolerance: metres a keypoint may lie behind the rendered
     surface and still count as visible, for skin keypoints (face, feet) and for points
     inside the body (COCO limb points, joint centres);
-    check_plausibility: run the self-penetration check."""
+    check_plausibility: run the self-penetration check;
+    shading: "fast" (our Lambert + Blinn-Phong colour shader, simulator/shaders/) or
+    "pbr" (pyrender's metallic-roughness shader, about twice the cost on llvmpipe)."""
 
     body_model: str = "anny"
     gl_backend: str = "auto"
@@ -46,6 +50,7 @@ class RenderConfig:
     surface_tolerance: float = 0.04
     joint_tolerance: float = 0.12
     check_plausibility: bool = True
+    shading: str = "fast"
     schema_version: int = 1
     body_options: tuple = field(default_factory=tuple)
 
@@ -127,6 +132,10 @@ class Renderer:
                         f"could not create a headless OpenGL context with {self.backend} ({e}); "
                         "install `libegl1 libegl-mesa0 libgl1-mesa-dri libgles2` or set PYOPENGL_PLATFORM=osmesa"
                     ) from None
+                if self.config.shading == "fast":
+                    self._renderer._renderer._program_cache = _shader_cache()
+                elif self.config.shading != "pbr":
+                    raise RenderError(f"unknown shading {self.config.shading!r}; use fast or pbr")
             else:
                 self._renderer.viewport_width, self._renderer.viewport_height = width, height
             self._size = (width, height)
@@ -311,6 +320,24 @@ class Renderer:
         )
 
 
+def _shader_cache():
+    """pyrender's shader cache, except that the lit mesh shaders come from
+    simulator/shaders/ (segmentation, depth and other passes keep pyrender's)."""
+    import os
+
+    from pyrender.shader_program import ShaderProgramCache
+
+    ours = os.path.join(os.path.dirname(__file__), "shaders")
+
+    class _Cache(ShaderProgramCache):
+        def get_program(self, vertex_shader, fragment_shader, geometry_shader=None, defines=None):
+            default = ShaderProgramCache().shader_dir
+            self.shader_dir = ours if (vertex_shader, fragment_shader) == ("mesh.vert", "mesh.frag") else default
+            return super().get_program(vertex_shader, fragment_shader, geometry_shader, defines)
+
+    return _Cache()
+
+
 def _visibility(xy, z, depth, tol, rect) -> np.ndarray:
     H, W = depth.shape
     vis = np.full(len(xy), VISIBLE, dtype=np.int8)
@@ -358,3 +385,15 @@ def render(params: SceneParams, config: RenderConfig | None = None) -> Sample:
 def render_batch(params_list: Sequence[SceneParams], config: RenderConfig | None = None) -> list[Sample]:
     """Render many scenes; the body model runs once for the whole batch."""
     return get_renderer(config).render_batch(list(params_list))
+
+
+class _CallableModule(types.ModuleType):
+    """`simulator.render(params)` is the public entry point, but importing this module
+    (`simulator.render`) rebinds that package attribute to the module; making the module
+    callable keeps `simulator.render(params)` working either way."""
+
+    def __call__(self, params: SceneParams, config: RenderConfig | None = None) -> Sample:
+        return render(params, config)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -146,3 +146,12 @@ def test_missing_gl_names_the_debian_packages(monkeypatch):
         gl.select_backend("auto")
     with pytest.raises(RenderError, match="apt-get install libosmesa6"):
         gl.select_backend("osmesa")
+
+
+def test_package_render_callable_after_module_import():
+    import simulator
+    import simulator.render  # rebinds the package attribute to the module
+
+    s = simulator.render(SceneParams())
+    assert s.mask.any()
+    assert len(simulator.render_batch([SceneParams()])) == 1
