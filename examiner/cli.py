@@ -120,6 +120,27 @@ def demo(
     console.info(f"contact sheet: {result['contact_sheet']}")
 
 
+@app.command("train-baseline")
+def train_baseline_cmd(
+    n: int = typer.Option(8000, "--n", help="Training scenes."),
+    val_n: int = typer.Option(500, "--val-n", help="Held-out scenes."),
+    epochs: int = typer.Option(30, "--epochs"),
+    seed: int = typer.Option(0, "--seed"),
+    workers: int = typer.Option(2, "--workers", help="Render processes."),
+    out: str = typer.Option("assets/baseline", "--out", help="Folder for baseline.onnx, baseline.yaml, MODEL_CARD.md."),
+) -> None:
+    """Reproduce the bundled baseline network (render data, train, export, model card)."""
+    from examiner.baseline import TrainConfig, train_baseline
+
+    if n <= 0 or val_n <= 0 or epochs <= 0:
+        raise PoseExaminerError("--n, --val-n and --epochs must be positive")
+    card = train_baseline(
+        TrainConfig(n=n, val_n=val_n, epochs=epochs, seed=seed, workers=workers), out, log=console.info
+    )
+    m = card["val_metrics"]
+    console.info(f"wrote {out}: held-out MPJPE {m['mpjpe_mm']:.1f} mm, PA-MPJPE {m['pa_mpjpe_mm']:.1f} mm")
+
+
 def _mount_subcommands() -> None:
     """Commands defined next to the library code they drive."""
     import importlib

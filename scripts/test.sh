@@ -4,6 +4,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 WITH_BROWSER=1 bash scripts/setup.sh
 export PYTHONUNBUFFERED=1
+# CI (and WITH_MEDIAPIPE=1) also creates the MediaPipe target environment so its tests
+# run instead of skipping; the install is idempotent (~400 MB, under a minute warm).
+if [ "${CI:-}" = true ] || [ "${WITH_MEDIAPIPE:-0}" = 1 ]; then
+  .venv/bin/examiner -q targets install mediapipe
+fi
 set +e
 .venv/bin/python -m pytest -q "$@"
 rc=$?

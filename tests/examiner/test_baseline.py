@@ -1,0 +1,48 @@
+"""The baseline network's data, network and export path (tiny sizes)."""
+
+import numpy as np
+import pytest
+
+from examiner import baseline as bl
+from simulator.params import ParamSpace, SceneParams
+
+
+def test_everyday_bounds_lie_inside_the_default_space():
+    full = {d.name: d for d in ParamSpace.from_groups(bl.EVERYDAY_GROUPS).dimensions}
+    for name, (lo, hi) in bl.EVERYDAY_BOUNDS.items():
+        assert full[name].low - 1e-9 <= lo < hi <= full[name].high + 1e-9, name
+
+
+def test_example_targets_match_the_crop():
+    from simulator.render import render
+
+    s = render(SceneParams())
+    crop, j3, j2 = bl.sample_to_example(s)
+    assert crop.shape == (bl.CROP, bl.CROP, 3) and crop.dtype == np.uint8
+    np.testing.assert_allclose(j3[0], 0.0, atol=1e-6)  # root-relative
+    assert np.all((j2 > 0) & (j2 < 1))  # the whole body lies inside the 1.2x box crop
+    # The crop shows the person where the 2D targets say: the pelvis pixel is not background.
+    px = (j2[0] * bl.CROP).astype(int)
+    bg = crop[2, 2].astype(int)
+    assert np.abs(crop[px[1], px[0]].astype(int) - bg).sum() > 30
+
+
+def test_network_shapes_and_onnx_export_match(tmp_path):
+    torch = pytest.importorskip("torch")
+    ort = pytest.importorskip("onnxruntime")
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        net = bl.build_network().eval()
+    x = np.random.default_rng(0).integers(0, 255, (3, bl.CROP, bl.CROP, 3), dtype=np.uint8)
+    with torch.no_grad():
+        j3, j2 = net(bl._normalise(x))
+    assert j3.shape == (3, 17, 3) and j2.shape == (3, 17, 2)
+    bl.export(net, tmp_path)
+    sess = ort.InferenceSession(str(tmp_path / "baseline.onnx"), providers=["CPUExecutionProvider"])
+    o3, o2 = sess.run(None, {"image": bl._normalise(x).numpy()})
+    np.testing.assert_allclose(o3, j3.numpy(), atol=1e-4)
+    np.testing.assert_allclose(o2, j2.numpy(), atol=1e-5)
+    import yaml
+
+    side = yaml.safe_load((tmp_path / "baseline.yaml").read_text())
+    assert side["convention"] == "h36m17" and side["input"]["size"] == [bl.CROP, bl.CROP]
