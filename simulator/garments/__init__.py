@@ -1,0 +1,28 @@
+"""Clothing for the simulator: TailorNet-style garments on the anny body.
+
+    >>> from simulator.garments import get_wardrobe
+    >>> g = get_wardrobe().dress("t-shirt", style=[0.5, 0.5, 0.3, 0.0], pose=pose, shape=shape)
+
+Modules: `spec` (types, style), `rig` (anny rest / skinning), `template` (templates on the
+body's topology, style -> anchors -> rest shape), `drape` (PBD draping simulation, the
+training data), `model` (LF MLP + RBF-mixed pivot HF predictor), `train`, `collision`
+(penetration + push-out), `dress` (the fast path), `fabric` (textures), `tailornet`
+(loader for TailorNet's released weights and SMPL). See docs/clothing.md.
+Heavy modules load lazily.
+"""
+
+from simulator.garments.spec import (
+    GARMENTS, LOWER_TYPES, STYLE_NAMES, UPPER_TYPES, GarmentError, GarmentSpec, available_garments, get_spec,
+)
+
+
+def get_wardrobe(weights_dir=None):
+    from simulator.garments.dress import get_wardrobe as _get
+
+    return _get(None if weights_dir is None else str(weights_dir))
+
+
+__all__ = [
+    "GARMENTS", "LOWER_TYPES", "STYLE_NAMES", "UPPER_TYPES", "GarmentError", "GarmentSpec",
+    "available_garments", "get_spec", "get_wardrobe",
+]

@@ -1,0 +1,126 @@
+"""Dressing a posed body: template + style + shape -> canonical garment -> learned
+displacement -> skinning -> push-out. This is the fast path the renderer uses."""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from simulator.garments.collision import BodyCollider
+from simulator.garments.model import GarmentPredictor, PredictorWeights
+from simulator.garments.rig import BodyRig, get_rig, skin
+from simulator.garments.spec import check_style, get_spec
+from simulator.garments.template import GarmentGeometry
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "assets" / "garments"
+
+
+def weights_path(name: str, weights_dir: str | Path | None = None) -> Path:
+    return Path(weights_dir or WEIGHTS_DIR) / f"{name}.npz"
+
+
+@dataclass
+class DressedGarment:
+    """vertices (B, N, 3) float32 metres, simulator world frame (pelvis at the origin);
+    faces (F, 3) int32; face_parts (F,) uint8 DensePose part of the body under each face
+    (style dependent, so one row per batch item: (B, F)); uv (N, 2) float32 fabric
+    texture coordinates (metres / 0.25, fixed per template vertex); inside_fraction (B,)
+    of vertices that were inside the body before the push-out; seconds spent."""
+
+    name: str
+    vertices: np.ndarray
+    faces: np.ndarray
+    face_parts: np.ndarray
+    uv: np.ndarray
+    inside_fraction: np.ndarray
+    seconds: float
+
+
+class Wardrobe:
+    """All garment types on one body rig; loads each type's geometry and weights lazily."""
+
+    def __init__(self, rig: BodyRig | None = None, weights_dir: str | Path | None = None) -> None:
+        self.rig = rig or get_rig()
+        self.weights_dir = Path(weights_dir) if weights_dir else WEIGHTS_DIR
+        self._geometry: dict[str, GarmentGeometry] = {}
+        self._predictor: dict[str, GarmentPredictor] = {}
+        self._uv: dict[str, np.ndarray] = {}
+        self.collider = BodyCollider(self.rig)
+
+    def geometry(self, name: str) -> GarmentGeometry:
+        get_spec(name)
+        if name not in self._geometry:
+            self._geometry[name] = GarmentGeometry(name, self.rig)
+        return self._geometry[name]
+
+    def predictor(self, name: str) -> GarmentPredictor:
+        if name not in self._predictor:
+            w = PredictorWeights.load(weights_path(name, self.weights_dir))
+            geom = self.geometry(name)
+            if w.n_vertices != geom.n_vertices:
+                from simulator.garments.spec import GarmentError
+
+                raise GarmentError(
+                    f"{name} weights were trained for {w.n_vertices} template vertices, this body model's "
+                    f"template has {geom.n_vertices}; retrain with scripts/train_garments.py"
+                )
+            self._predictor[name] = GarmentPredictor(w)
+        return self._predictor[name]
+
+    def uv(self, name: str) -> np.ndarray:
+        """(N, 2) texture coordinates: the template's front projection (x, z) in the mean
+        rest body, 0.25 m per texture tile (the skirt: around x height)."""
+        if name not in self._uv:
+            geom = self.geometry(name)
+            T = geom.template
+            if geom.spec.kind == "skirt":
+                uv = np.stack([(T.theta + np.pi) * 0.25 / 0.25, -T.s * 0.6 / 0.25], 1)
+            else:
+                p = self.rig.mean_rest_vertices[T.body_ids]
+                uv = np.stack([p[:, 0] / 0.25, p[:, 2] / 0.25], 1)
+            self._uv[name] = uv.astype(np.float32)
+        return self._uv[name]
+
+    def dress(self, name: str, style, pose: np.ndarray, shape: np.ndarray, push_out: bool = True,
+              use_model: bool = True) -> DressedGarment:
+        """Garment `name` with style (4,) or (B, 4) on bodies pose (B, 34) radians and
+        shape (B, 6) phenotypes. use_model=False skips the learned displacement (the
+        canonical rest garment, skinned)."""
+        t0 = time.perf_counter()
+        pose = np.atleast_2d(np.asarray(pose, dtype=np.float64))
+        shape = np.atleast_2d(np.asarray(shape, dtype=np.float64))
+        B = max(len(pose), len(shape))
+        if len(shape) == 1 and B > 1:
+            shape = np.repeat(shape, B, 0)
+        style = check_style(style, B)
+        geom = self.geometry(name)
+        posed = self.rig.pose(self.rig.pose_deltas(pose), shape)
+        anchors = [geom.anchors(s) for s in style]
+        rest = np.stack([geom.rest_shape(a, posed.rest_vertices[b], posed.rest_heads[b]) for b, a in enumerate(anchors)])
+        canon = rest
+        if use_model:
+            canon = rest + self.predictor(name).displacement(pose, shape, style, rest)
+        verts = np.empty_like(canon)
+        inside = np.zeros(B)
+        for b, a in enumerate(anchors):
+            x = skin(canon[b], a.skin, posed.transforms[b])
+            if push_out:
+                x, inside[b] = self.collider.push_out(x, posed.vertices[b])
+            else:
+                inside[b] = self.collider.inside_fraction(x, posed.vertices[b])
+            verts[b] = x - posed.offset[b]
+        parts = np.stack([geom.face_parts(a, geom.rest_shape(a, self.rig.mean_rest_vertices, self.rig.mean_rest_heads))
+                          for a in anchors]) if B else np.zeros((0, len(geom.faces)), np.uint8)
+        return DressedGarment(
+            name=name, vertices=verts.astype(np.float32), faces=geom.faces, face_parts=parts,
+            uv=self.uv(name), inside_fraction=inside, seconds=time.perf_counter() - t0,
+        )
+
+
+@functools.lru_cache(maxsize=2)
+def get_wardrobe(weights_dir: str | None = None) -> Wardrobe:
+    return Wardrobe(weights_dir=weights_dir)

@@ -1,0 +1,481 @@
+"""Garment templates on the body's own topology, and their rest shapes per style and shape.
+
+A template is fixed per garment type (like TailorNet's `vert_indices` into the SMPL
+mesh): tops and bottoms are the anny faces of the regions the garment covers at its
+longest style, selected with the skinning-weight regions (`simulator.parts`); the skirt,
+which spans the gap between the legs, is a ring grid around the hips whose top ring sits
+on the body. A *style* never changes the topology; it moves the template's vertices:
+
+* lengths (sleeve, trouser leg, hem, rise) compress the template along the limb chain
+  (shoulder -> elbow -> wrist, hip -> knee -> ankle) or the trunk height, and every moved
+  vertex is re-attached to the body surface at its new place (its *anchor*: a few body
+  vertices with weights, found in cylindrical coordinates around the limb / trunk);
+* looseness / waist set the ease, the rest gap along the body normal.
+
+The anchors depend on the style only; the rest shape for a body shape is the anchors'
+weighted rest-body position plus the ease along the body normal, and the garment vertex
+skins with its anchors' blended skinning weights.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+from simulator.garments.rig import CHAIN_REGIONS, CHAINS, BodyRig
+from simulator.garments.spec import GarmentSpec, check_style, get_spec
+from simulator.parts import REGION_NAMES, face_parts
+
+# Trunk heights (metres, mean-body rest pose, pelvis bone at z = 0.05) used by the templates.
+TOP_REF_Z = 0.28  # tops: hem lengths compress the trunk below this height
+BOTTOM_REF_Z = 0.0  # bottoms: the rise compresses the trunk above this height
+RISE_Z = (0.07, 0.21)  # waistband height, low .. high rise
+COLLAR = (0.5, 0.085)  # neck hole: trunk vertices above z with this horizontal radius are cut
+SKIRT_RINGS, SKIRT_COLUMNS = 22, 48
+K_ANCHOR = 4
+
+
+@dataclass
+class Template:
+    """A garment type's fixed mesh.
+
+    faces (F, 3) int32 into the template vertices; body_ids (N,) the anny vertex each
+    template vertex starts on (-1 for skirt grid vertices); chain (N,) index into
+    CHAIN_ORDER; s (N,) length coordinate along the chain as a fraction of the chain
+    length (trunk: height z in metres); theta (N,) angle around the chain axis;
+    boundary (N,) bool vertices on an opening (neck, hem, cuffs, waistband)."""
+
+    spec: GarmentSpec
+    faces: np.ndarray
+    body_ids: np.ndarray
+    chain: np.ndarray
+    s: np.ndarray
+    theta: np.ndarray
+    boundary: np.ndarray
+
+    @property
+    def n_vertices(self) -> int:
+        return len(self.chain)
+
+
+CHAIN_ORDER = ("torso", "arm_l", "arm_r", "leg_l", "leg_r")
+_CHAIN_RADIUS = {"torso": 0.13, "arm_l": 0.04, "arm_r": 0.04, "leg_l": 0.06, "leg_r": 0.06}
+
+
+# --------------------------------------------------------------------------------------
+# Cylindrical coordinates around the trunk and the limb chains
+# --------------------------------------------------------------------------------------
+
+
+def chain_points(heads: np.ndarray, rig: BodyRig, chain: str) -> np.ndarray:
+    return np.stack([heads[rig.bone(b)] for b in CHAINS[chain]])
+
+
+def chain_coords(p: np.ndarray, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Project points p (N, 3) onto the polyline pts (K, 3).
+
+    Returns s (N,) arc length as a fraction of the polyline length (negative before its
+    start), theta (N,) angle around the segment axis (0 = towards -Y, the body's front),
+    segment index (N,)."""
+    seg = pts[1:] - pts[:-1]
+    lens = np.linalg.norm(seg, axis=1)
+    total = lens.sum()
+    best_d = np.full(len(p), np.inf)
+    s = np.zeros(len(p))
+    theta = np.zeros(len(p))
+    segi = np.zeros(len(p), dtype=int)
+    start = 0.0
+    for k in range(len(seg)):
+        t = seg[k] / lens[k]
+        u = (p - pts[k]) @ t
+        lo = -np.inf if k == 0 else 0.0
+        hi = np.inf if k == len(seg) - 1 else lens[k]
+        uc = np.clip(u, lo, hi)
+        foot = pts[k] + uc[:, None] * t
+        r = p - foot
+        d = np.linalg.norm(r, axis=1)
+        better = d < best_d
+        f = np.array([0.0, -1.0, 0.0])
+        f = f - (f @ t) * t
+        f /= np.linalg.norm(f)
+        b = np.cross(t, f)
+        th = np.arctan2(r @ b, r @ f)
+        best_d = np.where(better, d, best_d)
+        s = np.where(better, (start + uc) / total, s)
+        theta = np.where(better, th, theta)
+        segi = np.where(better, k, segi)
+        start += lens[k]
+    return s, theta, segi
+
+
+def chain_point_at(pts: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Position and unit tangent at fractional arc length s (N,) along the polyline."""
+    seg = pts[1:] - pts[:-1]
+    lens = np.linalg.norm(seg, axis=1)
+    cum = np.concatenate([[0.0], np.cumsum(lens)]) / lens.sum()
+    k = np.clip(np.searchsorted(cum, s, side="right") - 1, 0, len(seg) - 1)
+    u = (s - cum[k]) * lens.sum()
+    t = seg[k] / lens[k][:, None]
+    return pts[k] + u[:, None] * t, t
+
+
+def torso_coords(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Height z and angle around the vertical trunk axis (0 = front, -Y; + towards +X)."""
+    return p[:, 2].copy(), np.arctan2(p[:, 0], -p[:, 1])
+
+
+# --------------------------------------------------------------------------------------
+# Template construction
+# --------------------------------------------------------------------------------------
+
+
+def _largest_component(faces: np.ndarray) -> np.ndarray:
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    F = len(faces)
+    # Faces sharing a vertex are connected.
+    rows = np.repeat(np.arange(F), 3)
+    inc = coo_matrix((np.ones(3 * F), (rows, faces.reshape(-1)))).tocsr()
+    adj = inc @ inc.T
+    n, lab = connected_components(adj, directed=False)
+    keep = lab == np.bincount(lab).argmax()
+    return faces[keep]
+
+
+def _boundary_vertices(faces: np.ndarray, n: int) -> np.ndarray:
+    e = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1)
+    uniq, counts = np.unique(e, axis=0, return_counts=True)
+    out = np.zeros(n, dtype=bool)
+    out[uniq[counts == 1].reshape(-1)] = True
+    return out
+
+
+def _chain_of_body_vertices(rig: BodyRig) -> np.ndarray:
+    region_to_chain = {}
+    for ci, c in enumerate(CHAIN_ORDER):
+        for r in CHAIN_REGIONS[c]:
+            region_to_chain[REGION_NAMES.index(r)] = ci
+    return np.array([region_to_chain.get(int(r), -1) for r in rig.vertex_region])
+
+
+def _body_chain_coords(rig: BodyRig, ids: np.ndarray, chain_idx: np.ndarray):
+    p = rig.mean_rest_vertices[ids]
+    s = np.zeros(len(ids))
+    th = np.zeros(len(ids))
+    for ci, c in enumerate(CHAIN_ORDER):
+        sel = chain_idx == ci
+        if not sel.any():
+            continue
+        if c == "torso":
+            s[sel], th[sel] = torso_coords(p[sel])
+        else:
+            s[sel], th[sel], _ = chain_coords(p[sel], chain_points(rig.mean_rest_heads, rig, c))
+    return s, th
+
+
+def build_template(name: str, rig: BodyRig) -> Template:
+    spec = get_spec(name)
+    if spec.kind == "skirt":
+        return _skirt_template(spec, rig)
+    V = rig.n_vertices
+    chain_all = _chain_of_body_vertices(rig)
+    ids = np.arange(V)
+    s_all, th_all = _body_chain_coords(rig, ids, chain_all)
+    p = rig.mean_rest_vertices
+    keep = np.zeros(V, dtype=bool)
+    torso = chain_all == 0
+    if spec.kind == "top":
+        r_neck = np.hypot(p[:, 0], p[:, 1] + 0.01)
+        collar = (p[:, 2] > COLLAR[0]) & (r_neck < COLLAR[1])
+        # Front scoop of a crew neck.
+        collar |= (p[:, 2] > COLLAR[0] - 0.035) & (r_neck < COLLAR[1] - 0.005) & (p[:, 1] < -0.03)
+        keep |= torso & (p[:, 2] >= spec.hem_z[1] - 1e-3) & ~collar & (p[:, 2] < 0.62)
+        for ci in (1, 2):
+            keep |= (chain_all == ci) & (s_all <= spec.sleeve[1])
+    elif spec.kind == "bottom":
+        keep |= torso & (p[:, 2] <= RISE_Z[1])
+        for ci in (3, 4):
+            keep |= (chain_all == ci) & (s_all <= spec.length[1])
+    faces = rig.faces[keep[rig.faces].all(1)]
+    faces = _largest_component(faces)
+    used = np.unique(faces)
+    remap = -np.ones(V, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    return Template(
+        spec=spec,
+        faces=remap[faces].astype(np.int32),
+        body_ids=used,
+        chain=chain_all[used],
+        s=s_all[used],
+        theta=th_all[used],
+        boundary=_boundary_vertices(remap[faces], len(used)),
+    )
+
+
+def _skirt_template(spec: GarmentSpec, rig: BodyRig) -> Template:
+    R, C = SKIRT_RINGS, SKIRT_COLUMNS
+    j, k = np.meshgrid(np.arange(R), np.arange(C), indexing="ij")
+    idx = j * C + k
+    a, b = idx[:-1], idx[1:]
+    a1, b1 = np.roll(a, -1, axis=1), np.roll(b, -1, axis=1)
+    faces = np.concatenate([np.stack([a, b, b1], -1).reshape(-1, 3), np.stack([a, b1, a1], -1).reshape(-1, 3)])
+    # Outward normals: with theta increasing towards +X from the front (-Y) and rows going
+    # down, (a, b, b1) winds counter-clockwise seen from outside.
+    n = R * C
+    boundary = np.zeros(n, dtype=bool)
+    boundary[:C] = True
+    boundary[-C:] = True
+    return Template(
+        spec=spec,
+        faces=faces.astype(np.int32),
+        body_ids=-np.ones(n, dtype=np.int64),
+        chain=np.zeros(n, dtype=np.int64),
+        s=(j / (R - 1)).reshape(-1).astype(np.float64),  # 0 waist .. 1 hem
+        theta=(-np.pi + 2 * np.pi * k / C).reshape(-1).astype(np.float64),
+        boundary=boundary,
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_template(name: str, rig_id: int) -> Template:
+    return build_template(name, _RIGS[rig_id])
+
+
+_RIGS: dict[int, BodyRig] = {}
+
+
+def get_template(name: str, rig: BodyRig) -> Template:
+    _RIGS[id(rig)] = rig
+    return _cached_template(name, id(rig))
+
+
+# --------------------------------------------------------------------------------------
+# Style -> anchors
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Anchors:
+    """Where each template vertex sits on the body for one style.
+
+    ids (N, K) anny vertex indices and weights (N, K) (rows sum to 1); ease (N,) metres;
+    skin (N, nb) skinning weights; region (N,) index into REGION_NAMES (for body-part
+    labels of the cloth); for the skirt also the grid's heights / flare (see `rest_shape`)."""
+
+    ids: np.ndarray
+    weights: np.ndarray
+    ease: np.ndarray
+    skin: np.ndarray
+    region: np.ndarray
+    attach: np.ndarray
+    tether: np.ndarray
+    skirt: dict | None = None
+
+
+class _CylIndex:
+    """Nearest body vertices of one chain in unrolled cylindrical coordinates."""
+
+    def __init__(self, ids: np.ndarray, s: np.ndarray, th: np.ndarray, s_scale: float, radius: float) -> None:
+        from scipy.spatial import cKDTree
+
+        self.ids = np.concatenate([ids, ids, ids])
+        self.s_scale, self.radius = s_scale, radius
+        pts = np.stack([s * s_scale, th * radius], 1)
+        shift = np.array([0.0, 2 * np.pi * radius])
+        self.tree = cKDTree(np.concatenate([pts, pts + shift, pts - shift]))
+
+    def query(self, s: np.ndarray, th: np.ndarray, k: int = K_ANCHOR) -> tuple[np.ndarray, np.ndarray]:
+        d, i = self.tree.query(np.stack([s * self.s_scale, th * self.radius], 1), k=k)
+        w = 1.0 / (d + 1e-4) ** 2
+        return self.ids[i], w / w.sum(1, keepdims=True)
+
+
+class GarmentGeometry:
+    """A garment type's template plus everything needed to turn (style, shape) into a
+    canonical rest shape and skinning weights."""
+
+    def __init__(self, name: str, rig: BodyRig) -> None:
+        self.rig = rig
+        self.template = get_template(name, rig)
+        self.spec = self.template.spec
+        chain_all = _chain_of_body_vertices(rig)
+        ids = np.arange(rig.n_vertices)
+        s_all, th_all = _body_chain_coords(rig, ids, chain_all)
+        self._index: dict[int, _CylIndex] = {}
+        heads = rig.mean_rest_heads
+        for ci, c in enumerate(CHAIN_ORDER):
+            sel = chain_all == ci
+            if c == "torso":
+                scale = 1.0
+            else:
+                pts = chain_points(heads, rig, c)
+                scale = float(np.linalg.norm(pts[1:] - pts[:-1], axis=1).sum())
+            self._index[ci] = _CylIndex(ids[sel], s_all[sel], th_all[sel], scale, _CHAIN_RADIUS[c])
+        self._anchor_cache: dict[tuple, Anchors] = {}
+
+    @property
+    def faces(self) -> np.ndarray:
+        return self.template.faces
+
+    @property
+    def n_vertices(self) -> int:
+        return self.template.n_vertices
+
+    # ---- style ---------------------------------------------------------------------------
+    def anchors(self, style) -> Anchors:
+        style = check_style(style)[0]
+        key = tuple(np.round(style, 6))
+        hit = self._anchor_cache.get(key)
+        if hit is None:
+            hit = self._anchors(style)
+            if len(self._anchor_cache) > 256:
+                self._anchor_cache.clear()
+            self._anchor_cache[key] = hit
+        return hit
+
+    def _anchors(self, style: np.ndarray) -> Anchors:
+        sleeve_f, hem_f, loose, waist = style
+        spec, T, rig = self.spec, self.template, self.rig
+        if spec.kind == "skirt":
+            return self._skirt_anchors(style)
+        n = T.n_vertices
+        ids = np.repeat(T.body_ids[:, None], K_ANCHOR, 1)
+        w = np.zeros((n, K_ANCHOR))
+        w[:, 0] = 1.0
+        s_new = T.s.copy()
+        moved = np.zeros(n, dtype=bool)
+        if spec.kind == "top":
+            k = (spec.sleeve[0] + sleeve_f * (spec.sleeve[1] - spec.sleeve[0])) / spec.sleeve[1]
+            arm = np.isin(T.chain, (1, 2)) & (T.s > 0)
+            s_new[arm] = T.s[arm] * k
+            hem = spec.hem_z[0] + hem_f * (spec.hem_z[1] - spec.hem_z[0])
+            trunk = (T.chain == 0) & (T.s < TOP_REF_Z)
+            s_new[trunk] = TOP_REF_Z - (TOP_REF_Z - T.s[trunk]) * (TOP_REF_Z - hem) / (TOP_REF_Z - spec.hem_z[1])
+            moved = (arm & (k < 1)) | (trunk & (hem > spec.hem_z[1]))
+        else:
+            k = (spec.length[0] + hem_f * (spec.length[1] - spec.length[0])) / spec.length[1]
+            leg = np.isin(T.chain, (3, 4)) & (T.s > 0)
+            s_new[leg] = T.s[leg] * k
+            rise = RISE_Z[0] + waist * (RISE_Z[1] - RISE_Z[0])
+            trunk = (T.chain == 0) & (T.s > BOTTOM_REF_Z)
+            s_new[trunk] = BOTTOM_REF_Z + (T.s[trunk] - BOTTOM_REF_Z) * (rise - BOTTOM_REF_Z) / (RISE_Z[1] - BOTTOM_REF_Z)
+            moved = (leg & (k < 1)) | (trunk & (rise < RISE_Z[1]))
+        for ci in np.unique(T.chain[moved]):
+            sel = moved & (T.chain == ci)
+            ids[sel], w[sel] = self._index[int(ci)].query(s_new[sel], T.theta[sel])
+        # Ease profile.
+        e0, e1 = spec.ease
+        ease = np.full(n, e0 + loose * (e1 - e0))
+        p = rig.mean_rest_vertices[ids[:, 0]]
+        attach = np.zeros(n)
+        if spec.kind == "top":
+            trunk = T.chain == 0
+            collar = trunk & (p[:, 2] > 0.44)
+            ease[collar] = e0 + loose * (e1 - e0) * np.clip((0.52 - p[collar, 2]) / 0.08, 0.15, 1.0)
+            fitted = 1.0 - 0.75 * waist * np.exp(-(((p[:, 2] - 0.17) / 0.09) ** 2))
+            ease[trunk] = e0 + (ease[trunk] - e0) * fitted[trunk]
+            arm = np.isin(T.chain, (1, 2))
+            ease[arm] = e0 + (ease[arm] - e0) * 0.8
+            attach[collar] = 0.15
+        else:
+            rise = RISE_Z[0] + waist * (RISE_Z[1] - RISE_Z[0])
+            band = (T.chain == 0) & (p[:, 2] > rise - 0.04)
+            leg = np.isin(T.chain, (3, 4))
+            prof = np.where(leg, 0.45 + 0.55 * np.clip(s_new / max(spec.length[1], 1e-6), 0, 1), 0.45)
+            ease = e0 + (ease - e0) * prof
+            ease[band] = e0
+            attach[band] = 0.6
+        skin = np.einsum("nk,nkb->nb", w, rig.weights[ids])
+        region = rig.vertex_region[ids[np.arange(n), w.argmax(1)]]
+        return Anchors(ids=ids, weights=w, ease=ease, skin=skin, region=region, attach=attach, tether=1.2 * ease)
+
+    def _skirt_anchors(self, style: np.ndarray) -> Anchors:
+        _, len_f, loose, waist = style
+        spec, T, rig = self.spec, self.template, self.rig
+        C = SKIRT_COLUMNS
+        rise = RISE_Z[0] + waist * (RISE_Z[1] - RISE_Z[0])
+        top = slice(0, C)
+        n = T.n_vertices
+        ids = np.zeros((n, K_ANCHOR), dtype=np.int64)
+        w = np.zeros((n, K_ANCHOR))
+        tid, tw = self._index[0].query(np.full(C, rise), T.theta[top])
+        ids[:] = np.tile(tid, (SKIRT_RINGS, 1))
+        w[:] = np.tile(tw, (SKIRT_RINGS, 1))
+        length = spec.length[0] + len_f * (spec.length[1] - spec.length[0])
+        e0, e1 = spec.ease
+        ease = np.full(n, e0)
+        t = T.s
+        # Skinning: the waistband follows the trunk; lower down the cloth leans on the thigh
+        # of its side (half each at the front and back centre).
+        base = np.einsum("nk,nkb->nb", w, rig.weights[ids])
+        side = 0.5 * (1 + np.sin(T.theta))  # 1 on the left (+X) side, 0 on the right
+        legs = np.zeros_like(base)
+        legs[:, rig.bone("upperleg01.L")] = side
+        legs[:, rig.bone("upperleg01.R")] = 1 - side
+        a = 0.8 * np.clip(t, 0, 1)[:, None]
+        skin = (1 - a) * base + a * legs
+        region = np.where(t < 0.25, REGION_NAMES.index("torso"),
+                          np.where(side > 0.5, REGION_NAMES.index("upper_leg_left"), REGION_NAMES.index("upper_leg_right")))
+        attach = np.where(t < 1.0 / (SKIRT_RINGS - 1) + 1e-6, 0.6, 0.0)
+        skirt = {"rise": rise, "length": length, "flare": loose * 0.16 + 0.01, "ease": e0 + loose * (e1 - e0) * 0.3}
+        tether = skirt["ease"] + skirt["flare"] * t + 0.03 * t
+        return Anchors(ids=ids, weights=w, ease=ease, skin=skin, region=region, attach=attach, tether=tether, skirt=skirt)
+
+    # ---- shape ---------------------------------------------------------------------------
+    def rest_shape(self, anchors: Anchors, rest_vertices: np.ndarray, heads: np.ndarray) -> np.ndarray:
+        """Canonical rest garment (N, 3) for one body: rest_vertices (V, 3), heads (nb, 3)."""
+        normals = self.rig.incidence.normals(rest_vertices)
+        base = np.einsum("nk,nkd->nd", anchors.weights, rest_vertices[anchors.ids])
+        if anchors.skirt is None:
+            nrm = np.einsum("nk,nkd->nd", anchors.weights, normals[anchors.ids])
+            nrm /= np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-12)
+            return base + anchors.ease[:, None] * nrm
+        return self._skirt_shape(anchors, rest_vertices, heads, base)
+
+    def _skirt_shape(self, anchors: Anchors, rv: np.ndarray, heads: np.ndarray, base: np.ndarray) -> np.ndarray:
+        rig, T = self.rig, self.template
+        R, C = SKIRT_RINGS, SKIRT_COLUMNS
+        top = base[:C]
+        centre = top.mean(0)
+        hip = 0.5 * (heads[rig.bone("upperleg01.L")] + heads[rig.bone("upperleg01.R")])
+        leg_len = np.linalg.norm(heads[rig.bone("lowerleg01.L")] - heads[rig.bone("upperleg01.L")]) + np.linalg.norm(
+            heads[rig.bone("foot.L")] - heads[rig.bone("lowerleg01.L")]
+        )
+        z_top = top[:, 2].mean()
+        z_hem = hip[2] - anchors.skirt["length"] * leg_len
+        # Envelope of the trunk and legs around the skirt axis, per column and ring height.
+        sel = np.isin(rig.vertex_region, [REGION_NAMES.index(r) for r in
+                                          ("torso", "upper_leg_left", "upper_leg_right", "lower_leg_left", "lower_leg_right")])
+        pv = rv[sel]
+        rel = pv[:, :2] - centre[:2]
+        ang = np.arctan2(rel[:, 0], -rel[:, 1])
+        rad = np.hypot(rel[:, 0], rel[:, 1])
+        col = np.round((ang + np.pi) / (2 * np.pi) * C).astype(int) % C
+        theta = T.theta[:C]
+        tdir = np.stack([np.sin(theta), -np.cos(theta)], 1)
+        top_r = np.einsum("cd,cd->c", top[:, :2] - centre[:2], tdir)
+        out = np.zeros((R, C, 3))
+        r_prev = top_r + anchors.skirt["ease"] * 0.2
+        for j in range(R):
+            t = j / (R - 1)
+            z = z_top + t * (z_hem - z_top)
+            band = np.abs(pv[:, 2] - z) < 0.03
+            env = np.zeros(C)
+            if band.any():
+                np.maximum.at(env, col[band], rad[band])
+                # Spread each column's envelope to its neighbours (bins can be empty).
+                env = np.maximum.reduce([np.roll(env, d) for d in (-2, -1, 0, 1, 2)])
+            r = np.maximum(r_prev, env + anchors.skirt["ease"])
+            r_prev = r
+            rr = r + anchors.skirt["flare"] * t
+            out[j, :, :2] = centre[:2] + rr[:, None] * tdir
+            out[j, :, 2] = z
+        out[0] = top + (out[0] - top) * 0.0 + anchors.skirt["ease"] * 0.2 * np.concatenate([tdir, np.zeros((C, 1))], 1)
+        return out.reshape(-1, 3)
+
+    def face_parts(self, anchors: Anchors, rest: np.ndarray) -> np.ndarray:
+        """(F,) DensePose part of the body under each garment face."""
+        return face_parts(anchors.region, self.faces, rest)

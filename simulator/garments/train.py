@@ -1,0 +1,288 @@
+"""Training data from the draping simulation, and training of the TailorNet-style
+predictors. `python scripts/train_garments.py` runs `train_all()`.
+
+Per garment type (all randomness from one seed, child seeds per garment):
+* `n_pivots` pivots (shape, style) with `poses_per_pivot` simulated poses each (the
+  high-frequency pivot models' data; TailorNet: 20 pivots x hundreds of poses);
+* `n_random` simulations at random (pose, shape, style) (with the pivot simulations
+  they train the low-frequency MLP; they also choose the kernel width);
+* `n_test` held-out simulations at random (pose, shape, style) for the model card.
+Poses: the garment's relevant joints uniform within their anatomical limits, pulled
+towards the neutral pose by a random factor in [0.3, 1]; the rest neutral.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from simulator.garments.drape import DrapeConfig, Draper
+from simulator.garments.model import GarmentPredictor, PredictorWeights, pose_inputs
+from simulator.garments.rig import get_rig, skin
+from simulator.garments.spec import GARMENTS, get_spec
+from simulator.garments.template import GarmentGeometry
+from simulator.joints import POSE_DOFS, POSE_LIMITS, neutral_pose
+from simulator.params import SHAPE_NAMES, default_dimensions
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    garments: tuple[str, ...] = tuple(GARMENTS)
+    seed: int = 0
+    n_pivots: int = 6
+    poses_per_pivot: int = 12
+    n_random: int = 40
+    n_test: int = 20
+    lf_hidden: int = 128
+    lf_components: int = 48
+    lf_steps: int = 3000
+    hf_hidden: int = 48
+    hf_components: int = 24
+    hf_steps: int = 1200
+    smooth_iterations: int = 8
+    sigmas: tuple[float, ...] = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+    drape: DrapeConfig = field(default_factory=DrapeConfig)
+
+
+def _shape_bounds() -> tuple[np.ndarray, np.ndarray]:
+    dims = {d.name: d for d in default_dimensions()}
+    lo = np.array([dims[f"shape.{n}"].low for n in SHAPE_NAMES])
+    hi = np.array([dims[f"shape.{n}"].high for n in SHAPE_NAMES])
+    return lo, hi
+
+
+def sample_poses(rng: np.random.Generator, slot: str, n: int) -> np.ndarray:
+    base = np.array([neutral_pose()[k] for k in POSE_DOFS])
+    out = np.repeat(base[None], n, 0)
+    for name in pose_inputs(slot):
+        i = POSE_DOFS.index(name)
+        lo, hi, _ = POSE_LIMITS[name]
+        out[:, i] = rng.uniform(lo, hi, n)
+    a = rng.uniform(0.3, 1.0, (n, 1))
+    return base + a * (out - base)
+
+
+def sample_shapes(rng: np.random.Generator, n: int) -> np.ndarray:
+    lo, hi = _shape_bounds()
+    return rng.uniform(lo, hi, (n, len(SHAPE_NAMES)))
+
+
+def generate(name: str, cfg: TrainConfig, rng: np.random.Generator, progress=None) -> dict[str, np.ndarray]:
+    """Simulate the training / test set of one garment type."""
+    spec = get_spec(name)
+    rig = get_rig()
+    draper = Draper(GarmentGeometry(name, rig), cfg.drape)
+    piv_shape = sample_shapes(rng, cfg.n_pivots)
+    piv_style = rng.uniform(0, 1, (cfg.n_pivots, 4))
+    rows = []
+    for j in range(cfg.n_pivots):
+        for p in sample_poses(rng, spec.slot, cfg.poses_per_pivot):
+            rows.append((p, piv_shape[j], piv_style[j], j, 0))
+    for split, n in ((1, cfg.n_random), (2, cfg.n_test)):
+        P, S, G = sample_poses(rng, spec.slot, n), sample_shapes(rng, n), rng.uniform(0, 1, (n, 4))
+        rows += [(P[i], S[i], G[i], -1, split) for i in range(n)]
+    out = {k: [] for k in ("pose", "shape", "style", "pivot", "split", "displacement", "posed", "rest", "seconds")}
+    for k, (p, s, g, j, split) in enumerate(rows):
+        r = draper.run(g, p, s)
+        for key, val in (("pose", p), ("shape", s), ("style", g), ("pivot", j), ("split", split),
+                         ("displacement", r.displacement), ("posed", r.posed), ("rest", r.rest), ("seconds", r.seconds)):
+            out[key].append(val)
+        if progress:
+            progress(name, k + 1, len(rows))
+    data = {k: np.asarray(v) for k, v in out.items()}
+    data["pivot_shape"], data["pivot_style"] = piv_shape, piv_style
+    return data
+
+
+def laplacian_smooth(D: np.ndarray, faces: np.ndarray, iterations: int) -> np.ndarray:
+    """Uniform Laplacian smoothing of per-vertex fields D (B, N, 3) on the garment mesh
+    (TailorNet's low-frequency ground truth is a smoothed simulation)."""
+    from scipy.sparse import coo_matrix, diags
+
+    N = D.shape[1]
+    e = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    A = coo_matrix((np.ones(2 * len(e)), (np.r_[e[:, 0], e[:, 1]], np.r_[e[:, 1], e[:, 0]])), shape=(N, N)).tocsr()
+    A.data[:] = 1.0
+    M = diags(1.0 / np.maximum(np.asarray(A.sum(1)).ravel(), 1)) @ A
+    out = D.copy()
+    for _ in range(iterations):
+        out = 0.5 * out + 0.5 * np.stack([M @ o for o in out])
+    return out
+
+
+def _pca(X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    mean = X.mean(0)
+    _, _, Vt = np.linalg.svd(X - mean, full_matrices=False)
+    return mean, Vt[: min(k, len(Vt))]
+
+
+def _fit_mlp(x: np.ndarray, y: np.ndarray, hidden: int, steps: int, weight_decay: float, seed: int) -> list:
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    dims = [x.shape[1], hidden, hidden, y.shape[1]]
+    layers = [torch.nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:])]
+    for l in layers:
+        torch.nn.init.kaiming_uniform_(l.weight, a=5 ** 0.5, generator=g)
+        torch.nn.init.zeros_(l.bias)
+    net = torch.nn.Sequential(layers[0], torch.nn.ReLU(), layers[1], torch.nn.ReLU(), layers[2])
+    opt = torch.optim.Adam(net.parameters(), lr=2e-3, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    X, Y = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32)
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = ((net(X) - Y) ** 2).sum(1).mean()
+        loss.backward()
+        opt.step()
+        sched.step()
+    return [(l.weight.detach().numpy().copy(), l.bias.detach().numpy().copy()) for l in layers]
+
+
+def fit(name: str, data: dict[str, np.ndarray], cfg: TrainConfig, seed: int) -> PredictorWeights:
+    spec = get_spec(name)
+    geom = GarmentGeometry(name, get_rig())
+    N = geom.n_vertices
+    train = data["split"] < 2
+    D = data["displacement"][train]
+    Ds = laplacian_smooth(D, geom.faces, cfg.smooth_iterations)
+    names = pose_inputs(spec.slot)
+    idx = [POSE_DOFS.index(n) for n in names]
+    X = np.concatenate([data["pose"][:, idx], data["shape"], data["style"]], 1)
+    lo = np.concatenate([[POSE_LIMITS[n][0] for n in names], _shape_bounds()[0], np.zeros(4)])
+    hi = np.concatenate([[POSE_LIMITS[n][1] for n in names], _shape_bounds()[1], np.ones(4)])
+    in_mean, in_scale = 0.5 * (lo + hi), 0.5 * (hi - lo)
+    Xn = ((X - in_mean) / in_scale)[train]
+    lf_mean, lf_basis = _pca(Ds.reshape(len(Ds), -1), cfg.lf_components)
+    lf = _fit_mlp(Xn, (Ds.reshape(len(Ds), -1) - lf_mean) @ lf_basis.T, cfg.lf_hidden, cfg.lf_steps, 1e-5, seed)
+    R = (D - Ds).reshape(len(D), -1)
+    _, hf_basis = _pca(np.concatenate([R, -R]), cfg.hf_components)  # zero-mean basis
+    hf = []
+    piv = data["pivot"][train]
+    for j in range(len(data["pivot_style"])):
+        sel = piv == j
+        hf.append(_fit_mlp(Xn[sel, : len(idx)], R[sel] @ hf_basis.T, cfg.hf_hidden, cfg.hf_steps, 1e-3, seed + 1 + j))
+    rig = get_rig()
+    rest = rig.rest(data["pivot_shape"])
+    pivot_rest = np.stack([
+        geom.rest_shape(geom.anchors(st), rest["vertices"][j], rest["heads"][j]) for j, st in enumerate(data["pivot_style"])
+    ])
+    w = PredictorWeights(
+        garment=name, n_vertices=N, pose_names=names, in_mean=in_mean, in_scale=in_scale, lf=lf,
+        lf_basis=lf_basis, lf_mean=lf_mean, hf=hf, hf_basis=hf_basis, pivot_style=data["pivot_style"],
+        pivot_shape=data["pivot_shape"], pivot_rest=pivot_rest, sigma=cfg.sigmas[0], meta={},
+    )
+    # Kernel width: the one with the lowest error on the random (non-pivot) training sims.
+    val = data["split"] == 1
+    errs = {s: evaluate(w, geom, data, val, sigma=s)["mean_mm"] for s in cfg.sigmas}
+    w.sigma = min(errs, key=errs.get)
+    w.meta["sigma_search_mm"] = {str(k): round(v, 3) for k, v in errs.items()}
+    return w
+
+
+def evaluate(w: PredictorWeights, geom: GarmentGeometry, data: dict, sel: np.ndarray, sigma: float | None = None,
+             push: bool = False) -> dict:
+    """Per-vertex error (mm) of the predicted posed garment against the simulation."""
+    from simulator.garments.collision import BodyCollider
+
+    rig = geom.rig
+    pred = GarmentPredictor(w)
+    idx = np.flatnonzero(sel)
+    pose = data["pose"][idx].copy()
+    pose[:, :3] = 0.0
+    posed = rig.pose(rig.pose_deltas(pose), data["shape"][idx])
+    rest = data["rest"][idx]
+    lf, hf = pred.displacement(pose, data["shape"][idx], data["style"][idx], rest, separate=True, sigma=sigma)
+    collider = BodyCollider(rig) if push else None
+    out = {"full": [], "lf": [], "rest": [], "inside_raw": [], "inside_final": [], "inside_sim": []}
+    for b, i in enumerate(idx):
+        a = geom.anchors(data["style"][i])
+        gt = data["posed"][i] + posed.offset[b]
+        for key, canon in (("full", rest[b] + lf[b] + hf[b]), ("lf", rest[b] + lf[b]), ("rest", rest[b])):
+            x = skin(canon, a.skin, posed.transforms[b])
+            if key == "full" and push:
+                out["inside_raw"].append(collider.inside_fraction(x, posed.vertices[b]))
+                x, _ = collider.push_out(x, posed.vertices[b])
+                out["inside_final"].append(collider.inside_fraction(x, posed.vertices[b]))
+                out["inside_sim"].append(collider.inside_fraction(gt, posed.vertices[b]))
+            out[key].append(np.linalg.norm(x - gt, axis=1).mean() * 1000)
+    res = {"mean_mm": float(np.mean(out["full"])), "lf_only_mm": float(np.mean(out["lf"])),
+           "rest_only_mm": float(np.mean(out["rest"]))}
+    if push:
+        res.update(inside_raw_pct=100 * float(np.mean(out["inside_raw"])),
+                   inside_after_push_pct=100 * float(np.mean(out["inside_final"])),
+                   inside_sim_pct=100 * float(np.mean(out["inside_sim"])))
+    return res
+
+
+def time_prediction(name: str, weights_dir: Path, data: dict, batch: int = 1, repeats: int = 20) -> float:
+    """Seconds per garment for the full dressing path (anny forward, rest shape, model,
+    skinning, push-out) at the given batch size, anchors warm."""
+    from simulator.garments.dress import Wardrobe
+
+    wd = Wardrobe(weights_dir=weights_dir)
+    sel = np.flatnonzero(data["split"] == 2)[:batch]
+    sel = np.resize(sel, batch)
+    args = (data["style"][sel], data["pose"][sel], data["shape"][sel])
+    wd.dress(name, *args)
+    t0 = time.process_time()
+    for _ in range(repeats):
+        wd.dress(name, *args)
+    return (time.process_time() - t0) / repeats / batch
+
+
+def train_all(cfg: TrainConfig | None = None, out_dir: str | Path | None = None, data_dir: str | Path | None = None,
+              progress=None) -> dict:
+    """Simulate, train, evaluate and write weights + metrics for every garment type.
+    Returns the metrics (also written to out_dir/metrics.json)."""
+    import torch
+
+    from simulator.garments.dress import WEIGHTS_DIR
+    from simulator.paths import home
+
+    torch.set_num_threads(1)
+    cfg = cfg or TrainConfig()
+    out = Path(out_dir or WEIGHTS_DIR)
+    out.mkdir(parents=True, exist_ok=True)
+    cache = Path(data_dir or home() / "garment_sims")
+    cache.mkdir(parents=True, exist_ok=True)
+    seeds = np.random.SeedSequence(cfg.seed).spawn(len(cfg.garments))
+    metrics: dict = {"config": json.loads(json.dumps(asdict(cfg))), "garments": {}}
+    for name, ss in zip(cfg.garments, seeds):
+        rng = np.random.default_rng(ss)
+        t0 = time.process_time()
+        data_file = cache / f"{name}_seed{cfg.seed}.npz"
+        if data_file.exists():
+            data = dict(np.load(data_file))
+        else:
+            data = generate(name, cfg, rng, progress)
+            np.savez_compressed(data_file, **data)
+        t_sim = time.process_time() - t0
+        t1 = time.process_time()
+        w = fit(name, data, cfg, int(ss.generate_state(1)[0] % 2**31))
+        t_fit = time.process_time() - t1
+        geom = GarmentGeometry(name, get_rig())
+        test = evaluate(w, geom, data, data["split"] == 2, push=True)
+        w.meta.update(test=test, seed=cfg.seed, n_train=int((data["split"] < 2).sum()), n_test=int((data["split"] == 2).sum()))
+        w.save(out / f"{name}.npz")
+        sim_s = float(np.mean(data["seconds"]))
+        pred1 = time_prediction(name, out, data, batch=1)
+        pred32 = time_prediction(name, out, data, batch=32, repeats=3)
+        metrics["garments"][name] = {
+            "vertices": geom.n_vertices, "faces": int(len(geom.faces)), "test": test, "sigma": w.sigma,
+            "sigma_search_mm": w.meta["sigma_search_mm"], "sim_seconds_per_drape": sim_s,
+            "predict_seconds_batch1": pred1, "predict_seconds_batch32": pred32,
+            "speedup_batch1": sim_s / pred1, "speedup_batch32": sim_s / pred32,
+            "cpu_seconds_simulation": float(np.sum(data["seconds"])), "cpu_seconds_training": t_fit,
+            "n_sims": int(len(data["split"])), "weights_bytes": (out / f"{name}.npz").stat().st_size,
+        }
+        log.info("%s: %s", name, metrics["garments"][name])
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    return metrics
