@@ -13,6 +13,7 @@ have_lib 'libEGL_mesa.so.0' || need_pkgs+=(libegl-mesa0)
 [ -e /usr/lib/x86_64-linux-gnu/dri/swrast_dri.so ] || ls /usr/lib/*/dri/*swrast* >/dev/null 2>&1 || need_pkgs+=(libgl1-mesa-dri)
 have_lib 'libGLESv2.so.2' || need_pkgs+=(libgles2)
 have_lib 'libGL.so.1' || need_pkgs+=(libgl1)
+have_lib 'libOSMesa.so' || need_pkgs+=(libosmesa6)  # fallback backend, tested
 if [ "$WITH_BROWSER" = 1 ] && ! command -v chromium >/dev/null 2>&1; then need_pkgs+=(chromium); fi
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_pkgs[*]}"

@@ -264,7 +264,10 @@ class Renderer:
         depth = depth.astype(np.float32)
 
         bg = appearance.background_image(params.background, W, H, self.config.background_dir)
-        alpha = color[..., 3:4].astype(np.float32) / 255.0
+        if color.shape[-1] == 4:
+            alpha = color[..., 3:4].astype(np.float32) / 255.0
+        else:  # OSMesa returns RGB only (and has no anti-aliasing): coverage from the SEG pass
+            alpha = (depth > 0).astype(np.float32)[..., None]
         rgb_f = color[..., :3].astype(np.float32) / 255.0 * alpha + bg * (1.0 - alpha)
         rect = None
         if occ.kind == "rectangle":

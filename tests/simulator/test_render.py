@@ -155,3 +155,27 @@ def test_package_render_callable_after_module_import():
     s = simulator.render(SceneParams())
     assert s.mask.any()
     assert len(simulator.render_batch([SceneParams()])) == 1
+
+
+def test_osmesa_fallback_renders_the_same_person(tmp_path, renderer):
+    """OSMesa (own process: the GL platform is fixed per process) gives the same mask."""
+    import subprocess
+    import sys
+
+    import simulator.gl as gl
+
+    if "osmesa" not in gl.available_backends():
+        pytest.skip("libOSMesa not installed (apt-get install libosmesa6)")
+    code = (
+        "import numpy as np, sys\n"
+        "from simulator.render import Renderer, RenderConfig\n"
+        "from simulator.params import SceneParams\n"
+        "s = Renderer(RenderConfig(gl_backend='osmesa')).render(SceneParams())\n"
+        f"np.savez(r'{tmp_path}/o.npz', mask=s.mask, parts=s.parts)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=300)
+    o = np.load(tmp_path / "o.npz")
+    e = renderer.render(SceneParams())
+    iou = (o["mask"] & e.mask).sum() / (o["mask"] | e.mask).sum()
+    assert iou > 0.98
+    assert (o["parts"] == e.parts).mean() > 0.99
