@@ -1,0 +1,165 @@
+"""`examiner generate ...`: thin commands over `generators.engine.run_dataset`.
+
+Mounted by the main CLI as a Typer sub-app (`app`). Every option also reads an
+environment variable (EXAMINER_GENERATE_<COMMAND>_<OPTION> through the root's prefix).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Optional
+
+import typer
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Generate training data: dense correspondence, anatomical anomalies, failure-region fine-tuning sets.",
+)
+
+_WORKERS = typer.Option(1, "--workers", "-w", help="Local worker processes (one renderer each).")
+_BACKEND = typer.Option("local", "--backend", help="local (processes) or ray (Ray actors; pip install poseexaminer[ray]).")
+_RESUME = typer.Option(False, "--resume", help="Finish an interrupted dataset: keep complete shards, redo the rest.")
+_SHARD = typer.Option(64, "--shard-size", help="Samples per shard (the unit of resume and of parallel work).")
+_SEED = typer.Option(0, "--seed", help="Root seed; sample i uses SeedSequence(seed, spawn_key=(i,)).")
+_SIZE = typer.Option(256, "--size", help="Image width and height in pixels.")
+_JSON = typer.Option(False, "--json", help="Print a summary as JSON on stdout.")
+
+
+def _console():
+    from examiner import console
+
+    return console
+
+
+def _run(kind: str, config, out: str, workers: int, backend: str, resume: bool, json_out: bool) -> dict:
+    from generators.engine import run_dataset
+
+    console = _console()
+    first: list[float] = []  # time and count at the first completed image (after start-up)
+    done = [0]
+    with console.progress(f"generate {kind}", total=config.n) as advance:
+
+        def on_progress(k: int) -> None:
+            done[0] += k
+            now = time.perf_counter()
+            if not first:
+                first.extend((now, done[0]))
+            dt = now - first[0]
+            rate = (done[0] - first[1]) / dt if dt > 0 else 0.0
+            advance(k, rate=f"{rate:.1f} img/s" if rate else "")
+
+        result = run_dataset(kind, config, out, workers=workers, backend=backend, resume=resume, on_progress=on_progress)
+    if json_out:
+        console.emit_json(result)
+    else:
+        rate = result["rendered"] / result["seconds"] if result["seconds"] > 0 and result["rendered"] else 0.0
+        skipped = f", {result['skipped']} kept from before" if result["skipped"] else ""
+        console.info(f"wrote {result['rendered']} samples to {result['out']} ({rate:.1f} img/s{skipped}); "
+                     f"outputs: {', '.join(str(v) for k, v in result['outputs'].items() if isinstance(v, str))}")
+    return result
+
+
+@app.command()
+def dense(
+    n: int = typer.Option(100, "--n", help="Number of images."),
+    out: str = typer.Option(..., "--out", help="Dataset directory."),
+    space: str = typer.Option("pose,shape,camera,light,background", "--space", help="Parameter groups to sample."),
+    from_run: Optional[str] = typer.Option(None, "--from-run", help="Sample a search run's failure modes instead."),
+    mode_share: float = typer.Option(1.0, "--mode-share", help="With --from-run: share of samples inside the modes."),
+    points: int = typer.Option(2600, "--points", help="DensePose points per person (0 = every body pixel)."),
+    size: int = _SIZE,
+    seed: int = _SEED,
+    shard_size: int = _SHARD,
+    image_format: str = typer.Option("jpg", "--image-format", help="jpg or png."),
+    gl: str = typer.Option("auto", "--gl", help="OpenGL backend: auto, egl, osmesa."),
+    workers: int = _WORKERS,
+    backend: str = _BACKEND,
+    resume: bool = _RESUME,
+    json_out: bool = _JSON,
+) -> None:
+    """UltraPose-style dense correspondence (DensePose-COCO, IUV and vertex-index maps)."""
+    from generators.dense import DenseConfig
+
+    config = DenseConfig(n=n, seed=seed, shard_size=shard_size, size=size, points=points, space=space,
+                         from_run=from_run, mode_share=mode_share, image_format=image_format, gl=gl)
+    _run("dense", config, out, workers, backend, resume, json_out)
+
+
+@app.command()
+def anomaly(
+    n: int = typer.Option(100, "--n", help="Number of images."),
+    out: str = typer.Option(..., "--out", help="Dataset directory."),
+    classes: str = typer.Option("all", "--classes", help="Scenario kinds to cycle through (comma list) or all."),
+    size: int = _SIZE,
+    seed: int = _SEED,
+    shard_size: int = _SHARD,
+    val_every: int = typer.Option(10, "--val-every", help="Every k-th image goes to the val split (0 = none)."),
+    gl: str = typer.Option("auto", "--gl", help="OpenGL backend: auto, egl, osmesa."),
+    workers: int = _WORKERS,
+    backend: str = _BACKEND,
+    resume: bool = _RESUME,
+    json_out: bool = _JSON,
+) -> None:
+    """AbHuman-style anatomical anomalies (18 classes; Ultralytics YOLO layout + COCO JSON)."""
+    from generators.anomaly import AnomalyConfig
+
+    config = AnomalyConfig(n=n, seed=seed, shard_size=shard_size, size=size, scenarios=classes,
+                           val_every=val_every, gl=gl)
+    _run("anomaly", config, out, workers, backend, resume, json_out)
+
+
+@app.command()
+def finetune(
+    from_run: str = typer.Option(..., "--from-run", help="Search run directory (its failure modes are sampled)."),
+    n: int = typer.Option(1000, "--n", help="Number of images."),
+    out: str = typer.Option(..., "--out", help="Dataset directory."),
+    base_share: float = typer.Option(0.2, "--base-share", help="Share of samples from the run's whole space."),
+    size: int = _SIZE,
+    seed: int = _SEED,
+    shard_size: int = _SHARD,
+    image_format: str = typer.Option("jpg", "--image-format", help="jpg or png."),
+    gl: str = typer.Option("auto", "--gl", help="OpenGL backend: auto, egl, osmesa."),
+    workers: int = _WORKERS,
+    backend: str = _BACKEND,
+    resume: bool = _RESUME,
+    json_out: bool = _JSON,
+) -> None:
+    """Fine-tuning set from a run's failure regions (COCO keypoints, 3D joints, body parameters)."""
+    from generators.finetune import FinetuneConfig
+
+    config = FinetuneConfig(n=n, seed=seed, shard_size=shard_size, size=size, from_run=from_run,
+                            base_share=base_share, image_format=image_format, gl=gl)
+    _run("finetune", config, out, workers, backend, resume, json_out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run this sub-app alone (`python -m generators.cli dense ...`), with the main CLI's
+    one-line errors."""
+    from simulator.errors import PoseExaminerError
+
+    console = _console()
+    try:
+        app(args=argv, standalone_mode=False)
+    except PoseExaminerError as e:
+        console.error(str(e))
+        return 2
+    except KeyboardInterrupt:
+        console.error("interrupted")
+        return 130
+    except SystemExit as e:
+        return int(e.code or 0)
+    except Exception as e:
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            return e.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

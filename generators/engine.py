@@ -1,0 +1,485 @@
+"""Sharded, resumable dataset writing shared by every generator.
+
+A dataset directory:
+
+    OUT/
+      manifest.json          kind, config, seeds, versions, layout, status (atomic)
+      index.json             complete shards: first sample, count, directory (atomic)
+      shards/shard-00000/    samples [0, S), written as shards/.shard-00000.partial-<pid>
+      shards/shard-00001/    and renamed when complete (a rename is atomic)
+      ...                    + the generator's merged outputs (annotations.json, data.yaml)
+
+Sample i belongs to shard i // shard_size and nowhere else. Its random stream is
+`numpy.random.default_rng(SeedSequence(seed, spawn_key=(i,)))` -- the i-th child
+`SeedSequence(seed).spawn` would give -- so any sample can be regenerated alone
+(`regenerate_sample`). `resume=True` keeps complete shards, deletes partial ones and
+renders only the missing shards: a kill at any moment loses at most the shards in
+flight and never duplicates a sample. Merged outputs are rebuilt from the shards' own
+`shard.json` files at the end.
+
+Backends: in-process (workers=1), `workers` spawned processes (one renderer each), or
+Ray actors (`backend="ray"`, optional dependency).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import shutil
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from generators.errors import GeneratorError
+
+DATASET_FORMAT = "poseexaminer-dataset"
+DATASET_VERSION = 1
+MANIFEST = "manifest.json"
+INDEX = "index.json"
+SHARDS = "shards"
+SHARD_FILE = "shard.json"
+
+
+# --------------------------------------------------------------------------------------
+# Seeds
+# --------------------------------------------------------------------------------------
+
+
+def sample_seed_sequence(seed: int, index: int) -> np.random.SeedSequence:
+    """The seed sequence of sample `index` (equal to SeedSequence(seed).spawn(index + 1)[index])."""
+    return np.random.SeedSequence(int(seed), spawn_key=(int(index),))
+
+
+def sample_rng(seed: int, index: int) -> np.random.Generator:
+    return np.random.default_rng(sample_seed_sequence(seed, index))
+
+
+# --------------------------------------------------------------------------------------
+# Files
+# --------------------------------------------------------------------------------------
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write to a temporary name, fsync, rename over `path`: readers see old or new."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def dumps(obj: Any, indent: int | None = None) -> str:
+    return json.dumps(obj, indent=indent, allow_nan=False, separators=(",", ":") if indent is None else None)
+
+
+def shard_name(k: int) -> str:
+    return f"shard-{k:05d}"
+
+
+def shard_dir(out: Path, k: int) -> Path:
+    return Path(out) / SHARDS / shard_name(k)
+
+
+def complete_shards(out: Path) -> dict[int, Path]:
+    """Shards whose directory was renamed into place (their shard.json is inside)."""
+    root = Path(out) / SHARDS
+    found: dict[int, Path] = {}
+    if not root.is_dir():
+        return found
+    for d in root.iterdir():
+        if d.is_dir() and d.name.startswith("shard-") and (d / SHARD_FILE).is_file():
+            found[int(d.name.split("-")[1])] = d
+    return found
+
+
+def remove_partial_shards(out: Path) -> int:
+    root = Path(out) / SHARDS
+    n = 0
+    if root.is_dir():
+        for d in root.iterdir():
+            if d.name.startswith(".shard-") and ".partial" in d.name:
+                shutil.rmtree(d, ignore_errors=True)
+                n += 1
+    return n
+
+
+def read_shard(d: Path) -> dict:
+    return json.loads((Path(d) / SHARD_FILE).read_text())
+
+
+def iter_shards(out: Path) -> Iterable[dict]:
+    """Complete shards in order (their shard.json contents)."""
+    for k, d in sorted(complete_shards(out).items()):
+        yield read_shard(d)
+
+
+# --------------------------------------------------------------------------------------
+# Generators
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CommonConfig:
+    """What every dataset shares. n: samples; seed: root seed; shard_size: samples per
+    shard; size: image width and height (pixels)."""
+
+    n: int = 100
+    seed: int = 0
+    shard_size: int = 64
+    size: int = 256
+
+    def check(self) -> None:
+        if self.n < 1:
+            raise GeneratorError(f"--n must be at least 1, got {self.n}")
+        if self.shard_size < 1:
+            raise GeneratorError(f"--shard-size must be at least 1, got {self.shard_size}")
+        if not 16 <= self.size <= 4096:
+            raise GeneratorError(f"--size must be between 16 and 4096 pixels, got {self.size}")
+
+
+def config_to_dict(config) -> dict:
+    return asdict(config)
+
+
+def config_from_dict(cls, d: dict):
+    names = {f.name for f in fields(cls)}
+    kw = {k: (tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v)
+          for k, v in d.items() if k in names}
+    return cls(**kw)
+
+
+class SampleWriter:
+    """Per-process state of a generator (renderer, charts ...). `write(index, rng, shard_dir,
+    rel_dir)` renders sample `index`, writes its files under `shard_dir` (named relative
+    to the dataset root through `rel_dir`) and returns its JSON record."""
+
+    def write(self, index: int, rng: np.random.Generator, shard_dir: Path, rel_dir: str) -> dict:  # pragma: no cover
+        raise NotImplementedError
+
+
+def _registry():
+    from generators import registry
+
+    return registry.GENERATORS
+
+
+def make_writer(kind: str, config) -> SampleWriter:
+    return _registry()[kind].writer(config)
+
+
+# --------------------------------------------------------------------------------------
+# Writing one shard (runs in a worker)
+# --------------------------------------------------------------------------------------
+
+
+def write_shard(
+    kind: str,
+    config,
+    out: Path,
+    k: int,
+    writer: SampleWriter,
+    tick: Callable[[int], None] | None = None,
+) -> dict:
+    """Render shard k into a partial directory, then rename it into place."""
+    out = Path(out)
+    first = k * config.shard_size
+    last = min(config.n, first + config.shard_size)
+    final = shard_dir(out, k)
+    tmp = final.with_name(f".{final.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    tmp.mkdir(parents=True)
+    t0 = time.perf_counter()
+    records = []
+    rel = f"{SHARDS}/{final.name}"
+    for i in range(first, last):
+        records.append(writer.write(i, sample_rng(config.seed, i), tmp, rel))
+        if tick:
+            tick(1)
+    shard = {
+        "kind": kind,
+        "shard": k,
+        "first": first,
+        "count": last - first,
+        "dir": rel,
+        "seconds": round(time.perf_counter() - t0, 3),
+        "records": records,
+    }
+    with open(tmp / SHARD_FILE, "w") as f:
+        f.write(dumps(shard))
+        f.flush()
+        os.fsync(f.fileno())
+    for p in tmp.rglob("*"):
+        if p.is_file():
+            fd = os.open(p, os.O_RDONLY)
+            os.fsync(fd)
+            os.close(fd)
+    if final.exists():  # another run completed it meanwhile: keep the first, drop ours
+        shutil.rmtree(tmp, ignore_errors=True)
+        return {k2: v for k2, v in read_shard(final).items() if k2 != "records"}
+    os.rename(tmp, final)
+    _fsync_dir(final.parent)
+    return {k2: v for k2, v in shard.items() if k2 != "records"}
+
+
+# ---- local process pool ----------------------------------------------------------------------
+
+_W: dict[str, Any] = {}
+
+
+def _init_worker(kind: str, config, out: str, queue, threads: int) -> None:
+    os.environ["LP_NUM_THREADS"] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+    _W.update(kind=kind, config=config, out=out, queue=queue, writer=make_writer(kind, config))
+
+
+def _worker_shard(k: int) -> dict:
+    q = _W["queue"]
+    return write_shard(_W["kind"], _W["config"], Path(_W["out"]), k, _W["writer"], tick=q.put if q is not None else None)
+
+
+def _run_local(kind, config, out: Path, todo: list[int], workers: int, on_progress, on_shard) -> None:
+    if workers <= 1:
+        writer = make_writer(kind, config)
+        for k in todo:
+            on_shard(write_shard(kind, config, out, k, writer, tick=on_progress))
+        return
+    ctx = mp.get_context("spawn")  # GL contexts and torch do not survive fork
+    queue = ctx.Queue()
+    stop = threading.Event()
+
+    def drain() -> None:
+        import queue as q_mod
+
+        while not stop.is_set():
+            try:
+                n = queue.get(timeout=0.1)
+            except q_mod.Empty:
+                continue
+            except (EOFError, OSError):
+                return
+            on_progress(n)
+
+    th = threading.Thread(target=drain, daemon=True)
+    th.start()
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    pool = ctx.Pool(workers, initializer=_init_worker, initargs=(kind, config, str(out), queue, threads))
+    try:
+        for summary in pool.imap_unordered(_worker_shard, todo):
+            on_shard(summary)
+        pool.close()
+        pool.join()
+    finally:
+        pool.terminate()
+        stop.set()
+        th.join(timeout=2)
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError as e:
+        raise GeneratorError(
+            f"--backend ray needs the optional dependency ray ({e}); install it with `pip install poseexaminer[ray]`"
+        ) from None
+    return ray
+
+
+def _run_ray(kind, config, out: Path, todo: list[int], workers: int, on_progress, on_shard) -> None:
+    ray = _import_ray()
+    owns = not ray.is_initialized()
+    if owns:
+        ray.init(num_cpus=max(workers, 1), include_dashboard=False, ignore_reinit_error=True,
+                 log_to_driver=False, configure_logging=False)
+
+    @ray.remote(num_cpus=1)
+    class ShardActor:
+        def __init__(self, kind, config, out):
+            os.environ["LP_NUM_THREADS"] = "1"
+            self.kind, self.config, self.out = kind, config, Path(out)
+            self.writer = make_writer(kind, config)
+
+        def run(self, k):
+            return write_shard(self.kind, self.config, self.out, k, self.writer)
+
+    actors = [ShardActor.remote(kind, config, str(out)) for _ in range(max(1, min(workers, len(todo))))]
+    try:
+        pending = {}
+        queue = list(todo)
+        for a in actors:
+            if queue:
+                pending[a.run.remote(queue.pop(0))] = a
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            ref = done[0]
+            actor = pending.pop(ref)
+            summary = ray.get(ref)
+            on_progress(summary["count"])
+            on_shard(summary)
+            if queue:
+                pending[actor.run.remote(queue.pop(0))] = actor
+    finally:
+        for a in actors:
+            ray.kill(a)
+        if owns:
+            ray.shutdown()
+
+
+# --------------------------------------------------------------------------------------
+# Driver
+# --------------------------------------------------------------------------------------
+
+
+def versions() -> dict[str, str]:
+    from simulator.batch import versions as sim_versions
+
+    v = sim_versions()
+    import importlib.metadata as md
+
+    for pkg in ("pycocotools", "pillow", "ray"):
+        try:
+            v[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            v[pkg] = "not installed"
+    return v
+
+
+def _comparable(config_dict: dict) -> dict:
+    """JSON round trip, so tuples and lists compare equal."""
+    return json.loads(json.dumps(config_dict))
+
+
+def run_dataset(
+    kind: str,
+    config,
+    out: str | os.PathLike,
+    *,
+    workers: int = 1,
+    backend: str = "local",
+    resume: bool = False,
+    on_progress: Callable[[int], None] | None = None,
+) -> dict:
+    """Generate (or resume) dataset `kind` with `config` into `out`; returns a summary."""
+    gen = _registry().get(kind)
+    if gen is None:
+        raise GeneratorError(f"unknown generator {kind!r}; available: {', '.join(sorted(_registry()))}")
+    config.check()
+    if workers < 1:
+        raise GeneratorError(f"--workers must be at least 1, got {workers}")
+    if backend not in ("local", "ray"):
+        raise GeneratorError(f"unknown backend {backend!r}; choose local or ray")
+    if backend == "ray":
+        _import_ray()
+    gen.prepare(config)  # validate inputs (run directory, space) before any work
+    out = Path(out)
+    cfg = config_to_dict(config)
+    man_path = out / MANIFEST
+    if man_path.exists():
+        try:
+            old = json.loads(man_path.read_text())
+        except json.JSONDecodeError:
+            raise GeneratorError(f"{man_path} is damaged; remove {out} or choose another --out") from None
+        if not resume:
+            raise GeneratorError(f"{out} already holds a dataset; pass --resume to finish it or choose another --out")
+        if old.get("kind") != kind or _comparable(old.get("config", {})) != _comparable(cfg):
+            raise GeneratorError(
+                f"--resume with a different configuration than {out} was started with; "
+                "use the same options (see its manifest.json) or another --out"
+            )
+        created = old.get("created")
+    else:
+        if out.exists() and any(p for p in out.iterdir() if not p.name.startswith(".")):
+            raise GeneratorError(f"{out} is not empty and holds no dataset; choose an empty or new --out")
+        created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / SHARDS).mkdir(exist_ok=True)
+    n_shards = (config.n + config.shard_size - 1) // config.shard_size
+    manifest = {
+        "format": DATASET_FORMAT,
+        "format_version": DATASET_VERSION,
+        "kind": kind,
+        "created": created,
+        "config": cfg,
+        "seeds": {
+            "root": int(config.seed),
+            "per_sample": "numpy.random.default_rng(numpy.random.SeedSequence(root, spawn_key=(index,)))",
+        },
+        "n": config.n,
+        "shard_size": config.shard_size,
+        "n_shards": n_shards,
+        "layout": gen.layout,
+        "versions": versions(),
+        "status": "incomplete",
+    }
+    atomic_write_text(man_path, dumps(manifest, indent=1))
+    removed = remove_partial_shards(out)
+    done = complete_shards(out)
+    todo = [k for k in range(n_shards) if k not in done]
+    skipped = sum(min(config.n, (k + 1) * config.shard_size) - k * config.shard_size for k in done if k < n_shards)
+    summaries: dict[int, dict] = {k: {key: v for key, v in read_shard(d).items() if key != "records"} for k, d in done.items()}
+
+    def write_index() -> None:
+        index = {"n_shards": n_shards, "complete": [summaries[k] for k in sorted(summaries)]}
+        atomic_write_text(out / INDEX, dumps(index, indent=1))
+
+    def on_shard(summary: dict) -> None:
+        summaries[summary["shard"]] = summary
+        write_index()
+
+    progress = on_progress or (lambda n: None)
+    t0 = time.perf_counter()
+    if todo:
+        runner = _run_ray if backend == "ray" else _run_local
+        runner(kind, config, out, todo, workers, progress, on_shard)
+    elapsed = time.perf_counter() - t0
+    write_index()
+    merged = gen.finalize(config, out)
+    rendered = config.n - skipped
+    manifest.update(
+        status="complete",
+        finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        outputs=merged,
+        last_run={"workers": workers, "backend": backend, "rendered": rendered, "skipped": skipped,
+                  "partial_shards_removed": removed, "seconds": round(elapsed, 3),
+                  "images_per_second": round(rendered / elapsed, 3) if elapsed > 0 and rendered else None},
+    )
+    atomic_write_text(man_path, dumps(manifest, indent=1))
+    return {"out": str(out), "kind": kind, "n": config.n, "rendered": rendered, "skipped": skipped,
+            "seconds": elapsed, "outputs": merged}
+
+
+def regenerate_sample(out: str | os.PathLike, index: int, dest: str | os.PathLike) -> dict:
+    """Render sample `index` of the dataset in `out` again, alone, into `dest`; returns its
+    record (equal to the stored one: per-sample seeds make it independent of the rest)."""
+    out = Path(out)
+    try:
+        manifest = json.loads((out / MANIFEST).read_text())
+    except (OSError, json.JSONDecodeError):
+        raise GeneratorError(f"{out} holds no readable {MANIFEST}; is it a generated dataset?") from None
+    gen = _registry()[manifest["kind"]]
+    config = config_from_dict(gen.config_class, manifest["config"])
+    if not 0 <= index < config.n:
+        raise GeneratorError(f"sample index {index} is outside 0..{config.n - 1}")
+    k = index // config.shard_size
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    writer = make_writer(manifest["kind"], config)
+    return writer.write(index, sample_rng(config.seed, index), dest, f"{SHARDS}/{shard_name(k)}")

@@ -1,0 +1,106 @@
+"""Where a generator's scenes come from: a parameter space, or a search run's failure
+modes plus a share of the run's base distribution.
+
+A sample's scene depends only on (source, its own rng), so it can be regenerated alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from generators.errors import GeneratorError
+from simulator.params import ParamSpace, SceneParams
+
+
+@dataclass(frozen=True)
+class SceneSource:
+    """space: parameter groups / dimension names sampled uniformly (ignored with from_run);
+    bounds: ((dimension, low, high), ...) overriding default bounds; from_run: a search run
+    directory whose failure-mode boxes are sampled; mode_share: fraction of samples drawn
+    inside the modes (the rest uniformly from the run's whole space); size: image side."""
+
+    space: str = "pose,shape,camera,light,background"
+    bounds: tuple = ()
+    from_run: str | None = None
+    mode_share: float = 1.0
+    size: int = 256
+
+
+class SceneSampler:
+    """`sample(rng) -> (SceneParams, info)`; info: {"source": "base" | "mode", "mode": id,
+    "u": normalised vector in the space}."""
+
+    def __init__(self, source: SceneSource) -> None:
+        self.source = source
+        size = {"camera.width": source.size, "camera.height": source.size}
+        self.modes: list[dict] = []
+        if source.from_run:
+            space, self.modes = _load_run(source.from_run)
+            self.space = ParamSpace(space.dimensions, base=space.base.with_values(size))
+        else:
+            overrides = {name: (lo, hi) for name, lo, hi in source.bounds}
+            try:
+                self.space = ParamSpace.from_groups(source.space, base=SceneParams().with_values(size),
+                                                    overrides=overrides or None)
+            except GeneratorError:
+                raise
+            except Exception as e:  # ParamError: already one line
+                raise GeneratorError(f"--space {source.space!r}: {e}") from None
+        if not 0.0 <= source.mode_share <= 1.0:
+            raise GeneratorError(f"the share of failure-mode samples must be in [0, 1], got {source.mode_share}")
+
+    def sample(self, rng: np.random.Generator) -> tuple[SceneParams, dict[str, Any]]:
+        D = self.space.dim
+        if self.modes and rng.random() < self.source.mode_share:
+            m = self.modes[int(rng.integers(len(self.modes)))]
+            lo, hi = np.asarray(m["lo"], dtype=np.float64), np.asarray(m["hi"], dtype=np.float64)
+            u = lo + rng.random(D) * (hi - lo)
+            info = {"source": "mode", "mode": int(m["id"])}
+        else:
+            u = rng.uniform(-1.0, 1.0, D)
+            info = {"source": "base", "mode": None}
+        info["u"] = [float(x) for x in u]
+        return self.space.to_params(u), info
+
+
+def _load_run(run_dir: str):
+    """(ParamSpace of the run, its failure modes) from a run store directory."""
+    from examiner.store import RunStore, StoreError
+
+    if not Path(run_dir).is_dir():
+        raise GeneratorError(f"--from-run {run_dir} does not exist; pass a search run directory (examiner run --out DIR)")
+    try:
+        store = RunStore.open(run_dir)
+    except StoreError as e:
+        raise GeneratorError(f"--from-run: {e}") from None
+    space = ParamSpace.from_dict(store.metadata["space"])
+    modes = [m for m in store.modes() if "lo" in m and "hi" in m]
+    if not modes:
+        raise GeneratorError(
+            f"run {run_dir} has no failure modes to sample; let the search run longer or lower its threshold"
+        )
+    for m in modes:
+        if len(m["lo"]) != space.dim or len(m["hi"]) != space.dim:
+            raise GeneratorError(f"failure mode {m.get('id')} of {run_dir} does not match the run's space")
+    return space, modes
+
+
+def run_summary(run_dir: str) -> dict:
+    """The run's identity for a manifest: path, its meta's seeds and strategy, mode ids."""
+    from examiner.store import RunStore
+
+    store = RunStore.open(run_dir)
+    meta = store.metadata
+    return {
+        "path": str(Path(run_dir).resolve()),
+        "created": meta.get("created"),
+        "strategy": meta.get("strategy"),
+        "metric": meta.get("metric"),
+        "threshold": meta.get("threshold"),
+        "modes": [{"id": m.get("id"), "lo": m.get("lo"), "hi": m.get("hi"), "verified": m.get("verified")}
+                  for m in store.modes()],
+    }
