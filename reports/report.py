@@ -1,0 +1,391 @@
+"""`write_report`: report.html (one self-contained file), results.json, optional JUnit and
+gating, for one run directory.
+
+report.html has no script and no external reference: images are data: URIs, charts are
+inline SVG, styles are inline, and a Content-Security-Policy forbids anything else, so it
+opens offline from file:// and makes no network request.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from examiner.store import dumps
+from reports import views
+from reports.errors import ReportError
+from reports.gating import GateResult, evaluate_rules, failure_line, parse_rules, report_quantities
+from reports.junit import junit_xml, write_junit
+from reports.rundata import RunData, load_run, run_stats
+from simulator.errors import PoseExaminerError
+
+RESULTS_SCHEMA = "poseexaminer-results"
+RESULTS_SCHEMA_VERSION = 1
+TEMPLATE = "report.html.j2"
+
+
+@dataclass
+class ReportPaths:
+    """What `write_report` wrote, and the gating outcome.
+
+    html / results / junit: paths (junit None unless asked); gates: every rule evaluated;
+    gate_failure: one line naming the tripped rules, or None; seconds: time taken."""
+
+    html: Path
+    results: Path
+    junit: Path | None = None
+    gates: list[GateResult] = field(default_factory=list)
+    gate_failure: str | None = None
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "html": str(self.html), "results": str(self.results), "junit": None if self.junit is None else str(self.junit),
+            "gates": [{"rule": g.rule.text, "value": g.value, "tripped": g.tripped} for g in self.gates],
+            "gate_failure": self.gate_failure,
+        }
+
+
+# ---------------------------------------------------------------------------------------
+# Failure modes: region bars, descriptions, gallery
+# ---------------------------------------------------------------------------------------
+
+def _region_rows(run: RunData, mode: dict) -> tuple[list[dict], int]:
+    rows = []
+    free = 0
+    for i, dim in enumerate(run.space.dimensions):
+        lo, hi = float(mode["lo"][i]), float(mode["hi"][i])
+        if lo <= -1.0 + 1e-9 and hi >= 1.0 - 1e-9:
+            free += 1
+            continue
+        rows.append({
+            "name": dim.name,
+            "left": 100.0 * (lo + 1.0) / 2.0,
+            "width": max(100.0 * (hi - lo) / 2.0, 0.6),
+            "fraction": (hi - lo) / 2.0,
+            "box": views.box_text(dim, lo, hi),
+            "full": views.full_range_text(dim),
+            "description": dim.description,
+        })
+    rows.sort(key=lambda r: r["fraction"])
+    return rows, free
+
+
+_DESCRIPTION_CACHE: dict[tuple, Any] = {}
+
+
+def _describe_modes(run: RunData, seed: int) -> dict[Any, Any]:
+    """Region descriptions per mode id (posecodes), memoised per process (they are
+    deterministic given the space, the box and the seed); {"error": reason} when the body
+    model is unusable."""
+    from reports.posecodes import code_frequencies, region_description
+
+    space_key = json.dumps(run.meta["space"], sort_keys=True)
+    try:
+        base_key = (space_key, seed, "baseline")
+        if base_key not in _DESCRIPTION_CACHE:
+            rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5E5C]))
+            _DESCRIPTION_CACHE[base_key] = code_frequencies(run.space, run.space.sample(rng, 128))[0]
+        baseline = _DESCRIPTION_CACHE[base_key]
+        out = {}
+        for m in run.modes:
+            key = (space_key, seed, tuple(m["lo"]), tuple(m["hi"]))
+            if key not in _DESCRIPTION_CACHE:
+                rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5E5C, int(m["id"])]))
+                _DESCRIPTION_CACHE[key] = region_description(run.space, np.asarray(m["lo"]), np.asarray(m["hi"]), rng,
+                                                             baseline, n=40)
+            out[m["id"]] = _DESCRIPTION_CACHE[key]
+        return out
+    except (PoseExaminerError, ImportError, OSError) as e:
+        return {"error": f"pose descriptions unavailable: {e}"}
+
+
+def _gallery(run: RunData, size: int, quality: int, max_examples: int) -> tuple[dict[int, list[dict]], str | None]:
+    """Rendered examples per mode id, or an explanation why there are none."""
+    from reports.images import gallery_items, render_scenes, scale_prediction
+    from reports.posecodes import describe, posecodes
+
+    wanted: list[tuple[int, dict, dict | None]] = []
+    for m in run.modes:
+        for ex in (m.get("examples") or [])[:max_examples]:
+            wanted.append((m["id"], ex, run.record_for(ex["u"])))
+    if not wanted:
+        return {}, None
+    try:
+        params = [run.space.to_params(np.asarray(ex["u"])) for _, ex, _ in wanted]
+        samples = render_scenes(params, max(size, 256))
+    except (PoseExaminerError, ImportError, OSError, RuntimeError) as e:
+        return {}, f"examples could not be rendered here ({type(e).__name__}: {e}); the report shows everything else"
+    recs = []
+    for (_, _, rec), p, s in zip(wanted, params, samples):
+        recs.append(scale_prediction(rec, (p.camera.width, p.camera.height), (s.rgb.shape[1], s.rgb.shape[0])))
+    items = gallery_items(samples, recs, quality=quality, size=size)
+    out: dict[int, list[dict]] = {}
+    for (mid, ex, rec), s, item in zip(wanted, samples, items):
+        vis = s.keypoints["coco17"].visibility
+        out.setdefault(mid, []).append({
+            "item": item,
+            "value": ex.get("value"),
+            "failed": bool(ex.get("failed")),
+            "index": None if rec is None else rec.get("i"),
+            "description": describe(posecodes(s.params, s.joints_world, vis)) if s.joints_world is not None else "",
+        })
+    return out, None
+
+
+def _mode_view(run: RunData, mode: dict, described: dict, gallery: dict) -> dict[str, Any]:
+    from reports import svg
+
+    rows, free = _region_rows(run, mode)
+    v = mode["verified"]
+    errs = mode.get("errors") or {}
+    q = errs.get("quantiles") or {}
+    desc = described.get(mode["id"])
+    unit = views.metric_unit(run.metric)
+    return {
+        "rank": mode["rank"],
+        "id": mode["id"],
+        "rate": v["rate"],
+        "n": v["n"],
+        "k": v["k"],
+        "interval": v["interval"],
+        "volume": float(mode.get("volume_fraction") or 0.0),
+        "median": q.get("0.5"),
+        "p10": q.get("0.1"),
+        "p90": q.get("0.9"),
+        "mean": errs.get("mean"),
+        "n_errors": errs.get("n", 0),
+        "agents": mode.get("agents", []),
+        "members": mode.get("members", []),
+        "rows": rows,
+        "free": free,
+        "description": getattr(desc, "text", "") if desc is not None else "",
+        "codes": [{"phrase": c.phrase, "inside": fi, "overall": fb} for c, fi, fb in getattr(desc, "codes", ())],
+        "histogram": svg.histogram(errs.get("values") or [], run.threshold, f"{run.metric} ({unit})" if unit else run.metric,
+                                   label=f"error distribution of mode {mode['rank']}"),
+        "examples": gallery.get(mode["id"], []),
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# results.json
+# ---------------------------------------------------------------------------------------
+
+def build_results(run: RunData, stats: dict, described: dict | None = None, gates: Sequence[GateResult] = (),
+                  sensitivity: Sequence[Any] = (), per_joint: dict | None = None) -> dict[str, Any]:
+    """The machine-readable results (schema `poseexaminer-results` v1; docs/reports.md)."""
+    described = described or {}
+    dims = run.space.dimensions
+    modes = []
+    for m in run.modes:
+        desc = described.get(m["id"])
+        constrained = {}
+        for i, dim in enumerate(dims):
+            lo, hi = float(m["lo"][i]), float(m["hi"][i])
+            if lo > -1.0 + 1e-9 or hi < 1.0 - 1e-9:
+                entry: dict[str, Any] = {"lo_u": lo, "hi_u": hi, "unit": dim.unit, "text": views.box_text(dim, lo, hi)}
+                if not dim.choices:
+                    entry.update(lo=dim.to_physical(lo), hi=dim.to_physical(hi))
+                constrained[dim.name] = entry
+        errs = m.get("errors") or {}
+        modes.append({
+            "rank": m["rank"], "id": m["id"],
+            "description": getattr(desc, "text", None),
+            "posecodes": [c.key for c, _, _ in getattr(desc, "codes", ())],
+            "box": {"lo": m["lo"], "hi": m["hi"], "constrained": constrained},
+            "volume_fraction": m.get("volume_fraction"),
+            "verified": m["verified"],
+            "errors": {k: errs.get(k) for k in ("n", "mean", "quantiles")},
+            "examples": [
+                {**ex, "evaluation": (run.record_for(ex["u"]) or {}).get("i")} for ex in (m.get("examples") or [])
+            ],
+            "agents": m.get("agents", []), "members": m.get("members", []),
+        })
+    meta = run.meta
+    return {
+        "schema": RESULTS_SCHEMA,
+        "schema_version": RESULTS_SCHEMA_VERSION,
+        "generated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "run": {
+            "dir": str(run.root),
+            "model_spec": meta.get("model_spec"),
+            "created": meta.get("created"),
+            "strategy": meta.get("strategy"),
+            "metric": run.metric,
+            "metric_unit": views.metric_unit(run.metric),
+            "threshold": run.threshold,
+            "budget": stats["budget"],
+            "status": stats["status"],
+            "wall_time_s": stats["wall_time_s"],
+            "seeds": meta.get("seeds"),
+            "versions": meta.get("versions"),
+            "config": meta.get("config"),
+            "space": [
+                {"name": d.name, "low": d.low, "high": d.high, "unit": d.unit, "choices": list(d.choices) if d.choices else None}
+                for d in dims
+            ],
+        },
+        "stats": {k: v for k, v in stats.items() if k not in ("wall_time_exact",)},
+        "modes": modes,
+        "sensitivity": [{"dimension": s.name, "score": s.score} for s in sensitivity],
+        "per_joint": None if per_joint is None else {"unit": per_joint["unit"], "joints": per_joint["table"]},
+        "gates": [{"rule": g.rule.text, "quantity": g.rule.name, "value": g.value, "tripped": g.tripped} for g in gates],
+    }
+
+
+def mode_junit_cases(run: RunData, described: dict) -> list[dict]:
+    cases = []
+    for m in run.modes:
+        v = m["verified"]
+        lo, hi = v["interval"]
+        desc = getattr(described.get(m["id"]), "text", "") or ""
+        dims = ", ".join(views.box_text(run.space.dimensions[run.space.names.index(n)], a, b).join((f"{n} ", ""))
+                         for n, (a, b) in (m.get("constrained") or {}).items() if n in run.space.names)
+        cases.append({
+            "title": f"mode {m['rank']}: {desc or dims or 'failure region'}"[:200],
+            "message": f"fails {v['rate']:.0%} of {v['n']} fresh samples (95% CI {lo:.0%}-{hi:.0%})",
+            "details": f"region: {dims}\ndescription: {desc}\nvolume fraction: {m.get('volume_fraction')}",
+        })
+    return cases
+
+
+# ---------------------------------------------------------------------------------------
+# write_report
+# ---------------------------------------------------------------------------------------
+
+def _fmt_seconds(s: float | None) -> str:
+    if s is None:
+        return "unknown"
+    if s < 90:
+        return f"{s:.1f} s"
+    if s < 5400:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def render_html(context: dict[str, Any]) -> str:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(Path(__file__).parent)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["pct"] = lambda x, d=0: "n/a" if x is None else f"{100 * x:.{d}f}%"
+    env.filters["num"] = lambda x, d=1: "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{d}f}"
+    env.filters["vol"] = lambda x: "n/a" if x is None else (f"{100 * x:.3g}%" if x >= 1e-4 else f"{x:.2e}")
+    return env.get_template(TEMPLATE).render(**context)
+
+
+def write_report(
+    run_dir: str | Path,
+    out_dir: str | Path | None = None,
+    junit: str | Path | None = None,
+    fail_on: Sequence[str] = (),
+    images: bool = True,
+    describe: bool = True,
+    image_size: int = 192,
+    quality: int = 72,
+    max_examples: int = 4,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> ReportPaths:
+    """Write report.html and results.json for the run in `run_dir` (into `out_dir`,
+    default the run directory), a JUnit file when `junit` is given, and evaluate the
+    `fail_on` gating rules (see reports.gating). images=False skips rendering the
+    examples, describe=False the descriptions in words (both need the body model). Raises ReportError / GateRuleError with a
+    one-line message on a bad run directory or rule; never exits: the caller decides what
+    a tripped gate means (`ReportPaths.gate_failure`)."""
+    from markupsafe import Markup
+
+    t0 = time.perf_counter()
+    say = progress or (lambda _msg: None)
+    rules = parse_rules(fail_on)
+    run = load_run(run_dir)
+    out = Path(out_dir) if out_dir is not None else run.root
+    out.mkdir(parents=True, exist_ok=True)
+    stats = run_stats(run)
+    gates = evaluate_rules(rules, report_quantities(stats))
+
+    say("describing failure modes")
+    described = _describe_modes(run, seed) if run.modes and describe else {}
+    describe_error = described.pop("error", None) if isinstance(described.get("error"), str) else None
+    gallery, gallery_note = ({}, "images disabled (--no-images)") if not images else ({}, None)
+    if images and run.modes:
+        say("rendering examples")
+        gallery, gallery_note = _gallery(run, image_size, quality, max_examples)
+    say("whole-run views")
+    sens = views.sensitivity(run)
+    emap = views.evaluation_map(run)
+    joints = views.per_joint(run)
+    prog = views.progress(run)
+
+    meta = run.meta
+    unit = views.metric_unit(run.metric)
+    fr = stats["failure_rate"]
+    context = {
+        "title": f"PoseExaminer report: {run.model_spec}",
+        "model": run.model_spec,
+        "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "run_dir": str(run.root),
+        "metric": run.metric,
+        "unit": unit,
+        "threshold": run.threshold,
+        "stats": stats,
+        "failure_rate": fr,
+        "wall_time": ("" if stats["wall_time_exact"] else "≈ ") + _fmt_seconds(stats["wall_time_s"]),
+        "strategy": meta.get("strategy"),
+        "agents": (meta.get("config") or {}).get("agents"),
+        "space_groups": (meta.get("config") or {}).get("space"),
+        "dimensions": [
+            {"name": d.name, "range": views.full_range_text(d), "unit": d.unit, "description": d.description}
+            for d in run.space.dimensions
+        ],
+        "seeds": meta.get("seeds") or {},
+        "versions": meta.get("versions") or {},
+        "created": meta.get("created"),
+        "config_json": json.dumps(meta.get("config") or {}, indent=1, sort_keys=True),
+        "modes": [_mode_view(run, m, described, gallery) for m in run.modes],
+        "describe_error": describe_error,
+        "gallery_note": gallery_note,
+        "sensitivity": [{**s.__dict__, "spark": Markup(s.spark), "plot": Markup(s.plot) if s.plot else None} for s in sens],
+        "map": None if emap is None else {**emap, "svg": Markup(emap["svg"]), "colourbar": Markup(emap["colourbar"])},
+        "per_joint": None if joints is None else {**joints, "svg": Markup(joints["svg"])},
+        "progress": {**prog, "failures": Markup(prog["failures"]), "modes": Markup(prog["modes"])},
+        "gates": gates,
+        "phases": stats["phases"],
+    }
+    for m in context["modes"]:
+        m["histogram"] = Markup(m["histogram"])
+    say("writing report.html")
+    html = render_html(context)
+    html_path = out / "report.html"
+    html_path.write_text(html, encoding="utf-8")
+    results = build_results(run, stats, described, gates, sens, joints)
+    results_path = out / "results.json"
+    results_path.write_text(dumps(results, indent=1), encoding="utf-8")
+    junit_path = None
+    if junit is not None:
+        junit_path = write_junit(junit, junit_xml("poseexaminer", mode_junit_cases(run, described), gates))
+    return ReportPaths(html_path, results_path, junit_path, list(gates), failure_line(gates), time.perf_counter() - t0)
+
+
+def load_results(path: str | Path) -> dict[str, Any]:
+    """Read a results.json, checking its schema and version."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ReportError(f"cannot read {path}: {e}") from None
+    if data.get("schema") != RESULTS_SCHEMA or data.get("schema_version") != RESULTS_SCHEMA_VERSION:
+        raise ReportError(f"{path} is not a {RESULTS_SCHEMA} v{RESULTS_SCHEMA_VERSION} file")
+    return data

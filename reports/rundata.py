@@ -1,0 +1,159 @@
+"""A run as the reports see it: metadata, evaluations, failure modes worst first, and the
+run-level numbers (failure rate with interval, model errors, wall time)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from examiner.search.regions import wilson_interval
+from examiner.store import SUMMARY_FILE, EvaluationTable, RunStore, StoreError
+from reports.errors import ReportError
+from simulator.errors import ParamError
+from simulator.params import ParamSpace
+
+
+@dataclass
+class RunData:
+    """root: the run directory; meta: meta.json; space: the searched ParamSpace;
+    table: all evaluations; modes: failure modes, worst first, each with "rank" (1 = worst);
+    summary: summary.json or None (unfinished run); values: (N,) the failure metric."""
+
+    root: Path
+    meta: dict
+    space: ParamSpace
+    table: EvaluationTable
+    modes: list[dict]
+    summary: dict | None
+    values: np.ndarray
+    _by_u: dict[bytes, int] = field(default_factory=dict, repr=False)
+
+    @property
+    def metric(self) -> str:
+        return str(self.meta.get("metric") or "error")
+
+    @property
+    def threshold(self) -> float:
+        return float(self.meta.get("threshold") or 0.0)
+
+    @property
+    def model_spec(self) -> str:
+        return str(self.meta.get("model_spec") or "(not recorded)")
+
+    def record_for(self, u: Any) -> dict | None:
+        """The logged evaluation of exactly this vector (mode examples are logged
+        verification samples), or None."""
+        if not self._by_u:
+            self._by_u = {np.asarray(r["u"], np.float64).tobytes(): i for i, r in enumerate(self.table.records)}
+        i = self._by_u.get(np.asarray(u, np.float64).tobytes())
+        return None if i is None else self.table.records[i]
+
+
+def mode_sort_key(mode: dict) -> tuple:
+    """Worst first: highest verified failure rate, then highest median error, then the
+    largest box."""
+    q = (mode.get("errors") or {}).get("quantiles") or {}
+    med = q.get("0.5")
+    return (
+        -float(mode["verified"]["rate"] if mode["verified"]["rate"] is not None else 0.0),
+        -(float(med) if med is not None else -math.inf),
+        -float(mode.get("volume_fraction") or 0.0),
+        int(mode["id"]),
+    )
+
+
+def load_run(run_dir: str | Path) -> RunData:
+    """Read a run directory (see docs/run_store.md); raise ReportError with a one-line
+    reason when it is not a readable run."""
+    root = Path(run_dir)
+    try:
+        store = RunStore.open(root)
+        table = store.evaluations()
+        modes = store.modes()
+        summary = store.summary()
+    except StoreError as e:
+        raise ReportError(str(e)) from None
+    meta = store.metadata
+    try:
+        space = ParamSpace.from_dict(meta["space"])
+    except (KeyError, TypeError, ParamError) as e:
+        raise ReportError(f"{root}/meta.json has no usable parameter space ({e}); the run directory is damaged") from None
+    modes = sorted(modes, key=mode_sort_key)
+    for rank, m in enumerate(modes, 1):
+        m["rank"] = rank
+    metric = meta.get("metric")
+    values = table.metrics.get(metric, table.error) if metric else table.error
+    if len(values) != len(table):
+        values = np.full(len(table), np.nan)
+    return RunData(root, meta, space, table, modes, summary, np.asarray(values, np.float64))
+
+
+def wall_time_s(run: RunData) -> tuple[float | None, bool]:
+    """(seconds, exact). Exact when summary.json records elapsed_s; otherwise the time
+    from meta.json's `created` to summary.json's modification (approximate), or None."""
+    s = run.summary or {}
+    if s.get("elapsed_s") is not None:
+        return float(s["elapsed_s"]), True
+    created = run.meta.get("created")
+    path = run.root / SUMMARY_FILE
+    if not created or not path.exists():
+        return None, False
+    try:
+        t0 = _dt.datetime.fromisoformat(created).timestamp()
+    except ValueError:
+        return None, False
+    return max(path.stat().st_mtime - t0, 0.0), False
+
+
+def _quantiles(v: np.ndarray) -> dict[str, float | None]:
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return {"mean": None, "p10": None, "median": None, "p90": None, "max": None}
+    return {
+        "mean": float(v.mean()), "p10": float(np.quantile(v, 0.1)), "median": float(np.median(v)),
+        "p90": float(np.quantile(v, 0.9)), "max": float(v.max()),
+    }
+
+
+def run_stats(run: RunData) -> dict[str, Any]:
+    """Run-level numbers. failure_rate is measured on the strategy's own proposals
+    (phase "search", plausible, no model error): for the random strategy an unbiased
+    estimate of the failing fraction of the space; for guided strategies it is biased
+    towards failures (they aim for them). Region-growing evaluations (probe / bisect /
+    verify) are excluded: they sample inside candidate failure boxes on purpose."""
+    t = run.table
+    n = len(t)
+    usable = t.plausible & ~t.model_error
+    search = (t.phase == "search") & usable if n else np.zeros(0, bool)
+    basis = "search"
+    if not search.any():
+        search, basis = usable, "all"
+    k, m = int(t.failed[search].sum()), int(search.sum())
+    lo, hi = wilson_interval(k, m) if m else (0.0, 1.0)
+    messages = Counter(str(r.get("model_error_message") or "unknown") for r, e in zip(t.records, t.model_error) if e)
+    modes = run.modes
+    wall, exact = wall_time_s(run)
+    return {
+        "evaluations": n,
+        "budget": (run.summary or {}).get("budget", run.meta.get("config", {}).get("budget")),
+        "status": (run.summary or {}).get("status", "unfinished"),
+        "failures": int(t.failed.sum()),
+        "failure_rate": {"k": k, "n": m, "rate": (k / m) if m else None, "interval": [lo, hi], "basis": basis},
+        "model_errors": int(t.model_error.sum()),
+        "model_error_rate": float(t.model_error.mean()) if n else 0.0,
+        "model_error_messages": messages.most_common(5),
+        "implausible": int((~t.plausible).sum()),
+        "phases": dict(Counter(t.phase.tolist())),
+        "error": _quantiles(run.values[usable]) if n else _quantiles(np.zeros(0)),
+        "modes": len(modes),
+        "worst_mode_rate": max((float(x["verified"]["rate"]) for x in modes), default=0.0),
+        "failure_volume": min(sum(float(x.get("volume_fraction") or 0.0) for x in modes), 1.0),
+        "wall_time_s": wall,
+        "wall_time_exact": exact,
+    }

@@ -1,0 +1,123 @@
+"""write_report outputs (results.json, JUnit), the CLI's exit codes, and report size."""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from reports import cli
+from reports.errors import ReportError
+from reports.report import RESULTS_SCHEMA, load_results, write_report
+from tests.reports.conftest import HOSTILE_MODEL, write_synthetic_run
+
+
+@pytest.fixture(scope="module")
+def planted_report(planted_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    junit = out / "junit.xml"
+    paths = write_report(planted_run, out_dir=out, junit=junit, fail_on=["modes>0", "failure_rate>0.9"])
+    return paths
+
+
+def test_results_json(planted_run, planted_report):
+    res = load_results(planted_report.results)
+    assert res["schema"] == RESULTS_SCHEMA and res["schema_version"] == 1
+    stored = json.loads((planted_run / "modes.json").read_text())["modes"]
+    assert len(res["modes"]) == len(stored) >= 2
+    rates = [(m["verified"]["rate"], (m["errors"]["quantiles"] or {}).get("0.5", 0)) for m in res["modes"]]
+    assert rates == sorted(rates, reverse=True), "modes must be worst first"
+    assert [m["rank"] for m in res["modes"]] == list(range(1, len(stored) + 1))
+    dims = [d["name"] for d in res["run"]["space"]]
+    for m in res["modes"]:
+        assert len(m["box"]["lo"]) == len(dims)
+        for name, c in m["box"]["constrained"].items():
+            assert name in dims and -1 <= c["lo_u"] < c["hi_u"] <= 1 and c["text"]
+        assert m["description"], "each planted mode is describable"
+        assert all(ex["evaluation"] is not None for ex in m["examples"]), "examples are logged evaluations"
+    stats = res["stats"]
+    assert stats["evaluations"] == sum(1 for _ in open(planted_run / "evaluations.jsonl"))
+    lo, hi = stats["failure_rate"]["interval"]
+    assert lo <= stats["failure_rate"]["rate"] <= hi
+    assert res["run"]["model_spec"] == "analytic:planted" and res["run"]["seeds"]["root"] == 0
+    assert [g["tripped"] for g in res["gates"]] == [True, False]
+
+
+def test_planted_modes_are_found_and_described(planted_report):
+    """The planted target's biggest regions come out with the words that match them."""
+    res = load_results(planted_report.results)
+    texts = {tuple(sorted(m["box"]["constrained"])): m["description"] for m in res["modes"]}
+    assert texts.get(("pose.root_pitch",), "").startswith("body lying horizontally") or \
+        "torso leaning forward" in texts.get(("pose.root_pitch",), "")
+    cam = texts.get(("camera.distance", "camera.elevation"))
+    assert cam is not None and "seen from above" in cam and "small in the image" in cam
+
+
+def test_junit_parses_back(planted_report):
+    root = ET.parse(planted_report.junit).getroot()
+    assert root.tag == "testsuites"
+    suites = root.findall("testsuite")
+    assert len(suites) == 2
+    modes, gates = suites
+    n_modes = len(load_results(planted_report.results)["modes"])
+    assert len(modes.findall("testcase")) == n_modes == int(modes.get("failures"))
+    assert all(tc.find("failure") is not None for tc in modes.findall("testcase"))
+    cases = gates.findall("testcase")
+    assert [c.get("name") for c in cases] == ["fail-on modes>0", "fail-on failure_rate>0.9"]
+    assert cases[0].find("failure") is not None and cases[1].find("failure") is None
+    assert int(root.get("tests")) == n_modes + 2 and int(root.get("failures")) == n_modes + 1
+
+
+def test_junit_without_modes_has_one_passing_case(tmp_path):
+    run = write_synthetic_run(tmp_path / "run", n=60, n_modes=0, model="m")
+    paths = write_report(run, junit=tmp_path / "j.xml", images=False)
+    root = ET.parse(paths.junit).getroot()
+    (case,) = root.iter("testcase")
+    assert case.get("name") == "no failure modes" and case.find("failure") is None
+
+
+def test_cli_exit_codes(planted_run, tmp_path, capsys):
+    base = ["report", str(planted_run), "--out", str(tmp_path), "--no-images"]
+    assert cli.main(base) == 0
+    assert cli.main(base + ["--fail-on", "failure_rate>100%"]) == 0
+    capsys.readouterr()
+    assert cli.main(base + ["--fail-on", "modes>0"]) == 1
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert re.fullmatch(r"error: gate failed: modes>0 \(modes = \d+\)", last), err
+    assert cli.main(base + ["--fail-on", "modes>>0"]) == 2
+    assert "must look like NAME OP NUMBER" in capsys.readouterr().err
+    assert cli.main(["report", str(tmp_path / "missing")]) == 2
+    assert "is not a run directory" in capsys.readouterr().err
+    assert cli.main(base + ["--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["html"].endswith("report.html") and out["gate_failure"] is None
+
+
+def test_bad_run_dir_is_a_report_error(tmp_path):
+    with pytest.raises(ReportError, match="not a run directory"):
+        write_report(tmp_path)
+
+
+def test_report_of_5k_evaluations_stays_small(tmp_path):
+    """5000 evaluations, 12 modes with 4 rendered examples each: well under 20 MB.
+    (Descriptions are left out to save time; they add a few hundred bytes.)"""
+    run = write_synthetic_run(tmp_path / "big", n=5000, n_modes=12, model="big")
+    paths = write_report(run, describe=False)
+    size = paths.html.stat().st_size
+    html = paths.html.read_text()
+    assert html.count("data:image/jpeg;base64,") == 2 * 12 * 4
+    assert size < 20e6, f"report is {size / 1e6:.1f} MB"
+    print(f"5k-evaluation report: {size / 1e6:.2f} MB")
+
+
+def test_hostile_names_are_escaped_in_the_file(synthetic_run, tmp_path):
+    paths = write_report(synthetic_run, out_dir=tmp_path, images=False)
+    html = paths.html.read_text()
+    assert "<script" not in html.lower()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<img src=x" not in html and "&lt;img src=x onerror=alert(2)&gt;" in html
+    assert "<b>bold</b>" not in html
+    assert json.loads(paths.results.read_text())["run"]["model_spec"] == HOSTILE_MODEL
