@@ -7,7 +7,8 @@ Predictions drawn here come from the evaluation record, when the evaluator store
     record["joint_errors"] = {"joints": [name, ...], "mm": [...], "px": [...]}  # optional
 
 (any ``<convention>_xy`` of ``simulator.overlay.EDGES`` works; null marks a joint the
-model did not predict). Without them the gallery shows the ground truth only.
+model did not predict). Both are also read from ``record["extra"]`` (where
+``Outcome.extra`` may be logged). Without them the gallery shows the ground truth only.
 """
 
 from __future__ import annotations
@@ -43,9 +44,18 @@ def data_uri(image: Image.Image, fmt: str = "JPEG", quality: int = 72, max_side:
     return f"data:image/{mime};base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def record_field(record: dict | None, name: str) -> Any:
+    """record[name], else record["extra"][name], else None."""
+    record = record or {}
+    value = record.get(name)
+    if value is None and isinstance(record.get("extra"), dict):
+        value = record["extra"].get(name)
+    return value
+
+
 def prediction_xy(record: dict | None) -> tuple[str, np.ndarray] | None:
     """(convention, (J, 2) pixels with NaN for missing joints) from a record, or None."""
-    pred = (record or {}).get("prediction") or {}
+    pred = record_field(record, "prediction") or {}
     for conv in EDGES:
         xy = pred.get(f"{conv}_xy")
         if xy is None:
@@ -58,7 +68,7 @@ def prediction_xy(record: dict | None) -> tuple[str, np.ndarray] | None:
 
 def joint_errors(record: dict | None) -> dict[str, dict[str, float]]:
     """{"mm": {joint: value}, "px": {joint: value}} from a record (finite values only)."""
-    je = (record or {}).get("joint_errors") or {}
+    je = record_field(record, "joint_errors") or {}
     names = je.get("joints") or []
     out: dict[str, dict[str, float]] = {}
     for unit in ("mm", "px"):
@@ -180,7 +190,7 @@ def render_scenes(params_list: Sequence[Any], size: int = 256) -> list[Any]:
 def scale_prediction(record: dict | None, from_size: tuple[int, int], to_size: tuple[int, int]) -> dict | None:
     """A copy of the record with predicted pixel coordinates rescaled from the original
     render size to the thumbnail size (same aspect, the principal point at the centre)."""
-    pred = (record or {}).get("prediction")
+    pred = record_field(record, "prediction")
     if not pred or from_size == to_size:
         return record
     sx, sy = to_size[0] / from_size[0], to_size[1] / from_size[1]

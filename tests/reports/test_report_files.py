@@ -6,6 +6,7 @@ import json
 import re
 import xml.etree.ElementTree as ET
 
+import numpy as np
 import pytest
 
 from reports import cli
@@ -121,3 +122,15 @@ def test_hostile_names_are_escaped_in_the_file(synthetic_run, tmp_path):
     assert "<img src=x" not in html and "&lt;img src=x onerror=alert(2)&gt;" in html
     assert "<b>bold</b>" not in html
     assert json.loads(paths.results.read_text())["run"]["model_spec"] == HOSTILE_MODEL
+
+
+def test_prediction_and_joint_errors_read_from_record_or_extra():
+    from reports.images import joint_errors, prediction_xy
+
+    pred = {"convention": "coco17", "coco17_xy": [[1.0, 2.0]] * 16 + [None]}
+    je = {"joints": ["nose", "left_knee"], "mm": [10.0, None], "px": [1.5, 2.5]}
+    for rec in ({"prediction": pred, "joint_errors": je}, {"extra": {"prediction": pred, "joint_errors": je}}):
+        conv, xy = prediction_xy(rec)
+        assert conv == "coco17" and xy.shape == (17, 2) and bool(np.isnan(xy[16]).all())
+        assert joint_errors(rec) == {"mm": {"nose": 10.0}, "px": {"nose": 1.5, "left_knee": 2.5}}
+    assert prediction_xy({"u": [0.0]}) is None and joint_errors(None) == {}
