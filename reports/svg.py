@@ -204,29 +204,11 @@ def sparkbars(rates: Sequence[float | None], counts: Sequence[int], w: int = 150
     return _svg(w, h, body, label)
 
 
-def zonotope(center: np.ndarray, generators: np.ndarray) -> np.ndarray:
-    """Vertices (M, 2), counter-clockwise, of the 2D zonotope center + sum_i [-1, 1] g_i,
-    the exact projection of a box with half-widths along its axes (generators (D, 2))."""
-    g = np.asarray(generators, float)
-    g = g[np.linalg.norm(g, axis=1) > 1e-12]
-    if len(g) == 0:
-        return np.asarray(center, float)[None]
-    g = np.where((g[:, 1:2] < 0) | ((g[:, 1:2] == 0) & (g[:, 0:1] < 0)), -g, g)  # upper half-plane
-    g = g[np.argsort(np.arctan2(g[:, 1], g[:, 0]))]
-    start = np.asarray(center, float) - g.sum(0)
-    pts = [start]
-    for v in g:
-        pts.append(pts[-1] + 2 * v)
-    for v in g:
-        pts.append(pts[-1] - 2 * v)
-    return np.array(pts[:-1])
-
-
-def evaluation_map(xy: np.ndarray, colour_values: np.ndarray, vmin: float, vmax: float, failed: np.ndarray,
+def evaluation_map(xy: np.ndarray, colour_values: np.ndarray, vmin: float, vmax: float,
                    polygons: Sequence[tuple[str, np.ndarray]], w: int = 560, h: int = 420, axis_labels=("PC 1", "PC 2"),
                    label: str = "map of evaluations") -> str:
-    """All evaluations in 2D coloured by value (viridis), failing ones ringed, and each
-    (label, polygon (M, 2)) outlined."""
+    """All evaluations (N, 2) in 2D coloured by value (viridis, highest drawn on top),
+    each (label, polygon (M, 2)) outlined and labelled."""
     xy = np.asarray(xy, float)
     allpts = [xy] + [p for _, p in polygons if len(p)]
     stack = np.concatenate(allpts, 0) if allpts else np.zeros((1, 2))

@@ -3,7 +3,6 @@ of the evaluations with the modes outlined, per-joint errors and search progress
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -205,7 +204,7 @@ def evaluation_map(run: RunData) -> dict[str, Any] | None:
             f"{'+' if P[j, i] > 0 else '-'}{names[j]}" for j in top)
 
     return {
-        "svg": svg.evaluation_map(xy, vals, vmin, vmax, t.failed, polys, axis_labels=(axis_name(0), axis_name(1)),
+        "svg": svg.evaluation_map(xy, vals, vmin, vmax, polys, axis_labels=(axis_name(0), axis_name(1)),
                                   label="map of all evaluations"),
         "colourbar": svg.colourbar(vmin, vmax, f"{run.metric} ({metric_unit(run.metric)}), threshold marked", threshold=run.threshold),
         "kind": "discriminant" if n_disc else "pca",

@@ -134,3 +134,30 @@ def test_prediction_and_joint_errors_read_from_record_or_extra():
         assert conv == "coco17" and xy.shape == (17, 2) and bool(np.isnan(xy[16]).all())
         assert joint_errors(rec) == {"mm": {"nose": 10.0}, "px": {"nose": 1.5, "left_knee": 2.5}}
     assert prediction_xy({"u": [0.0]}) is None and joint_errors(None) == {}
+
+
+def test_report_of_a_run_killed_before_its_first_evaluation(tmp_path):
+    from examiner.store import RunStore
+    from simulator.params import ParamSpace
+
+    space = ParamSpace.from_groups("camera")
+    RunStore.create(tmp_path / "run", {"space": space.to_dict(), "dimension_names": space.names, "metric": "pa_mpjpe",
+                                       "threshold": 90.0, "model_spec": "m", "config": {"budget": 100}}).close()
+    paths = write_report(tmp_path / "run", fail_on=["modes>0"])
+    res = load_results(paths.results)
+    assert res["stats"]["evaluations"] == 0 and res["stats"]["status"] == "unfinished" and res["modes"] == []
+    assert paths.gate_failure is None
+    assert "found no failure mode" in paths.html.read_text()
+
+
+def test_map_projection_separates_modes_and_hull_is_convex():
+    from reports.views import convex_hull, projection
+
+    rng = np.random.default_rng(0)
+    U = rng.uniform(-1, 1, size=(400, 12))
+    labels = np.where(U[:, 7] > 0.6, 1, -1)
+    P, n_disc = projection(U, labels)
+    assert n_disc == 1 and P.shape == (12, 2)
+    assert abs(P[7, 0]) > 0.9  # the discriminant direction is the mode's dimension
+    hull = convex_hull(np.array([[0, 0], [1, 0], [1, 1], [0, 1], [0.5, 0.5], [0.2, 0.7]]))
+    assert sorted(map(tuple, hull.tolist())) == [(0, 0), (0, 1), (1, 0), (1, 1)]
