@@ -154,6 +154,10 @@ def _mount_subcommands() -> None:
     app.command("run", help="Search a model's failure regions (strategies: marl, random, cmaes, reinforce).")(
         search.run_command
     )
+    rc = importlib.import_module("reports.cli")
+    app.command("report", help="Write report.html + results.json for a run; --junit, --fail-on gates.")(rc.report_command)
+    app.command("diff", help="Compare two runs' failure modes: fixed, still failing, new.")(rc.diff_command)
+    app.command("recheck", help="Re-evaluate a run's failure modes on another model.")(rc.recheck_command)
     evaluate = importlib.import_module("examiner.evaluate")
     app.command("evaluate", help="Evaluate a model on random scenes; per-sample table and summary.")(
         evaluate.evaluate_command

@@ -153,6 +153,39 @@ def _bone_region(label: str) -> str:
     raise ValueError(f"unmapped bone {label}")
 
 
+class _BuildNotice(logging.Handler):
+    """Turns anny's 'No cached model data found ... building' log line into one warning
+    for the user (the build takes 1-2 minutes, once)."""
+
+    def __init__(self, cache: Path) -> None:
+        super().__init__(logging.INFO)
+        self.cache, self.shown = cache, False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.shown and record.getMessage().startswith("No cached model data found"):
+            self.shown = True
+            log.warning("Building the anny body model cache in %s (one time, about 1-2 minutes)...", self.cache)
+
+
+class _announce_anny_build:
+    def __init__(self, cache: Path) -> None:
+        self.handler = _BuildNotice(cache)
+        self.logger = logging.getLogger("anny.models.model_data")
+
+    def __enter__(self):
+        self.level = self.logger.level
+        self.logger.setLevel(logging.INFO)
+        self.logger.addHandler(self.handler)
+        self.propagate = self.logger.propagate
+        self.logger.propagate = False  # anny's own INFO lines stay quiet
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.logger.removeHandler(self.handler)
+        self.logger.setLevel(self.level)
+        self.logger.propagate = self.propagate
+
+
 class AnnyBody:
     """The anny body model (MakeHuman-derived; phenotypes from infants to elders).
 
@@ -166,6 +199,14 @@ class AnnyBody:
 
     name = "anny"
     SPINE_BONES = ("spine05", "spine04", "spine03", "spine02", "spine01")
+    # simulator.params.LOCAL_SHAPE_NAMES -> anny local change (MakeHuman target); a value v
+    # in [0, 1] drives the change with 2 (v - 0.5) in [-1, 1] (negative = the opposite target).
+    LOCAL_CHANGES = {
+        "belly": "stomach-pregnant-incr",
+        "head_size": "head-scale-vert-incr",
+        "hip_width": "hip-scale-horiz-incr",
+        "torso_width": "torso-scale-horiz-incr",
+    }
     NECK_BONES = ("neck01", "neck02", "neck03")
 
     def __init__(self, dtype: str = "float32") -> None:
@@ -174,11 +215,7 @@ class AnnyBody:
 
         torch = _torch()
         cache = Path(os.environ["ANNY_CACHE_DIR"])
-        first_build = not any(cache.glob("*/build_compact_model_data_*.safetensors"))
-        if first_build:
-            log.warning(
-                "Building the anny body model cache in %s (one time, about 1-2 minutes)...", cache
-            )
+        before = set(cache.glob("*/build_compact_model_data_*.safetensors"))
         try:
             import warp
 
@@ -188,10 +225,11 @@ class AnnyBody:
             import anny
         except ImportError as e:  # pragma: no cover - dependency of the package
             raise AssetError(f"the anny body model is not installed ({e}); run `pip install anny`") from None
-        model = anny.Anny()
-        if first_build:
-            # Only the ~51 MB compact file is needed to instantiate the default model;
-            # the intermediate build products (~780 MB) can go.
+        with _announce_anny_build(cache):
+            model = anny.Anny(local_changes=list(self.LOCAL_CHANGES.values()))
+        if set(cache.glob("*/build_compact_model_data_*.safetensors")) - before:
+            # We just built it. Only the ~51 MB compact file is needed to instantiate the
+            # model; the intermediate build products (~780 MB) can go.
             for pattern in ("*/load_data_*.safetensors", "*/build_model_data_*.safetensors"):
                 for f in cache.glob(pattern):
                     f.unlink(missing_ok=True)
@@ -205,6 +243,7 @@ class AnnyBody:
         self._coco_idx = [kp_labels.index(n) for n in COCO17]
         self._feet_idx = [kp_labels.index(n) for n in FEET6]
 
+        self._local_labels = list(self.model.local_change_labels)
         with torch.no_grad():
             rest = self.model(None, None)
         rest_v = rest["vertices"][0].double().numpy()
@@ -331,8 +370,19 @@ class AnnyBody:
         B = max(len(pose), len(shape))
         if len(shape) == 1 and B > 1:
             shape = np.repeat(shape, B, 0)
+        n_phen = len(self.model.phenotype_labels)
+        local = np.full((B, len(self._local_labels)), 0.0)
+        if shape.shape[1] > n_phen:  # simulator.params.ALL_SHAPE_NAMES order
+            from simulator.params import LOCAL_SHAPE_NAMES
+
+            for i, name in enumerate(LOCAL_SHAPE_NAMES):
+                local[:, self._local_labels.index(self.LOCAL_CHANGES[name])] = 2.0 * (shape[:, n_phen + i] - 0.5)
         with torch.no_grad():
-            out = self.model(self.pose_deltas(pose), torch.as_tensor(shape, dtype=self._dtype))
+            out = self.model(
+                self.pose_deltas(pose),
+                torch.as_tensor(shape[:, :n_phen], dtype=self._dtype),
+                local_changes_kwargs=torch.as_tensor(local, dtype=self._dtype),
+            )
             verts = out["vertices"]
             kps = self.keypoint_regressor(out).numpy()
         heads = out["bone_poses"][:, :, :3, 3].numpy()

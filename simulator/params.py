@@ -20,12 +20,17 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from simulator.errors import ParamError
+from simulator.garments.spec import CLOTHING_CHOICES, ClothingParams
 from simulator.joints import POSE_DOFS, neutral_pose
 
 SCHEMA_VERSION = 1
 DEG = math.pi / 180.0
 
 SHAPE_NAMES = ("gender", "age", "muscle", "weight", "height", "proportions")
+# Selected local changes of the body model (anny: MakeHuman targets), 0.5 = neutral;
+# backends without them ignore these values.
+LOCAL_SHAPE_NAMES = ("belly", "head_size", "hip_width", "torso_width")
+ALL_SHAPE_NAMES = SHAPE_NAMES + LOCAL_SHAPE_NAMES
 BACKGROUND_KINDS = ("solid", "noise", "checker", "image")
 OCCLUDER_KINDS = ("none", "rectangle", "box")
 
@@ -97,12 +102,13 @@ class SceneParams:
     """Everything that defines one scene. Frozen; `replace()` makes modified copies."""
 
     pose: Mapping[str, float] = field(default_factory=neutral_pose)
-    shape: Mapping[str, float] = field(default_factory=lambda: {k: 0.5 for k in SHAPE_NAMES})
+    shape: Mapping[str, float] = field(default_factory=lambda: {k: 0.5 for k in ALL_SHAPE_NAMES})
     skin_tone: float = 0.3
     camera: CameraParams = field(default_factory=CameraParams)
     light: LightParams = field(default_factory=LightParams)
     background: BackgroundParams = field(default_factory=BackgroundParams)
     occluder: OccluderParams = field(default_factory=OccluderParams)
+    clothing: ClothingParams = field(default_factory=ClothingParams)
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -112,14 +118,14 @@ class SceneParams:
                 f"unknown pose parameter(s) {sorted(unknown)}; valid names: "
                 f"{', '.join(POSE_DOFS)}"
             )
-        unknown = set(self.shape) - set(SHAPE_NAMES)
+        unknown = set(self.shape) - set(ALL_SHAPE_NAMES)
         if unknown:
             raise ParamError(
-                f"unknown shape parameter(s) {sorted(unknown)}; valid names: {', '.join(SHAPE_NAMES)}"
+                f"unknown shape parameter(s) {sorted(unknown)}; valid names: {', '.join(ALL_SHAPE_NAMES)}"
             )
         # Fill in defaults so every scene is complete and two equal scenes compare equal.
         object.__setattr__(self, "pose", {**neutral_pose(), **{k: float(v) for k, v in self.pose.items()}})
-        object.__setattr__(self, "shape", {**{k: 0.5 for k in SHAPE_NAMES}, **{k: float(v) for k, v in self.shape.items()}})
+        object.__setattr__(self, "shape", {**{k: 0.5 for k in ALL_SHAPE_NAMES}, **{k: float(v) for k, v in self.shape.items()}})
         if self.background.kind not in BACKGROUND_KINDS:
             raise ParamError(f"background.kind must be one of {BACKGROUND_KINDS}, got {self.background.kind!r}")
         if self.occluder.kind not in OCCLUDER_KINDS:
@@ -131,7 +137,7 @@ class SceneParams:
         out: dict[str, Any] = {f"pose.{k}": v for k, v in self.pose.items()}
         out.update({f"shape.{k}": v for k, v in self.shape.items()})
         out["appearance.skin_tone"] = self.skin_tone
-        for group in ("camera", "light", "background", "occluder"):
+        for group in ("camera", "light", "background", "occluder", "clothing"):
             for k, v in dataclasses.asdict(getattr(self, group)).items():
                 out[f"{group}.{k}"] = v
         return out
@@ -139,13 +145,13 @@ class SceneParams:
     def with_values(self, values: Mapping[str, Any]) -> "SceneParams":
         """A copy with flat "group.name" values replaced; unknown names raise ParamError."""
         pose, shape = dict(self.pose), dict(self.shape)
-        groups = {g: dataclasses.asdict(getattr(self, g)) for g in ("camera", "light", "background", "occluder")}
+        groups = {g: dataclasses.asdict(getattr(self, g)) for g in ("camera", "light", "background", "occluder", "clothing")}
         skin = self.skin_tone
         for name, value in values.items():
             group, _, key = name.partition(".")
             if group == "pose" and key in POSE_DOFS:
                 pose[key] = float(value)
-            elif group == "shape" and key in SHAPE_NAMES:
+            elif group == "shape" and key in ALL_SHAPE_NAMES:
                 shape[key] = float(value)
             elif name == "appearance.skin_tone":
                 skin = float(value)
@@ -161,6 +167,7 @@ class SceneParams:
             light=LightParams(**groups["light"]),
             background=BackgroundParams(**groups["background"]),
             occluder=OccluderParams(**groups["occluder"]),
+            clothing=ClothingParams(**groups["clothing"]),
         )
 
     # ---- JSON ------------------------------------------------------------------------
@@ -187,7 +194,8 @@ class SceneParams:
         if unknown:
             raise ParamError(f"unknown scene field(s) {sorted(unknown)}; valid fields: {sorted(known)}")
         kwargs: dict[str, Any] = {}
-        sub = {"camera": CameraParams, "light": LightParams, "background": BackgroundParams, "occluder": OccluderParams}
+        sub = {"camera": CameraParams, "light": LightParams, "background": BackgroundParams, "occluder": OccluderParams,
+               "clothing": ClothingParams}
         for k, v in d.items():
             if k in sub:
                 if not isinstance(v, Mapping):
@@ -280,6 +288,10 @@ def default_dimensions() -> list[Dimension]:
         Dimension("shape.weight", 0.0, 1.0, "", description="0 skinny .. 1 corpulent"),
         Dimension("shape.height", 0.0, 1.0, ""),
         Dimension("shape.proportions", 0.0, 1.0, ""),
+        Dimension("shape.belly", 0.3, 1.0, "", description="0.5 neutral .. 1 pregnant-like belly"),
+        Dimension("shape.head_size", 0.2, 0.8, "", description="head height, 0.5 neutral"),
+        Dimension("shape.hip_width", 0.2, 0.8, "", description="0.5 neutral"),
+        Dimension("shape.torso_width", 0.2, 0.8, "", description="0.5 neutral"),
         Dimension("appearance.skin_tone", 0.0, 1.0, "", description="0 light .. 1 dark"),
         Dimension("camera.azimuth", -180 * DEG, 180 * DEG, "rad", description="0 = in front of the subject"),
         Dimension("camera.elevation", -30 * DEG, 60 * DEG, "rad"),
@@ -305,6 +317,22 @@ def default_dimensions() -> list[Dimension]:
         Dimension("occluder.height", 0.05, 0.6, ""),
         Dimension("occluder.hue", 0.0, 1.0, ""),
         Dimension("occluder.value", 0.05, 1.0, ""),
+        # Clothing (simulator.garments; style values are fractions of each type's range).
+        Dimension("clothing.upper", 0, 0, "", choices=CLOTHING_CHOICES["upper"]),
+        Dimension("clothing.lower", 0, 0, "", choices=CLOTHING_CHOICES["lower"]),
+        Dimension("clothing.sleeve_length", 0.0, 1.0, "", description="short .. long within the top's range"),
+        Dimension("clothing.upper_length", 0.0, 1.0, "", description="cropped .. hip-long hem"),
+        Dimension("clothing.upper_looseness", 0.0, 1.0, "", description="tight .. loose top"),
+        Dimension("clothing.upper_fit", 0.0, 1.0, "", description="straight .. waisted top"),
+        Dimension("clothing.lower_length", 0.0, 1.0, "", description="short .. long legs / skirt"),
+        Dimension("clothing.lower_looseness", 0.0, 1.0, "", description="tight .. wide legs / flared skirt"),
+        Dimension("clothing.rise", 0.0, 1.0, "", description="low .. high waistband"),
+        Dimension("clothing.upper_hue", 0.0, 1.0, ""),
+        Dimension("clothing.upper_value", 0.05, 1.0, ""),
+        Dimension("clothing.lower_hue", 0.0, 1.0, ""),
+        Dimension("clothing.lower_value", 0.05, 1.0, ""),
+        Dimension("clothing.upper_pattern", 0, 0, "", choices=CLOTHING_CHOICES["upper_pattern"]),
+        Dimension("clothing.lower_pattern", 0, 0, "", choices=CLOTHING_CHOICES["lower_pattern"]),
     ]
     return dims
 

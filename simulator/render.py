@@ -24,7 +24,7 @@ from simulator import appearance, camera as cam_math
 from simulator.body import KEYPOINT_CONVENTIONS, SURFACE_KEYPOINTS, get_body_model
 from simulator.errors import RenderError
 from simulator.joints import POSE_DOFS
-from simulator.params import SHAPE_NAMES, SceneParams
+from simulator.params import ALL_SHAPE_NAMES, SceneParams
 from simulator.plausibility import capsule_radii, check_penetration
 from simulator.sample import OCCLUDED, OUT_OF_FRAME, VISIBLE, Keypoints, Sample
 
@@ -60,7 +60,7 @@ def pose_vector(params: SceneParams) -> np.ndarray:
 
 
 def shape_vector(params: SceneParams) -> np.ndarray:
-    return np.array([params.shape[k] for k in SHAPE_NAMES], dtype=np.float64)
+    return np.array([params.shape[k] for k in ALL_SHAPE_NAMES], dtype=np.float64)
 
 
 class Renderer:
@@ -97,7 +97,7 @@ class Renderer:
             (np.ones(3 * F, dtype=np.float32), (faces.reshape(-1), np.repeat(np.arange(F), 3))),
             shape=(len(self.body.vertex_region), F),
         )
-        rest = self.body.forward(np.zeros((1, len(POSE_DOFS))), np.full((1, len(SHAPE_NAMES)), 0.5))
+        rest = self.body.forward(np.zeros((1, len(POSE_DOFS))), np.full((1, len(ALL_SHAPE_NAMES)), 0.5))
         self._radii = capsule_radii(rest.vertices[0], self.body.vertex_region, rest.joints[0])
 
         self.scene = pyrender.Scene(bg_color=[0.0, 0.0, 0.0, 0.0], ambient_light=[0.3, 0.3, 0.3])
@@ -120,6 +120,7 @@ class Renderer:
         self._occluder_node.mesh.is_visible = False
         self._renderer = None
         self._size: tuple[int, int] | None = None
+        self._garments = None  # simulator.garments.layer.GarmentLayer, made on first clothed scene
 
     # ---- GL context --------------------------------------------------------------------
     def _ensure_renderer(self, width: int, height: int):
@@ -192,6 +193,25 @@ class Renderer:
         self._body_node.mesh.is_visible = colour_pass
         for node in self._part_nodes:
             node.mesh.is_visible = not colour_pass
+        if self._garments is not None:
+            self._garments.show(colour_pass)
+
+    def _set_garments(self, params: SceneParams) -> None:
+        """Dress the body (simulator.garments); a bare scene costs nothing."""
+        clothing = params.clothing
+        if self._garments is None:
+            if not clothing.worn:
+                return
+            if self.body.name != "anny":
+                raise RenderError(f"clothing is defined on the anny body model; use body_model='anny', not {self.body.name!r}")
+            from simulator.garments import get_wardrobe
+            from simulator.garments.layer import GarmentLayer
+
+            self._garments = GarmentLayer(self.scene, self._pyrender, get_wardrobe())
+        from simulator.garments.dress import dress_scene
+
+        items = dress_scene(clothing, pose_vector(params), shape_vector(params)) if clothing.worn else []
+        self._garments.update(items)
 
     # ---- one scene -------------------------------------------------------------------------
     def render_batch(self, params_list: Sequence[SceneParams]) -> list[Sample]:
@@ -220,6 +240,7 @@ class Renderer:
         extr = cam_math.world_to_camera_cv(cam_pose)
 
         self._set_body(v, appearance.skin_rgb(params.skin_tone))
+        self._set_garments(params)
         if self._camera_node is not None:
             self.scene.remove_node(self._camera_node)
         far = cam.distance + 10.0
@@ -255,12 +276,16 @@ class Renderer:
         r = self._ensure_renderer(W, H)
         self._show(colour_pass=True)
         color, _ = r.render(self.scene, flags=pyrender.RenderFlags.RGBA)
-        seg_map = {node: (p, p, p) for p, node in zip(self._part_ids, self._part_nodes)}
+        # Channel 0: DensePose part (garments: the part underneath); channel 1: clothing.
+        seg_map = {node: (p, 0, 0) for p, node in zip(self._part_ids, self._part_nodes)}
+        if self._garments is not None:
+            seg_map.update(self._garments.seg_map())
         if occ.kind == "box":
             seg_map[self._occluder_node] = (0, 0, 0)
         self._show(colour_pass=False)
         seg, depth = r.render(self.scene, flags=pyrender.RenderFlags.SEG, seg_node_map=seg_map)
         parts = np.ascontiguousarray(seg[..., 0])
+        clothing_mask = seg[..., 1] > 0
         depth = depth.astype(np.float32)
 
         bg = appearance.background_image(params.background, W, H, self.config.background_dir)
@@ -278,6 +303,7 @@ class Renderer:
                 rect = (x0, y0, x1, y1)
                 rgb_f[y0:y1, x0:x1] = occ_rgb
                 parts[y0:y1, x0:x1] = 0
+                clothing_mask[y0:y1, x0:x1] = False
                 depth[y0:y1, x0:x1] = 0.0
         rgb = np.clip(np.round(rgb_f * 255.0), 0, 255).astype(np.uint8)
         mask = parts > 0
@@ -320,6 +346,7 @@ class Renderer:
             plausible=plaus["plausible"],
             plausibility=plaus,
             joints_world=joints,
+            clothing_mask=clothing_mask,
         )
 
 

@@ -52,6 +52,7 @@ def run_command(
     metric: Optional[str] = typer.Option(None, "--metric", help="Failure metric (default pa_mpjpe)."),
     json_out: bool = typer.Option(False, "--json", help="Print the result summary as JSON on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    report: bool = typer.Option(True, "--report/--no-report", help="Write report.html and results.json at the end."),
 ) -> None:
     """Search a parameter space for failure modes of a target model."""
     from examiner.search.backends import make_evaluator
@@ -83,8 +84,14 @@ def run_command(
     with RichProgress(cfg.budget, disable=quiet or json_out) as show:
         result = run_search(cfg, evaluator, param_space, out_dir, resume=resume is not None, progress=show,
                             model_spec=model)
+    report_paths = None
+    if report:
+        from reports import write_report
+
+        report_paths = write_report(result.out_dir)
     summary = {
         "out": str(result.out_dir), "evaluations": result.evaluations, "budget": result.budget,
+        "report": str(report_paths.html) if report_paths else None,
         "failures": result.failures, "modes": len(result.modes), "resumed_from": result.resumed_from,
         "elapsed_s": round(result.elapsed_s, 3),
         "failure_modes": [
@@ -100,6 +107,8 @@ def run_command(
         dims = ", ".join(f"{k} in [{lo:+.2f}, {hi:+.2f}]" for k, (lo, hi) in m["constrained"].items())
         lo, hi = m["interval"]
         typer.echo(f"  mode {m['id']}: {m['rate']:.0%} fail [{lo:.0%}, {hi:.0%}]  {dims}", err=True)
+    if report_paths:
+        typer.echo(f"report: {report_paths.html}", err=True)
 
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="PoseExaminer failure search.")

@@ -167,6 +167,8 @@ def run_search(
             "modes": len(session.modes),
             "jobs": [vars(j) for j in session.job_log],
             "rounds": session.round,
+            # Wall time of this process's part of the run (a resumed run: since the resume).
+            "elapsed_s": round(time.perf_counter() - t0, 3),
         }
         store.write_summary(summary)
     finally:

@@ -179,3 +179,20 @@ def test_osmesa_fallback_renders_the_same_person(tmp_path, renderer):
     iou = (o["mask"] & e.mask).sum() / (o["mask"] | e.mask).sum()
     assert iou > 0.98
     assert (o["parts"] == e.parts).mean() > 0.99
+
+
+def test_local_shape_changes_move_the_surface(renderer):
+    from simulator.render import pose_vector, shape_vector
+
+    def verts(**shape):
+        p = SceneParams(shape=shape)
+        return renderer.body.forward(pose_vector(p)[None], shape_vector(p)[None]).vertices[0]
+
+    base, belly, hips = verts(), verts(belly=1.0), verts(hip_width=0.9)
+    from simulator.parts import REGION_NAMES
+
+    torso = renderer.body.vertex_region == REGION_NAMES.index("torso")
+    waist = torso & (np.abs(base[:, 2]) < 0.12)
+    # The belly grows forward (-Y) at the waist; the hips widen along X.
+    assert belly[waist, 1].min() < base[waist, 1].min() - 0.03
+    assert np.ptp(hips[waist, 0]) > np.ptp(base[waist, 0]) + 0.01
