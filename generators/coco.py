@@ -108,11 +108,11 @@ def dp_points(
     (DensePose: x = box_x + dp_x / 255 * box_w)."""
     x0, y0, w, h = box
     return {
-        "dp_I": [float(v) for v in part],
-        "dp_U": [round(float(v), 6) for v in uv[:, 0]],
-        "dp_V": [round(float(v), 6) for v in uv[:, 1]],
-        "dp_x": [round(float(v), 4) for v in (np.asarray(x) - x0) / w * 255.0],
-        "dp_y": [round(float(v), 4) for v in (np.asarray(y) - y0) / h * 255.0],
+        "dp_I": np.asarray(part, dtype=np.float64).tolist(),
+        "dp_U": np.round(uv[:, 0].astype(np.float64), 6).tolist(),
+        "dp_V": np.round(uv[:, 1].astype(np.float64), 6).tolist(),
+        "dp_x": np.round((np.asarray(x, dtype=np.float64) - x0) / w * 255.0, 4).tolist(),
+        "dp_y": np.round((np.asarray(y, dtype=np.float64) - y0) / h * 255.0, 4).tolist(),
     }
 
 

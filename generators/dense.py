@@ -114,19 +114,32 @@ class DenseWriter(engine.SampleWriter):
         self.sampler = SceneSampler(scene_source(config))
         self.renderer = get_dense_renderer(RenderConfig(gl_backend=config.gl))
 
-    def render(self, rng: np.random.Generator):
-        """Draw scenes until the person is visible (deterministic given rng)."""
-        for attempt in range(MAX_ATTEMPTS):
-            params, info = self.sampler.sample(rng)
-            sample = self.renderer.render(params)
-            if sample.mask.sum() >= MIN_PERSON_PIXELS:
-                break
-        info["attempts"] = attempt + 1
-        return sample, params, info
+    batch_size = 16  # the body model runs batched over this many samples
 
-    def write(self, index: int, rng: np.random.Generator, shard_dir: Path, rel_dir: str) -> dict:
+    def write_batch(self, indices, rngs, shard_dir: Path, rel_dir: str) -> list[dict]:
+        """Scenes are drawn first (each from its own rng), rendered with one batched body
+        forward, then annotated; a sample whose person is not visible draws a new scene
+        from its rng (the same sequence a batch of one would give)."""
+        drawn = [self.sampler.sample(r) for r in rngs]
+        records: list[dict | None] = [None] * len(indices)
+
+        def emit(k: int, sample, attempt: int):
+            if sample.mask.sum() >= MIN_PERSON_PIXELS or attempt == MAX_ATTEMPTS:
+                params, info = drawn[k]
+                records[k] = self._emit(indices[k], rngs[k], sample, params, {**info, "attempts": attempt},
+                                        shard_dir, rel_dir)
+
+        self.renderer.render_each([p for p, _ in drawn], lambda k, s: emit(k, s, 1))
+        for k in range(len(indices)):
+            attempt = 1
+            while records[k] is None:
+                attempt += 1
+                drawn[k] = self.sampler.sample(rngs[k])
+                self.renderer.render_each([drawn[k][0]], lambda _, s: emit(k, s, attempt))
+        return records
+
+    def _emit(self, index: int, rng, sample, params, info: dict, shard_dir: Path, rel_dir: str) -> dict:
         c = self.config
-        sample, params, info = self.render(rng)
         stem = f"{index:09d}"
         ext = c.image_format
         files = {

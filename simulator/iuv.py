@@ -469,6 +469,34 @@ SUBPIXEL_OFFSETS = (
 )
 
 
+FORWARD_BATCH = 16
+
+
+def forward_fixed_batch(body, pose: np.ndarray, shape: np.ndarray, batch: int = FORWARD_BATCH):
+    """body.forward in chunks of exactly `batch` rows (the last one padded by repeating its
+    first row). The body model's float32 results depend slightly (~1e-5 m) on the batch
+    size (torch picks other kernels for small batches); a fixed batch makes every sample
+    bitwise identical however samples are grouped, so any one can be regenerated alone.
+
+    pose (B, P) radians, shape (B, 6) -> BodyOutput with B rows."""
+    from simulator.body import BodyOutput
+
+    outs = []
+    for a in range(0, len(pose), batch):
+        p, s = pose[a:a + batch], shape[a:a + batch]
+        n = len(p)
+        if n < batch:
+            p = np.concatenate([p, np.repeat(p[:1], batch - n, 0)])
+            s = np.concatenate([s, np.repeat(s[:1], batch - n, 0)])
+        o = body.forward(p, s)
+        outs.append((o.vertices[:n], o.joints[:n], {k: v[:n] for k, v in o.keypoints.items()}))
+    return BodyOutput(
+        vertices=np.concatenate([o[0] for o in outs]),
+        joints=np.concatenate([o[1] for o in outs]),
+        keypoints={k: np.concatenate([o[2][k] for o in outs]) for k in outs[0][2]},
+    )
+
+
 # --------------------------------------------------------------------------------------
 # Renderer with IUV
 # --------------------------------------------------------------------------------------
@@ -532,9 +560,38 @@ def make_dense_renderer(config=None):
             return _SegAsFaceId(r, self)
 
         def _set_body(self, v, skin) -> None:
-            super()._set_body(v, skin)
+            """The base uploads the whole body (colour pass) and 24 part meshes (its
+            segmentation pass); the part meshes are never drawn here, so after the first
+            frame only the body and the face-id mesh are uploaded."""
+            if self._body_node is None or self._renderer is None or not self._plain_body_buffer():
+                super()._set_body(v, skin)
+            else:
+                self._upload_body(v, skin)
             current = self._renderer._platform.make_current if self._renderer is not None else None
             self._fid_mesh.set_triangles(v[self._faces], make_current=current)
+
+        def _plain_body_buffer(self) -> bool:
+            """The body's vertex buffer holds exactly positions + normals (else let the
+            base class upload it)."""
+            from pyrender.constants import BufFlags
+
+            prims = self._body_node.mesh.primitives
+            return len(prims) == 1 and prims[0].buf_flags == (BufFlags.POSITION | BufFlags.NORMAL)
+
+        def _upload_body(self, v, skin) -> None:
+            from OpenGL.GL import GL_ARRAY_BUFFER, glBindBuffer, glBufferSubData
+
+            self._skin.baseColorFactor = np.array([*skin, 1.0])
+            prim = self._body_node.mesh.primitives[0]
+            n = self._normals(v)
+            if prim._vaid is None:
+                prim.positions, prim.normals = v, n
+                return
+            self._renderer._platform.make_current()
+            data = np.empty((len(v), 6), dtype=np.float32)
+            data[:, :3], data[:, 3:] = v, n
+            glBindBuffer(GL_ARRAY_BUFFER, prim._buffers[0])
+            glBufferSubData(GL_ARRAY_BUFFER, 0, data.nbytes, data)
 
         def _raw_face_ids(self, r, scene, seg_node_map) -> tuple[np.ndarray, np.ndarray]:
             import pyrender
@@ -571,6 +628,21 @@ def make_dense_renderer(config=None):
             self.last_maps = maps
             self._last = (params, v, sample)
             return sample
+
+        def render_each(self, params_list, fn) -> list:
+            """Render scenes with the body model batched and call fn(i, sample) right after
+            each one, while the GL scene still holds it (for `subpixel_points`)."""
+            from simulator.render import pose_vector, shape_vector
+
+            if not params_list:
+                return []
+            out = forward_fixed_batch(self.body, np.stack([pose_vector(p) for p in params_list]),
+                                      np.stack([shape_vector(p) for p in params_list]))
+            results = []
+            for i, p in enumerate(params_list):
+                kps = {k: val[i] for k, val in out.keypoints.items()}
+                results.append(fn(i, self._render_one(p, out.vertices[i], out.joints[i], kps)))
+            return results
 
         def subpixel_points(self, offsets) -> SurfacePoints:
             """Exact correspondence at pixel centre + (dx, dy) for each offset, for the scene
@@ -623,9 +695,10 @@ def iuv_to_png_array(iuv: np.ndarray) -> np.ndarray:
     """(H, W, 3) float (I, U, V) -> (H, W, 3) uint8: R = I (0..24), G = round(255 U),
     B = round(255 V), zeros on the background (DensePose's IUV layout, RGB order)."""
     out = np.zeros(iuv.shape, dtype=np.uint8)
-    out[..., 0] = iuv[..., 0].astype(np.uint8)
-    out[..., 1:] = np.clip(np.round(iuv[..., 1:] * 255.0), 0, 255).astype(np.uint8)
-    out[iuv[..., 0] == 0] = 0
+    fg = iuv[..., 0] > 0
+    vals = iuv[fg]
+    out[fg, 0] = vals[:, 0].astype(np.uint8)
+    out[fg, 1:] = np.clip(np.round(vals[:, 1:] * 255.0), 0, 255).astype(np.uint8)
     return out
 
 
