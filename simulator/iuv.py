@@ -593,11 +593,12 @@ def make_dense_renderer(config=None):
             glBindBuffer(GL_ARRAY_BUFFER, prim._buffers[0])
             glBufferSubData(GL_ARRAY_BUFFER, 0, data.nbytes, data)
 
-        def _raw_face_ids(self, r, scene, seg_node_map) -> tuple[np.ndarray, np.ndarray]:
+        def _raw_face_ids(self, r, scene, extra_seg) -> tuple[np.ndarray, np.ndarray]:
+            """One face-id pass: the body's faces plus the nodes of `extra_seg` (with their
+            flat SEG colours); the 24 part meshes are hidden."""
             import pyrender
 
-            part_nodes = set(self._part_nodes)
-            seg = {n: c for n, c in seg_node_map.items() if n not in part_nodes}  # the occluder
+            seg = dict(extra_seg)
             seg[self._fid_mesh.node] = (0, 0, 0)
             for n in self._part_nodes:
                 n.mesh.is_visible = False
@@ -606,22 +607,38 @@ def make_dense_renderer(config=None):
                 rgb, depth = r.render(scene, flags=pyrender.RenderFlags.SEG, seg_node_map=seg)
             finally:
                 self._fid_mesh.node.mesh.is_visible = False
-            fid = decode_face_ids(rgb)
-            if fid.max() > len(self._faces):
-                raise RenderError("the face-id pass produced an id beyond the mesh; the GL driver blended colours")
-            return fid, depth
+            return decode_face_ids(rgb), depth
 
         def _face_id_pass(self, r, scene, seg_node_map):
-            fid, depth = self._raw_face_ids(r, scene, seg_node_map)
-            self._last_face_ids = fid
-            self._last_seg_map = seg_node_map
+            """Replaces the base's segmentation pass. Without clothing: one face-id pass,
+            parts = face_parts[face]. With clothing, the garments occlude the body in a
+            second pass (garment pixels encoded as (part, label, 255), above every face id)
+            that gives parts, the clothing label and depth; the body-only pass gives the
+            surface point behind the garment along each pixel's ray, which is what IUV and
+            the vertex map report there (DensePose annotates clothed people the same way)."""
+            part_nodes = set(self._part_nodes)
+            occluder = {n: c for n, c in seg_node_map.items() if n is self._occluder_node}
+            garments = {n: c for n, c in seg_node_map.items() if n not in part_nodes and n is not self._occluder_node}
+            fid, depth = self._raw_face_ids(r, scene, occluder)
+            if fid.max() > len(self._faces):
+                raise RenderError("the face-id pass produced an id beyond the mesh; the GL driver blended colours")
             lut = np.concatenate([[0], self._face_parts]).astype(np.uint8)
             parts = lut[fid]
-            return np.repeat(parts[..., None], 3, axis=2), depth
+            cloth = np.zeros_like(parts)
+            if garments:
+                coded = {n: (int(c[0]), int(c[1]), 255) for n, c in garments.items()}
+                both, depth = self._raw_face_ids(r, scene, {**occluder, **coded})
+                on_garment = (both >> 16) == 255
+                parts = np.where(on_garment, both & 255, lut[np.where(on_garment, 0, both)]).astype(np.uint8)
+                cloth = np.where(on_garment, (both >> 8) & 255, 0).astype(np.uint8)
+            self._last_face_ids = fid
+            self._last_occluder_map = occluder
+            return np.stack([parts, cloth, np.zeros_like(parts)], axis=2), depth
 
         def _render_one(self, params, v, joints, kps):
             sample = super()._render_one(params, v, joints, kps)
-            fid = np.where(sample.mask, self._last_face_ids, 0)  # rectangle occluders cut after the pass
+            # Rectangle occluders are cut after the pass; under clothing, the body behind it.
+            fid = np.where(sample.mask, self._last_face_ids, 0)
             maps = surface_maps(fid, v, self._faces, self._face_parts, self.charts.corner_uv, sample.K, sample.extrinsics)
             sample.iuv = maps.iuv
             sample.vertex_ids = maps.vertex_ids
@@ -660,7 +677,7 @@ def make_dense_renderer(config=None):
             try:
                 for dx, dy in offsets:
                     cam.cx, cam.cy = cx - dx, cy - dy
-                    fid, _ = self._raw_face_ids(r, self.scene, self._last_seg_map)
+                    fid, _ = self._raw_face_ids(r, self.scene, self._last_occluder_map)
                     ys, xs = np.nonzero(fid)
                     x, y = xs + 0.5 + dx, ys + 0.5 + dy
                     keep = (x >= 0) & (x < W) & (y >= 0) & (y < H)

@@ -127,3 +127,18 @@ def test_subpixel_samples_equal_a_twice_larger_render(dense):
     agree = fid2[row, col] == sub.face
     assert len(sub.face) > 1000 and agree.mean() > 0.97
     assert sub.offset_px < 0.05
+
+
+def test_clothed_body_matches_base_and_reports_the_surface_behind_garments(dense):
+    from simulator.render import get_renderer
+
+    p = SceneParams().with_values({"clothing.upper": "t-shirt"})
+    a, b = dense.render(p), get_renderer().render(p)
+    assert np.array_equal(a.parts, b.parts) and np.array_equal(a.mask, b.mask)
+    assert np.array_equal(a.clothing_mask, b.clothing_mask) and a.clothing_mask.sum() > 500
+    assert np.array_equal(a.depth, b.depth)
+    # Under the garments the body surface behind is reported, in the garment's part.
+    under = a.clothing_mask & (a.iuv[..., 0] > 0)
+    assert under.sum() > 0.9 * a.clothing_mask.sum()
+    same_region = a.iuv[..., 0][under].astype(int) == a.parts[under]
+    assert same_region.mean() > 0.8
