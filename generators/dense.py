@@ -120,7 +120,7 @@ class DenseWriter(engine.SampleWriter):
         """Scenes are drawn first (each from its own rng), rendered with one batched body
         forward, then annotated; a sample whose person is not visible draws a new scene
         from its rng (the same sequence a batch of one would give)."""
-        drawn = [self.sampler.sample(r) for r in rngs]
+        drawn = [self.sampler.sample(r, i) for i, r in zip(indices, rngs)]
         records: list[dict | None] = [None] * len(indices)
 
         def emit(k: int, sample, attempt: int):
@@ -134,7 +134,7 @@ class DenseWriter(engine.SampleWriter):
             attempt = 1
             while records[k] is None:
                 attempt += 1
-                drawn[k] = self.sampler.sample(rngs[k])
+                drawn[k] = self.sampler.sample(rngs[k], indices[k])
                 self.renderer.render_each([drawn[k][0]], lambda _, s: emit(k, s, attempt))
         return records
 

@@ -31,7 +31,7 @@ class SceneSource:
 
 
 class SceneSampler:
-    """`sample(rng) -> (SceneParams, info)`; info: {"source": "base" | "mode", "mode": id,
+    """`sample(rng, index) -> (SceneParams, info)`; info: {"source": "base" | "mode", "mode": id,
     "u": normalised vector in the space}."""
 
     def __init__(self, source: SceneSource) -> None:
@@ -53,9 +53,17 @@ class SceneSampler:
         if not 0.0 <= source.mode_share <= 1.0:
             raise GeneratorError(f"the share of failure-mode samples must be in [0, 1], got {source.mode_share}")
 
-    def sample(self, rng: np.random.Generator) -> tuple[SceneParams, dict[str, Any]]:
+    def from_modes(self, index: int) -> bool:
+        """Whether sample `index` is drawn inside a failure mode: exactly a `mode_share`
+        of every run of consecutive indices (a low-discrepancy split, not a coin)."""
+        if not self.modes:
+            return False
+        b = 1.0 - self.source.mode_share
+        return int(np.floor((index + 1) * b + 1e-9)) == int(np.floor(index * b + 1e-9))
+
+    def sample(self, rng: np.random.Generator, index: int = 0) -> tuple[SceneParams, dict[str, Any]]:
         D = self.space.dim
-        if self.modes and rng.random() < self.source.mode_share:
+        if self.from_modes(index):
             m = self.modes[int(rng.integers(len(self.modes)))]
             lo, hi = np.asarray(m["lo"], dtype=np.float64), np.asarray(m["hi"], dtype=np.float64)
             u = lo + rng.random(D) * (hi - lo)

@@ -1,0 +1,74 @@
+"""Fine-tuning sets and dense datasets sampled from a run's failure modes."""
+
+import json
+
+import numpy as np
+import pytest
+
+from generators.engine import run_dataset
+from simulator.params import ParamSpace
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    from examiner.store import RunStore
+
+    root = tmp_path_factory.mktemp("run") / "r1"
+    space = ParamSpace.from_groups("pose.l_knee_flexion,pose.r_knee_flexion,camera.azimuth,camera.elevation")
+    store = RunStore.create(root, {"space": space.to_dict(), "dimension_names": space.names, "strategy": "test",
+                                   "metric": "mpjpe", "threshold": 90.0, "seeds": {"root": 0}})
+    lo, hi = [0.5, -1.0, 0.8, -0.2], [1.0, 1.0, 1.0, 0.2]  # left knee bent, camera behind
+    store.write_modes([{"id": 3, "lo": lo, "hi": hi, "verified": {"n": 10, "k": 9, "rate": 0.9}}])
+    store.close()
+    return root, space, np.array(lo), np.array(hi)
+
+
+def test_finetune_samples_inside_failure_modes_with_3d_labels(run_dir, tmp_path):
+    from generators.finetune import FinetuneConfig, load_finetune
+    from pycocotools.coco import COCO
+
+    root, space, lo, hi = run_dir
+    out = tmp_path / "ft"
+    result = run_dataset("finetune", FinetuneConfig(n=10, seed=1, shard_size=5, size=128, from_run=str(root),
+                                                    base_share=0.3), out)
+    outputs = result["outputs"]
+    assert outputs["from_modes"] == 7 and outputs["from_base"] == 3  # exactly the base share
+    assert outputs["run"]["modes"][0]["id"] == 3
+    records = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    from simulator.params import SceneParams
+
+    for r in records:
+        u = space.to_vector(SceneParams.from_dict(r["scene"]))
+        np.testing.assert_allclose(u, r["source"]["u"], atol=1e-9)
+        if r["source"]["source"] == "mode":
+            assert r["source"]["mode"] == 3 and np.all(u >= lo - 1e-9) and np.all(u <= hi + 1e-9)
+    labels = load_finetune(out)
+    n = len(labels["image"])
+    assert n == 10
+    assert labels["keypoints2d"].shape == (n, 17, 3) and labels["h36m17_cam"].shape == (n, 17, 3)
+    assert labels["pose"].shape[0] == n and labels["shape"].shape == (n, 6) and labels["K"].shape == (n, 3, 3)
+    assert (labels["h36m17_cam"][..., 2] > 0).all()  # in front of the camera
+    # 2D keypoints are the projection of the 3D joints (COCO ones are regressed, so check H36M via K).
+    xyz = labels["h36m17_cam"]
+    proj = xyz[..., :2] / xyz[..., 2:] * labels["K"][:, [0, 1], [0, 1]][:, None] + labels["K"][:, :2, 2][:, None]
+    assert np.isfinite(proj).all()
+    c = COCO(str(out / "annotations.json"))
+    ann = c.loadAnns(c.getAnnIds())[0]
+    assert len(ann["keypoints"]) == 51 and len(ann["keypoints_3d"]["xyz"]) == 17
+
+
+def test_dense_from_run_and_missing_modes(run_dir, tmp_path):
+    from examiner.store import RunStore
+    from generators.dense import DenseConfig
+    from generators.errors import GeneratorError
+
+    root, space, lo, hi = run_dir
+    out = tmp_path / "dense"
+    run_dataset("dense", DenseConfig(n=2, seed=0, size=96, points=100, from_run=str(root)), out)
+    scenes = [json.loads(x) for x in (out / "scenes.jsonl").read_text().splitlines()]
+    assert all(s["source"]["source"] == "mode" for s in scenes)
+    empty = tmp_path / "empty_run"
+    RunStore.create(empty, {"space": space.to_dict()}).close()
+    with pytest.raises(GeneratorError, match="no failure modes"):
+        run_dataset("finetune", __import__("generators.finetune", fromlist=["x"]).FinetuneConfig(n=1, from_run=str(empty)),
+                    tmp_path / "x")
