@@ -17,7 +17,11 @@ import time
 
 def main(argv: list[str] | None = None) -> int:
     from simulator.garments.spec import GARMENTS
+    import torch
+
     from simulator.garments.train import TrainConfig, train_all
+
+    torch.set_num_threads(1)
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=0)
@@ -25,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="output folder (default: assets/garments)")
     ap.add_argument("--data", default=None, help="simulation cache folder")
     ap.add_argument("--quick", action="store_true", help="tiny run for smoke tests")
+    ap.add_argument("--evaluate-only", action="store_true", help="re-measure saved weights on cached simulations")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     cfg = TrainConfig(seed=args.seed, garments=tuple(g.strip() for g in args.garments.split(",") if g.strip()))
@@ -40,9 +45,22 @@ def main(argv: list[str] | None = None) -> int:
             last[0] = time.process_time()
             print(f"{name}: simulated {k}/{n}", file=sys.stderr, flush=True)
 
-    metrics = train_all(cfg, out_dir=args.out, data_dir=args.data, progress=progress)
+    if args.evaluate_only:
+        from simulator.garments.train import evaluate_saved
+
+        metrics = evaluate_saved(cfg, out_dir=args.out, data_dir=args.data)
+    else:
+        metrics = train_all(cfg, out_dir=args.out, data_dir=args.data, progress=progress)
     metrics["cpu_seconds_total"] = time.process_time() - t0
-    print(json.dumps({k: {m: v[m] for m in ("test", "speedup_batch1", "sim_seconds_per_drape")} for k, v in metrics["garments"].items()}, indent=1))
+    from pathlib import Path
+
+    from simulator.garments.dress import WEIGHTS_DIR
+    from simulator.garments.train import model_card
+
+    if all("garment_seconds_batch1" in m for m in metrics["garments"].values()):
+        (Path(args.out or WEIGHTS_DIR) / "MODEL_CARD.md").write_text(model_card(metrics))
+    print(json.dumps({k: {m: v.get(m) for m in ("test", "speedup_batch1", "speedup_batch32", "sim_seconds_per_drape")}
+                      for k, v in metrics["garments"].items()}, indent=1))
     print(f"total CPU seconds: {metrics['cpu_seconds_total']:.0f}")
     return 0
 

@@ -54,7 +54,9 @@ class Sample:
     (see ``simulator.parts.DENSEPOSE_PARTS``); keypoints by convention name
     ("coco17", "feet6", "h36m17"); intrinsics K (3, 3); extrinsics (4, 4) world -> camera
     (OpenCV); bbox (4,) float32 xyxy pixels of the visible person; iuv (H, W, 3) float32
-    (part, U, V) when requested.
+    (part, U, V) when requested; clothing_mask (H, W) bool pixels of garments (a subset of
+    `mask`: the person mask includes clothing, and `parts` labels clothed pixels with the
+    body part underneath, as DensePose annotates clothed people).
     """
 
     rgb: np.ndarray
@@ -71,6 +73,7 @@ class Sample:
     iuv: np.ndarray | None = None
     vertex_ids: np.ndarray | None = None
     joints_world: np.ndarray | None = None
+    clothing_mask: np.ndarray | None = None
 
     def ground_truth(self) -> dict[str, Any]:
         """JSON-serialisable ground truth (everything but the images)."""

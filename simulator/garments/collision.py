@@ -18,14 +18,32 @@ class BodyCollider:
     """Nearest-vertex signed offsets against the posed body (head and hands excluded:
     no garment reaches them)."""
 
-    def __init__(self, rig) -> None:
+    def __init__(self, rig, regions: tuple[str, ...] | None = None) -> None:
         from simulator.garments.rig import _Incidence
 
-        skip = [REGION_NAMES.index(r) for r in ("head", "left_hand", "right_hand")]
-        self.ids = np.flatnonzero(~np.isin(rig.vertex_region, skip))
+        if regions is None:
+            skip = [REGION_NAMES.index(r) for r in ("head", "left_hand", "right_hand")]
+            self.ids = np.flatnonzero(~np.isin(rig.vertex_region, skip))
+        else:
+            self.ids = rig.region_ids(regions)
         is_col = np.zeros(rig.n_vertices, dtype=bool)
         is_col[self.ids] = True
-        self._inc = _Incidence(rig.faces[is_col[rig.faces].any(1)], rig.n_vertices)
+        faces = rig.faces[is_col[rig.faces].any(1)]
+        self._inc = _Incidence(faces, rig.n_vertices)
+        self._near = np.unique(faces)  # colliders and their one-ring (for normals)
+        from scipy.sparse import csr_matrix
+
+        self._weights = csr_matrix(rig.weights[self._near])
+
+
+    def skin(self, rig, rest_vertices: np.ndarray, transforms: np.ndarray) -> np.ndarray:
+        """Posed positions of this collider's body vertices only, (V, 3) with the other rows
+        zero (cheaper than posing the whole body)."""
+        from simulator.garments.rig import skin
+
+        out = np.zeros_like(rest_vertices)
+        out[self._near] = skin(rest_vertices[self._near], self._weights, transforms[None])[0]
+        return out
 
     def signed_offset(self, x: np.ndarray, body: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """x (N, 3) garment, body (V, 3) posed body, same frame -> offset (N,) metres along
@@ -34,7 +52,7 @@ class BodyCollider:
 
         pts = body[self.ids]
         nrm = self._inc.normals(body)[self.ids]
-        _, near = cKDTree(pts).query(x)
+        _, near = cKDTree(pts, balanced_tree=False, compact_nodes=False).query(x)
         return np.einsum("nd,nd->n", x - pts[near], nrm[near]), nrm[near]
 
     def inside_fraction(self, x: np.ndarray, body: np.ndarray) -> float:

@@ -12,7 +12,7 @@ import numpy as np
 
 from simulator.garments.collision import BodyCollider
 from simulator.garments.model import GarmentPredictor, PredictorWeights
-from simulator.garments.rig import BodyRig, get_rig, skin
+from simulator.garments.rig import BodyRig, PosedRig, get_rig, skin
 from simulator.garments.spec import check_style, get_spec
 from simulator.garments.template import GarmentGeometry
 
@@ -50,6 +50,19 @@ class Wardrobe:
         self._predictor: dict[str, GarmentPredictor] = {}
         self._uv: dict[str, np.ndarray] = {}
         self.collider = BodyCollider(self.rig)
+        self._colliders: dict[str, BodyCollider] = {}
+
+    def collider_for(self, name: str) -> BodyCollider:
+        """The body regions a garment type can touch (cheaper than the whole body)."""
+        if name not in self._colliders:
+            self._colliders[name] = BodyCollider(self.rig, self.geometry(name).collider_regions)
+        return self._colliders[name]
+
+    def body(self, pose: np.ndarray, shape: np.ndarray) -> PosedRig:
+        """The posed rig garments need (bone transforms, rest surface), without skinning
+        the body mesh: pose (B, 34) radians, shape (B, 6)."""
+        pose = np.atleast_2d(np.asarray(pose, dtype=np.float64))
+        return self.rig.pose(self.rig.pose_deltas(pose), np.atleast_2d(shape), vertices=False)
 
     def geometry(self, name: str) -> GarmentGeometry:
         get_spec(name)
@@ -86,10 +99,13 @@ class Wardrobe:
         return self._uv[name]
 
     def dress(self, name: str, style, pose: np.ndarray, shape: np.ndarray, push_out: bool = True,
-              use_model: bool = True) -> DressedGarment:
+              use_model: bool = True, body: PosedRig | None = None) -> DressedGarment:
         """Garment `name` with style (4,) or (B, 4) on bodies pose (B, 34) radians and
         shape (B, 6) phenotypes. use_model=False skips the learned displacement (the
-        canonical rest garment, skinned)."""
+        canonical rest garment, skinned). `body` (from `Wardrobe.body`) shares one body
+        evaluation between several garments; `seconds` excludes it."""
+        if body is None:
+            body = self.body(pose, shape)
         t0 = time.perf_counter()
         pose = np.atleast_2d(np.asarray(pose, dtype=np.float64))
         shape = np.atleast_2d(np.asarray(shape, dtype=np.float64))
@@ -98,23 +114,26 @@ class Wardrobe:
             shape = np.repeat(shape, B, 0)
         style = check_style(style, B)
         geom = self.geometry(name)
-        posed = self.rig.pose(self.rig.pose_deltas(pose), shape)
+        posed = body
+        collider = self.collider_for(name)
         anchors = [geom.anchors(s) for s in style]
-        rest = np.stack([geom.rest_shape(a, posed.rest_vertices[b], posed.rest_heads[b]) for b, a in enumerate(anchors)])
+        normals = [geom.rest_normals(posed.rest_vertices[b]) for b in range(B)]
+        rest = np.stack([geom.rest_shape(a, posed.rest_vertices[b], posed.rest_heads[b], normals[b])
+                         for b, a in enumerate(anchors)])
         canon = rest
         if use_model:
             canon = rest + self.predictor(name).displacement(pose, shape, style, rest)
         verts = np.empty_like(canon)
         inside = np.zeros(B)
         for b, a in enumerate(anchors):
-            x = skin(canon[b], a.skin, posed.transforms[b])
+            x = skin(canon[b], a.skin_sparse, posed.transforms[b][None])[0]
+            bv = collider.skin(self.rig, posed.rest_vertices[b], posed.transforms[b])
             if push_out:
-                x, inside[b] = self.collider.push_out(x, posed.vertices[b])
+                x, inside[b] = collider.push_out(x, bv)
             else:
-                inside[b] = self.collider.inside_fraction(x, posed.vertices[b])
+                inside[b] = collider.inside_fraction(x, bv)
             verts[b] = x - posed.offset[b]
-        parts = np.stack([geom.face_parts(a, geom.rest_shape(a, self.rig.mean_rest_vertices, self.rig.mean_rest_heads))
-                          for a in anchors]) if B else np.zeros((0, len(geom.faces)), np.uint8)
+        parts = np.stack([geom.style_parts(s) for s in style])
         return DressedGarment(
             name=name, vertices=verts.astype(np.float32), faces=geom.faces, face_parts=parts,
             uv=self.uv(name), inside_fraction=inside, seconds=time.perf_counter() - t0,
@@ -124,3 +143,31 @@ class Wardrobe:
 @functools.lru_cache(maxsize=2)
 def get_wardrobe(weights_dir: str | None = None) -> Wardrobe:
     return Wardrobe(weights_dir=weights_dir)
+
+
+def dress_scene(clothing, pose: np.ndarray, shape: np.ndarray, wardrobe: Wardrobe | None = None) -> list:
+    """Garments of `ClothingParams` on one body: pose (34,) radians, shape (6,).
+
+    Returns [(name, vertices (N, 3) float32 world frame, face_parts (F,) uint8, rgb (3,),
+    pattern)], lower garment first; an upper garment is pushed outside the lower one
+    where they overlap (tops are worn untucked)."""
+    from simulator.appearance import hsv
+    from simulator.garments.layer import push_outside
+
+    wardrobe = wardrobe or get_wardrobe()
+    body = wardrobe.body(pose[None], shape[None])
+    items = []
+    lower_v = lower_f = None
+    if clothing.lower != "none":
+        g = wardrobe.dress(clothing.lower, clothing.lower_style(), pose[None], shape[None], body=body)
+        lower_v, lower_f = g.vertices[0], g.faces
+        items.append((clothing.lower, lower_v, g.face_parts[0],
+                      hsv(clothing.lower_hue, 0.55, clothing.lower_value), clothing.lower_pattern))
+    if clothing.upper != "none":
+        g = wardrobe.dress(clothing.upper, clothing.upper_style(), pose[None], shape[None], body=body)
+        v = g.vertices[0]
+        if lower_v is not None:
+            v = push_outside(lower_v, lower_f, v).astype(np.float32)
+        items.append((clothing.upper, v, g.face_parts[0],
+                      hsv(clothing.upper_hue, 0.55, clothing.upper_value), clothing.upper_pattern))
+    return items

@@ -132,8 +132,9 @@ class GarmentPredictor:
         self._pose_idx = np.array([POSE_DOFS.index(n) for n in weights.pose_names])
 
     def features(self, pose: np.ndarray, shape: np.ndarray, style: np.ndarray) -> np.ndarray:
-        """pose (B, 34), shape (B, 6), style (B, 4) -> normalised inputs (B, P + 10)."""
-        x = np.concatenate([pose[:, self._pose_idx], shape, style], axis=1)
+        """pose (B, 34), shape (B, 6) phenotypes (further columns, the body's local changes,
+        reach the garment through its rest shape only), style (B, 4) -> inputs (B, P + 10)."""
+        x = np.concatenate([pose[:, self._pose_idx], shape[:, :6], style], axis=1)
         return ((x - self.w.in_mean) / self.w.in_scale).astype(np.float32)
 
     def rbf_weights(self, rest: np.ndarray, sigma: float | None = None) -> np.ndarray:

@@ -112,18 +112,41 @@ class BodyRig:
     def bone(self, name: str) -> int:
         return self.bone_labels.index(name)
 
+    def _inputs(self, shape: np.ndarray):
+        """shape (B, 6) phenotypes, or (B, 6 + k) with the body's local changes appended
+        (simulator.params.ALL_SHAPE_NAMES order) -> anny phenotype and local-change tensors."""
+        torch = _torch()
+        dt = self._model.template_vertices.dtype
+        ph = torch.as_tensor(shape[:, :6], dtype=dt)
+        labels = getattr(self.body, "_local_labels", None)
+        if not labels:
+            return ph, None
+        local = np.zeros((len(shape), len(labels)))
+        if shape.shape[1] > 6:
+            from simulator.params import LOCAL_SHAPE_NAMES
+
+            for i, name in enumerate(LOCAL_SHAPE_NAMES[: shape.shape[1] - 6]):
+                local[:, labels.index(self.body.LOCAL_CHANGES[name])] = 2.0 * (shape[:, 6 + i] - 0.5)
+        return ph, torch.as_tensor(local, dtype=dt)
+
+    def _call(self, deltas, shape: np.ndarray):
+        ph, local = self._inputs(shape)
+        if local is None:
+            return self._model(deltas, ph)
+        return self._model(deltas, ph, local_changes_kwargs=local)
+
     def region_ids(self, names) -> np.ndarray:
         ids = [REGION_NAMES.index(n) for n in names]
         return np.flatnonzero(np.isin(self.vertex_region, ids))
 
     # ---- anny ------------------------------------------------------------------------
     def rest(self, shape: np.ndarray) -> dict[str, np.ndarray]:
-        """shape (B, 6) phenotypes -> rest vertices (B, V, 3), bone heads (B, nb, 3),
-        rest bone poses (B, nb, 4, 4), anny frame, float64."""
+        """shape (B, 6) phenotypes (or (B, 10) with local changes) -> rest vertices
+        (B, V, 3), bone heads (B, nb, 3), rest bone poses (B, nb, 4, 4), anny frame, float64."""
         torch = _torch()
         shape = np.atleast_2d(np.asarray(shape, dtype=np.float64))
         with torch.no_grad():
-            out = self._model(None, torch.as_tensor(shape, dtype=self._model.template_vertices.dtype))
+            out = self._call(None, shape)
         rp = out["rest_bone_poses"].double().numpy()
         rv = out["rest_vertices"].double().numpy()
         if len(rv) != len(shape):
@@ -131,9 +154,10 @@ class BodyRig:
             rp = np.repeat(rp, len(shape), 0)
         return {"vertices": rv, "bone_poses": rp, "heads": rp[:, :, :3, 3]}
 
-    def pose(self, deltas, shape: np.ndarray) -> PosedRig:
+    def pose(self, deltas, shape: np.ndarray, vertices: bool = True) -> PosedRig:
         """deltas (B, nb, 4, 4) anny local-ref bone deltas (see AnnyBody.pose_deltas);
-        shape (B, 6) or (1, 6)."""
+        shape (B, 6) or (1, 6). vertices=False skips skinning the whole body mesh
+        (`PosedRig.vertices` is then None); the transforms are the same."""
         torch = _torch()
         shape = np.atleast_2d(np.asarray(shape, dtype=np.float64))
         dt = self._model.template_vertices.dtype
@@ -141,17 +165,28 @@ class BodyRig:
         B = max(len(deltas), len(shape))
         if len(shape) == 1 and B > 1:
             shape = np.repeat(shape, B, 0)
+        m = self._model
         with torch.no_grad():
-            out = self._model(deltas, torch.as_tensor(shape, dtype=dt))
-        bp = out["bone_poses"].double()
-        rp = out["rest_bone_poses"].double().expand_as(bp)
+            if vertices or not hasattr(m, "_get_phenotype_blendshape_coefficients"):
+                out = self._call(deltas, shape)
+                bp, rest_poses, rv = out["bone_poses"], out["rest_bone_poses"], out["rest_vertices"]
+                posed_v = out["vertices"].double().numpy()
+            else:
+                ph, local = self._inputs(shape)
+                pp, phen, lc, fa = m.get_tensor_inputs(deltas, ph, local, None)
+                coeffs = m._get_phenotype_blendshape_coefficients(phen, lc, fa)
+                rest = m.get_rest_model(coeffs)
+                rest_poses, rv = rest["rest_bone_poses"], rest["rest_vertices"]
+                _, bp = m.get_bone_transforms(pp, rest_poses)
+                posed_v = None
+        bp = bp.double()
+        rp = rest_poses.double().expand_as(bp)
         G = (bp @ torch.linalg.inv(rp)).numpy()
         heads = bp[:, :, :3, 3].numpy()
         offset = 0.5 * (heads[:, self._l_hip] + heads[:, self._r_hip])
-        rv = out["rest_vertices"].double().expand(B, -1, -1).numpy()
         return PosedRig(
-            vertices=out["vertices"].double().numpy(), transforms=G, offset=offset,
-            rest_vertices=rv, rest_heads=rp[:, :, :3, 3].numpy(),
+            vertices=posed_v, transforms=G, offset=offset,
+            rest_vertices=rv.double().expand(B, -1, -1).numpy(), rest_heads=rp[:, :, :3, 3].numpy(),
         )
 
     def pose_deltas(self, pose: np.ndarray) -> np.ndarray:
@@ -159,20 +194,31 @@ class BodyRig:
         return self.body.pose_deltas(np.atleast_2d(pose)).double().numpy()
 
 
+def _blend(weights: np.ndarray, transforms: np.ndarray) -> np.ndarray:
+    """weights (..., N, nb), transforms (..., nb, 4, 4) -> per-vertex (..., N, 4, 4)."""
+    nb = transforms.shape[-3]
+    T16 = transforms.reshape(transforms.shape[:-3] + (nb, 16))
+    if hasattr(weights, "tocsr"):  # scipy sparse (N, nb): no BLAS threads for a small product
+        out = np.stack([weights @ t for t in T16.reshape(-1, nb, 16)]).reshape(T16.shape[:-2] + (weights.shape[0], 16))
+    else:
+        out = weights @ T16
+    return out.reshape(out.shape[:-1] + (4, 4))
+
+
 def skin(rest: np.ndarray, weights: np.ndarray, transforms: np.ndarray) -> np.ndarray:
     """Linear blend skinning.
 
     rest (B, N, 3) or (N, 3) canonical positions; weights (N, nb) or (B, N, nb);
     transforms (B, nb, 4, 4) -> (B, N, 3)."""
-    T = np.einsum("...nb,...bij->...nij", weights, transforms)
+    T = _blend(weights, transforms)
     r = np.broadcast_to(rest, T.shape[:-2] + (3,))
-    return np.einsum("...nij,...nj->...ni", T[..., :3, :3], r) + T[..., :3, 3]
+    return (T[..., :3, :3] @ r[..., None])[..., 0] + T[..., :3, 3]
 
 
 def unskin(posed: np.ndarray, weights: np.ndarray, transforms: np.ndarray) -> np.ndarray:
     """Inverse of `skin` per vertex: posed (B, N, 3) -> canonical (B, N, 3)."""
-    T = np.einsum("...nb,...bij->...nij", weights, transforms)
-    return np.einsum("...nij,...nj->...ni", np.linalg.inv(T[..., :3, :3]), posed - T[..., :3, 3])
+    T = _blend(weights, transforms)
+    return (np.linalg.inv(T[..., :3, :3]) @ (posed - T[..., :3, 3])[..., None])[..., 0]
 
 
 @functools.lru_cache(maxsize=2)

@@ -99,3 +99,62 @@ def check_style(style, n: int | None = None) -> np.ndarray:
     if n is not None and len(s) == 1 and n > 1:
         s = np.repeat(s, n, 0)
     return np.clip(s, 0.0, 1.0)
+
+
+PATTERN_CHOICES = ("plain", "stripes", "plaid")
+
+
+@dataclass(frozen=True)
+class ClothingParams:
+    """What the person wears (part of `SceneParams`; the default is no clothing).
+
+    upper: none | t-shirt | shirt; lower: none | pants | shorts | skirt. Style values in
+    [0, 1] (see the module docstring): sleeve_length, upper_length (hem), upper_looseness,
+    upper_fit (waist shaping of tops); lower_length, lower_looseness, rise (waist height
+    of lower garments). Colours as HSV hue / value in [0, 1] (saturation 0.55);
+    patterns: plain | stripes | plaid."""
+
+    upper: str = "none"
+    lower: str = "none"
+    sleeve_length: float = 0.5
+    upper_length: float = 0.6
+    upper_looseness: float = 0.3
+    upper_fit: float = 0.0
+    lower_length: float = 0.8
+    lower_looseness: float = 0.3
+    rise: float = 0.5
+    upper_hue: float = 0.58
+    upper_value: float = 0.65
+    lower_hue: float = 0.62
+    lower_value: float = 0.3
+    upper_pattern: str = "plain"
+    lower_pattern: str = "plain"
+
+    def __post_init__(self) -> None:
+        from simulator.errors import ParamError
+
+        if self.upper not in ("none",) + UPPER_TYPES:
+            raise ParamError(f"clothing.upper must be one of {('none',) + UPPER_TYPES}, got {self.upper!r}")
+        if self.lower not in ("none",) + LOWER_TYPES:
+            raise ParamError(f"clothing.lower must be one of {('none',) + LOWER_TYPES}, got {self.lower!r}")
+        for name in ("upper_pattern", "lower_pattern"):
+            if getattr(self, name) not in PATTERN_CHOICES:
+                raise ParamError(f"clothing.{name} must be one of {PATTERN_CHOICES}, got {getattr(self, name)!r}")
+
+    @property
+    def worn(self) -> bool:
+        return self.upper != "none" or self.lower != "none"
+
+    def upper_style(self) -> np.ndarray:
+        return np.array([self.sleeve_length, self.upper_length, self.upper_looseness, self.upper_fit], dtype=np.float64)
+
+    def lower_style(self) -> np.ndarray:
+        return np.array([0.0, self.lower_length, self.lower_looseness, self.rise], dtype=np.float64)
+
+
+CLOTHING_CHOICES = {
+    "upper": ("none",) + UPPER_TYPES,
+    "lower": ("none",) + LOWER_TYPES,
+    "upper_pattern": PATTERN_CHOICES,
+    "lower_pattern": PATTERN_CHOICES,
+}

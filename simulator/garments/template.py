@@ -54,6 +54,7 @@ class Template:
     s: np.ndarray
     theta: np.ndarray
     boundary: np.ndarray
+    snapped: np.ndarray | None = None
 
     @property
     def n_vertices(self) -> int:
@@ -204,14 +205,27 @@ def build_template(name: str, rig: BodyRig) -> Template:
     used = np.unique(faces)
     remap = -np.ones(V, dtype=np.int64)
     remap[used] = np.arange(len(used))
+    boundary = _boundary_vertices(remap[faces], len(used))
+    chain, s = chain_all[used], s_all[used].copy()
+    # Hems and cuffs follow the body's mesh edges (a staircase); snap their vertices onto
+    # the cut so the opening is a clean ring (they are re-anchored like moved vertices).
+    if spec.kind == "top":
+        hem = boundary & (chain == 0) & (s < TOP_REF_Z)
+        cuff = boundary & np.isin(chain, (1, 2)) & (s > 0.5 * spec.sleeve[1])
+        s[hem], s[cuff] = spec.hem_z[1], spec.sleeve[1]
+    else:
+        hem = boundary & (chain == 0) & (s > BOTTOM_REF_Z)
+        cuff = boundary & np.isin(chain, (3, 4)) & (s > 0.5 * spec.length[1])
+        s[hem], s[cuff] = RISE_Z[1], spec.length[1]
     return Template(
         spec=spec,
         faces=remap[faces].astype(np.int32),
         body_ids=used,
-        chain=chain_all[used],
-        s=s_all[used],
+        chain=chain,
+        s=s,
         theta=th_all[used],
-        boundary=_boundary_vertices(remap[faces], len(used)),
+        boundary=boundary,
+        snapped=hem | cuff,
     )
 
 
@@ -274,6 +288,15 @@ class Anchors:
     tether: np.ndarray
     skirt: dict | None = None
 
+    @property
+    def skin_sparse(self):
+        """`skin` as a scipy CSR matrix (skinning without BLAS threads)."""
+        if not hasattr(self, "_skin_sparse"):
+            from scipy.sparse import csr_matrix
+
+            self._skin_sparse = csr_matrix(self.skin)
+        return self._skin_sparse
+
 
 class _CylIndex:
     """Nearest body vertices of one chain in unrolled cylindrical coordinates."""
@@ -315,6 +338,26 @@ class GarmentGeometry:
                 scale = float(np.linalg.norm(pts[1:] - pts[:-1], axis=1).sum())
             self._index[ci] = _CylIndex(ids[sel], s_all[sel], th_all[sel], scale, _CHAIN_RADIUS[c])
         self._anchor_cache: dict[tuple, Anchors] = {}
+        self._parts_cache: dict[tuple, np.ndarray] = {}
+        # Normals only where anchors can sit: the faces touching this garment's regions.
+        from simulator.garments.rig import _Incidence
+
+        self.regions = self._regions()
+        near = np.zeros(rig.n_vertices, dtype=bool)
+        near[rig.region_ids(self.regions)] = True
+        self._normal_inc = _Incidence(rig.faces[near[rig.faces].any(1)], rig.n_vertices)
+
+    @property
+    def collider_regions(self) -> tuple[str, ...]:
+        """Body regions the push-out checks: the garment's own plus what hangs against it
+        (forearms at the hips)."""
+        if self.spec.kind == "top":
+            return self.regions
+        return self.regions + ("lower_arm_left", "lower_arm_right")
+
+    def _regions(self) -> tuple[str, ...]:
+        chains = ("torso", "arm_l", "arm_r") if self.spec.kind == "top" else ("torso", "leg_l", "leg_r")
+        return tuple(r for c in chains for r in CHAIN_REGIONS[c])
 
     @property
     def faces(self) -> np.ndarray:
@@ -354,7 +397,7 @@ class GarmentGeometry:
             hem = spec.hem_z[0] + hem_f * (spec.hem_z[1] - spec.hem_z[0])
             trunk = (T.chain == 0) & (T.s < TOP_REF_Z)
             s_new[trunk] = TOP_REF_Z - (TOP_REF_Z - T.s[trunk]) * (TOP_REF_Z - hem) / (TOP_REF_Z - spec.hem_z[1])
-            moved = (arm & (k < 1)) | (trunk & (hem > spec.hem_z[1]))
+            moved = (arm & (k < 1)) | (trunk & (hem > spec.hem_z[1])) | T.snapped
         else:
             k = (spec.length[0] + hem_f * (spec.length[1] - spec.length[0])) / spec.length[1]
             leg = np.isin(T.chain, (3, 4)) & (T.s > 0)
@@ -362,7 +405,7 @@ class GarmentGeometry:
             rise = RISE_Z[0] + waist * (RISE_Z[1] - RISE_Z[0])
             trunk = (T.chain == 0) & (T.s > BOTTOM_REF_Z)
             s_new[trunk] = BOTTOM_REF_Z + (T.s[trunk] - BOTTOM_REF_Z) * (rise - BOTTOM_REF_Z) / (RISE_Z[1] - BOTTOM_REF_Z)
-            moved = (leg & (k < 1)) | (trunk & (rise < RISE_Z[1]))
+            moved = (leg & (k < 1)) | (trunk & (rise < RISE_Z[1])) | T.snapped
         for ci in np.unique(T.chain[moved]):
             sel = moved & (T.chain == ci)
             ids[sel], w[sel] = self._index[int(ci)].query(s_new[sel], T.theta[sel])
@@ -425,9 +468,16 @@ class GarmentGeometry:
         return Anchors(ids=ids, weights=w, ease=ease, skin=skin, region=region, attach=attach, tether=tether, skirt=skirt)
 
     # ---- shape ---------------------------------------------------------------------------
-    def rest_shape(self, anchors: Anchors, rest_vertices: np.ndarray, heads: np.ndarray) -> np.ndarray:
-        """Canonical rest garment (N, 3) for one body: rest_vertices (V, 3), heads (nb, 3)."""
-        normals = self.rig.incidence.normals(rest_vertices)
+    def rest_normals(self, rest_vertices: np.ndarray) -> np.ndarray:
+        """(V, 3) unit normals of the rest body, valid on this garment's regions."""
+        return self._normal_inc.normals(rest_vertices)
+
+    def rest_shape(self, anchors: Anchors, rest_vertices: np.ndarray, heads: np.ndarray,
+                   normals: np.ndarray | None = None) -> np.ndarray:
+        """Canonical rest garment (N, 3) for one body: rest_vertices (V, 3), heads (nb, 3);
+        `normals` from `rest_normals` when the caller already has them."""
+        if normals is None:
+            normals = self.rest_normals(rest_vertices)
         base = np.einsum("nk,nkd->nd", anchors.weights, rest_vertices[anchors.ids])
         if anchors.skirt is None:
             nrm = np.einsum("nk,nkd->nd", anchors.weights, normals[anchors.ids])
@@ -479,3 +529,16 @@ class GarmentGeometry:
     def face_parts(self, anchors: Anchors, rest: np.ndarray) -> np.ndarray:
         """(F,) DensePose part of the body under each garment face."""
         return face_parts(anchors.region, self.faces, rest)
+
+    def style_parts(self, style) -> np.ndarray:
+        """(F,) face parts for a style (on the mean body; cached)."""
+        style = check_style(style)[0]
+        key = tuple(np.round(style, 6))
+        hit = self._parts_cache.get(key)
+        if hit is None:
+            a = self.anchors(style)
+            hit = self.face_parts(a, self.rest_shape(a, self.rig.mean_rest_vertices, self.rig.mean_rest_heads))
+            if len(self._parts_cache) > 256:
+                self._parts_cache.clear()
+            self._parts_cache[key] = hit
+        return hit

@@ -1,0 +1,178 @@
+"""Garments: templates, style / pose directions, penetration, determinism, the
+predictor against the draping simulation, and user errors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from simulator.errors import ParamError, PoseExaminerError
+from simulator.garments import GARMENTS, GarmentError
+from simulator.garments.spec import ClothingParams, check_style
+from simulator.joints import POSE_DOFS, neutral_pose
+
+NEUTRAL = np.array([neutral_pose()[k] for k in POSE_DOFS])
+MEAN_SHAPE = np.full(6, 0.5)
+
+
+def _pose(**deg):
+    p = dict(zip(POSE_DOFS, NEUTRAL))
+    p.update({k: math.radians(v) for k, v in deg.items()})
+    return np.array([p[k] for k in POSE_DOFS])
+
+
+@pytest.fixture(scope="module")
+def wardrobe():
+    from simulator.garments import get_wardrobe
+
+    return get_wardrobe()
+
+
+def _dress(wardrobe, name, style, pose=NEUTRAL, shape=MEAN_SHAPE, **kw):
+    return wardrobe.dress(name, style, pose[None], shape[None], **kw)
+
+
+def _distance_to_body(wardrobe, x, pose=NEUTRAL, shape=MEAN_SHAPE):
+    from scipy.spatial import cKDTree
+
+    body = wardrobe.rig.body.forward(pose[None], shape[None]).vertices[0]
+    return cKDTree(body).query(x)[0]
+
+
+def test_templates_are_coarse_meshes_on_the_body(wardrobe):
+    for name in GARMENTS:
+        geom = wardrobe.geometry(name)
+        n = geom.n_vertices
+        assert 800 <= n <= 3000, (name, n)
+        assert geom.faces.min() == 0 and geom.faces.max() == n - 1
+        assert len(np.unique(geom.faces)) == n  # no unused vertex
+        if geom.spec.kind != "skirt":  # tops and bottoms are the body's own vertices and faces
+            ids = geom.template.body_ids
+            assert len(np.unique(ids)) == n
+            body_faces = {tuple(sorted(f)) for f in wardrobe.rig.faces.tolist()}
+            assert all(tuple(sorted(ids[f])) in body_faces for f in geom.faces[:200].tolist())
+
+
+@pytest.mark.parametrize("name", ["t-shirt", "shirt"])
+def test_longer_sleeves_cover_more_arm(wardrobe, name):
+    from simulator.garments.template import chain_coords, chain_points
+
+    geom = wardrobe.geometry(name)
+    rig = wardrobe.rig
+    arm = chain_points(rig.mean_rest_heads, rig, "arm_l")
+    reach = []
+    for sleeve in (0.0, 0.5, 1.0):
+        a = geom.anchors([sleeve, 0.5, 0.3, 0.0])
+        rest = geom.rest_shape(a, rig.mean_rest_vertices, rig.mean_rest_heads)
+        left = geom.template.chain == 1
+        s, _, _ = chain_coords(rest[left], arm)
+        reach.append(s.max())
+    assert reach[0] < reach[1] - 0.05 < reach[2] - 0.1, reach
+    # Posed and predicted: more of the left forearm / upper arm lies under cloth.
+    covered = []
+    for sleeve in (0.0, 1.0):
+        g = _dress(wardrobe, name, [sleeve, 0.5, 0.3, 0.0])
+        body = rig.body.forward(NEUTRAL[None], MEAN_SHAPE[None]).vertices[0]
+        from scipy.spatial import cKDTree
+
+        arm_ids = rig.region_ids(["upper_arm_left", "lower_arm_left"])
+        d, _ = cKDTree(g.vertices[0]).query(body[arm_ids])
+        covered.append((d < 0.04).mean())
+    assert covered[1] > covered[0] + 0.15, covered
+
+
+@pytest.mark.parametrize("name,slot", [("t-shirt", "upper"), ("pants", "lower"), ("shorts", "lower"), ("skirt", "lower")])
+def test_longer_hem_reaches_lower(wardrobe, name, slot):
+    lows = [_dress(wardrobe, name, [0.5, h, 0.3, 0.5]).vertices[0][:, 2].min() for h in (0.0, 1.0)]
+    assert lows[1] < lows[0] - 0.05, lows
+
+
+@pytest.mark.parametrize("name", list(GARMENTS))
+def test_looser_is_further_from_the_body(wardrobe, name):
+    gaps = [np.median(_distance_to_body(wardrobe, _dress(wardrobe, name, [0.5, 0.5, l, 0.0]).vertices[0])) for l in (0.0, 1.0)]
+    assert gaps[1] > gaps[0] + 0.005, (name, gaps)
+
+
+def test_raised_arm_raises_the_sleeve(wardrobe):
+    geom = wardrobe.geometry("shirt")
+    left = geom.template.chain == 1
+    down = _dress(wardrobe, "shirt", [1, 0.5, 0.3, 0], _pose(l_shoulder_abduction=0)).vertices[0]
+    up = _dress(wardrobe, "shirt", [1, 0.5, 0.3, 0], _pose(l_shoulder_abduction=100)).vertices[0]
+    assert up[left, 2].mean() > down[left, 2].mean() + 0.15
+    assert np.median(_distance_to_body(wardrobe, up[left], _pose(l_shoulder_abduction=100))) < 0.05
+
+
+def test_hip_flexion_moves_the_trouser_leg_forward(wardrobe):
+    geom = wardrobe.geometry("pants")
+    left = geom.template.chain == 3
+    a = _dress(wardrobe, "pants", [0, 1, 0.3, 0.5], _pose(l_hip_flexion=0)).vertices[0]
+    b = _dress(wardrobe, "pants", [0, 1, 0.3, 0.5], _pose(l_hip_flexion=80)).vertices[0]
+    assert b[left, 1].mean() < a[left, 1].mean() - 0.1  # forward is -Y
+
+
+def test_penetration_below_one_percent(wardrobe):
+    from simulator.garments.train import sample_poses, sample_shapes
+
+    rng = np.random.default_rng(11)
+    for name, spec in GARMENTS.items():
+        P, S, G = sample_poses(rng, spec.slot, 4), sample_shapes(rng, 4), rng.uniform(0, 1, (4, 4))
+        g = wardrobe.dress(name, G, P, S)
+        for b in range(4):
+            body = wardrobe.rig.pose(wardrobe.rig.pose_deltas(P[b:b + 1]), S[b:b + 1])
+            x = g.vertices[b] + body.offset[0]
+            assert wardrobe.collider.inside_fraction(x, body.vertices[0]) < 0.01, name
+
+
+def test_deterministic(wardrobe):
+    a = _dress(wardrobe, "skirt", [0, 0.7, 0.6, 0.4], _pose(r_hip_flexion=40))
+    b = _dress(wardrobe, "skirt", [0, 0.7, 0.6, 0.4], _pose(r_hip_flexion=40))
+    assert np.array_equal(a.vertices, b.vertices) and np.array_equal(a.face_parts, b.face_parts)
+
+
+def test_prediction_is_close_to_the_simulation(wardrobe):
+    """One fresh draping run (not in the training data) against the predictor."""
+    from simulator.garments.drape import Draper
+
+    pose = _pose(l_shoulder_flexion=50, r_shoulder_abduction=60, r_elbow_flexion=40, spine_flexion=15)
+    shape = np.array([0.3, 0.6, 0.5, 0.6, 0.4, 0.5])
+    style = np.array([0.6, 0.4, 0.5, 0.3])
+    sim = Draper(wardrobe.geometry("t-shirt")).run(style, pose, shape)
+    pred = wardrobe.dress("t-shirt", style, pose[None], shape[None]).vertices[0]
+    bare = wardrobe.dress("t-shirt", style, pose[None], shape[None], use_model=False).vertices[0]
+    err = np.linalg.norm(pred - sim.posed, axis=1).mean()
+    err_bare = np.linalg.norm(bare - sim.posed, axis=1).mean()
+    assert err < 0.03 and err < err_bare, (err, err_bare)
+
+
+def test_drape_simulation_hangs_cloth_on_the_body(wardrobe):
+    from simulator.garments.drape import DrapeConfig, Draper
+
+    r = Draper(wardrobe.geometry("shorts"), DrapeConfig(pose_frames=4, settle_frames=6)).run(
+        [0, 0.5, 0.8, 0.5], _pose(l_knee_flexion=60), MEAN_SHAPE)
+    assert np.all(np.isfinite(r.posed))
+    assert r.displacement[:, 2].mean() < 0  # gravity pulls the cloth down
+    body = wardrobe.rig.pose(wardrobe.rig.pose_deltas(_pose(l_knee_flexion=60)[None]), MEAN_SHAPE[None])
+    assert wardrobe.collider.inside_fraction(r.posed + body.offset[0], body.vertices[0]) < 0.02
+
+
+def test_user_errors_are_one_line(wardrobe, tmp_path):
+    with pytest.raises(GarmentError, match="unknown garment type") as e:
+        wardrobe.geometry("cape")
+    assert "\n" not in str(e.value) and isinstance(e.value, PoseExaminerError)
+    with pytest.raises(GarmentError, match=r"\[0, 1\]"):
+        check_style([0.5, 1.5, 0, 0])
+    with pytest.raises(ParamError, match="clothing.upper"):
+        ClothingParams(upper="cape")
+    from simulator.garments.dress import Wardrobe
+    from simulator.garments.model import PredictorWeights
+
+    w = PredictorWeights.load(wardrobe.weights_dir / "shorts.npz")
+    w.save(tmp_path / "pants.npz")  # shorts weights under the pants name: wrong vertex count
+    with pytest.raises(GarmentError, match="retrain"):
+        Wardrobe(rig=wardrobe.rig, weights_dir=tmp_path).predictor("pants")
+    from simulator.errors import AssetError
+
+    with pytest.raises(AssetError, match="train_garments"):
+        Wardrobe(rig=wardrobe.rig, weights_dir=tmp_path / "none").predictor("skirt")
