@@ -600,7 +600,7 @@ class AnomalyWriter(engine.SampleWriter):
     max_attempts = 6
 
     def __init__(self, config: AnomalyConfig) -> None:
-        from simulator.anomaly import CompositeRenderer, anatomy
+        from simulator.anomaly import anatomy, get_composite_renderer
         from simulator.body import get_body_model
 
         self.config = config
@@ -608,7 +608,7 @@ class AnomalyWriter(engine.SampleWriter):
         self.body = get_body_model("anny")
         self.anatomy = anatomy(self.body)
         self.faces = np.asarray(self.body.faces)
-        self.renderer = CompositeRenderer(config.gl)
+        self.renderer = get_composite_renderer(config.gl)
         self.min_px = max(4, int(round(config.min_pixels * (config.size / 256.0) ** 2)))
 
     def scenario_of(self, index: int) -> str:

@@ -30,6 +30,7 @@ are produced by posing the body model with out-of-range angles before these oper
 
 from __future__ import annotations
 
+import atexit
 import functools
 import math
 from dataclasses import dataclass, field
@@ -505,3 +506,26 @@ class CompositeRenderer:
             K=K,
             extrinsics=extr,
         )
+
+
+_COMPOSITE: dict[str, CompositeRenderer] = {}
+
+
+def get_composite_renderer(gl_backend: str = "auto") -> CompositeRenderer:
+    """One per process and backend, kept until exit: pyrender's EGL platform terminates the
+    process-wide EGL display when a context is deleted, which would break every other
+    renderer in the process (and a garbage-collected renderer frees GL objects in whatever
+    context is current)."""
+    if gl_backend not in _COMPOSITE:
+        _COMPOSITE[gl_backend] = CompositeRenderer(gl_backend)
+    return _COMPOSITE[gl_backend]
+
+
+@atexit.register
+def _close_composites() -> None:
+    for r in _COMPOSITE.values():
+        try:
+            r.close()
+        except Exception:  # best effort at exit
+            pass
+    _COMPOSITE.clear()
