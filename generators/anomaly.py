@@ -577,11 +577,11 @@ def _focus(figs, spec: Spec) -> tuple[np.ndarray | None, np.ndarray | None]:
     if not inst:
         return None, None
     pts = fig.vertices[np.unique(fig.faces[np.isin(fig.face_instance, inst)])]
-    if spec.op in ("giant_hand", "giant_foot", "giant_head"):
-        # A normal part of the same body in view for scale: the head for a hand, the other
-        # foot for a foot, the chest for a head.
+    if spec.op in ("giant_hand", "giant_foot", "giant_head", "reversed_foot"):
+        # Context in view: a normal part of the same body for scale (the head for a hand,
+        # the other foot for a foot, the chest for a head); the knee for a reversed foot.
         ref = {"giant_hand": fig.vertices_of("head"), "giant_foot": fig.vertices_of("foot", 1 - spec.side),
-               "giant_head": fig.vertices_of("body")}[spec.op]
+               "giant_head": fig.vertices_of("body"), "reversed_foot": fig.vertices_of("leg", spec.side)}[spec.op]
         pts = np.concatenate([pts, fig.vertices[ref]])
     view = None
     if spec.scenario == "hand" and spec.op != "giant_hand":

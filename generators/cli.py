@@ -50,12 +50,15 @@ def _run(kind: str, config, out: str, workers: int, backend: str, resume: bool, 
             advance(k, rate=f"{rate:.1f} img/s" if rate else "")
 
         result = run_dataset(kind, config, out, workers=workers, backend=backend, resume=resume, on_progress=on_progress)
+    steady = (done[0] - first[1]) / (time.perf_counter() - first[0]) if first and done[0] > first[1] else None
+    result["steady_images_per_second"] = round(steady, 2) if steady else None
     if json_out:
         console.emit_json(result)
     else:
         rate = result["rendered"] / result["seconds"] if result["seconds"] > 0 and result["rendered"] else 0.0
-        skipped = f", {result['skipped']} kept from before" if result["skipped"] else ""
-        console.info(f"wrote {result['rendered']} samples to {result['out']} ({rate:.1f} img/s{skipped}); "
+        speed = f"{rate:.1f} img/s with start-up" + (f", {steady:.1f} img/s steady" if steady else "")
+        skipped = f"; {result['skipped']} kept from before" if result["skipped"] else ""
+        console.info(f"wrote {result['rendered']} samples to {result['out']} ({speed}{skipped}); "
                      f"outputs: {', '.join(str(v) for k, v in result['outputs'].items() if isinstance(v, str))}")
     return result
 

@@ -168,3 +168,14 @@ def test_normal_contact_does_not_interpenetrate_and_fused_does(body_and_figure):
 
             d, _ = cKDTree(a.vertices).query(b.vertices)
             assert d.min() < 0.03
+
+
+def test_anomaly_sample_regenerates_alone(dataset, tmp_path):
+    from generators.engine import regenerate_sample
+
+    shard = json.loads((dataset / "shards" / "shard-00001" / "shard.json").read_text())
+    stored = shard["records"][2]
+    again = regenerate_sample(dataset, stored["index"], tmp_path)
+    assert again == stored
+    rel = stored["image"]["file_name"].split("/", 2)[2]
+    assert (tmp_path / rel).read_bytes() == (dataset / stored["image"]["file_name"]).read_bytes()

