@@ -61,8 +61,17 @@ class Wardrobe:
     def body(self, pose: np.ndarray, shape: np.ndarray) -> PosedRig:
         """The posed rig garments need (bone transforms, rest surface), without skinning
         the body mesh: pose (B, 34) radians, shape (B, 6)."""
+        import torch
+
         pose = np.atleast_2d(np.asarray(pose, dtype=np.float64))
-        return self.rig.pose(self.rig.pose_deltas(pose), np.atleast_2d(shape), vertices=False)
+        # Many tiny tensor ops: extra intra-op threads only add synchronisation (and stall
+        # badly on a loaded machine), so run them on one thread.
+        n = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return self.rig.pose(self.rig.pose_deltas(pose), np.atleast_2d(shape), vertices=False)
+        finally:
+            torch.set_num_threads(n)
 
     def geometry(self, name: str) -> GarmentGeometry:
         get_spec(name)

@@ -21,12 +21,20 @@ from simulator.garments.spec import GARMENTS, STYLE_NAMES
 CLOTH_LABEL = 1
 
 
+_INCIDENCE: dict[int, object] = {}
+
+
 def _normals(v: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Area-weighted unit vertex normals (N, 3) float32 (sparse incidence cached per face array)."""
+    inc = _INCIDENCE.get(id(faces))
+    if inc is None or inc[0] is not faces:
+        from scipy.sparse import csr_matrix
+
+        F = len(faces)
+        m = csr_matrix((np.ones(3 * F), (faces.reshape(-1), np.repeat(np.arange(F), 3))), shape=(len(v), F))
+        inc = _INCIDENCE[id(faces)] = (faces, m)
     tri = v[faces]
-    fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    vn = np.zeros_like(v)
-    for k in range(3):
-        np.add.at(vn, faces[:, k], fn)
+    vn = inc[1] @ np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
     return (vn / np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
@@ -51,12 +59,16 @@ def push_outside(inner: np.ndarray, inner_faces: np.ndarray, outer: np.ndarray, 
     `inner` (M, 3) out along its normal, so an untucked top covers the waistband."""
     from scipy.spatial import cKDTree
 
-    n = _normals(inner, inner_faces)
-    d, near = cKDTree(inner).query(outer)
-    off = np.einsum("nd,nd->n", outer - inner[near], n[near])
-    fix = (off < gap) & (d < 0.06)
+    lo, hi = inner.min(0) - 0.06, inner.max(0) + 0.06
+    cand = np.flatnonzero(np.all((outer > lo) & (outer < hi), axis=1))
     out = outer.copy()
-    out[fix] += (gap - off[fix])[:, None] * n[near[fix]]
+    if not len(cand):
+        return out
+    n = _normals(inner, inner_faces)
+    d, near = cKDTree(inner, balanced_tree=False, compact_nodes=False).query(outer[cand])
+    off = np.einsum("nd,nd->n", outer[cand] - inner[near], n[near])
+    fix = (off < gap) & (d < 0.06)
+    out[cand[fix]] += (gap - off[fix])[:, None] * n[near[fix]]
     return out
 
 

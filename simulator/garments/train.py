@@ -36,10 +36,10 @@ log = logging.getLogger(__name__)
 class TrainConfig:
     garments: tuple[str, ...] = tuple(GARMENTS)
     seed: int = 0
-    n_pivots: int = 6
-    poses_per_pivot: int = 12
-    n_random: int = 40
-    n_test: int = 20
+    n_pivots: int = 8
+    poses_per_pivot: int = 16
+    n_random: int = 90
+    n_test: int = 24
     lf_hidden: int = 128
     lf_components: int = 48
     lf_steps: int = 3000
@@ -49,6 +49,15 @@ class TrainConfig:
     smooth_iterations: int = 8
     sigmas: tuple[float, ...] = (0.01, 0.03, 0.1)  # narrow, like TailorNet (0.01)
     drape: DrapeConfig = field(default_factory=DrapeConfig)
+
+
+def _data_key(cfg: TrainConfig) -> str:
+    """Cache key of the simulations: everything that changes them."""
+    import hashlib
+
+    d = asdict(cfg)
+    keep = {k: d[k] for k in ("seed", "n_pivots", "poses_per_pivot", "n_random", "n_test", "drape")}
+    return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:10]
 
 
 def _shape_bounds() -> tuple[np.ndarray, np.ndarray]:
@@ -274,7 +283,7 @@ def evaluate_saved(cfg: TrainConfig | None = None, out_dir: str | Path | None = 
     path = out / "metrics.json"
     metrics = json.loads(path.read_text()) if path.exists() else {"config": json.loads(json.dumps(asdict(cfg))), "garments": {}}
     for name in cfg.garments:
-        data = dict(np.load(cache / f"{name}_seed{cfg.seed}.npz"))
+        data = dict(np.load(cache / f"{name}_seed{cfg.seed}_{_data_key(cfg)}.npz"))
         w = PredictorWeights.load(out / f"{name}.npz")
         geom = GarmentGeometry(name, get_rig())
         m = metrics["garments"].setdefault(name, {})
@@ -306,7 +315,7 @@ def train_all(cfg: TrainConfig | None = None, out_dir: str | Path | None = None,
     for name, ss in zip(cfg.garments, seeds):
         rng = np.random.default_rng(ss)
         t0 = time.process_time()
-        data_file = cache / f"{name}_seed{cfg.seed}.npz"
+        data_file = cache / f"{name}_seed{cfg.seed}_{_data_key(cfg)}.npz"
         if data_file.exists():
             data = dict(np.load(data_file))
         else:
