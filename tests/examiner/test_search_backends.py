@@ -17,13 +17,16 @@ def test_shard_bounds_cover_rows_in_order():
     assert shard_bounds(0, 2) == []
 
 
+SPACE = ParamSpace.from_groups("camera,shape")
+
+
 @pytest.fixture(scope="module")
 def factory():
-    return EvaluatorFactory("analytic:planted", ParamSpace.from_groups("camera,shape").to_dict())
+    return EvaluatorFactory("analytic:planted", SPACE.to_dict())
 
 
 def test_process_pool_matches_in_process(factory):
-    U = np.random.default_rng(0).uniform(-1, 1, size=(37, 13))
+    U = np.random.default_rng(0).uniform(-1, 1, size=(37, SPACE.dim))
     local = factory().evaluate(U)
     pool = ProcessPoolEvaluator(factory, workers=2)
     try:
@@ -59,7 +62,7 @@ def test_missing_ray_names_the_extra(monkeypatch, factory):
 @pytest.mark.slow
 def test_ray_backend_matches_in_process(factory):
     pytest.importorskip("ray")
-    U = np.random.default_rng(1).uniform(-1, 1, size=(9, 13))
+    U = np.random.default_rng(1).uniform(-1, 1, size=(9, SPACE.dim))
     ev = make_evaluator(factory, "ray", 2)
     try:
         got = ev.evaluate(U)
