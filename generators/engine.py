@@ -40,6 +40,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from generators.errors import GeneratorError
+from simulator.errors import PoseExaminerError
 
 DATASET_FORMAT = "poseexaminer-dataset"
 DATASET_VERSION = 1
@@ -356,8 +357,11 @@ def _run_ray(kind, config, out: Path, todo: list[int], workers: int, on_progress
     ray = _import_ray()
     owns = not ray.is_initialized()
     if owns:
-        ray.init(num_cpus=max(workers, 1), include_dashboard=False, ignore_reinit_error=True,
-                 log_to_driver=False, configure_logging=False)
+        kw = {"include_dashboard": False, "ignore_reinit_error": True, "log_to_driver": False,
+              "configure_logging": False}
+        if not os.environ.get("RAY_ADDRESS"):  # a local instance; an existing cluster sizes itself
+            kw["num_cpus"] = max(workers, 1)
+        ray.init(**kw)
 
     @ray.remote(num_cpus=1)
     class ShardActor:
@@ -383,7 +387,13 @@ def _run_ray(kind, config, out: Path, todo: list[int], workers: int, on_progress
             done, _ = ray.wait(list(pending), num_returns=1)
             ref = done[0]
             actor = pending.pop(ref)
-            summary = ray.get(ref)
+            try:
+                summary = ray.get(ref)
+            except ray.exceptions.RayTaskError as e:
+                cause = getattr(e, "cause", None)
+                if isinstance(cause, PoseExaminerError):  # a user error stays one line
+                    raise cause from None
+                raise
             on_progress(summary["count"])
             on_shard(summary)
             if queue:
