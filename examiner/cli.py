@@ -150,6 +150,7 @@ def _mount_subcommands() -> None:
     app._mounted = True
     targets = importlib.import_module("examiner.targets.cli")
     app.add_typer(targets.app, name="targets")
+    app.add_typer(importlib.import_module("generators.cli").app, name="generate")
     search = importlib.import_module("examiner.search.cli")
     app.command("run", help="Search a model's failure regions (strategies: marl, random, cmaes, reinforce).")(
         search.run_command
