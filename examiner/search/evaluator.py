@@ -1,8 +1,10 @@
-"""The `Evaluator` contract between the search and whatever scores a scene, plus analytic
-(white-box) evaluators with planted failure regions for tests and benchmarks.
+"""The `Evaluator` contract between the search and whatever scores a scene, analytic
+(white-box) evaluators with planted failure regions for tests and benchmarks, and
+`build_evaluator` / `EvaluatorFactory`, which turn a model spec into an evaluator.
 
-The real evaluator (render -> target model -> metric) plugs in behind the same protocol.
-It is batched: the search hands it all agents' proposals of a round in one call.
+The real evaluator (render -> target model -> metric) is
+`examiner.search.sim_evaluator.SimulatorEvaluator`, behind the same protocol. It is
+batched: the search hands it all agents' proposals of a round in one call.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import hashlib
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -29,6 +31,9 @@ class Outcome:
     plausible: False for scenes that are not humanly plausible; they are penalised and
         never count as failures.
     timings: seconds per stage ("render", "model", ...).
+    extra: JSON-able data for reports, not used by the search: the simulator evaluator
+        stores "prediction" ({"convention": name, "<name>_xy": [[x, y] | None, ...]},
+        pixels) and "joint_errors" ({"joints": [...], "mm": [...], "px": [...]}).
     """
 
     error: float
@@ -37,6 +42,7 @@ class Outcome:
     model_error_message: str | None = None
     plausible: bool = True
     timings: dict[str, float] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @runtime_checkable
@@ -264,16 +270,18 @@ def _parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
 def build_evaluator(model_spec: str, space: ParamSpace, threshold: float = 90.0, seed: int = 0) -> Evaluator:
     """Build the evaluator a model spec names.
 
-    Supported now: `analytic:planted[?noise=1&cpu_ms=0&delay=0&seed=0]` (the planted
-    white-box target), `analytic:hidden[?...]` (small planted regions only) and
-    `analytic:box?dims=NAME:LO:HI,NAME:LO:HI` (one box).
+    - Analytic targets (no rendering): `analytic:planted[?noise=1&cpu_ms=0&delay=0&seed=0]`
+      (the planted white-box target), `analytic:hidden[?...]` (small planted regions only)
+      and `analytic:box?dims=NAME:LO:HI,NAME:LO:HI` (one box).
+    - Every target spec of `examiner.targets` (baseline, mediapipe, whitebox:..., onnx:...,
+      python:..., worker:..., cmd:"..."): a `SimulatorEvaluator` that renders each scene
+      and scores the target on it. Evaluator options ride along as `sim.*` query keys
+      (`baseline?sim.calibrate=32&sim.render_workers=2`; see
+      `examiner.search.sim_evaluator`).
     """
     kind, name, opts = _parse_spec(model_spec)
     if kind != "analytic":
-        raise SearchConfigError(
-            f"unknown model spec {model_spec!r}; this build supports analytic targets: "
-            + ", ".join(f"analytic:{t}" for t in ANALYTIC_TARGETS)
-        )
+        return _build_simulator(model_spec, space, seed)
     if name not in ANALYTIC_TARGETS:
         raise SearchConfigError(f"unknown analytic target {name!r}; choose one of {', '.join(ANALYTIC_TARGETS)}")
     kw: dict = {"threshold": threshold, "seed": seed}
@@ -303,6 +311,25 @@ def build_evaluator(model_spec: str, space: ParamSpace, threshold: float = 90.0,
     if opts:
         raise SearchConfigError(f"model spec {model_spec!r}: unknown option(s) {sorted(opts)}")
     return ev
+
+
+def _build_simulator(model_spec: str, space: ParamSpace, seed: int) -> Evaluator:
+    from examiner.targets.registry import available_adapters, parse_spec
+    from examiner.targets.base import TargetError
+
+    valid = ", ".join([f"analytic:{t}" for t in ANALYTIC_TARGETS]
+                      + [f"{a.kind}:" if a.takes_body else a.kind for a in available_adapters()])
+    try:
+        kind = parse_spec(model_spec)[0]
+    except TargetError as e:
+        if "unknown model kind" in str(e):
+            raise SearchConfigError(f"unknown model spec {model_spec!r}; valid kinds: {valid}") from None
+        raise
+    if kind not in {a.kind for a in available_adapters()}:
+        raise SearchConfigError(f"unknown model spec {model_spec!r}; valid kinds: {valid}")
+    from examiner.search.sim_evaluator import build_simulator_evaluator
+
+    return build_simulator_evaluator(model_spec, space, seed=seed)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,362 @@
+"""`SimulatorEvaluator`: the real evaluator behind the search.
+
+    U (N, D) -> ParamSpace.to_params -> simulator.render_batch -> Sample
+             -> TargetBatch -> checked_predict(target) -> score_batch -> Outcome
+
+Any target spec of ``examiner.targets`` works (python:, onnx:, worker:, cmd:, whitebox:,
+mediapipe, baseline). Scoring is ``examiner.evaluate.score_batch`` (the same code as
+``examiner evaluate``); calibration is ``examiner.evaluate.calibrate`` on
+``examiner.evaluate.reference_scenes``.
+
+Evaluator options ride in the model spec as ``sim.*`` query keys, so they are recorded
+with the run (meta.json's ``model_spec``) and a resume rebuilds the same evaluator; every
+other query key goes to the target::
+
+    baseline?sim.calibrate=32&sim.render_workers=2
+    whitebox:camera.roll=0.5:1?error=0.3&sim.metric=mpjpe
+
+Determinism. A row must score the same in any batch (1 vs W workers, resume). Rendering
+is deterministic, but the body model's batched forward pass rounds rows of an incomplete
+group of 4 differently (float32 SIMD tail, ~1e-5 m on keypoints); every render call is
+therefore padded to a multiple of ``RENDER_GROUP`` scenes (copies of the last scene,
+rendered and dropped), which makes each row's result independent of its batch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from examiner.search.errors import EvaluatorError, SearchConfigError
+from simulator.params import ParamSpace, SceneParams
+
+# Metrics every outcome can carry. 3D ones in millimetres, 2D ones fractions.
+METRICS_3D = ("pa_mpjpe", "mpjpe", "mpjpe_abs", "pve")
+METRICS_2D = ("pck", "oks", "pck_miss", "oks_miss")
+METRICS = METRICS_3D + METRICS_2D
+# pck_miss = 1 - PCK, oks_miss = 1 - OKS: 2D metrics oriented like errors (larger = worse),
+# so that `--metric pck_miss --threshold 0.5` defines a failure the search can maximise.
+
+RENDER_GROUP = 4  # see "Determinism" above
+OPTION_PREFIX = "sim."
+
+RenderFn = Callable[[list[SceneParams]], list[Any]]
+
+
+def split_spec(model_spec: str) -> tuple[str, dict[str, str]]:
+    """'target?k=v&sim.opt=x' -> ('target?k=v', {'opt': 'x'}): separate the evaluator's
+    ``sim.*`` options from the target spec (a quoted cmd:"..." body may hold any text)."""
+    spec = model_spec.strip()
+    kind, sep, rest = spec.partition(":")
+    if sep and rest.startswith('"'):
+        end = rest.find('"', 1)
+        q = -1 if end < 0 else len(kind) + 1 + end + 1
+        q = q if 0 <= q < len(spec) and spec[q] == "?" else -1
+    else:
+        q = spec.find("?")
+    if q < 0:
+        return spec, {}
+    head, query = spec[:q], spec[q + 1 :]
+    keep, opts = [], {}
+    for item in filter(None, query.split("&")):
+        k, eq, v = item.partition("=")
+        if k.startswith(OPTION_PREFIX):
+            if not eq:
+                raise SearchConfigError(f"model spec {model_spec!r}: option {item!r} must look like {k}=VALUE")
+            opts[k[len(OPTION_PREFIX):]] = v
+        else:
+            keep.append(item)
+    return (head + "?" + "&".join(keep)) if keep else head, opts
+
+
+def _round_up(n: int, k: int) -> int:
+    return -(-n // k) * k
+
+
+def _pad(scenes: list[SceneParams]) -> list[SceneParams]:
+    extra = _round_up(len(scenes), RENDER_GROUP) - len(scenes)
+    return scenes + [scenes[-1]] * extra
+
+
+def _xy_list(xy: np.ndarray) -> list[list[float] | None]:
+    return [[round(float(x), 2), round(float(y), 2)] if np.isfinite(x) and np.isfinite(y) else None for x, y in xy]
+
+
+def _num_list(v: np.ndarray, scale: float = 1.0, nd: int = 2) -> list[float | None]:
+    return [round(float(x) * scale, nd) if np.isfinite(x) else None for x in v]
+
+
+class SimulatorEvaluator:
+    """Render the scenes of a batch of normalised vectors, run a target model, score.
+
+    target: a model spec string (see ``examiner.targets``) or a ``TargetModel``.
+    space: the search's ``ParamSpace``; its base scene fixes everything not searched,
+        the image size included (``camera.width`` / ``camera.height``).
+    metric: which metric becomes ``Outcome.error`` (all of METRICS the model can produce
+        are in ``Outcome.metrics``; the search's ``--metric`` picks its own).
+    joint_set: joint set the metrics use (default: the 12 limb joints, ``common12``).
+    calibrate: estimate per-joint offsets on this many easy reference scenes before the
+        first batch (0: off); or pass a ready ``calibration``.
+    seed: seeds the reference scenes.
+    render_workers: 0 renders in this process; W > 0 renders in W processes
+        (``simulator.pool.RenderPool``) and prefetches: chunk k+1 renders while the model
+        runs on chunk k.
+    batch_size: scenes per render/model chunk (rounded up to a multiple of 4).
+    render_fn: custom renderer (tests); must be deterministic per scene.
+
+    Outcome per row: ``error`` (metric in its unit, NaN on a model error), ``metrics``,
+    ``model_error`` + ``model_error_message`` ("kind: message" of the target's
+    per-sample failure, e.g. a crashed worker), ``plausible`` (the sample's
+    self-penetration check), ``timings`` (seconds per row: render, model, inference,
+    metrics) and ``extra``: ``prediction`` ({"convention": name, "<name>_xy": [[x, y] |
+    None, ...]} in pixels of the rendered image, the model's own output before
+    calibration; plus "coco17_xy" when the model's convention is neither coco17 nor
+    h36m17 and maps onto it) and ``joint_errors`` ({"joints": [...], "mm": [...],
+    "px": [...]} on the joint set, after calibration).
+    """
+
+    def __init__(
+        self,
+        target: Any,
+        space: ParamSpace,
+        metric: str = "pa_mpjpe",
+        joint_set: str = "common12",
+        calibrate: int = 0,
+        calibration: Any = None,
+        seed: int = 0,
+        render_workers: int = 0,
+        batch_size: int = 32,
+        render_config: Any = None,
+        render_fn: RenderFn | None = None,
+    ) -> None:
+        from examiner.conventions import conversion_matrix, get_convention
+        from examiner.targets.registry import load_target
+
+        if metric not in METRICS:
+            raise SearchConfigError(f"unknown evaluator metric {metric!r}; choose one of {', '.join(METRICS)}")
+        if calibrate < 0 or render_workers < 0 or batch_size < 1:
+            raise SearchConfigError("sim.calibrate and sim.render_workers must be >= 0 and sim.batch >= 1")
+        get_convention(joint_set)
+        self.space = space
+        self.metric = metric
+        self.joint_set = joint_set
+        self.calibrate_n = int(calibrate)
+        self.calibration = calibration
+        self.seed = int(seed)
+        self.render_workers = int(render_workers)
+        self.batch_size = _round_up(int(batch_size), RENDER_GROUP)
+        self.render_config = render_config
+        self._render_fn = render_fn
+        self._pool = None
+        self._ready = False
+        # A target built here from a spec is ours to close (and to reload if the evaluator
+        # is used again after close()); a TargetModel passed in stays the caller's.
+        self._spec = target if isinstance(target, str) else None
+        self.model = load_target(target)
+        outputs = set(self.model.outputs)
+        self.metric_names = [m for m in METRICS_3D if "joints3d" in outputs and (m != "mpjpe_abs" or self.model.frame == "camera")
+                             and (m != "pve" or "vertices" in outputs)]
+        self.metric_names += [m for m in METRICS_2D if "joints2d" in outputs]
+        if metric not in self.metric_names:
+            msg = (f"target {self.model.name!r} cannot produce metric {metric!r} (it outputs "
+                   f"{', '.join(sorted(outputs))}); choose one of {', '.join(self.metric_names)} with sim.metric= and --metric")
+            self.close()
+            raise SearchConfigError(msg)
+        _, valid = conversion_matrix(self.model.convention, joint_set)
+        if not valid.any():
+            msg = f"target convention {self.model.convention!r} has no joint of joint set {joint_set!r}"
+            self.close()
+            raise SearchConfigError(msg)
+        conv = self.model.convention
+        self._draw = {}  # convention -> conversion matrix for the stored 2D prediction
+        if "joints2d" in outputs:
+            self._draw[conv] = None
+            if conv not in ("coco17", "h36m17"):
+                W, ok = conversion_matrix(conv, "coco17")
+                if ok.any():
+                    self._draw["coco17"] = (W, ok)
+
+    # ---- lifecycle ------------------------------------------------------------------------
+    def _render(self, scenes: list[SceneParams]) -> list[Any]:
+        if not scenes:
+            return []
+        padded = _pad(scenes)
+        if self._render_fn is not None:
+            fn = self._render_fn
+        elif self._pool is not None:
+            # Spread one call over all workers, in chunks that stay multiples of the group.
+            self._pool.chunk = max(RENDER_GROUP, _round_up(-(-len(padded) // self.render_workers), RENDER_GROUP))
+            fn = self._pool.render_batch
+        else:
+            import simulator
+
+            cfg = self.render_config
+            fn = lambda ps: simulator.render_batch(ps, cfg)  # noqa: E731
+        samples = fn(padded)
+        if len(samples) != len(padded):
+            raise EvaluatorError(f"renderer returned {len(samples)} samples for {len(padded)} scenes")
+        return list(samples[: len(scenes)])
+
+    def _setup(self) -> None:
+        if self._ready:
+            return
+        if self.model is None:
+            from examiner.targets.registry import load_target
+
+            self.model = load_target(self._spec)
+        if self.render_workers > 0 and self._render_fn is None:
+            from simulator.pool import RenderPool
+
+            self._pool = RenderPool(workers=self.render_workers, config=self.render_config)
+        if self.calibration is None and self.calibrate_n > 0:
+            from examiner.evaluate import calibrate, reference_scenes
+
+            refs = self._render(reference_scenes(self.calibrate_n, self.seed, base=self.space.base))
+            self.calibration = calibrate(self.model, refs, self.joint_set)
+        self._ready = True
+
+    def close(self) -> None:
+        """Stop render workers and close a target this evaluator loaded. Safe to call
+        twice; a later evaluate() starts them again (calibration is kept)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+        if getattr(self, "_spec", None) is not None and getattr(self, "model", None) is not None:
+            self.model.close()
+            self.model = None
+        self._ready = False
+
+    def __del__(self) -> None:  # an evaluator built only to validate a spec must not leak a worker
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - best effort at garbage collection
+            pass
+
+    def __enter__(self) -> "SimulatorEvaluator":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "target": self.model.describe() if self.model is not None else self._spec, "metric": self.metric, "metrics": list(self.metric_names),
+            "joint_set": self.joint_set, "calibrate": self.calibrate_n, "render_workers": self.render_workers,
+            "batch_size": self.batch_size,
+        }
+
+    # ---- evaluation -----------------------------------------------------------------------
+    def evaluate(self, U: np.ndarray) -> list:
+        U = np.asarray(U, dtype=np.float64)
+        if U.ndim != 2 or U.shape[1] != self.space.dim:
+            raise EvaluatorError(f"expected an (N, {self.space.dim}) batch, got shape {U.shape}")
+        if len(U) == 0:
+            return []
+        self._setup()
+        scenes = [self.space.to_params(u) for u in U]
+        bounds = [(a, min(a + self.batch_size, len(scenes))) for a in range(0, len(scenes), self.batch_size)]
+        outcomes: list = []
+        executor = ThreadPoolExecutor(max_workers=1) if self._pool is not None and self._render_fn is None else None
+        try:
+            pending: Future | None = executor.submit(self._render, scenes[bounds[0][0]:bounds[0][1]]) if executor else None
+            for k, (a, b) in enumerate(bounds):
+                t0 = time.perf_counter()
+                if executor is not None:
+                    samples = pending.result()  # type: ignore[union-attr]
+                    if k + 1 < len(bounds):
+                        na, nb = bounds[k + 1]
+                        pending = executor.submit(self._render, scenes[na:nb])
+                else:
+                    samples = self._render(scenes[a:b])
+                t_render = time.perf_counter() - t0
+                outcomes += self._score(samples, t_render)
+        finally:
+            if executor is not None:
+                executor.shutdown(wait=True, cancel_futures=True)
+        return outcomes
+
+    def _score(self, samples: list[Any], t_render: float) -> list:
+        from examiner.evaluate import score_batch
+        from examiner.search.evaluator import Outcome
+        from examiner.targets.base import TargetBatch, checked_predict
+
+        n = len(samples)
+        batch = TargetBatch.from_samples(samples, with_ground_truth=self.model.needs_ground_truth)
+        pred = checked_predict(self.model, batch)
+        t1 = time.perf_counter()
+        s = score_batch(pred, samples, self.joint_set, self.calibration)
+        values = {
+            "pa_mpjpe": s.pa_mpjpe * 1000.0, "mpjpe": s.mpjpe * 1000.0, "mpjpe_abs": s.mpjpe_abs * 1000.0,
+            "pve": s.pve * 1000.0, "pck": s.pck, "oks": s.oks, "pck_miss": 1.0 - s.pck, "oks_miss": 1.0 - s.oks,
+        }
+        draw = {}
+        if pred.joints2d is not None:
+            for conv, m in self._draw.items():
+                if m is None:
+                    draw[conv] = np.asarray(pred.joints2d, np.float64)
+                else:
+                    W, ok = m
+                    xy = np.einsum("ds,bsc->bdc", W, np.asarray(pred.joints2d, np.float64))
+                    xy[:, ~ok] = np.nan
+                    draw[conv] = xy
+        t_metrics = time.perf_counter() - t1
+        infer = pred.seconds if pred.inference_seconds is None else pred.inference_seconds
+        timings = {"render": t_render / n, "model": pred.seconds / n, "inference": infer / n, "metrics": t_metrics / n}
+        ok = pred.ok
+        out = []
+        for i, sample in enumerate(samples):
+            plausible = bool(getattr(sample, "plausible", True))
+            if not ok[i]:
+                f = (pred.failures or [None] * n)[i]
+                msg = str(f) if f is not None else "model failure"
+                nan = float("nan")
+                out.append(Outcome(nan, {m: nan for m in self.metric_names}, True, msg, plausible, dict(timings),
+                                   {"prediction": None, "joint_errors": None}))
+                continue
+            metrics = {m: float(values[m][i]) for m in self.metric_names}
+            prediction: dict[str, Any] | None = None
+            if draw:
+                prediction = {"convention": self.model.convention}
+                prediction.update({f"{c}_xy": _xy_list(xy[i]) for c, xy in draw.items()})
+            extra = {
+                "prediction": prediction,
+                "joint_errors": {"joints": list(s.joints), "mm": _num_list(s.joint_err3d[i], 1000.0, 1),
+                                 "px": _num_list(s.joint_err2d[i], 1.0, 2)},
+            }
+            err = metrics[self.metric]
+            out.append(Outcome(err if math.isfinite(err) else float("nan"), metrics, False, None, plausible,
+                               dict(timings), extra))
+        return out
+
+
+def build_simulator_evaluator(model_spec: str, space: ParamSpace, seed: int = 0, **overrides: Any) -> SimulatorEvaluator:
+    """A `SimulatorEvaluator` from a search model spec (target spec + ``sim.*`` options)."""
+    target_spec, opts = split_spec(model_spec)
+    kw: dict[str, Any] = {}
+    casts: dict[str, tuple[str, Callable[[str], Any]]] = {
+        "metric": ("metric", str), "joint_set": ("joint_set", str), "calibrate": ("calibrate", int),
+        "render_workers": ("render_workers", int), "batch": ("batch_size", int),
+    }
+    for key, value in opts.items():
+        if key not in casts:
+            raise SearchConfigError(
+                f"unknown evaluator option sim.{key} in {model_spec!r}; valid: "
+                + ", ".join(OPTION_PREFIX + k for k in casts)
+            )
+        name, cast = casts[key]
+        try:
+            kw[name] = cast(value)
+        except ValueError:
+            raise SearchConfigError(f"sim.{key}={value!r} in {model_spec!r} must be {cast.__name__}") from None
+    kw.update(overrides)
+    return SimulatorEvaluator(target_spec, space, seed=seed, **kw)
+
+
+def whitebox_regions_spec(regions: Sequence[Any]) -> str:
+    """The ``whitebox:`` spec body for regions given as objects with ``bounds``
+    ({dimension: (lo, hi)} in normalised units), e.g. the analytic PlantedRegion sets."""
+    return ";".join(",".join(f"{d}={lo:g}:{hi:g}" for d, (lo, hi) in r.bounds.items()) for r in regions)
