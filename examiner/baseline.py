@@ -189,6 +189,7 @@ class TrainConfig:
     lr: float = 2e-3
     seed: int = 0
     workers: int = 2
+    threads: int = 1  # torch threads while training: fixed for reproducibility and shared CPUs
     schema_version: int = 1
 
 
@@ -237,6 +238,8 @@ def train_baseline(
         log(f"{split}: rendered {len(datasets[split]['images'])} examples in {time.perf_counter() - t:.0f} s")
     render_cpu = time.process_time() - t_start
 
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
     gen = torch.Generator().manual_seed(config.seed)
     with torch.random.fork_rng():
         torch.manual_seed(config.seed)  # weight init only, restored afterwards
@@ -275,6 +278,7 @@ def train_baseline(
             f"PA-MPJPE {metrics['pa_mpjpe_mm']:.1f} mm")
     train_wall = time.perf_counter() - t_train
     final = evaluate_arrays(net, datasets["val"])
+    torch.set_num_threads(previous_threads)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     export(net, out)
@@ -359,7 +363,7 @@ Bounds that differ from the default search space (angles in degrees):
 {bounds}
 
 **Training.** seed {c['seed']}, {c['epochs']} epochs, batch {c['batch']}, AdamW (one-cycle, max lr
-{c['lr']}), L1 on 3D (x10) and 2D (x5), brightness/contrast jitter. CPU time
+{c['lr']}), L1 on 3D (x10) and 2D (x5), brightness/contrast jitter, {c.get('threads', 1)} torch thread(s). CPU time
 {card['cpu_seconds_total']:.0f} s in all ({card['cpu_seconds_render']:.0f} s rendering), training wall time
 {card['wall_seconds_train']:.0f} s on a 2-core machine.
 
