@@ -108,16 +108,16 @@ def space_cmd(
 
 @app.command()
 def demo(
-    out: str = typer.Option("demo_out", "--out", help="Output folder."),
+    out: str = typer.Option("demo_out", "--out", help="Output folder (replaced if it holds an earlier demo)."),
     seed: int = typer.Option(0, "--seed"),
+    budget: int = typer.Option(400, "--budget", help="Evaluations."),
+    workers: int = typer.Option(2, "--workers", help="Evaluation processes."),
 ) -> None:
-    """The main job on the embedded default: a contact sheet of random scenes."""
-    from simulator.batch import sample_scenes
+    """The main job on the embedded default: examine the bundled baseline, write an HTML report."""
+    from examiner.demo import run_demo
 
-    n = 16
-    with console.progress("rendering", total=n) as advance:
-        result = sample_scenes(n, seed, "pose,shape,camera", out, on_progress=advance)
-    console.info(f"contact sheet: {result['contact_sheet']}")
+    report = run_demo(out, seed=seed, budget=budget, workers=workers, quiet=console._state["quiet"])
+    console.info(f"open {report}")
 
 
 @app.command("train-baseline")
