@@ -33,7 +33,12 @@ MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 
 # Everyday distribution: bounds that replace the default search bounds.
-EVERYDAY_GROUPS = "pose,shape,appearance,camera,light,background"
+# The phenotypes only (no local shape changes): the shipped weights were trained on this
+# exact space; changing it changes the data `train-baseline` renders.
+EVERYDAY_GROUPS = (
+    "pose,shape.gender,shape.age,shape.muscle,shape.weight,shape.height,shape.proportions,"
+    "appearance,camera,light,background"
+)
 EVERYDAY_BOUNDS: dict[str, tuple[float, float]] = {
     "pose.root_pitch": (-10 * DEG, 15 * DEG),
     "pose.root_roll": (-8 * DEG, 8 * DEG),
@@ -224,8 +229,11 @@ def train_baseline(
     cache = Path(cache_dir) if cache_dir else home() / "baseline_data"
     cache.mkdir(parents=True, exist_ok=True)
     datasets = {}
+    import hashlib
+
+    space_key = hashlib.sha256(json.dumps(everyday_space().to_dict(), sort_keys=True).encode()).hexdigest()[:10]
     for split, n, seed in (("train", config.n, config.seed), ("val", config.val_n, config.seed + 10_000)):
-        f = cache / f"{split}_n{n}_seed{seed}.npz"
+        f = cache / f"{split}_n{n}_seed{seed}_{space_key}.npz"
         if f.exists():
             datasets[split] = dict(np.load(f))
             log(f"{split}: {len(datasets[split]['images'])} cached examples from {f}")
