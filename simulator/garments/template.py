@@ -35,6 +35,7 @@ RISE_Z = (0.07, 0.21)  # waistband height, low .. high rise
 COLLAR = (0.5, 0.085)  # neck hole: trunk vertices above z with this horizontal radius are cut
 SKIRT_RINGS, SKIRT_COLUMNS = 22, 48
 K_ANCHOR = 4
+TEMPLATE_VERSION = 2  # bump when templates or anchoring change (weights and cached simulations depend on it)
 
 
 @dataclass
@@ -209,10 +210,20 @@ def build_template(name: str, rig: BodyRig) -> Template:
     chain, s = chain_all[used], s_all[used].copy()
     # Hems and cuffs follow the body's mesh edges (a staircase); snap their vertices onto
     # the cut so the opening is a clean ring (they are re-anchored like moved vertices).
+    theta = th_all[used]
     if spec.kind == "top":
         hem = boundary & (chain == 0) & (s < TOP_REF_Z)
         cuff = boundary & np.isin(chain, (1, 2)) & (s > 0.5 * spec.sleeve[1])
         s[hem], s[cuff] = spec.hem_z[1], spec.sleeve[1]
+        # The neckline: its heights smoothed around the neck (circular moving average).
+        collar = np.flatnonzero(boundary & (chain == 0) & (s > TOP_REF_Z))
+        order = collar[np.argsort(theta[collar])]
+        z = s[order]
+        k = 3
+        padded = np.concatenate([z[-k:], z, z[:k]])
+        s[order] = np.convolve(padded, np.ones(2 * k + 1) / (2 * k + 1), mode="valid")
+        cuff = cuff.copy()
+        cuff[collar] = True
     else:
         hem = boundary & (chain == 0) & (s > BOTTOM_REF_Z)
         cuff = boundary & np.isin(chain, (3, 4)) & (s > 0.5 * spec.length[1])
@@ -223,7 +234,7 @@ def build_template(name: str, rig: BodyRig) -> Template:
         body_ids=used,
         chain=chain,
         s=s,
-        theta=th_all[used],
+        theta=theta,
         boundary=boundary,
         snapped=hem | cuff,
     )

@@ -56,7 +56,10 @@ def _data_key(cfg: TrainConfig) -> str:
     import hashlib
 
     d = asdict(cfg)
+    from simulator.garments.template import TEMPLATE_VERSION
+
     keep = {k: d[k] for k in ("seed", "n_pivots", "poses_per_pivot", "n_random", "n_test", "drape")}
+    keep["template_version"] = TEMPLATE_VERSION
     return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:10]
 
 
