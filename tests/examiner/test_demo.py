@@ -1,0 +1,24 @@
+"""`examiner demo` end to end on the shipped baseline weights (tiny budget)."""
+
+import json
+
+import pytest
+
+from examiner.cli import main
+from examiner.targets.baseline import baseline_available
+
+
+@pytest.mark.skipif(not baseline_available(), reason="baseline weights not in assets/baseline/")
+def test_demo_writes_a_report_and_refuses_foreign_folders(tmp_path):
+    out = tmp_path / "demo"
+    assert main(["-q", "demo", "--out", str(out), "--budget", "48", "--workers", "1"]) == 0
+    assert (out / "report.html").stat().st_size > 10_000
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["evaluations"] == 48
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["model_spec"] == "baseline"
+    # Re-running replaces its own output; a folder it did not write is refused.
+    assert main(["-q", "demo", "--out", str(out), "--budget", "48", "--workers", "1"]) == 0
+    other = tmp_path / "mine"
+    other.mkdir()
+    assert main(["-q", "demo", "--out", str(other), "--budget", "48"]) == 2
