@@ -1,7 +1,11 @@
 """Clothing for the simulator: TailorNet-style garments on the anny body.
 
-    >>> from simulator.garments import get_wardrobe
-    >>> g = get_wardrobe().dress("t-shirt", style=[0.5, 0.5, 0.3, 0.0], pose=pose, shape=shape)
+    from simulator.garments import get_wardrobe
+    g = get_wardrobe().dress("t-shirt", style=[0.5, 0.5, 0.3, 0.0], pose=pose, shape=shape)
+    # pose (B, 34) radians, shape (B, 6) phenotypes -> g.vertices (B, N, 3), g.faces, g.face_parts
+
+In scenes: `SceneParams(clothing=ClothingParams(upper="t-shirt", lower="skirt"))`; the
+renderer dresses the body and returns `Sample.clothing_mask`.
 
 Modules: `spec` (types, style), `rig` (anny rest / skinning), `template` (templates on the
 body's topology, style -> anchors -> rest shape), `drape` (PBD draping simulation, the
