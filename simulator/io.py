@@ -43,6 +43,9 @@ def write_sample(sample, out_dir: str | os.PathLike, stem: str) -> dict[str, str
     Image.fromarray((sample.mask * 255).astype(np.uint8)).save(paths["mask"])
     Image.fromarray(sample.parts).save(paths["parts"])
     Image.fromarray(_PALETTE[sample.parts]).save(paths["parts_color"])
+    if getattr(sample, "clothing_mask", None) is not None and sample.clothing_mask.any():
+        paths["clothing"] = out / f"{stem}_clothing.png"
+        Image.fromarray((sample.clothing_mask * 255).astype(np.uint8)).save(paths["clothing"])
     # Depth as 16-bit millimetres (0 = no surface).
     Image.fromarray(np.clip(sample.depth * 1000.0, 0, 65535).astype(np.uint16)).save(paths["depth"])
     gt = sample.ground_truth()

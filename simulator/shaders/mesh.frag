@@ -12,6 +12,9 @@ struct Light {
 struct Material {
     vec4 base_color_factor;
     float roughness_factor;
+#ifdef HAS_BASE_COLOR_TEX
+    sampler2D base_color_texture;
+#endif
 };
 
 uniform Material material;
@@ -22,12 +25,21 @@ uniform vec3 cam_pos;
 
 in vec3 world_pos;
 in vec3 world_normal;
+#ifdef TEXCOORD_0_LOC
+in vec2 uv_0;
+#endif
 out vec4 frag_color;
 
 void main()
 {
     // Light in linear space: sRGB albedo in, gamma-encoded colour out.
-    vec3 albedo = pow(material.base_color_factor.rgb, vec3(2.2));
+    vec4 base = material.base_color_factor;
+#ifdef HAS_BASE_COLOR_TEX
+#ifdef TEXCOORD_0_LOC
+    base = base * texture(material.base_color_texture, uv_0);  // e.g. garment fabric patterns
+#endif
+#endif
+    vec3 albedo = pow(base.rgb, vec3(2.2));
     vec3 n = normalize(world_normal);
     vec3 v = normalize(cam_pos - world_pos);
     if (dot(n, v) < 0.0) n = -n;  // back faces seen through open meshes
@@ -43,5 +55,5 @@ void main()
         vec3 radiance = directional_lights[i].color * directional_lights[i].intensity / 3.14159265;
         colour += (albedo * ndl + spec) * radiance;
     }
-    frag_color = vec4(pow(clamp(colour, 0.0, 1.0), vec3(1.0 / 2.2)), material.base_color_factor.a);
+    frag_color = vec4(pow(clamp(colour, 0.0, 1.0), vec3(1.0 / 2.2)), base.a);
 }

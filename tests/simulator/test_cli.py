@@ -54,3 +54,18 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     # --clamp renders instead of failing.
     f.write_text('{"pose": {"l_knee_flexion": 3.0}}')
     assert main(["-q", "render", "--params", str(f), "--out", str(tmp_path / "c"), "--clamp"]) == 0
+
+
+def test_render_with_clothing_writes_the_clothing_mask(tmp_path, capsys):
+    scene = SceneParams().with_values({"clothing.upper": "t-shirt", "clothing.upper_pattern": "stripes"})
+    f = tmp_path / "dressed.json"
+    f.write_text(scene.to_json())
+    assert main(["-q", "render", "--params", str(f), "--out", str(tmp_path / "o"), "--json"]) == 0
+    paths = json.loads(capsys.readouterr().out)
+    cloth = np.asarray(Image.open(paths["clothing"])) > 0
+    mask = np.asarray(Image.open(paths["mask"])) > 0
+    assert cloth.any() and not (cloth & ~mask).any()  # clothing lies inside the person mask
+    rgb = np.asarray(Image.open(paths["rgb"])).astype(int)
+    # The stripes are visible: the shirt has two clearly different colours.
+    shirt = rgb[cloth]
+    assert np.ptp(shirt.sum(1)) > 120
