@@ -4,6 +4,7 @@ evaluation throughput.
     python benchmarks/bench_search.py                       # analytic table (a few minutes)
     python benchmarks/bench_search.py --budgets 1000 --seeds 1
     python benchmarks/bench_search.py --parallel            # worker scaling only
+    python benchmarks/bench_search.py --parallel --parallel-target baseline --batch 32 --batches 4
     python benchmarks/bench_search.py --target whitebox baseline --budgets 500 1000 --seeds 1 --no-parallel
 
 Targets (`--target`, several in one run):
@@ -103,14 +104,16 @@ def bench_strategies(args) -> list[dict]:
         try:
             for budget in args.budgets:
                 for strategy in args.strategies:
-                    for seed in range(args.seeds):
+                    for seed in range(args.first_seed, args.first_seed + args.seeds):
+                        threshold = args.baseline_threshold if target == "baseline" else None
                         cfg = SearchConfig(strategy=strategy, budget=budget, agents=args.agents, seed=seed,
-                                           space=args.space)
+                                           space=args.space, threshold=threshold)
                         with tempfile.TemporaryDirectory() as d:
                             t0 = time.perf_counter()
                             res = run_search(cfg, _KeepOpen(evaluator), space, Path(d) / "run", model_spec=spec)
                             dt = time.perf_counter() - t0
-                        row = {"target": target, "strategy": strategy, "budget": budget, "seed": seed,
+                        row = {"target": target, "threshold": cfg.failure_threshold, "strategy": strategy,
+                               "budget": budget, "seed": seed,
                                "modes": len(res.modes), "failures": res.failures, "evaluations": res.evaluations,
                                "seconds": round(dt, 1), "evals_per_s": round(res.evaluations / dt, 1)}
                         if regions is not None:
@@ -134,7 +137,9 @@ def table(rows: list[dict]) -> str:
         n_seeds = len({r["seed"] for r in rs_t})
         has_recall = "recalled" in rs_t[0]
         what = "modes / recall" if has_recall else "modes"
-        out.append(f"`{target}`:\n")
+        thresholds = sorted({r.get("threshold") for r in rs_t if r.get("threshold") is not None})
+        limits = ", ".join(f"{t:g}" for t in thresholds)
+        out.append(f"`{target}`" + (f" (failure: PA-MPJPE > {limits} mm)" if thresholds else "") + ":\n")
         out.append("| strategy | " + " | ".join(f"{b} evals: {what}" for b in budgets) + " |")
         out.append("|---|" + "---|" * len(budgets))
         mean_modes = {}
@@ -160,24 +165,41 @@ def table(rows: list[dict]) -> str:
 
 
 def bench_parallel(args) -> list[dict]:
-    """Evaluations/s of a CPU-bound analytic evaluator (cpu_ms per row) for the backends."""
-    space = ParamSpace.from_groups(args.space)
-    spec = f"analytic:planted?cpu_ms={args.cpu_ms}"
-    factory = EvaluatorFactory(spec, space.to_dict())
+    """Steady-state evaluations/s (workers started and warmed up first) for the backends:
+    a CPU-bound analytic evaluator (cpu_ms per row), or with --parallel-target baseline |
+    whitebox the real evaluator (render + model + metrics at --baseline-size / --size)."""
     out = []
+    target = args.parallel_target
+    if target in RENDERED_TARGETS:
+        size = args.size if target == "whitebox" else args.baseline_size
+        space = ParamSpace.from_groups(args.space, base=SceneParams().with_values({"camera.width": size, "camera.height": size}))
+        base_spec = (f"whitebox:{whitebox_regions_spec(PLANTED_REGIONS)}?error=0.3" if target == "whitebox"
+                     else "baseline?threads=1")
+        sep = "&"
+        setups = [("in-process", 1, base_spec), ("local process pool", 2, base_spec),
+                  ("in-process + RenderPool", 1, base_spec + sep + "sim.render_workers=1"),
+                  ("in-process + RenderPool", 2, base_spec + sep + "sim.render_workers=2")]
+    else:
+        space = ParamSpace.from_groups(args.space)
+        spec = f"analytic:planted?cpu_ms={args.cpu_ms}"
+        setups = [("local", 1, spec), ("local-pool", 1, spec), ("local-pool", 2, spec), ("ray", 1, spec), ("ray", 2, spec)]
     U = np.random.default_rng(0).uniform(-1, 1, size=(args.batch, space.dim))
-    for backend, workers in (("local", 1), ("local-pool", 1), ("local-pool", 2), ("ray", 1), ("ray", 2)):
+    for backend, workers, spec in setups:
+        factory = EvaluatorFactory(spec, space.to_dict())
         try:
-            if backend == "local-pool":
-                from examiner.search.backends import ProcessPoolEvaluator
-
+            if backend in ("local-pool", "local process pool"):
                 ev = ProcessPoolEvaluator(factory, workers)
+            elif backend == "ray":
+                ev = make_evaluator(factory, "ray", workers)
+            elif "RenderPool" in backend:
+                ev = factory()
             else:
-                ev = make_evaluator(factory, backend, workers)
+                ev = make_evaluator(factory, "local", 1)
         except Exception as e:  # ray missing: report, go on
             out.append({"backend": backend, "workers": workers, "error": str(e)})
             continue
-        ev.evaluate(U[:4])  # warm up (worker start, imports)
+        for _ in range(2):  # warm up every worker (start, imports, GL contexts, body model)
+            ev.evaluate(U)
         t0 = time.perf_counter()
         for _ in range(args.batches):
             ev.evaluate(U)
@@ -185,7 +207,7 @@ def bench_parallel(args) -> list[dict]:
         close = getattr(ev, "close", None)
         if callable(close):
             close()
-        out.append({"backend": backend, "workers": workers,
+        out.append({"backend": backend, "workers": workers, "target": target,
                     "evals_per_s": round(args.batches * args.batch / dt, 1)})
         print(json.dumps(out[-1]), flush=True)
     return out
@@ -196,6 +218,7 @@ def main() -> None:
     p.add_argument("--budgets", type=int, nargs="+", default=[1000, 2000, 5000])
     p.add_argument("--strategies", nargs="+", default=["marl", "random", "cmaes", "reinforce"])
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
     p.add_argument("--agents", type=int, default=8)
     p.add_argument("--space", default="pose,shape,camera")
     p.add_argument("--target", nargs="+", choices=sorted(ANALYTIC_REGION_SETS) + list(RENDERED_TARGETS),
@@ -204,11 +227,15 @@ def main() -> None:
                         "1e-3 .. 2e-5; whitebox: the planted regions through the renderer; baseline: the bundled model")
     p.add_argument("--size", type=int, default=64, help="render size (px) for the whitebox target")
     p.add_argument("--baseline-size", type=int, default=256, help="render size (px) for the baseline (its training size)")
+    p.add_argument("--baseline-threshold", type=float, default=None,
+                   help="failure threshold (PA-MPJPE, mm) for the baseline target (default: 90, PoseExaminer's)")
     p.add_argument("--calibrate", type=int, default=0, help="baseline: offset calibration on N reference scenes")
     p.add_argument("--workers", type=int, default=1, help="evaluation processes for rendered targets")
     p.add_argument("--purity", type=float, default=0.5)
     p.add_argument("--parallel", action="store_true", help="only the worker-scaling measurement")
     p.add_argument("--no-parallel", action="store_true", help="skip the worker-scaling measurement")
+    p.add_argument("--parallel-target", choices=["analytic", *RENDERED_TARGETS], default="analytic",
+                   help="evaluator of the worker-scaling measurement")
     p.add_argument("--cpu-ms", type=float, default=5.0)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--batches", type=int, default=10)

@@ -96,8 +96,9 @@ class SimulatorEvaluator:
     target: a model spec string (see ``examiner.targets``) or a ``TargetModel``.
     space: the search's ``ParamSpace``; its base scene fixes everything not searched,
         the image size included (``camera.width`` / ``camera.height``).
-    metric: which metric becomes ``Outcome.error`` (all of METRICS the model can produce
-        are in ``Outcome.metrics``; the search's ``--metric`` picks its own).
+    metric: which metric becomes ``Outcome.error`` (default pa_mpjpe; pck_miss for a
+        2D-only model). All of METRICS the model can produce are in ``Outcome.metrics``;
+        the search's ``--metric`` picks the one that defines failure.
     joint_set: joint set the metrics use (default: the 12 limb joints, ``common12``).
     calibrate: estimate per-joint offsets on this many easy reference scenes before the
         first batch (0: off); or pass a ready ``calibration``.
@@ -123,7 +124,7 @@ class SimulatorEvaluator:
         self,
         target: Any,
         space: ParamSpace,
-        metric: str = "pa_mpjpe",
+        metric: str | None = None,
         joint_set: str = "common12",
         calibrate: int = 0,
         calibration: Any = None,
@@ -136,13 +137,12 @@ class SimulatorEvaluator:
         from examiner.conventions import conversion_matrix, get_convention
         from examiner.targets.registry import load_target
 
-        if metric not in METRICS:
+        if metric is not None and metric not in METRICS:
             raise SearchConfigError(f"unknown evaluator metric {metric!r}; choose one of {', '.join(METRICS)}")
         if calibrate < 0 or render_workers < 0 or batch_size < 1:
             raise SearchConfigError("sim.calibrate and sim.render_workers must be >= 0 and sim.batch >= 1")
         get_convention(joint_set)
         self.space = space
-        self.metric = metric
         self.joint_set = joint_set
         self.calibrate_n = int(calibrate)
         self.calibration = calibration
@@ -161,6 +161,9 @@ class SimulatorEvaluator:
         self.metric_names = [m for m in METRICS_3D if "joints3d" in outputs and (m != "mpjpe_abs" or self.model.frame == "camera")
                              and (m != "pve" or "vertices" in outputs)]
         self.metric_names += [m for m in METRICS_2D if "joints2d" in outputs]
+        if metric is None:  # default: PA-MPJPE, or the first metric a 2D-only model has
+            metric = "pa_mpjpe" if "pa_mpjpe" in self.metric_names else "pck_miss"
+        self.metric = metric
         if metric not in self.metric_names:
             msg = (f"target {self.model.name!r} cannot produce metric {metric!r} (it outputs "
                    f"{', '.join(sorted(outputs))}); choose one of {', '.join(self.metric_names)} with sim.metric= and --metric")

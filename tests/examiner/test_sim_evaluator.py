@@ -197,6 +197,29 @@ def test_metric_the_target_cannot_produce_is_refused(space):
         SimulatorEvaluator("whitebox:camera.roll=0:1", space, metric="auc")
 
 
+class Centre2D:
+    """A 2D-only in-process model: every joint at the box centre."""
+
+    name, convention, outputs = "centre", "coco17", ("joints2d",)
+
+    def predict(self, batch):
+        from examiner.targets import Prediction
+
+        c = 0.5 * (batch.boxes[:, :2] + batch.boxes[:, 2:])
+        return Prediction("coco17", joints2d=np.repeat(c[:, None], 17, axis=1))
+
+
+def make_centre():
+    return Centre2D()
+
+
+def test_a_2d_only_python_target_scores_with_2d_metrics(space):
+    with build_evaluator(f"python:{__file__}:make_centre", space) as ev:
+        out = ev.evaluate(np.zeros((2, space.dim)))
+    assert set(out[0].metrics) == {"pck", "oks", "pck_miss", "oks_miss"}
+    assert out[0].error == out[0].metrics["pck_miss"] > 0.5  # all joints at the centre: most miss
+
+
 def test_cli_runs_a_whitebox_target_end_to_end(tmp_path, capsys):
     rc = cli_main(["run", "--model", "whitebox:camera.roll=0.5:1", "--space", "camera.roll,camera.azimuth",
                    "--budget", "16", "--agents", "4", "--strategy", "random", "--out", str(tmp_path / "cli"),
