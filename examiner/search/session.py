@@ -280,6 +280,9 @@ class SearchSession:
             if i < self._replayed:
                 continue
             records.append({
+                # Evaluator extras first (e.g. "prediction", "joint_errors" that reports
+                # draw); the search's own keys below always win.
+                **(o.extra or {}),
                 "i": self.n_evals + i, "round": self.round, "agent": agent, "phase": phase, "job": job,
                 "strategy": strategy, "seed": self.cfg.seed, "u": U[i].tolist(),
                 "params": self.space.to_params(U[i]).to_dict(),
@@ -351,6 +354,7 @@ def _normalise(o: Outcome) -> Outcome:
         model_error_message=None if o.model_error_message is None else str(o.model_error_message),
         plausible=bool(o.plausible),
         timings={str(k): float(v) for k, v in o.timings.items()},
+        extra=o.extra,
     )
 
 
