@@ -35,7 +35,7 @@ def _render_chunk(params_dicts: list[dict]):
 class RenderPool:
     """`with RenderPool(workers=2) as pool: samples = pool.render_batch(params)`."""
 
-    def __init__(self, workers: int = 2, config=None, chunk: int = 8) -> None:
+    def __init__(self, workers: int = 2, config=None, chunk: int = 16) -> None:
         if workers < 1:
             from simulator.errors import ParamError
 

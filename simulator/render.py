@@ -128,6 +128,7 @@ class Renderer:
             if self._renderer is None:
                 try:
                     self._renderer = self._pyrender.OffscreenRenderer(width, height)
+                    _LIVE_GL.append(self._renderer)
                 except Exception as e:  # the platform's own error types vary (EGL/OSMesa)
                     raise RenderError(
                         f"could not create a headless OpenGL context with {self.backend} ({e}); "
@@ -143,10 +144,11 @@ class Renderer:
         return self._renderer
 
     def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.delete()
-            self._renderer = None
-            self._size = None
+        """Forget this renderer's GL context. The context itself lives until the process
+        exits: pyrender's EGL `delete()` (also run by its `__del__`) terminates the
+        process-wide EGL display and would kill every other renderer's context."""
+        self._renderer = None
+        self._size = None
 
     # ---- geometry ------------------------------------------------------------------------
     def _normals(self, v: np.ndarray) -> np.ndarray:
@@ -275,7 +277,12 @@ class Renderer:
 
         r = self._ensure_renderer(W, H)
         self._show(colour_pass=True)
-        color, _ = r.render(self.scene, flags=pyrender.RenderFlags.RGBA)
+        inner = r._renderer
+        inner._read_main_framebuffer = types.MethodType(_read_colour_only, inner)
+        try:  # the colour pass needs no depth: skip its readback and conversion
+            color, _ = r.render(self.scene, flags=pyrender.RenderFlags.RGBA)
+        finally:
+            del inner._read_main_framebuffer  # back to pyrender's own for the SEG pass
         # Channel 0: DensePose part (garments: the part underneath); channel 1: clothing.
         seg_map = {node: (p, 0, 0) for p, node in zip(self._part_ids, self._part_nodes)}
         if self._garments is not None:
@@ -350,6 +357,23 @@ class Renderer:
         )
 
 
+def _read_colour_only(self, scene, flags):
+    """pyrender `Renderer._read_main_framebuffer` for an RGBA pass whose depth is not
+    wanted: resolve the multisampled colour buffer and read it, nothing else."""
+    from OpenGL.GL import (
+        GL_COLOR_BUFFER_BIT, GL_DRAW_FRAMEBUFFER, GL_LINEAR, GL_READ_FRAMEBUFFER, GL_RGBA,
+        GL_UNSIGNED_BYTE, glBindFramebuffer, glBlitFramebuffer, glReadPixels,
+    )
+
+    width, height = self._main_fb_dims
+    glBindFramebuffer(GL_READ_FRAMEBUFFER, self._main_fb_ms)
+    glBindFramebuffer(GL_DRAW_FRAMEBUFFER, self._main_fb)
+    glBlitFramebuffer(0, 0, width, height, 0, 0, width, height, GL_COLOR_BUFFER_BIT, GL_LINEAR)
+    glBindFramebuffer(GL_READ_FRAMEBUFFER, self._main_fb)
+    buf = glReadPixels(0, 0, width, height, GL_RGBA, GL_UNSIGNED_BYTE)
+    return np.flip(np.frombuffer(buf, dtype=np.uint8).reshape(height, width, 4), axis=0), None
+
+
 def _shader_cache():
     """pyrender's shader cache, except that the lit mesh shaders come from
     simulator/shaders/ (segmentation, depth and other passes keep pyrender's)."""
@@ -360,9 +384,13 @@ def _shader_cache():
     ours = os.path.join(os.path.dirname(__file__), "shaders")
 
     class _Cache(ShaderProgramCache):
+        def __init__(self) -> None:
+            super().__init__()
+            self._pyrender_dir = self.shader_dir  # resolved once (realpath is slow)
+
         def get_program(self, vertex_shader, fragment_shader, geometry_shader=None, defines=None):
-            default = ShaderProgramCache().shader_dir
-            self.shader_dir = ours if (vertex_shader, fragment_shader) == ("mesh.vert", "mesh.frag") else default
+            ours_wanted = (vertex_shader, fragment_shader) == ("mesh.vert", "mesh.frag")
+            self.shader_dir = ours if ours_wanted else self._pyrender_dir
             return super().get_program(vertex_shader, fragment_shader, geometry_shader, defines)
 
     return _Cache()
@@ -387,16 +415,19 @@ def _visibility(xy, z, depth, tol, rect) -> np.ndarray:
 # Module-level convenience: one renderer per process and configuration.
 # ---------------------------------------------------------------------------------------
 _RENDERERS: dict[RenderConfig, Renderer] = {}
+# Every pyrender OffscreenRenderer this process made, kept alive until exit (see close()).
+_LIVE_GL: list = []
 
 
 @atexit.register
 def _close_renderers() -> None:
     # Release GL contexts before interpreter teardown (PyOpenGL cannot after it starts).
-    for r in _RENDERERS.values():
+    for gl_renderer in _LIVE_GL:
         try:
-            r.close()
+            gl_renderer.delete()
         except Exception:  # best effort at exit
             pass
+    _LIVE_GL.clear()
     _RENDERERS.clear()
 
 

@@ -196,3 +196,16 @@ def test_local_shape_changes_move_the_surface(renderer):
     # The belly grows forward (-Y) at the waist; the hips widen along X.
     assert belly[waist, 1].min() < base[waist, 1].min() - 0.03
     assert np.ptp(hips[waist, 0]) > np.ptp(base[waist, 0]) + 0.01
+
+
+def test_a_discarded_renderer_does_not_kill_other_gl_contexts(renderer):
+    import gc
+
+    from simulator.render import RenderConfig, Renderer
+
+    extra = Renderer(RenderConfig(check_plausibility=False))
+    extra.render(SceneParams())
+    extra.close()
+    del extra
+    gc.collect()
+    assert renderer.render(SceneParams()).mask.any()  # the shared renderer still works
