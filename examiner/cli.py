@@ -167,28 +167,7 @@ def _mount_subcommands() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     _mount_subcommands()
-    try:
-        app(args=argv, standalone_mode=False)
-    except PoseExaminerError as e:
-        if console.verbose():
-            raise
-        console.error(str(e))
-        return 2
-    except KeyboardInterrupt:
-        console.error("interrupted")
-        return 130
-    except SystemExit as e:
-        return int(e.code or 0)
-    except Exception as e:  # click usage errors and the like
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            return e.exit_code
-        if isinstance(e, click.exceptions.Abort):
-            return 1
-        raise
-    return 0
+    return console.run_app(app, argv)
 
 
 if __name__ == "__main__":

@@ -54,3 +54,31 @@ def progress(description: str, total: int) -> Iterator[Any]:
             bar.update(task, advance=n, **fields)
 
         yield advance
+
+
+def run_app(app: Any, argv: list[str] | None = None) -> int:
+    """Run a Typer app with PoseExaminer's exit codes: 0 ok, 2 a user error (one line on
+    stderr; the traceback with -v), 130 interrupted, click's own code for usage errors.
+    Shared by `examiner` and the sub-apps that can also run alone."""
+    import click
+
+    from simulator.errors import PoseExaminerError
+
+    try:
+        app(args=argv, standalone_mode=False)
+    except PoseExaminerError as e:
+        if verbose():
+            raise
+        error(str(e))
+        return 2
+    except KeyboardInterrupt:
+        error("interrupted")
+        return 130
+    except SystemExit as e:
+        return int(e.code or 0)
+    except click.exceptions.ClickException as e:
+        e.show()
+        return e.exit_code
+    except click.exceptions.Abort:
+        return 1
+    return 0

@@ -45,7 +45,7 @@ class StoreError(PoseExaminerError):
     """A run directory is missing, not a run, or damaged beyond a torn last line."""
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -62,7 +62,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _jsonable(x: Any) -> Any:
@@ -165,7 +165,7 @@ class RunStore:
         root.mkdir(parents=True, exist_ok=True)
         meta = {"format": STORE_FORMAT, "format_version": STORE_VERSION, **meta}
         (root / EVAL_FILE).touch()
-        _fsync_dir(root)
+        fsync_dir(root)
         atomic_write_bytes(root / META_FILE, dumps(meta, indent=2).encode())
         return cls(root, meta, 0)
 

@@ -139,27 +139,9 @@ def finetune(
 def main(argv: list[str] | None = None) -> int:
     """Run this sub-app alone (`python -m generators.cli dense ...`), with the main CLI's
     one-line errors."""
-    from simulator.errors import PoseExaminerError
+    from examiner.console import run_app
 
-    console = _console()
-    try:
-        app(args=argv, standalone_mode=False)
-    except PoseExaminerError as e:
-        console.error(str(e))
-        return 2
-    except KeyboardInterrupt:
-        console.error("interrupted")
-        return 130
-    except SystemExit as e:
-        return int(e.code or 0)
-    except Exception as e:
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            return e.exit_code
-        raise
-    return 0
+    return run_app(app, argv)
 
 
 if __name__ == "__main__":

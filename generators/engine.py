@@ -39,6 +39,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from examiner.store import atomic_write_bytes, fsync_dir  # one atomic-write implementation
 from generators.errors import GeneratorError
 from simulator.errors import PoseExaminerError
 
@@ -69,24 +70,9 @@ def sample_rng(seed: int, index: int) -> np.random.Generator:
 # --------------------------------------------------------------------------------------
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def atomic_write_text(path: Path, text: str) -> None:
     """Write to a temporary name, fsync, rename over `path`: readers see old or new."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    atomic_write_bytes(path, text.encode())
 
 
 def dumps(obj: Any, indent: int | None = None) -> str:
@@ -251,7 +237,7 @@ def write_shard(
         # A worker orphaned by a killed run finished the same (deterministic) shard first.
         shutil.rmtree(tmp, ignore_errors=True)
         return {k2: v for k2, v in read_shard(final).items() if k2 != "records"}
-    _fsync_dir(final.parent)
+    fsync_dir(final.parent)
     return {k2: v for k2, v in shard.items() if k2 != "records"}
 
 

@@ -17,7 +17,6 @@ import typer
 from examiner.search.config import SearchConfig
 from examiner.search.errors import ResumeError, SearchConfigError
 from examiner.search.evaluator import EvaluatorFactory, build_evaluator  # noqa: F401  (re-exported)
-from simulator.errors import PoseExaminerError
 from simulator.params import ParamSpace
 
 
@@ -121,21 +120,10 @@ def _root() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        app(args=argv, standalone_mode=False)
-    except PoseExaminerError as e:
-        typer.echo(f"error: {e}", err=True)
-        return 2
-    except SystemExit as e:
-        return int(e.code or 0)
-    except Exception as e:
-        import click
+    """Run this sub-app alone, with the main CLI's exit codes and one-line errors."""
+    from examiner.console import run_app
 
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            return e.exit_code
-        raise
-    return 0
+    return run_app(app, argv)
 
 
 if __name__ == "__main__":
