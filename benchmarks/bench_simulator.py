@@ -3,8 +3,10 @@
 (a) naive: a fresh pyrender scene and OffscreenRenderer per sample, body model at
     batch 1, default MSAA colour pass + SEG pass for exact parts, keypoints projected;
 (b) ours, one process: `simulator.render_batch` (persistent GL context and scene,
-    in-place vertex-buffer updates, batched body model);
-(c) ours, `RenderPool` with one worker per core.
+    in-place vertex-buffer updates, batched body model), at full mesh detail and with
+    the default `detail="auto"` (the decimated body mesh wherever its deviation projects
+    to at most 1 px, see simulator/lod.py);
+(c) ours, `RenderPool` with one worker per core, both details.
 Every path produces 256x256 RGB + mask + depth + DensePose parts + keypoints.
 
     .venv/bin/python benchmarks/bench_simulator.py [--n 96]
@@ -66,15 +68,20 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=96)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     args = ap.parse_args()
-    from simulator.render import render_batch
+    from simulator.render import RenderConfig, render_batch
 
     scenes = _scenes(args.n)
-    render_batch(scenes[:4])  # warm-up: body model, GL context, shaders
-
-    t = time.perf_counter()
-    for i in range(0, args.n, 16):
-        render_batch(scenes[i:i + 16])
-    own_rate = args.n / (time.perf_counter() - t)
+    own, low_share = {}, 0.0
+    for detail in ("full", "auto"):
+        cfg = RenderConfig(detail=detail)
+        render_batch(scenes[:4], cfg)  # warm-up: body model, GL context, shaders, LOD cache
+        t = time.perf_counter()
+        out = []
+        for i in range(0, args.n, 16):
+            out += render_batch(scenes[i:i + 16], cfg)
+        own[detail] = args.n / (time.perf_counter() - t)
+        if detail == "auto":
+            low_share = sum(s.mesh_detail == "low" for s in out) / len(out)
     rss_main = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     # Last: pyrender's EGL OffscreenRenderer.delete() terminates the process-wide EGL
@@ -85,17 +92,22 @@ def main() -> None:
 
     from simulator.pool import RenderPool
 
-    with RenderPool(workers=args.workers) as pool:
-        pool.render_batch(scenes[: 2 * args.workers])  # warm-up
-        t = time.perf_counter()
-        pool.render_batch(scenes)
-        pool_rate = args.n / (time.perf_counter() - t)
-        rss_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    pool_rate = {}
+    for detail in ("full", "auto"):
+        with RenderPool(workers=args.workers, config=RenderConfig(detail=detail)) as pool:
+            pool.render_batch(scenes[: 2 * args.workers])  # warm-up
+            t = time.perf_counter()
+            pool.render_batch(scenes)
+            pool_rate[detail] = args.n / (time.perf_counter() - t)
+    rss_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
-    print(f"{'path':<40} {'samples/s':>10} {'vs naive':>9}")
-    print(f"{'(a) naive (fresh scene, batch 1)':<40} {naive_rate:>10.1f} {1.0:>8.2f}x")
-    print(f"{'(b) simulator, 1 process':<40} {own_rate:>10.1f} {own_rate / naive_rate:>8.2f}x")
-    print(f"{f'(c) simulator, RenderPool({args.workers})':<40} {pool_rate:>10.1f} {pool_rate / naive_rate:>8.2f}x")
+    rows = [("(a) naive (fresh scene, batch 1)", naive_rate)]
+    rows += [(f"(b) simulator, 1 process, detail={d}", own[d]) for d in own]
+    rows += [(f"(c) simulator, RenderPool({args.workers}), detail={d}", pool_rate[d]) for d in pool_rate]
+    print(f"{'path':<46} {'samples/s':>10} {'vs naive':>9}")
+    for name, rate in rows:
+        print(f"{name:<46} {rate:>10.1f} {rate / naive_rate:>8.2f}x")
+    print(f"detail=auto drew the decimated mesh for {100 * low_share:.0f}% of the scenes")
     print(f"peak RSS: main {rss_main:.0f} MB, largest worker {rss_children:.0f} MB, "
           f"total for (c) about {rss_children * args.workers:.0f} MB")
 

@@ -35,9 +35,7 @@ measured exactness.
 from __future__ import annotations
 
 import atexit
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -250,42 +248,6 @@ def build_charts(body) -> PartCharts:
 # Face-id rasterisation (flat, no MSAA)
 # --------------------------------------------------------------------------------------
 
-_FACE_ID_VERT = """#version 330 core
-layout(location = 0) in vec3 position;
-layout(location = COLOR_0_LOC) in vec4 color_0;
-layout(location = INST_M_LOC) in mat4 inst_m;
-uniform mat4 P;
-uniform mat4 V;
-uniform mat4 M;
-flat out vec4 face_color;
-void main()
-{
-    gl_Position = P * V * M * inst_m * vec4(position, 1.0);
-    face_color = color_0;
-}
-"""
-_FACE_ID_FRAG = """#version 330 core
-flat in vec4 face_color;
-out vec4 frag_color;
-void main()
-{
-    frag_color = face_color;
-}
-"""
-_shader_dir: Path | None = None
-
-
-def _face_id_shader_dir() -> Path:
-    """pyrender compiles shaders from files: write ours once per process."""
-    global _shader_dir
-    if _shader_dir is None:
-        d = Path(tempfile.mkdtemp(prefix="poseexaminer-shaders-"))
-        (d / "face_id.vert").write_text(_FACE_ID_VERT)
-        (d / "face_id.frag").write_text(_FACE_ID_FRAG)
-        _shader_dir = d
-    return _shader_dir
-
-
 def install_face_id_shader(offscreen_renderer) -> None:
     """Make pyrender's SEG pass (no lighting, no MSAA) draw primitives that carry vertex
     colours with the face-id shader; primitives without vertex colours keep pyrender's
@@ -295,12 +257,11 @@ def install_face_id_shader(offscreen_renderer) -> None:
     if getattr(cache, "_face_id_installed", False):
         return
     inner_get = cache.get_program
-    shader_dir = _face_id_shader_dir()
+    from simulator.render import VERTEX_COLOUR_SHADERS
 
     def get_program(vertex_shader, fragment_shader, geometry_shader=None, defines=None):
         if vertex_shader == "segmentation.vert" and defines and "COLOR_0_LOC" in defines:
-            vertex_shader = str(shader_dir / "face_id.vert")
-            fragment_shader = str(shader_dir / "face_id.frag")
+            vertex_shader, fragment_shader = VERTEX_COLOUR_SHADERS
         return inner_get(vertex_shader, fragment_shader, geometry_shader, defines)
 
     cache.get_program = get_program
@@ -539,13 +500,14 @@ def make_dense_renderer(config=None):
     from simulator.render import Renderer
 
     class DenseRenderer(Renderer):
-        """Renderer + exact IUV and vertex-index maps. The base's 24-node segmentation pass
-        becomes a single face-id pass (parts = face_parts[face id]), so dense ground truth
+        """Renderer + exact IUV and vertex-index maps (always the full-detail mesh). The
+        base's part-label segmentation pass becomes a single face-id pass (parts = face_parts[face id]), so dense ground truth
         costs no extra render pass; `subpixel_points` adds exact samples between pixel
         centres (one more face-id pass per offset) for small people."""
 
         def __init__(self, config=None) -> None:
             super().__init__(config)
+            self._detail = "full"  # face ids index the full mesh; the colour pass must match it
             self.charts = build_charts(self.body)
             self._faces = np.asarray(self.body.faces)
             self._face_parts = np.asarray(self.body.face_parts, dtype=np.uint8)
@@ -560,38 +522,11 @@ def make_dense_renderer(config=None):
             return _SegAsFaceId(r, self)
 
         def _set_body(self, v, skin) -> None:
-            """The base uploads the whole body (colour pass) and 24 part meshes (its
-            segmentation pass); the part meshes are never drawn here, so after the first
-            frame only the body and the face-id mesh are uploaded."""
-            if self._body_node is None or self._renderer is None or not self._plain_body_buffer():
-                super()._set_body(v, skin)
-            else:
-                self._upload_body(v, skin)
+            """The base uploads the body (drawn in the colour pass only here); the face-id
+            mesh gets the same vertices."""
+            super()._set_body(v, skin)
             current = self._renderer._platform.make_current if self._renderer is not None else None
             self._fid_mesh.set_triangles(v[self._faces], make_current=current)
-
-        def _plain_body_buffer(self) -> bool:
-            """The body's vertex buffer holds exactly positions + normals (else let the
-            base class upload it)."""
-            from pyrender.constants import BufFlags
-
-            prims = self._body_node.mesh.primitives
-            return len(prims) == 1 and prims[0].buf_flags == (BufFlags.POSITION | BufFlags.NORMAL)
-
-        def _upload_body(self, v, skin) -> None:
-            from OpenGL.GL import GL_ARRAY_BUFFER, glBindBuffer, glBufferSubData
-
-            self._skin.baseColorFactor = np.array([*skin, 1.0])
-            prim = self._body_node.mesh.primitives[0]
-            n = self._normals(v)
-            if prim._vaid is None:
-                prim.positions, prim.normals = v, n
-                return
-            self._renderer._platform.make_current()
-            data = np.empty((len(v), 6), dtype=np.float32)
-            data[:, :3], data[:, 3:] = v, n
-            glBindBuffer(GL_ARRAY_BUFFER, prim._buffers[0])
-            glBufferSubData(GL_ARRAY_BUFFER, 0, data.nbytes, data)
 
         def _raw_face_ids(self, r, scene, extra_seg) -> tuple[np.ndarray, np.ndarray]:
             """One face-id pass: the body's faces plus the nodes of `extra_seg` (with their

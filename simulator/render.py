@@ -1,18 +1,26 @@
 """Offscreen rendering with pyrender and full ground truth.
 
 One `Renderer` per process holds the GL context, the pyrender scene and its nodes; each
-sample replaces only the body-part meshes and moves the camera, light and occluder, so
-no scene or context is rebuilt between samples. Two passes per sample:
+sample overwrites the body's vertex buffer in place and moves the camera, light and
+occluder, so no scene, node or context is rebuilt between samples. The body is one mesh
+whose vertices are duplicated along DensePose part borders and carry their part id as a
+vertex colour; it is drawn twice per sample:
 
-1. colour (RGBA, 4x MSAA), alpha-composited over the background;
-2. segmentation (`RenderFlags.SEG`, no MSAA): one node per DensePose part with a flat
-   label colour, the 3D occluder as label 0 - exact part labels, exact mask, depth.
+1. colour (RGBA, 4x MSAA, our light shader ignores the vertex colour), alpha-composited
+   over the background;
+2. segmentation (`RenderFlags.SEG`, no MSAA) with `shaders/vertex_colour.*`: each face
+   writes its part id unblended, the 3D occluder label 0 - exact part labels, exact mask,
+   depth.
+
+The body mesh has two levels of detail (`simulator.lod`): the decimated one is drawn
+when its surface deviation projects to at most `RenderConfig.lod_tolerance_px` pixels.
 """
 
 from __future__ import annotations
 
 import atexit
 import math
+import os
 import sys
 import types
 from dataclasses import dataclass, field
@@ -42,7 +50,9 @@ class RenderConfig:
     inside the body (COCO limb points, joint centres);
     check_plausibility: run the self-penetration check;
     shading: "fast" (our Lambert + Blinn-Phong colour shader, simulator/shaders/) or
-    "pbr" (pyrender's metallic-roughness shader, about twice the cost on llvmpipe)."""
+    "pbr" (pyrender's metallic-roughness shader, about twice the cost on llvmpipe);
+    detail: body mesh level of detail, "auto" (the decimated mesh when its deviation
+    projects to at most lod_tolerance_px pixels, else the full one), "full" or "low"."""
 
     body_model: str = "anny"
     gl_backend: str = "auto"
@@ -51,6 +61,8 @@ class RenderConfig:
     joint_tolerance: float = 0.12
     check_plausibility: bool = True
     shading: str = "fast"
+    detail: str = "auto"
+    lod_tolerance_px: float = 1.0
     schema_version: int = 1
     body_options: tuple = field(default_factory=tuple)
 
@@ -75,37 +87,19 @@ class Renderer:
 
         self._pyrender = pyrender
         self.body = get_body_model(self.config.body_model, **dict(self.config.body_options))
-        faces = self.body.faces
-        parts = self.body.face_parts
-        # Per-part submeshes sharing the body's vertex positions.
-        self._part_vertices: list[np.ndarray] = []
-        self._part_faces: list[np.ndarray] = []
-        self._part_ids: list[int] = []
-        for p in range(1, N_PARTS + 1):
-            f = faces[parts == p]
-            if len(f) == 0:  # a body model may lack a part (e.g. no separate hands)
-                continue
-            self._part_ids.append(p)
-            verts, inv = np.unique(f.reshape(-1), return_inverse=True)
-            self._part_vertices.append(verts)
-            self._part_faces.append(inv.reshape(-1, 3).astype(np.uint32))
-        # Sparse vertex <- face incidence for fast smooth normals.
-        from scipy.sparse import csr_matrix
-
-        F = len(faces)
-        self._incidence = csr_matrix(
-            (np.ones(3 * F, dtype=np.float32), (faces.reshape(-1), np.repeat(np.arange(F), 3))),
-            shape=(len(self.body.vertex_region), F),
-        )
+        if self.config.detail not in ("auto", "full", "low"):
+            raise RenderError(f"unknown detail {self.config.detail!r}; use auto, full or low")
+        self._detail = self.config.detail
+        self._meshes: dict[str, _BodyMesh] = {}
+        self._mesh: _BodyMesh | None = None  # the level drawn for the current sample
         rest = self.body.forward(np.zeros((1, len(POSE_DOFS))), np.full((1, len(ALL_SHAPE_NAMES)), 0.5))
         self._radii = capsule_radii(rest.vertices[0], self.body.vertex_region, rest.joints[0])
+        self._rest_vertices = rest.vertices[0]
 
         self.scene = pyrender.Scene(bg_color=[0.0, 0.0, 0.0, 0.0], ambient_light=[0.3, 0.3, 0.3])
         self._skin = pyrender.MetallicRoughnessMaterial(
             baseColorFactor=[0.8, 0.6, 0.5, 1.0], metallicFactor=0.0, roughnessFactor=0.85
         )
-        self._part_nodes: list = []
-        self._body_node = None
         self._camera_node = None
         self._light_node = self.scene.add(pyrender.DirectionalLight(color=np.ones(3), intensity=3.0), pose=np.eye(4))
         import trimesh
@@ -134,10 +128,9 @@ class Renderer:
                         f"could not create a headless OpenGL context with {self.backend} ({e}); "
                         "install `libegl1 libegl-mesa0 libgl1-mesa-dri libgles2` or set PYOPENGL_PLATFORM=osmesa"
                     ) from None
-                if self.config.shading == "fast":
-                    self._renderer._renderer._program_cache = _shader_cache()
-                elif self.config.shading != "pbr":
+                if self.config.shading not in ("fast", "pbr"):
                     raise RenderError(f"unknown shading {self.config.shading!r}; use fast or pbr")
+                self._renderer._renderer._program_cache = _shader_cache(fast=self.config.shading == "fast")
             else:
                 self._renderer.viewport_width, self._renderer.viewport_height = width, height
             self._size = (width, height)
@@ -151,50 +144,73 @@ class Renderer:
         self._size = None
 
     # ---- geometry ------------------------------------------------------------------------
+    def _body_mesh(self, name: str) -> "_BodyMesh":
+        mesh = self._meshes.get(name)
+        if mesh is None:
+            if name == "full":
+                from simulator.lod import MeshLevel
+
+                level = MeshLevel("full", self.body.faces, self.body.face_parts)
+            else:
+                from simulator.lod import build_levels
+
+                level = build_levels(self._rest_vertices, self.body.faces, self.body.face_parts)[name]
+            # Normals always come from the full surface: the decimated level keeps its
+            # smooth shading and differs from the full one only along silhouettes.
+            mesh = self._meshes[name] = _BodyMesh(level, len(self._rest_vertices), self.body.faces)
+        return mesh
+
+    def _pick_mesh(self, v: np.ndarray, K: np.ndarray, extr: np.ndarray) -> "_BodyMesh":
+        """The level of detail for this view: "low" when its surface deviation, projected
+        at the body's nearest depth, stays within `lod_tolerance_px` pixels."""
+        if self._detail != "auto":
+            return self._body_mesh(self._detail)
+        low = self._body_mesh("low")
+        nearest = float((v @ extr[2, :3]).min() + extr[2, 3])
+        if nearest > 0.05 and low.level.pixels(float(max(K[0, 0], K[1, 1])), nearest) <= self.config.lod_tolerance_px:
+            return low
+        return self._body_mesh("full")
+
     def _normals(self, v: np.ndarray) -> np.ndarray:
-        tri = v[self.body.faces]
-        fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-        vn = self._incidence @ fn
-        return (vn / np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+        """Smooth vertex normals (V, 3) float32 of the level drawn now."""
+        return self._mesh.normals(v)
 
     def _set_body(self, v: np.ndarray, skin: np.ndarray) -> None:
-        """Write new vertex data into the persistent meshes' vertex buffers.
+        """Write the posed vertices into the current level's vertex buffer.
 
-        The first call creates one node for the whole body (colour pass) and one node per
-        DensePose part (segmentation pass); later calls overwrite their GL vertex buffers
-        in place (glBufferSubData), so no VAO/VBO or scene node is created per sample."""
-        pyrender = self._pyrender
-        n = self._normals(v)
+        A level's node is created the first time it is drawn; later calls overwrite its GL
+        vertex buffer in place (glBufferSubData), so no VAO/VBO or scene node is created
+        per sample. Levels not drawn now are hidden."""
         self._skin.baseColorFactor = np.array([*skin, 1.0])
-        if self._body_node is None:
-            prim = pyrender.Primitive(positions=v, normals=n, indices=self.body.faces.astype(np.uint32), material=self._skin)
-            self._body_node = self.scene.add(pyrender.Mesh([prim]))
-            for verts, f in zip(self._part_vertices, self._part_faces):
-                prim = pyrender.Primitive(positions=v[verts], normals=n[verts], indices=f, material=self._skin)
-                self._part_nodes.append(self.scene.add(pyrender.Mesh([prim])))
+        mesh = self._mesh
+        data = mesh.vertex_data(v)
+        for other in self._meshes.values():
+            if other.node is not None:
+                other.node.mesh.is_visible = other is mesh
+        if mesh.node is None:
+            prim = self._pyrender.Primitive(
+                positions=data[:, :3], normals=data[:, 3:6], color_0=data[:, 6:], indices=mesh.faces,
+                material=self._skin,
+            )
+            mesh.node = self.scene.add(self._pyrender.Mesh([prim]))
+            return
+        prim = mesh.node.mesh.primitives[0]
+        if prim._vaid is None:  # not yet in the GL context: pyrender uploads on render
+            prim.positions, prim.normals = data[:, :3], data[:, 3:6]
             return
         from OpenGL.GL import GL_ARRAY_BUFFER, glBindBuffer, glBufferSubData
 
         # Another renderer in this process may have made its own context current.
         self._renderer._platform.make_current()
+        glBindBuffer(GL_ARRAY_BUFFER, prim._buffers[0])
+        glBufferSubData(GL_ARRAY_BUFFER, 0, data.nbytes, data)
 
-        def upload(node, positions, normals):
-            prim = node.mesh.primitives[0]
-            if prim._vaid is None:  # not yet in the GL context: pyrender uploads on render
-                prim.positions, prim.normals = positions, normals
-                return
-            data = np.ascontiguousarray(np.hstack((positions, normals)), dtype=np.float32)
-            glBindBuffer(GL_ARRAY_BUFFER, prim._buffers[0])
-            glBufferSubData(GL_ARRAY_BUFFER, 0, data.nbytes, data)
-
-        upload(self._body_node, v, n)
-        for node, verts in zip(self._part_nodes, self._part_vertices):
-            upload(node, v[verts], n[verts])
+    @property
+    def _part_nodes(self) -> list:
+        """The body's scene nodes (one per level of detail created so far)."""
+        return [m.node for m in self._meshes.values() if m.node is not None]
 
     def _show(self, colour_pass: bool) -> None:
-        self._body_node.mesh.is_visible = colour_pass
-        for node in self._part_nodes:
-            node.mesh.is_visible = not colour_pass
         if self._garments is not None:
             self._garments.show(colour_pass)
 
@@ -241,6 +257,7 @@ class Renderer:
         K = cam_math.intrinsics(cam)
         extr = cam_math.world_to_camera_cv(cam_pose)
 
+        self._mesh = self._pick_mesh(v, K, extr)
         self._set_body(v, appearance.skin_rgb(params.skin_tone))
         self._set_garments(params)
         if self._camera_node is not None:
@@ -284,7 +301,7 @@ class Renderer:
         finally:
             del inner._read_main_framebuffer  # back to pyrender's own for the SEG pass
         # Channel 0: DensePose part (garments: the part underneath); channel 1: clothing.
-        seg_map = {node: (p, 0, 0) for p, node in zip(self._part_ids, self._part_nodes)}
+        seg_map = {self._mesh.node: (0, 0, 0)}  # drawn with its vertex colours (part ids)
         if self._garments is not None:
             seg_map.update(self._garments.seg_map())
         if occ.kind == "box":
@@ -354,7 +371,51 @@ class Renderer:
             plausibility=plaus,
             joints_world=joints,
             clothing_mask=clothing_mask,
+            mesh_detail=self._mesh.level.name,
         )
+
+
+class _BodyMesh:
+    """GL-side data of one level of detail: vertices duplicated along part borders (so a
+    vertex colour can carry the face's DensePose part), faces into them, and a sparse
+    vertex <- face incidence over `normal_faces` for smooth vertex normals."""
+
+    def __init__(self, level, n_vertices: int, normal_faces: np.ndarray) -> None:
+        from scipy.sparse import csr_matrix
+
+        self.level = level
+        faces, parts = np.asarray(level.faces), np.asarray(level.face_parts)
+        dup, local, labels, offset = [], [], [], 0
+        for p in np.unique(parts):
+            verts, inv = np.unique(faces[parts == p].reshape(-1), return_inverse=True)
+            dup.append(verts)
+            local.append(inv.reshape(-1, 3) + offset)
+            labels.append(np.full(len(verts), p))
+            offset += len(verts)
+        self.dup = np.concatenate(dup)
+        self.faces = np.concatenate(local).astype(np.uint32)
+        # Interleaved like pyrender's buffer: position, normal, colour (part / 255, 0, 0, 1).
+        self._data = np.zeros((len(self.dup), 10), dtype=np.float32)
+        self._data[:, 6] = np.concatenate(labels) / 255.0
+        self._data[:, 9] = 1.0
+        F = len(normal_faces)
+        self._normal_faces = normal_faces
+        self._incidence = csr_matrix(
+            (np.ones(3 * F, dtype=np.float32), (normal_faces.reshape(-1), np.repeat(np.arange(F), 3))),
+            shape=(n_vertices, F),
+        )
+        self.node = None
+
+    def normals(self, v: np.ndarray) -> np.ndarray:
+        tri = v[self._normal_faces]
+        vn = self._incidence @ np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+        return (vn / np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+    def vertex_data(self, v: np.ndarray) -> np.ndarray:
+        """(n, 10) float32 interleaved vertex data for the posed vertices `v` (V, 3)."""
+        self._data[:, :3] = v[self.dup]
+        self._data[:, 3:6] = self.normals(v)[self.dup]
+        return self._data
 
 
 def _read_colour_only(self, scene, flags):
@@ -374,14 +435,17 @@ def _read_colour_only(self, scene, flags):
     return np.flip(np.frombuffer(buf, dtype=np.uint8).reshape(height, width, 4), axis=0), None
 
 
-def _shader_cache():
-    """pyrender's shader cache, except that the lit mesh shaders come from
-    simulator/shaders/ (segmentation, depth and other passes keep pyrender's)."""
-    import os
+SHADER_DIR = os.path.join(os.path.dirname(__file__), "shaders")
+VERTEX_COLOUR_SHADERS = (os.path.join(SHADER_DIR, "vertex_colour.vert"), os.path.join(SHADER_DIR, "vertex_colour.frag"))
 
+
+def _shader_cache(fast: bool = True):
+    """pyrender's shader cache with our routing: the lit mesh shaders come from
+    simulator/shaders/ when `fast` (else pyrender's PBR ones) and never see vertex
+    colours (they carry labels, not albedo); the segmentation pass draws primitives with
+    vertex colours with `vertex_colour.*` (flat label per face) and everything else with
+    pyrender's per-node colour. Other passes keep pyrender's shaders."""
     from pyrender.shader_program import ShaderProgramCache
-
-    ours = os.path.join(os.path.dirname(__file__), "shaders")
 
     class _Cache(ShaderProgramCache):
         def __init__(self) -> None:
@@ -389,8 +453,14 @@ def _shader_cache():
             self._pyrender_dir = self.shader_dir  # resolved once (realpath is slow)
 
         def get_program(self, vertex_shader, fragment_shader, geometry_shader=None, defines=None):
-            ours_wanted = (vertex_shader, fragment_shader) == ("mesh.vert", "mesh.frag")
-            self.shader_dir = ours if ours_wanted else self._pyrender_dir
+            defines = dict(defines or {})
+            self.shader_dir = self._pyrender_dir
+            if (vertex_shader, fragment_shader) == ("mesh.vert", "mesh.frag"):
+                defines.pop("COLOR_0_LOC", None)
+                if fast:
+                    self.shader_dir = SHADER_DIR
+            elif vertex_shader == "segmentation.vert" and "COLOR_0_LOC" in defines:
+                vertex_shader, fragment_shader = VERTEX_COLOUR_SHADERS
             return super().get_program(vertex_shader, fragment_shader, geometry_shader, defines)
 
     return _Cache()

@@ -56,7 +56,8 @@ class Sample:
     (OpenCV); bbox (4,) float32 xyxy pixels of the visible person; iuv (H, W, 3) float32
     (part, U, V) when requested; clothing_mask (H, W) bool pixels of garments (a subset of
     `mask`: the person mask includes clothing, and `parts` labels clothed pixels with the
-    body part underneath, as DensePose annotates clothed people).
+    body part underneath, as DensePose annotates clothed people); mesh_detail: which level
+    of detail of the body mesh was drawn ("full" or "low", see ``simulator.lod``).
     """
 
     rgb: np.ndarray
@@ -74,6 +75,7 @@ class Sample:
     vertex_ids: np.ndarray | None = None
     joints_world: np.ndarray | None = None
     clothing_mask: np.ndarray | None = None
+    mesh_detail: str = "full"
 
     def ground_truth(self) -> dict[str, Any]:
         """JSON-serialisable ground truth (everything but the images)."""
@@ -86,4 +88,5 @@ class Sample:
             "image_size": [int(self.rgb.shape[1]), int(self.rgb.shape[0])],
             "plausible": bool(self.plausible),
             "plausibility": self.plausibility,
+            "mesh_detail": self.mesh_detail,
         }

@@ -43,9 +43,9 @@ def test_charts_are_continuous_inside_each_part(dense):
 
 
 def test_dense_renderer_matches_base_renderer_exactly(dense, scenes):
-    from simulator.render import get_renderer
+    from simulator.render import RenderConfig, get_renderer
 
-    base = get_renderer()
+    base = get_renderer(RenderConfig(detail="full"))  # the dense renderer always draws full detail
     for p in scenes[:3]:
         a, b = dense.render(p), base.render(p)
         assert np.array_equal(a.rgb, b.rgb)
@@ -130,10 +130,10 @@ def test_subpixel_samples_equal_a_twice_larger_render(dense):
 
 
 def test_clothed_body_matches_base_and_reports_the_surface_behind_garments(dense):
-    from simulator.render import get_renderer
+    from simulator.render import RenderConfig, get_renderer
 
     p = SceneParams().with_values({"clothing.upper": "t-shirt"})
-    a, b = dense.render(p), get_renderer().render(p)
+    a, b = dense.render(p), get_renderer(RenderConfig(detail="full")).render(p)
     assert np.array_equal(a.parts, b.parts) and np.array_equal(a.mask, b.mask)
     assert np.array_equal(a.clothing_mask, b.clothing_mask) and a.clothing_mask.sum() > 500
     assert np.array_equal(a.depth, b.depth)

@@ -209,3 +209,61 @@ def test_a_discarded_renderer_does_not_kill_other_gl_contexts(renderer):
     del extra
     gc.collect()
     assert renderer.render(SceneParams()).mask.any()  # the shared renderer still works
+
+
+def test_point_triangle_distance_hand_computed():
+    from simulator.lod import point_triangle_distance
+
+    tri = np.array([[[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
+    pts = np.array([
+        [0.2, 0.2, 0.5],  # above the interior: distance to the plane
+        [0.5, -1.0, 0.0],  # beside edge a-b
+        [2.0, 0.0, 0.0],  # beyond vertex b
+        [1.0, 1.0, 1.0],  # beyond the hypotenuse, above the plane
+    ])
+    d = point_triangle_distance(pts, tri)
+    assert np.allclose(d, [0.5, 1.0, 1.0, math.sqrt(0.5 + 1.0)])
+
+
+def test_low_detail_level_is_a_face_subset_with_measured_deviation(renderer):
+    from simulator.lod import build_levels
+
+    body = renderer.body
+    levels = build_levels(renderer._rest_vertices, body.faces, body.face_parts)
+    low = levels["low"]
+    assert len(low.faces) < 0.5 * len(body.faces)
+    # Same vertices, every part still present, and the decimated surface stays close.
+    assert low.faces.max() < len(body.vertex_region)
+    assert set(np.unique(low.face_parts)) == set(np.unique(body.face_parts))
+    assert 0 < low.deviation_p999 < 0.01 and low.deviation_p999 <= low.deviation_max < 0.02
+    # Part borders are kept: every border vertex of a part is still used by that part's faces.
+    for p in (3, 23, 1):
+        full_v = np.unique(body.faces[body.face_parts == p])
+        other = np.unique(body.faces[body.face_parts != p])
+        border = np.intersect1d(full_v, other)
+        assert np.isin(border, low.faces[low.face_parts == p]).all(), p
+
+
+def test_levels_of_detail_render_the_same_person(renderer):
+    from simulator.render import RenderConfig, Renderer
+
+    full = Renderer(RenderConfig(detail="full"))
+    low = Renderer(RenderConfig(detail="low"))
+    space = ParamSpace.from_groups("pose,shape,camera")
+    for u in space.sample(np.random.default_rng(5), 4):
+        p = space.to_params(u)
+        a, b = full.render(p), low.render(p)
+        assert (a.mesh_detail, b.mesh_detail) == ("full", "low")
+        assert np.array_equal(b.parts > 0, b.mask)
+        iou = (a.mask & b.mask).sum() / (a.mask | b.mask).sum()
+        assert iou > 0.96, iou
+        both = a.mask & b.mask
+        assert (a.parts[both] == b.parts[both]).mean() > 0.97
+        assert np.array_equal(a.keypoints["coco17"].xy, b.keypoints["coco17"].xy)
+
+
+def test_auto_detail_follows_projected_size(renderer):
+    far = SceneParams()
+    near = far.with_values({"camera.width": 1024, "camera.height": 1024})
+    assert renderer.render(far).mesh_detail == "low"  # 256 px: deviation well under a pixel
+    assert renderer.render(near).mesh_detail == "full"  # 1024 px: it would show
