@@ -24,6 +24,7 @@ from simulator.errors import AssetError
 from simulator.joints import POSE_DOFS
 from simulator.parts import REGION_NAMES, face_parts
 from simulator.paths import configure_caches
+from simulator.rotations import axis_angle, np_axis_angle, rx, ry, rz, unit
 
 log = logging.getLogger(__name__)
 
@@ -91,36 +92,6 @@ def _torch():
     return torch
 
 
-def _axis_angle(axis, angle):
-    """axis (3,) unit tensor, angle (B,) -> (B, 3, 3) Rodrigues rotation."""
-    torch = _torch()
-    k = axis.to(angle.dtype)
-    K = torch.zeros(3, 3, dtype=angle.dtype)
-    K[0, 1], K[0, 2], K[1, 0], K[1, 2], K[2, 0], K[2, 1] = -k[2], k[1], k[2], -k[0], -k[1], k[0]
-    s, c = torch.sin(angle)[:, None, None], torch.cos(angle)[:, None, None]
-    eye = torch.eye(3, dtype=angle.dtype)
-    return eye + s * K + (1 - c) * (K @ K)
-
-
-def _rx(a):
-    return _axis_angle(_torch().tensor([1.0, 0.0, 0.0]), a)
-
-
-def _ry(a):
-    return _axis_angle(_torch().tensor([0.0, 1.0, 0.0]), a)
-
-
-def _rz(a):
-    return _axis_angle(_torch().tensor([0.0, 0.0, 1.0]), a)
-
-
-def _np_axis_angle(axis: np.ndarray, angle: float) -> np.ndarray:
-    torch = _torch()
-    return _axis_angle(torch.tensor(axis, dtype=torch.float64), torch.tensor([angle], dtype=torch.float64))[0].numpy()
-
-
-def _unit(v: np.ndarray) -> np.ndarray:
-    return v / np.linalg.norm(v)
 
 
 # --------------------------------------------------------------------------------------
@@ -280,9 +251,9 @@ class AnnyBody:
         for s, S in (("l", "L"), ("r", "R")):
             sgn = 1.0 if s == "l" else -1.0
             # Shoulder: rest arm direction and elbow hinge axis.
-            u = _unit(h(f"lowerarm01.{S}") - h(f"upperarm01.{S}"))
-            f = _unit(h(f"wrist.{S}") - h(f"lowerarm01.{S}"))
-            elbow_axis = _unit(np.cross(u, f))
+            u = unit(h(f"lowerarm01.{S}") - h(f"upperarm01.{S}"))
+            f = unit(h(f"wrist.{S}") - h(f"lowerarm01.{S}"))
+            elbow_axis = unit(np.cross(u, f))
             elbow_rest = math.acos(np.clip(u @ f, -1, 1))
             self._consts[f"{s}_shoulder_rest_inv"] = torch.tensor(
                 self._ball_rest(u, elbow_axis, np.array([-1.0, 0.0, 0.0])).T, dtype=self._dtype
@@ -291,14 +262,14 @@ class AnnyBody:
             self._consts[f"{s}_elbow_rest"] = elbow_rest
             # Wrist axes from the hand's rest geometry.
             knuckles = np.mean([h(f"finger{i}-1.{S}") for i in (2, 3, 4, 5)], axis=0)
-            hand = _unit(knuckles - h(f"wrist.{S}"))
-            across = _unit(h(f"finger2-1.{S}") - h(f"finger5-1.{S}"))  # pinky -> index
-            palm = _unit(np.cross(hand, across)) * sgn
-            self._consts[f"{s}_wrist_flex_axis"] = torch.tensor(_unit(np.cross(hand, palm)), dtype=self._dtype)
-            self._consts[f"{s}_wrist_dev_axis"] = torch.tensor(_unit(np.cross(hand, -across)), dtype=self._dtype)
+            hand = unit(knuckles - h(f"wrist.{S}"))
+            across = unit(h(f"finger2-1.{S}") - h(f"finger5-1.{S}"))  # pinky -> index
+            palm = unit(np.cross(hand, across)) * sgn
+            self._consts[f"{s}_wrist_flex_axis"] = torch.tensor(unit(np.cross(hand, palm)), dtype=self._dtype)
+            self._consts[f"{s}_wrist_dev_axis"] = torch.tensor(unit(np.cross(hand, -across)), dtype=self._dtype)
             # Hip: rest thigh direction; knee hinge = +X.
-            u = _unit(h(f"lowerleg01.{S}") - h(f"upperleg01.{S}"))
-            f = _unit(h(f"foot.{S}") - h(f"lowerleg01.{S}"))
+            u = unit(h(f"lowerleg01.{S}") - h(f"upperleg01.{S}"))
+            f = unit(h(f"foot.{S}") - h(f"lowerleg01.{S}"))
             self._consts[f"{s}_hip_rest_inv"] = torch.tensor(
                 self._ball_rest(u, np.array([1.0, 0.0, 0.0]), np.array([1.0, 0.0, 0.0])).T, dtype=self._dtype
             )
@@ -312,11 +283,11 @@ class AnnyBody:
         written as Rx(phi) Ry(theta) Rz(psi) like the pose mapping."""
         theta = math.asin(np.clip(-d[0], -1, 1))
         phi = math.atan2(d[1], -d[2])
-        rx = _np_axis_angle(np.array([1.0, 0, 0]), phi)
-        ry = _np_axis_angle(np.array([0, 1.0, 0]), theta)
+        rx = np_axis_angle(np.array([1.0, 0, 0]), phi)
+        ry = np_axis_angle(np.array([0, 1.0, 0]), theta)
         n = ry.T @ rx.T @ hinge_rest
         a = math.atan2(hinge_neutral[0] * n[1] - hinge_neutral[1] * n[0], hinge_neutral @ n)  # angle e -> n_xy
-        rz = _np_axis_angle(np.array([0, 0, 1.0]), a)
+        rz = np_axis_angle(np.array([0, 0, 1.0]), a)
         return rx @ ry @ rz
 
     def pose_deltas(self, pose: np.ndarray):
@@ -326,37 +297,37 @@ class AnnyBody:
         B = p.shape[0]
         col = {n: p[:, i] for i, n in enumerate(POSE_DOFS)}
         R: dict[str, object] = {}
-        R["root"] = _rz(col["root_yaw"]) @ _rx(col["root_pitch"]) @ _ry(col["root_roll"])
+        R["root"] = rz(col["root_yaw"]) @ rx(col["root_pitch"]) @ ry(col["root_roll"])
         n = len(self.SPINE_BONES)
-        spine = _rz(col["spine_rotation"] / n) @ _ry(col["spine_lateral"] / n) @ _rx(col["spine_flexion"] / n)
+        spine = rz(col["spine_rotation"] / n) @ ry(col["spine_lateral"] / n) @ rx(col["spine_flexion"] / n)
         for b in self.SPINE_BONES:
             R[b] = spine
         n = len(self.NECK_BONES)
-        neck = _rz(col["neck_rotation"] / n) @ _ry(col["neck_lateral"] / n) @ _rx(col["neck_flexion"] / n)
+        neck = rz(col["neck_rotation"] / n) @ ry(col["neck_lateral"] / n) @ rx(col["neck_flexion"] / n)
         for b in self.NECK_BONES:
             R[b] = neck
-        R["head"] = _rx(col["head_flexion"])
+        R["head"] = rx(col["head_flexion"])
         c = self._consts
         for s, S in (("l", "L"), ("r", "R")):
             side = -1.0 if s == "l" else 1.0  # abduction / internal rotation axis sign
             R[f"upperarm01.{S}"] = (
-                _rx(-col[f"{s}_shoulder_flexion"])
-                @ _ry(side * col[f"{s}_shoulder_abduction"])
-                @ _rz(side * col[f"{s}_shoulder_rotation"])
+                rx(-col[f"{s}_shoulder_flexion"])
+                @ ry(side * col[f"{s}_shoulder_abduction"])
+                @ rz(side * col[f"{s}_shoulder_rotation"])
                 @ c[f"{s}_shoulder_rest_inv"]
             )
-            R[f"lowerarm01.{S}"] = _axis_angle(c[f"{s}_elbow_axis"], col[f"{s}_elbow_flexion"] - c[f"{s}_elbow_rest"])
-            R[f"wrist.{S}"] = _axis_angle(c[f"{s}_wrist_flex_axis"], col[f"{s}_wrist_flexion"]) @ _axis_angle(
+            R[f"lowerarm01.{S}"] = axis_angle(c[f"{s}_elbow_axis"], col[f"{s}_elbow_flexion"] - c[f"{s}_elbow_rest"])
+            R[f"wrist.{S}"] = axis_angle(c[f"{s}_wrist_flex_axis"], col[f"{s}_wrist_flexion"]) @ axis_angle(
                 c[f"{s}_wrist_dev_axis"], col[f"{s}_wrist_deviation"]
             )
             R[f"upperleg01.{S}"] = (
-                _rx(-col[f"{s}_hip_flexion"])
-                @ _ry(side * col[f"{s}_hip_abduction"])
-                @ _rz(side * col[f"{s}_hip_rotation"])
+                rx(-col[f"{s}_hip_flexion"])
+                @ ry(side * col[f"{s}_hip_abduction"])
+                @ rz(side * col[f"{s}_hip_rotation"])
                 @ c[f"{s}_hip_rest_inv"]
             )
-            R[f"lowerleg01.{S}"] = _rx(col[f"{s}_knee_flexion"] - c[f"{s}_knee_rest"])
-            R[f"foot.{S}"] = _rx(-col[f"{s}_ankle_flexion"]) @ _ry(-side * col[f"{s}_ankle_inversion"])
+            R[f"lowerleg01.{S}"] = rx(col[f"{s}_knee_flexion"] - c[f"{s}_knee_rest"])
+            R[f"foot.{S}"] = rx(-col[f"{s}_ankle_flexion"]) @ ry(-side * col[f"{s}_ankle_inversion"])
         deltas = torch.eye(4, dtype=self._dtype).repeat(B, len(self.bone_labels), 1, 1)
         for bone, rot in R.items():
             deltas[:, self._bone[bone], :3, :3] = rot

@@ -41,17 +41,13 @@ from simulator.body import (
     FEET6,
     JOINT_NAMES,
     BodyOutput,
-    _axis_angle,
-    _rx,
-    _ry,
-    _rz,
     _torch,
-    _unit,
     h36m_from_joints,
     register_body_model,
 )
 from simulator.errors import AssetError
 from simulator.joints import POSE_DOFS
+from simulator.rotations import axis_angle, rx, ry, rz, unit
 from simulator.params import SHAPE_NAMES
 from simulator.parts import REGION_NAMES, face_parts
 
@@ -262,7 +258,7 @@ def _signed_angle(a: np.ndarray, b: np.ndarray, axis: np.ndarray) -> float:
 
 
 def _orthogonal(v: np.ndarray, to: np.ndarray) -> np.ndarray:
-    return _unit(v - (v @ to) * to)
+    return unit(v - (v @ to) * to)
 
 
 def _ball_rest(d: np.ndarray, hinge_rest: np.ndarray, hinge_neutral: np.ndarray) -> np.ndarray:
@@ -481,8 +477,8 @@ class SmplBody:
             sgn = 1.0 if s == "l" else -1.0
             # Arm. The T-pose has the palms down, so (arm abducted 90 degrees from hanging
             # with the palm against the thigh) the elbow hinge is vertical: -Z on the left.
-            u = _unit(P(f"{side}_elbow") - P(f"{side}_shoulder"))
-            f = _unit(P(f"{side}_wrist") - P(f"{side}_elbow"))
+            u = unit(P(f"{side}_elbow") - P(f"{side}_shoulder"))
+            f = unit(P(f"{side}_wrist") - P(f"{side}_elbow"))
             hinge = _orthogonal(np.array([0.0, 0.0, -sgn]), u)
             rest = _ball_rest(u, hinge, np.array([-1.0, 0.0, 0.0]))
             self._consts[f"{s}_shoulder_rest_inv"] = t(rest.T)
@@ -490,14 +486,14 @@ class SmplBody:
             self._consts[f"{s}_elbow_rest"] = _signed_angle(u, f, hinge)
             # Wrist axes from the rest hand: flexion towards the palm, ulnar deviation
             # towards the little finger (same construction as AnnyBody).
-            h = _unit(P(f"{side}_{hand}") - P(f"{side}_wrist"))
+            h = unit(P(f"{side}_{hand}") - P(f"{side}_wrist"))
             palm = _orthogonal(np.array([0.0, 0.0, -1.0]), h)
             across = sgn * np.cross(palm, h)  # little finger -> index finger
-            self._consts[f"{s}_wrist_flex_axis"] = t(_unit(np.cross(h, palm)))
-            self._consts[f"{s}_wrist_dev_axis"] = t(_unit(np.cross(h, -across)))
+            self._consts[f"{s}_wrist_flex_axis"] = t(unit(np.cross(h, palm)))
+            self._consts[f"{s}_wrist_dev_axis"] = t(unit(np.cross(h, -across)))
             # Leg: knee hinge +X.
-            u = _unit(P(f"{side}_knee") - P(f"{side}_hip"))
-            f = _unit(P(f"{side}_ankle") - P(f"{side}_knee"))
+            u = unit(P(f"{side}_knee") - P(f"{side}_hip"))
+            f = unit(P(f"{side}_ankle") - P(f"{side}_knee"))
             x = np.array([1.0, 0.0, 0.0])
             rest = _ball_rest(u, _orthogonal(x, u), x)
             self._consts[f"{s}_hip_rest_inv"] = t(rest.T)
@@ -513,37 +509,37 @@ class SmplBody:
         c = self._consts
         j = self._j
         R: dict[str, object] = {}
-        spine = _rz(col["spine_rotation"] / 3) @ _ry(col["spine_lateral"] / 3) @ _rx(col["spine_flexion"] / 3)
+        spine = rz(col["spine_rotation"] / 3) @ ry(col["spine_lateral"] / 3) @ rx(col["spine_flexion"] / 3)
         for name in ("spine1", "spine2", "spine3"):
             R[name] = spine
-        R["neck"] = _rz(col["neck_rotation"]) @ _ry(col["neck_lateral"]) @ _rx(col["neck_flexion"])
-        R["head"] = _rx(col["head_flexion"])
+        R["neck"] = rz(col["neck_rotation"]) @ ry(col["neck_lateral"]) @ rx(col["neck_flexion"])
+        R["head"] = rx(col["head_flexion"])
         for s, name in (("l", "left"), ("r", "right")):
             side = -1.0 if s == "l" else 1.0  # abduction / internal rotation axis sign
             R[f"{name}_shoulder"] = (
-                _rx(-col[f"{s}_shoulder_flexion"])
-                @ _ry(side * col[f"{s}_shoulder_abduction"])
-                @ _rz(side * col[f"{s}_shoulder_rotation"])
+                rx(-col[f"{s}_shoulder_flexion"])
+                @ ry(side * col[f"{s}_shoulder_abduction"])
+                @ rz(side * col[f"{s}_shoulder_rotation"])
                 @ c[f"{s}_shoulder_rest_inv"]
             )
             elbow = col[f"{s}_elbow_flexion"] - c[f"{s}_elbow_rest"]
-            R[f"{name}_elbow"] = _axis_angle(c[f"{s}_elbow_axis"], elbow)
-            R[f"{name}_wrist"] = _axis_angle(c[f"{s}_wrist_flex_axis"], col[f"{s}_wrist_flexion"]) @ _axis_angle(
+            R[f"{name}_elbow"] = axis_angle(c[f"{s}_elbow_axis"], elbow)
+            R[f"{name}_wrist"] = axis_angle(c[f"{s}_wrist_flex_axis"], col[f"{s}_wrist_flexion"]) @ axis_angle(
                 c[f"{s}_wrist_dev_axis"], col[f"{s}_wrist_deviation"]
             )
             R[f"{name}_hip"] = (
-                _rx(-col[f"{s}_hip_flexion"])
-                @ _ry(side * col[f"{s}_hip_abduction"])
-                @ _rz(side * col[f"{s}_hip_rotation"])
+                rx(-col[f"{s}_hip_flexion"])
+                @ ry(side * col[f"{s}_hip_abduction"])
+                @ rz(side * col[f"{s}_hip_rotation"])
                 @ c[f"{s}_hip_rest_inv"]
             )
-            R[f"{name}_knee"] = _rx(col[f"{s}_knee_flexion"] - c[f"{s}_knee_rest"])
-            R[f"{name}_ankle"] = _rx(-col[f"{s}_ankle_flexion"]) @ _ry(-side * col[f"{s}_ankle_inversion"])
+            R[f"{name}_knee"] = rx(col[f"{s}_knee_flexion"] - c[f"{s}_knee_rest"])
+            R[f"{name}_ankle"] = rx(-col[f"{s}_ankle_flexion"]) @ ry(-side * col[f"{s}_ankle_inversion"])
         C = self._C
         rots = torch.eye(3, dtype=self._dtype).repeat(B, len(self.skeleton), 1, 1)
         for name, rot in R.items():
             rots[:, j[name]] = C.T @ rot @ C
-        root = _rz(col["root_yaw"]) @ _rx(col["root_pitch"]) @ _ry(col["root_roll"])
+        root = rz(col["root_yaw"]) @ rx(col["root_pitch"]) @ ry(col["root_roll"])
         rots[:, 0] = root @ C
         if self.model_type != "smpl":
             rots[:, j["left_index1"]:] = self._hand_rest[None]  # relaxed hands (the model's mean)
