@@ -131,6 +131,7 @@ class Renderer:
                 if self.config.shading not in ("fast", "pbr"):
                     raise RenderError(f"unknown shading {self.config.shading!r}; use fast or pbr")
                 self._renderer._renderer._program_cache = _shader_cache(fast=self.config.shading == "fast")
+                _single_sample_segmentation(self._renderer._renderer)
             else:
                 self._renderer.viewport_width, self._renderer.viewport_height = width, height
             self._size = (width, height)
@@ -295,11 +296,12 @@ class Renderer:
         r = self._ensure_renderer(W, H)
         self._show(colour_pass=True)
         inner = r._renderer
+        own_read = inner._read_main_framebuffer
         inner._read_main_framebuffer = types.MethodType(_read_colour_only, inner)
         try:  # the colour pass needs no depth: skip its readback and conversion
             color, _ = r.render(self.scene, flags=pyrender.RenderFlags.RGBA)
         finally:
-            del inner._read_main_framebuffer  # back to pyrender's own for the SEG pass
+            inner._read_main_framebuffer = own_read  # the SEG pass's own read
         # Channel 0: DensePose part (garments: the part underneath); channel 1: clothing.
         seg_map = {self._mesh.node: (0, 0, 0)}  # drawn with its vertex colours (part ids)
         if self._garments is not None:
@@ -416,6 +418,51 @@ class _BodyMesh:
         self._data[:, :3] = v[self.dup]
         self._data[:, 3:6] = self.normals(v)[self.dup]
         return self._data
+
+
+def _single_sample_segmentation(inner) -> None:
+    """Make pyrender's SEG passes draw into its single-sample framebuffer and read it
+    directly. pyrender draws every pass into a 4x multisampled buffer and resolves it with
+    blits; with MSAA disabled for SEG all four samples hold the same value, so drawing one
+    sample gives the same labels and depth for a quarter of the fragment writes and no
+    resolve. Other passes keep pyrender's own path."""
+    from OpenGL.GL import (
+        GL_DEPTH_COMPONENT, GL_DEPTH_TEST, GL_DRAW_FRAMEBUFFER, GL_FLOAT, GL_LESS, GL_READ_FRAMEBUFFER, GL_RGB,
+        GL_TRUE, GL_UNSIGNED_BYTE, glBindFramebuffer, glDepthFunc, glDepthMask, glDepthRange, glEnable,
+        glReadPixels, glViewport,
+    )
+    from pyrender.constants import RenderFlags
+
+    own_viewport = inner._configure_forward_pass_viewport
+    own_read = inner._read_main_framebuffer
+
+    def configure_viewport(flags):
+        if not (flags & RenderFlags.SEG and flags & RenderFlags.OFFSCREEN):
+            return own_viewport(flags)
+        inner._configure_main_framebuffer()
+        glBindFramebuffer(GL_DRAW_FRAMEBUFFER, inner._main_fb)
+        glViewport(0, 0, inner.viewport_width, inner.viewport_height)
+        glEnable(GL_DEPTH_TEST)
+        glDepthMask(GL_TRUE)
+        glDepthFunc(GL_LESS)
+        glDepthRange(0.0, 1.0)
+
+    def read(scene, flags):
+        if not flags & RenderFlags.SEG:
+            return own_read(scene, flags)
+        width, height = inner._main_fb_dims
+        glBindFramebuffer(GL_READ_FRAMEBUFFER, inner._main_fb)
+        z = np.frombuffer(glReadPixels(0, 0, width, height, GL_DEPTH_COMPONENT, GL_FLOAT), dtype=np.float32)
+        rgb = np.frombuffer(glReadPixels(0, 0, width, height, GL_RGB, GL_UNSIGNED_BYTE), dtype=np.uint8)
+        cam = scene.main_camera_node.camera
+        zn, zf = float(cam.znear), float(cam.zfar)
+        # OpenGL window depth -> metres along the optical axis (0 where nothing was drawn).
+        depth = np.float32(2.0 * zn * zf) / (np.float32(zf + zn) - (np.float32(2.0) * z - 1) * np.float32(zf - zn))
+        depth[z == 1.0] = 0.0
+        return np.flip(rgb.reshape(height, width, 3), 0), np.flip(depth.reshape(height, width), 0)
+
+    inner._configure_forward_pass_viewport = configure_viewport
+    inner._read_main_framebuffer = read
 
 
 def _read_colour_only(self, scene, flags):
