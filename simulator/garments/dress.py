@@ -126,21 +126,18 @@ class Wardrobe:
         posed = body
         collider = self.collider_for(name)
         anchors = [geom.anchors(s) for s in style]
-        normals = [geom.rest_normals(posed.rest_vertices[b]) for b in range(B)]
-        rest = np.stack([geom.rest_shape(a, posed.rest_vertices[b], posed.rest_heads[b], normals[b])
-                         for b, a in enumerate(anchors)])
-        canon = rest
+        canon = geom.rest_shapes(anchors, posed.rest_vertices, posed.rest_heads)
         if use_model:
-            canon = rest + self.predictor(name).displacement(pose, shape, style, rest)
+            canon = canon + self.predictor(name).displacement(pose, shape, style, canon)
+        pts, nrm = collider.pose_surface(posed.rest_vertices, posed.transforms)
         verts = np.empty_like(canon)
         inside = np.zeros(B)
         for b, a in enumerate(anchors):
             x = skin(canon[b], a.skin_sparse, posed.transforms[b][None])[0]
-            bv = collider.skin(self.rig, posed.rest_vertices[b], posed.transforms[b])
             if push_out:
-                x, inside[b] = collider.push_out(x, bv)
+                x, inside[b] = collider.push_out_posed(x, pts[b], nrm[b])
             else:
-                inside[b] = collider.inside_fraction(x, bv)
+                inside[b] = collider.inside_fraction_posed(x, pts[b], nrm[b])
             verts[b] = x - posed.offset[b]
         parts = np.stack([geom.style_parts(s) for s in style])
         return DressedGarment(

@@ -140,7 +140,15 @@ class GarmentPredictor:
     def rbf_weights(self, rest: np.ndarray, sigma: float | None = None) -> np.ndarray:
         """rest (B, N, 3) canonical garments -> (B, J) pivot weights (rows sum to 1)."""
         sigma = self.w.sigma if sigma is None else sigma
-        d = ((rest[:, None].astype(np.float32) - self.w.pivot_rest[None]) ** 2).sum(-1).mean(-1) * 1000.0
+        # mean_n |r_n - p_jn|^2 as |r - c|^2 + |p_j - c|^2 - 2 (r - c).(p_j - c), c the pivots'
+        # mean (float64: one matrix product instead of a (B, J, N, 3) difference).
+        if not hasattr(self, "_piv"):
+            c = self.w.pivot_rest.astype(np.float64).mean(0)
+            piv = (self.w.pivot_rest - c).reshape(len(self.w.pivot_rest), -1).astype(np.float64)
+            self._piv = (c.reshape(-1), piv, np.einsum("jk,jk->j", piv, piv))
+        c, piv, piv_sq = self._piv
+        r = rest.reshape(len(rest), -1) - c
+        d = (np.einsum("bk,bk->b", r, r)[:, None] + piv_sq - 2.0 * (r @ piv.T)) * (1000.0 / rest.shape[1])
         logits = -d / sigma
         logits -= logits.max(1, keepdims=True)
         e = np.exp(logits)

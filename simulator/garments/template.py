@@ -351,12 +351,13 @@ class GarmentGeometry:
         self._anchor_cache: dict[tuple, Anchors] = {}
         self._parts_cache: dict[tuple, np.ndarray] = {}
         # Normals only where anchors can sit: the faces touching this garment's regions.
-        from simulator.garments.rig import _Incidence
+        from simulator.garments.collision import SurfacePatch
 
         self.regions = self._regions()
-        near = np.zeros(rig.n_vertices, dtype=bool)
-        near[rig.region_ids(self.regions)] = True
-        self._normal_inc = _Incidence(rig.faces[near[rig.faces].any(1)], rig.n_vertices)
+        self._patch = SurfacePatch(rig.faces, rig.region_ids(self.regions), rig.n_vertices)
+        # The skirt's envelope: trunk and leg vertices.
+        self._skirt_sel = np.flatnonzero(np.isin(rig.vertex_region, [REGION_NAMES.index(r) for r in (
+            "torso", "upper_leg_left", "upper_leg_right", "lower_leg_left", "lower_leg_right")]))
 
     @property
     def collider_regions(self) -> tuple[str, ...]:
@@ -480,26 +481,63 @@ class GarmentGeometry:
 
     # ---- shape ---------------------------------------------------------------------------
     def rest_normals(self, rest_vertices: np.ndarray) -> np.ndarray:
-        """(V, 3) unit normals of the rest body, valid on this garment's regions."""
-        return self._normal_inc.normals(rest_vertices)
+        """(V, 3) unit normals of the rest body, valid on this garment's regions (zero elsewhere)."""
+        out = np.zeros_like(rest_vertices)
+        out[self._patch.rows] = self._patch.normals(rest_vertices[None, self._patch.verts])[0]
+        return out
 
     def rest_shape(self, anchors: Anchors, rest_vertices: np.ndarray, heads: np.ndarray,
                    normals: np.ndarray | None = None) -> np.ndarray:
         """Canonical rest garment (N, 3) for one body: rest_vertices (V, 3), heads (nb, 3);
         `normals` from `rest_normals` when the caller already has them."""
+        if anchors.skirt is not None:  # only the top ring sits on the body
+            C = SKIRT_COLUMNS
+            top = np.einsum("nk,nkd->nd", anchors.weights[:C], rest_vertices[anchors.ids[:C]])
+            return self._skirt_shape(anchors, rest_vertices, heads, top)
         if normals is None:
-            normals = self.rest_normals(rest_vertices)
+            return self.rest_shapes([anchors], rest_vertices[None], heads[None])[0]
         base = np.einsum("nk,nkd->nd", anchors.weights, rest_vertices[anchors.ids])
-        if anchors.skirt is None:
-            nrm = np.einsum("nk,nkd->nd", anchors.weights, normals[anchors.ids])
-            nrm /= np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-12)
-            return base + anchors.ease[:, None] * nrm
-        return self._skirt_shape(anchors, rest_vertices, heads, base)
+        nrm = np.einsum("nk,nkd->nd", anchors.weights, normals[anchors.ids])
+        nrm /= np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-12)
+        return base + anchors.ease[:, None] * nrm
 
-    def _skirt_shape(self, anchors: Anchors, rv: np.ndarray, heads: np.ndarray, base: np.ndarray) -> np.ndarray:
+    def rest_shapes(self, anchors: list[Anchors], rest_vertices: np.ndarray, heads: np.ndarray) -> np.ndarray:
+        """Batched `rest_shape`: one Anchors per body, rest_vertices (B, V, 3), heads
+        (B, nb, 3) -> (B, N, 3). Normals come from the faces around the anchors only."""
+        B = len(anchors)
+        if self.spec.kind == "skirt":
+            return np.stack([self.rest_shape(a, rest_vertices[b], heads[b]) for b, a in enumerate(anchors)])
+        patch = self._patch
+        p = rest_vertices[:, patch.verts]
+        normals = patch.normals(p)
+        out = np.empty((B, self.n_vertices, 3))
+        for b, a in enumerate(anchors):
+            pos, nrm_of = self._blend_matrices(a)
+            nrm = nrm_of @ normals[b]
+            nrm /= np.maximum(np.sqrt(np.einsum("nd,nd->n", nrm, nrm)), 1e-12)[:, None]
+            out[b] = pos @ p[b] + a.ease[:, None] * nrm
+        return out
+
+    def _blend_matrices(self, a: Anchors):
+        """Sparse (N, len(patch.verts)) and (N, len(patch.rows)) matrices of the anchor
+        weights (cached on the Anchors): rest positions and normals -> per garment vertex."""
+        hit = getattr(a, "_blend", None)
+        if hit is None:
+            from scipy.sparse import csr_matrix
+
+            patch = self._patch
+            rows = np.repeat(np.arange(len(a.ids)), a.ids.shape[1])
+            r = patch.row_index[a.ids.reshape(-1)]
+            w = a.weights.reshape(-1)
+            hit = (csr_matrix((w, (rows, patch.row_in_verts[r])), shape=(len(a.ids), len(patch.verts))),
+                   csr_matrix((w, (rows, r)), shape=(len(a.ids), len(patch.rows))))
+            a._blend = hit
+        return hit
+
+    def _skirt_shape(self, anchors: Anchors, rv: np.ndarray, heads: np.ndarray, top: np.ndarray) -> np.ndarray:
+        """The skirt's rings (R * C, 3) below its waistband `top` (C, 3) on the rest body rv."""
         rig, T = self.rig, self.template
         R, C = SKIRT_RINGS, SKIRT_COLUMNS
-        top = base[:C]
         centre = top.mean(0)
         hip = 0.5 * (heads[rig.bone("upperleg01.L")] + heads[rig.bone("upperleg01.R")])
         leg_len = np.linalg.norm(heads[rig.bone("lowerleg01.L")] - heads[rig.bone("upperleg01.L")]) + np.linalg.norm(
@@ -507,34 +545,34 @@ class GarmentGeometry:
         )
         z_top = top[:, 2].mean()
         z_hem = hip[2] - anchors.skirt["length"] * leg_len
-        # Envelope of the trunk and legs around the skirt axis, per column and ring height.
-        sel = np.isin(rig.vertex_region, [REGION_NAMES.index(r) for r in
-                                          ("torso", "upper_leg_left", "upper_leg_right", "lower_leg_left", "lower_leg_right")])
-        pv = rv[sel]
+        # Envelope of the trunk and legs around the skirt axis, per column and ring height:
+        # the widest body vertex within 3 cm of each ring's height, in each column.
+        t = np.arange(R) / (R - 1)
+        z = z_top + t * (z_hem - z_top)
+        pv = rv[self._skirt_sel]
+        pv = pv[(pv[:, 2] > z.min() - 0.031) & (pv[:, 2] < z.max() + 0.031)]
+        band = np.abs(pv[None, :, 2] - z[:, None]) < 0.03  # (R, M)
         rel = pv[:, :2] - centre[:2]
         ang = np.arctan2(rel[:, 0], -rel[:, 1])
         rad = np.hypot(rel[:, 0], rel[:, 1])
         col = np.round((ang + np.pi) / (2 * np.pi) * C).astype(int) % C
+        ring, m = np.nonzero(band)
+        env = np.zeros(R * C)
+        np.maximum.at(env, ring * C + col[m], rad[m])
+        env = env.reshape(R, C)
+        # Spread each column's envelope to its neighbours (bins can be empty).
+        env = np.maximum.reduce([np.roll(env, d, axis=1) for d in (-2, -1, 0, 1, 2)])
         theta = T.theta[:C]
         tdir = np.stack([np.sin(theta), -np.cos(theta)], 1)
         top_r = np.einsum("cd,cd->c", top[:, :2] - centre[:2], tdir)
+        ease = anchors.skirt["ease"]
+        # Rings never narrow going down: r_j = max(r_{j-1}, envelope_j + ease).
+        r = np.maximum.accumulate(np.vstack([top_r + ease * 0.2, env + ease]), axis=0)[1:]
+        rr = r + anchors.skirt["flare"] * t[:, None]
         out = np.zeros((R, C, 3))
-        r_prev = top_r + anchors.skirt["ease"] * 0.2
-        for j in range(R):
-            t = j / (R - 1)
-            z = z_top + t * (z_hem - z_top)
-            band = np.abs(pv[:, 2] - z) < 0.03
-            env = np.zeros(C)
-            if band.any():
-                np.maximum.at(env, col[band], rad[band])
-                # Spread each column's envelope to its neighbours (bins can be empty).
-                env = np.maximum.reduce([np.roll(env, d) for d in (-2, -1, 0, 1, 2)])
-            r = np.maximum(r_prev, env + anchors.skirt["ease"])
-            r_prev = r
-            rr = r + anchors.skirt["flare"] * t
-            out[j, :, :2] = centre[:2] + rr[:, None] * tdir
-            out[j, :, 2] = z
-        out[0] = top + (out[0] - top) * 0.0 + anchors.skirt["ease"] * 0.2 * np.concatenate([tdir, np.zeros((C, 1))], 1)
+        out[..., :2] = centre[:2] + rr[..., None] * tdir
+        out[..., 2] = z[:, None]
+        out[0] = top + (out[0] - top) * 0.0 + ease * 0.2 * np.concatenate([tdir, np.zeros((C, 1))], 1)
         return out.reshape(-1, 3)
 
     def face_parts(self, anchors: Anchors, rest: np.ndarray) -> np.ndarray:

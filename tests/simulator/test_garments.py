@@ -125,6 +125,33 @@ def test_penetration_below_one_percent(wardrobe):
             assert wardrobe.collider.inside_fraction(x, body.vertices[0]) < 0.01, name
 
 
+def test_fast_path_matches_the_whole_body_reference(wardrobe):
+    """`Wardrobe.dress` poses only the collider's body vertices (batched), takes their
+    normals from the faces around them and blends rest shapes with cached sparse anchor
+    matrices; it must give what the plain whole-body computation gives."""
+    from simulator.garments.train import sample_poses, sample_shapes
+
+    rng = np.random.default_rng(3)
+    rig = wardrobe.rig
+    for name in ("t-shirt", "pants", "skirt"):
+        geom, col = wardrobe.geometry(name), wardrobe.collider_for(name)
+        P, S, G = sample_poses(rng, GARMENTS[name].slot, 3), sample_shapes(rng, 3), rng.uniform(0, 1, (3, 4))
+        raw = wardrobe.dress(name, G, P, S, push_out=False)
+        fast = wardrobe.dress(name, G, P, S)
+        body = rig.pose(rig.pose_deltas(P), S)
+        rests = geom.rest_shapes([geom.anchors(g) for g in G], body.rest_vertices, body.rest_heads)
+        for b in range(3):
+            a = geom.anchors(G[b])
+            normals = rig.incidence.normals(body.rest_vertices[b])  # whole-body normals
+            ref_rest = geom.rest_shape(a, body.rest_vertices[b], body.rest_heads[b], normals)
+            assert np.abs(rests[b] - ref_rest).max() < 1e-9, name
+            x = raw.vertices[b].astype(np.float64) + body.offset[b]
+            pushed, inside = col.push_out(x, body.vertices[b])
+            assert np.abs(fast.vertices[b] - (pushed - body.offset[b])).max() < 1e-4, name
+            assert abs(fast.inside_fraction[b] - inside) <= 2.0 / len(x), name
+            assert abs(raw.inside_fraction[b] - inside) <= 2.0 / len(x), name
+
+
 def test_deterministic(wardrobe):
     a = _dress(wardrobe, "skirt", [0, 0.7, 0.6, 0.4], _pose(r_hip_flexion=40))
     b = _dress(wardrobe, "skirt", [0, 0.7, 0.6, 0.4], _pose(r_hip_flexion=40))
