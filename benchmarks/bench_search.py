@@ -8,7 +8,10 @@ evaluation throughput.
     python benchmarks/bench_search.py --target whitebox baseline --budgets 500 1000 --seeds 1 --no-parallel
 
 Targets (`--target`, several in one run):
-- `planted` / `hidden`: the analytic targets (no rendering; examiner.search.evaluator).
+- `planted` / `hidden` / `many`: the analytic targets (no rendering;
+  examiner.search.evaluator). `many` has 32 regions (4 large, 4 medium, 24 small, every
+  one with an error halo), so that the number of distinct modes is not capped by a
+  handful of planted regions that uniform sampling hits anyway.
 - `whitebox`: the white-box target model (examiner.targets.whitebox) through the real
   renderer and the whole target pipeline (render -> checked_predict -> score_batch), with
   the same 8 planted regions as `planted` (PLANTED_REGIONS: 1-4 dimensions in the pose,
@@ -21,7 +24,8 @@ Targets (`--target`, several in one run):
 For every target, strategy and budget: distinct failure modes found and, for targets with
 planted regions, their recall: a planted region counts as recalled when some mode's box
 lies at least `--purity` inside it (vol(mode & region) / vol(mode)). Budgets count every
-evaluation, region growing and verification included. Not a timed test.
+evaluation, region growing and verification included; the rows also split the budget by
+phase (search, probe, bisect, verify) and give the growing cost per job. Not a timed test.
 """
 
 from __future__ import annotations
@@ -112,10 +116,16 @@ def bench_strategies(args) -> list[dict]:
                             t0 = time.perf_counter()
                             res = run_search(cfg, _KeepOpen(evaluator), space, Path(d) / "run", model_spec=spec)
                             dt = time.perf_counter() - t0
+                            summary = json.loads((Path(d) / "run" / "summary.json").read_text())
+                        by_phase = summary["evaluations_by_phase"]
+                        grow = sum(v for k, v in by_phase.items() if k != "search")
                         row = {"target": target, "threshold": cfg.failure_threshold, "strategy": strategy,
                                "budget": budget, "seed": seed,
                                "modes": len(res.modes), "failures": res.failures, "evaluations": res.evaluations,
-                               "seconds": round(dt, 1), "evals_per_s": round(res.evaluations / dt, 1)}
+                               "seconds": round(dt, 1), "evals_per_s": round(res.evaluations / dt, 1),
+                               "by_phase": by_phase, "jobs": len(res.jobs),
+                               "accepted": sum(bool(j["accepted"]) for j in res.jobs),
+                               "grow_evals_per_job": round(grow / max(len(res.jobs), 1), 1)}
                         if regions is not None:
                             n_rec, names = recall(res.modes, space, args.purity, regions)
                             row.update({"recalled": n_rec, "planted": n_planted, "recalled_names": names})
@@ -224,7 +234,8 @@ def main() -> None:
     p.add_argument("--target", nargs="+", choices=sorted(ANALYTIC_REGION_SETS) + list(RENDERED_TARGETS),
                    default=["planted"],
                    help="planted: 8 analytic regions, 15%% .. 5e-6 of the space; hidden: 8 small analytic regions, "
-                        "1e-3 .. 2e-5; whitebox: the planted regions through the renderer; baseline: the bundled model")
+                        "1e-3 .. 2e-5; many: 32 analytic regions, 2e-2 .. 1e-5, 24 of them <= 1e-4; "
+                        "whitebox: the planted regions through the renderer; baseline: the bundled model")
     p.add_argument("--size", type=int, default=64, help="render size (px) for the whitebox target")
     p.add_argument("--baseline-size", type=int, default=256, help="render size (px) for the baseline (its training size)")
     p.add_argument("--baseline-threshold", type=float, default=None,

@@ -42,6 +42,10 @@ class EnvConfig:
     fail_bonus: reward for a new, unclaimed failure (which also ends the episode).
     accept_slack: the agent's anchor moves to a proposal whose score is at least the
         anchor's minus this slack (a local search the policy learns to steer).
+    restart_candidates: an episode starts at the uniform draw, of this many, farthest
+        from the claimed regions (1 = a plain uniform start).
+    patience: an episode is truncated after this many steps without a better score
+        (by 0.02) than the episode's best (0 = only `episode_length` ends it).
     """
 
     max_step: float = 0.2
@@ -52,6 +56,8 @@ class EnvConfig:
     implausible_penalty: float = 1.0
     fail_bonus: float = 2.0
     accept_slack: float = 0.02
+    restart_candidates: int = 4
+    patience: int = 0
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,10 @@ class RegionConfig:
     claim_margin: a failing point inside a claimed box grown by this margin starts no new
         region.
     max_jobs: regions grown concurrently (the same for every strategy).
+    probe_group: dimensions probed together (adaptive group testing, regions.py); 1 =
+        one probe per dimension and side (2D probes).
+    grow_provisional: a running job's provisional claim is its confirmed box so far
+        (probes and bisection steps that failed), not just its seed point.
     """
 
     min_failure_rate: float = 0.8
@@ -100,6 +110,8 @@ class RegionConfig:
     merge_overlap: float = 0.5
     claim_margin: float = 0.07
     max_jobs: int = 8
+    grow_provisional: bool = True
+    probe_group: int = 8
 
 
 @dataclass(frozen=True)
@@ -180,6 +192,8 @@ class SearchConfig:
             raise SearchConfigError(f"region.bisection_tol must be in (0, 1), got {r.bisection_tol}")
         if not 0.5 <= r.confidence < 1.0:
             raise SearchConfigError(f"region.confidence must be in [0.5, 1), got {r.confidence}")
+        if r.probe_group < 1:
+            raise SearchConfigError(f"region.probe_group must be at least 1, got {r.probe_group}")
         if r.max_jobs < 1 or r.max_verify_rounds < 1:
             raise SearchConfigError("region.max_jobs and region.max_verify_rounds must be at least 1")
         e = self.env

@@ -82,6 +82,7 @@ class FailureSearchEnv(gym.Env):
         self.fail_rate = 0.0
         self.anchor_prox = 0.0
         self.t = 0
+        self.stall = 0
 
     def _obs(self) -> np.ndarray:
         stats = np.array([
@@ -99,7 +100,7 @@ class FailureSearchEnv(gym.Env):
         return {
             "anchor": self.anchor.copy(), "anchor_score": self.anchor_score, "last_step": self.last_step.copy(),
             "grad": self.grad.copy(), "last_score": self.last_score, "best_score": self.best_score,
-            "fail_rate": self.fail_rate, "anchor_prox": self.anchor_prox, "t": self.t,
+            "fail_rate": self.fail_rate, "anchor_prox": self.anchor_prox, "t": self.t, "stall": self.stall,
             "rng": self.np_random.bit_generator.state,
         }
 
@@ -107,7 +108,7 @@ class FailureSearchEnv(gym.Env):
         self.anchor, self.anchor_score = s["anchor"].copy(), s["anchor_score"]
         self.last_step, self.grad = s["last_step"].copy(), s["grad"].copy()
         self.last_score, self.best_score, self.fail_rate = s["last_score"], s["best_score"], s["fail_rate"]
-        self.anchor_prox, self.t = s["anchor_prox"], s["t"]
+        self.anchor_prox, self.t, self.stall = s["anchor_prox"], s["t"], s.get("stall", 0)
         self.np_random.bit_generator.state = s["rng"]
 
     # ---- gymnasium API --------------------------------------------------------------------
@@ -117,10 +118,19 @@ class FailureSearchEnv(gym.Env):
         if "start" in options:
             start = np.clip(np.asarray(options["start"], dtype=np.float64).reshape(self.dim), -1.0, 1.0)
         else:
-            start = self.np_random.uniform(-1.0, 1.0, size=self.dim)
+            start = self._start_point()
         self._clear(start)
         self._proposal = None
         return self._obs(), {"agent": self.agent_id}
+
+    def _start_point(self) -> np.ndarray:
+        """A uniform start; with claims in the shared archive, the farthest from them of
+        `restart_candidates` uniform draws (claimed-region repulsion at restarts)."""
+        n = self.cfg.env.restart_candidates
+        C = self.np_random.uniform(-1.0, 1.0, size=(max(n, 1), self.dim))
+        if n <= 1:
+            return C[0]
+        return C[int(np.argmax(self.scorer.archive.distance(C)))]
 
     def propose(self, action: np.ndarray) -> np.ndarray:
         a = np.clip(np.asarray(action, dtype=np.float64).reshape(self.dim), -1.0, 1.0)
@@ -146,12 +156,17 @@ class FailureSearchEnv(gym.Env):
             self.anchor_score = s.score
             self.anchor_prox = s.claim_proximity
         self.last_score = s.score
+        if s.score > self.best_score + 0.02:
+            self.stall = 0
+        else:
+            self.stall += 1
         self.best_score = max(self.best_score, s.score)
         self.fail_rate = 0.8 * self.fail_rate + 0.2 * float(s.failed)
         self.t += 1
         reward = s.score + (e.fail_bonus if s.new_failure else 0.0)
         terminated = bool(s.new_failure)
-        truncated = (not terminated) and self.t >= e.episode_length
+        stalled = e.patience > 0 and self.stall >= e.patience
+        truncated = (not terminated) and (self.t >= e.episode_length or stalled)
         info = {"agent": self.agent_id, "value": s.value, "failed": s.failed, "new_failure": s.new_failure,
                 "accepted": accept}
         return self._obs(), float(reward), terminated, truncated, info

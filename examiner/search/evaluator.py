@@ -118,7 +118,54 @@ HIDDEN_REGIONS: tuple[PlantedRegion, ...] = (
     PlantedRegion("ankles_turned", {"pose.l_ankle_inversion": (0.3, 0.5), "pose.r_ankle_flexion": (-0.7, -0.5), "camera.offset_x": (0.1, 0.3)}, halo=0.8),
 )
 
-ANALYTIC_REGION_SETS = {"planted": PLANTED_REGIONS, "hidden": HIDDEN_REGIONS}
+# Size classes of the `many` target: (regions, constrained dimensions, width per dimension).
+# 4 large, 4 medium and 24 small regions (volume fraction = (width / 2) ** dims).
+MANY_SIZE_CLASSES = ((4, 2, 0.3), (4, 3, 0.25), (8, 4, 0.2), (8, 4, 0.15), (8, 5, 0.2))
+# The dimensions of the pose, shape and camera groups (the benchmark space) by group.
+_GROUP_DIMS = {
+    "pose": ("root_yaw", "root_pitch", "root_roll", "spine_flexion", "spine_lateral", "spine_rotation",
+             "neck_flexion", "neck_lateral", "neck_rotation", "head_flexion", "l_shoulder_flexion",
+             "l_shoulder_abduction", "l_shoulder_rotation", "l_elbow_flexion", "l_wrist_flexion",
+             "l_wrist_deviation", "l_hip_flexion", "l_hip_abduction", "l_hip_rotation", "l_knee_flexion",
+             "l_ankle_flexion", "l_ankle_inversion", "r_shoulder_flexion", "r_shoulder_abduction",
+             "r_shoulder_rotation", "r_elbow_flexion", "r_wrist_flexion", "r_wrist_deviation", "r_hip_flexion",
+             "r_hip_abduction", "r_hip_rotation", "r_knee_flexion", "r_ankle_flexion", "r_ankle_inversion"),
+    "shape": ("gender", "age", "muscle", "weight", "height", "proportions", "belly", "head_size", "hip_width",
+              "torso_width"),
+    "camera": ("azimuth", "elevation", "distance", "fov_y", "roll", "offset_x", "offset_y"),
+}
+
+
+def many_regions(seed: int = 2026) -> tuple[PlantedRegion, ...]:
+    """The `many` target: 32 regions (4 of ~2e-2 of the space, 4 of ~2e-3, 24 of 1e-4 to
+    1e-5), drawn once from a fixed seed, each with the same halo as `hidden` (0.8).
+
+    Each region's first dimension comes from the pose, shape and camera groups in turn,
+    the others from all three groups, so regions mix groups; box edges are uniform in
+    [-0.9, 0.9]. Not tuned to any strategy: the classes and the seed were fixed before
+    any strategy ran on it (docs/search.md explains the design)."""
+    rng = np.random.default_rng(seed)
+    all_dims = [f"{g}.{d}" for g, ds in _GROUP_DIMS.items() for d in ds]
+    groups = list(_GROUP_DIMS)
+    out = []
+    for count, n_dims, width in MANY_SIZE_CLASSES:
+        for _ in range(count):
+            g = groups[len(out) % 3]
+            first = f"{g}.{_GROUP_DIMS[g][int(rng.integers(len(_GROUP_DIMS[g])))]}"
+            rest = [d for d in all_dims if d != first]
+            dims = [first] + [rest[int(i)] for i in rng.choice(len(rest), n_dims - 1, replace=False)]
+            bounds = {}
+            for d in dims:
+                lo = round(float(rng.uniform(-0.9, 0.9 - width)), 3)
+                bounds[d] = (lo, round(lo + width, 3))
+            tag = "+".join(sorted({d.split(".")[0] for d in dims}))
+            out.append(PlantedRegion(f"m{len(out):02d}_{tag}_{n_dims}d", bounds, halo=0.8))
+    return tuple(out)
+
+
+MANY_REGIONS = many_regions()
+
+ANALYTIC_REGION_SETS = {"planted": PLANTED_REGIONS, "hidden": HIDDEN_REGIONS, "many": MANY_REGIONS}
 
 # Implausible scenes (never failures) and model crashes (NaN error) for the planted target.
 IMPLAUSIBLE_BOUNDS = {"shape.age": (-1.0, -0.9), "shape.height": (0.85, 1.0)}
@@ -251,7 +298,7 @@ class BoxEvaluator(AnalyticEvaluator):
 # Model specs -> evaluators
 # ---------------------------------------------------------------------------------------
 
-ANALYTIC_TARGETS = ("planted", "hidden", "box")
+ANALYTIC_TARGETS = ("planted", "hidden", "many", "box")
 
 
 def _parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:

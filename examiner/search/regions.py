@@ -2,11 +2,17 @@
 mode merging. Everything here works in the normalised space [-1, 1]^D.
 
 Region growing (phase 2 of an agent, PoseExaminer-style) for a failing seed x0:
-  1. probe   - for every dimension, the two axis points x0 with x_d = -1 and x_d = +1
-               (2D evaluations in one batch). A failing probe extends the box to that bound.
-  2. bisect  - for each side whose probe passed, bisection on the axis between x0_d
-               (fails) and the probe (passes) until the bracket is below `bisection_tol`;
-               all open brackets advance together, one evaluation each per round.
+  1. probe   - does x0 still fail with dimension d moved to its bound (-1 or +1)? Asked
+               for groups of up to `probe_group` dimensions at once (all moved to the same
+               side's bound): a failing group probe extends the box to that bound on all
+               its dimensions; a passing one is split in halves that are probed next round,
+               down to single dimensions (adaptive group testing: a failure box constrains
+               few of the D dimensions, so most groups fail at once and the probes cost
+               about a third of 2D). `probe_group` 1 probes every axis point alone.
+  2. bisect  - for each side whose single-dimension probe passed, bisection on the axis
+               between x0_d (fails) and the probe (passes) until the bracket is below
+               `bisection_tol`; all open brackets advance together, one evaluation each per
+               round, in the same rounds as the remaining probes.
   3. verify  - N fresh uniform samples in the box. If at least `min_failure_rate` of them
                fail the box is accepted (rate + Wilson interval reported). Otherwise the
                side whose outer band holds the most passing samples is pulled in and the
@@ -109,7 +115,9 @@ class RegionGrowth:
         self.hi = self.x0.copy()
         # brackets[(dim, side)] = [inside (fails), outside (passes)] along the axis
         self.brackets: dict[tuple[int, int], list[float]] = {}
-        self.stage = "probe"
+        self.stage = "probe"  # probe (+ bisect) -> verify
+        # Probe groups still to ask: (side, dims); built on the first call.
+        self.groups: list[tuple[int, tuple[int, ...]]] | None = None
         self.verify_round = 0
         self.cost = 0
         self.result: GrownRegion | None = None
@@ -121,8 +129,12 @@ class RegionGrowth:
         return self.result is not None
 
     def estimated_cost(self) -> int:
-        """Upper-bound-ish cost of a job in evaluations, used to reserve budget."""
-        return 2 * self._dim + 6 * 4 + self.cfg.verify_samples
+        """Upper-bound-ish cost of a job in evaluations, used to reserve budget: the
+        initial probe groups, splitting down to single dimensions for about 4 constrained
+        sides (2 probes per level), ~6 bisection steps for each of them, verification."""
+        g = max(1, self.cfg.probe_group)
+        levels = math.ceil(math.log2(g)) if g > 1 else 0
+        return 2 * math.ceil(self._dim / g) + 4 * 2 * levels + 6 * 4 + self.cfg.verify_samples
 
     def remaining_cost(self) -> int:
         return max(self.estimated_cost() - self.cost, 0)
@@ -130,7 +142,7 @@ class RegionGrowth:
     def may_contain(self, u: np.ndarray) -> bool:
         """Whether `u` may lie in the box this job will grow (before probing: anywhere;
         open bisection brackets count up to their passing end)."""
-        if self.stage == "probe":
+        if self.groups is None:
             return True
         lo, hi = self.lo.copy(), self.hi.copy()
         for (dim, side), (_inside, outside) in self.brackets.items():
@@ -138,25 +150,34 @@ class RegionGrowth:
                 lo[dim] = outside
             else:
                 hi[dim] = outside
+        for side, dims in self.groups:
+            (lo if side < 0 else hi)[list(dims)] = float(side)
         return bool(np.all((u >= lo) & (u <= hi)))
+
+    def _make_groups(self) -> None:
+        tol, g = self.cfg.bisection_tol, max(1, self.cfg.probe_group)
+        self.groups = []
+        for side in (-1, 1):
+            dims = []
+            for dim in range(self._dim):
+                if abs(self.x0[dim] - side) <= tol:
+                    (self.lo if side < 0 else self.hi)[dim] = float(side)
+                else:
+                    dims.append(dim)
+            self.groups += [(side, tuple(dims[i:i + g])) for i in range(0, len(dims), g)]
 
     def next_queries(self) -> list[Query]:
         """The batch this job wants evaluated this round (empty when done)."""
         if self.done:
             return []
-        if self.stage == "probe":
+        if self.stage in ("probe", "bisect"):
+            if self.groups is None:
+                self._make_groups()
             qs = []
-            for dim in range(self._dim):
-                for side, bound in ((-1, -1.0), (1, 1.0)):
-                    if abs(self.x0[dim] - bound) <= self.cfg.bisection_tol:
-                        (self.lo if side < 0 else self.hi)[dim] = bound
-                        continue
-                    u = self.x0.copy()
-                    u[dim] = bound
-                    qs.append(Query(u, "probe", (dim, side)))
-            self._pending = qs
-        elif self.stage == "bisect":
-            qs = []
+            for side, dims in self.groups:
+                u = self.x0.copy()
+                u[list(dims)] = float(side)
+                qs.append(Query(u, "probe", (side, dims)))
             for (dim, side), (inside, outside) in self.brackets.items():
                 u = self.x0.copy()
                 u[dim] = 0.5 * (inside + outside)
@@ -175,19 +196,21 @@ class RegionGrowth:
         """Answers (in query order) to the batch from `next_queries`."""
         qs, self._pending = self._pending, []
         self.cost += len(qs)
-        if self.stage == "probe":
+        if self.stage in ("probe", "bisect"):
+            self.groups = []
             for q, f in zip(qs, failed):
-                dim, side = q.key
-                bound = q.u[dim]
-                if f:
-                    (self.lo if side < 0 else self.hi)[dim] = bound
+                if q.phase == "bisect":
+                    dim, side = q.key
+                    self.brackets[(dim, side)][0 if f else 1] = q.u[dim]
+                    continue
+                side, dims = q.key
+                if f:  # every dimension of the group reaches the bound
+                    (self.lo if side < 0 else self.hi)[list(dims)] = float(side)
+                elif len(dims) == 1:
+                    self.brackets[(dims[0], side)] = [self.x0[dims[0]], float(side)]
                 else:
-                    self.brackets[(dim, side)] = [self.x0[dim], bound]
-            self._advance_from_probe_or_bisect()
-        elif self.stage == "bisect":
-            for q, f in zip(qs, failed):
-                dim, side = q.key
-                self.brackets[(dim, side)][0 if f else 1] = q.u[dim]
+                    half = (len(dims) + 1) // 2
+                    self.groups += [(side, dims[:half]), (side, dims[half:])]
             self._advance_from_probe_or_bisect()
         else:
             self._consume_verify(np.array([q.u for q in qs]), np.asarray(failed, bool), np.asarray(values, float))
@@ -198,7 +221,10 @@ class RegionGrowth:
             dim, side = key
             inside = self.brackets.pop(key)[0]
             (self.lo if side < 0 else self.hi)[dim] = inside
-        self.stage = "bisect" if self.brackets else "verify"
+        if self.groups:
+            self.stage = "probe"
+        else:
+            self.stage = "bisect" if self.brackets else "verify"
 
     def _consume_verify(self, U: np.ndarray, failed: np.ndarray, values: np.ndarray) -> None:
         cfg = self.cfg
@@ -273,6 +299,13 @@ class FailureArchive:
         self.kind.append(kind)
         self.owner.append(owner)
 
+    def update_owner(self, owner: int, kind: str, lo: np.ndarray, hi: np.ndarray) -> None:
+        """Replace the box(es) of `owner` and `kind` (e.g. a provisional claim that grows
+        with its job)."""
+        for i, (o, k) in enumerate(zip(self.owner, self.kind)):
+            if o == owner and k == kind:
+                self.lo[i], self.hi[i] = lo, hi
+
     def remove_owner(self, owner: int, kind: str) -> None:
         keep = [i for i, (o, k) in enumerate(zip(self.owner, self.kind)) if not (o == owner and k == kind)]
         self.lo, self.hi = self.lo[keep], self.hi[keep]
@@ -284,8 +317,14 @@ class FailureArchive:
         U = np.atleast_2d(U)
         if len(self.lo) == 0:
             return np.zeros(len(U))
-        d = distance_to_boxes(U, self.lo, self.hi).min(axis=1)
-        return np.clip(1.0 - d / self.radius, 0.0, 1.0)
+        return np.clip(1.0 - self.distance(U) / self.radius, 0.0, 1.0)
+
+    def distance(self, U: np.ndarray) -> np.ndarray:
+        """(N,) L2 distance to the nearest box of any kind (inf without boxes)."""
+        U = np.atleast_2d(U)
+        if len(self.lo) == 0:
+            return np.full(len(U), np.inf)
+        return distance_to_boxes(U, self.lo, self.hi).min(axis=1)
 
     def claimed(self, U: np.ndarray) -> np.ndarray:
         """(N,) bool: inside a claim grown by `margin`."""

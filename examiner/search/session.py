@@ -231,6 +231,10 @@ class SearchSession:
             job.consume(np.array([s.failed for s in scored[a:b]]), np.array([s.value for s in scored[a:b]]))
             if job.done:
                 self._finish(job)
+            elif self.cfg.region.grow_provisional:
+                # The provisional claim follows the job's confirmed box, so failures in a
+                # region being grown are neither new seeds nor rewarded as new.
+                self.archive.update_owner(job.job, "provisional", job.lo, job.hi)
         for k, s in enumerate(scored[: len(P)]):
             if s.failed:
                 self.n_search_failures += 1

@@ -34,18 +34,19 @@ def grow(space, evaluator, seed_point, cfg=RegionConfig(), seed=0):
     return job.result
 
 
+@pytest.mark.parametrize("probe_group", [1, 8])
 @pytest.mark.parametrize("bounds", [
     {"camera.roll": (0.2, 0.7), "camera.distance": (-0.8, -0.1)},
     {"pose.l_knee_flexion": (0.5, 0.8), "pose.r_elbow_flexion": (-0.6, -0.3), "shape.age": (-1.0, -0.5)},
 ])
-def test_region_growing_recovers_a_known_box(bounds):
+def test_region_growing_recovers_a_known_box(bounds, probe_group):
     space = ParamSpace.from_groups("pose,shape,camera")
     ev = BoxEvaluator(space, bounds, noise=1.0)
     rng = np.random.default_rng(3)
     seed_point = rng.uniform(-1, 1, space.dim)
     for name, (lo, hi) in bounds.items():
         seed_point[space.names.index(name)] = lo + 0.37 * (hi - lo)
-    cfg = RegionConfig()
+    cfg = RegionConfig(probe_group=probe_group)
     r = grow(space, ev, seed_point, cfg)
     assert r.accepted and r.rate >= cfg.min_failure_rate
     assert r.n == cfg.verify_samples and r.interval[0] <= r.rate <= r.interval[1]
@@ -57,8 +58,30 @@ def test_region_growing_recovers_a_known_box(bounds):
             assert hi - cfg.bisection_tol <= r.hi[i] <= hi + 1e-9, name
         else:
             assert r.lo[i] == -1.0 and r.hi[i] == 1.0, name
-    assert r.cost == 2 * space.dim + r.n + (r.cost - 2 * space.dim - r.n)  # probes, bisection, verify
     assert r.cost < 2 * space.dim + 4 * 2 * len(bounds) * 6 + r.n
+
+
+def test_group_probes_cost_less_than_axis_probes():
+    space = ParamSpace.from_groups("pose,shape,camera")
+    bounds = {"pose.l_knee_flexion": (0.5, 0.8), "camera.roll": (-0.6, -0.3), "shape.age": (-0.9, -0.5)}
+    ev = BoxEvaluator(space, bounds, noise=1.0)
+    seed_point = np.random.default_rng(4).uniform(-0.9, 0.9, space.dim)  # no coordinate at a bound
+    for name, (lo, hi) in bounds.items():
+        seed_point[space.names.index(name)] = 0.5 * (lo + hi)
+    probes = {}
+    for g in (1, 8):
+        job = RegionGrowth(0, 0, seed_point, RegionConfig(probe_group=g), np.random.default_rng(0))
+        n_probe = 0
+        while not job.done:
+            qs = job.next_queries()
+            n_probe += sum(q.phase == "probe" for q in qs)
+            vals = np.array([o.error for o in ev.evaluate(np.array([q.u for q in qs]))])
+            job.consume(vals > 90.0, vals)
+        assert job.result.accepted
+        probes[g] = n_probe
+    assert probes[1] == 2 * space.dim  # one probe per dimension and side
+    # 2 * ceil(51 / 8) = 14 group probes, then halving down to the 6 constrained sides
+    assert probes[8] <= 14 + 6 * 2 * 3 < probes[1]
 
 
 def test_verification_rejects_a_region_that_is_not_a_box():
@@ -121,3 +144,27 @@ def test_session_budget_counts_growing_and_claims_stop_regrowth():
     assert len(s.modes) == 1  # half the space fails; later hits are claimed, not regrown
     accepted = [j for j in s.job_log if j.accepted]
     assert len(accepted) == 1
+
+
+def test_provisional_claim_follows_the_running_job():
+    space = ParamSpace.from_groups("camera")
+    roll = space.names.index("camera.roll")
+    ev = BoxEvaluator(space, {"camera.roll": (0.0, 0.5)}, noise=0.5)
+    cfg = SearchConfig(budget=400, agents=1, strategy="random").validate()
+    s = SearchSession(cfg, space, ev, None, np.random.SeedSequence(0))
+    seed_point = np.zeros((1, space.dim))
+    seed_point[0, roll] = 0.25
+    s.evaluate_round(seed_point, [0], "random")  # a failure: a job starts, claim = the seed
+    assert len(s.jobs) == 1 and s.archive.kind == ["provisional"]
+    job = s.jobs[0]
+    while job.groups is None or job.groups:  # the probes (groups split over a few rounds)
+        s.evaluate_round(np.zeros((0, space.dim)), [], "random")
+    assert not job.done
+    lo, hi = s.archive.lo[0], s.archive.hi[0]
+    free = [i for i in range(space.dim) if i != roll]
+    assert (lo[free] == -1).all() and (hi[free] == 1).all()  # free dimensions reach both bounds
+    assert lo[roll] == hi[roll] == 0.25  # the constrained one waits for bisection
+    inside = np.zeros((1, space.dim))
+    inside[0, roll] = 0.25
+    inside[0, free] = 0.9
+    assert s.archive.claimed(inside)[0]  # a failure there is no new seed

@@ -78,3 +78,35 @@ def test_claimed_region_is_penalised_and_not_a_new_failure(space):
     _, reward, terminated, _, info = env.step(np.zeros(space.dim, dtype=np.float32))
     assert info["failed"] and not info["new_failure"] and not terminated
     assert reward < 0.5  # the claim penalty (1.0) outweighs the failure score
+
+
+def test_restarts_start_far_from_claimed_regions(space):
+    roll = space.names.index("camera.roll")
+    lo, hi = -np.ones(space.dim), np.ones(space.dim)
+    lo[roll], hi[roll] = -1.0, 0.2  # 60% of the roll axis is claimed
+
+    def start_distances(candidates):
+        cfg = SearchConfig().replace(env=SearchConfig().env.__class__(restart_candidates=candidates))
+        env = FailureSearchEnv(space.dim, cfg, evaluator=BoxEvaluator(space, {"camera.roll": (0.5, 1.0)}))
+        env.scorer.archive.add(lo, hi, "claimed", owner=0)
+        env.reset(seed=3)
+        return np.array([env.scorer.archive.distance(env.reset()[0][None, : space.dim].astype(float))[0]
+                         for _ in range(40)])
+
+    plain, far = start_distances(1), start_distances(4)
+    assert (plain == 0).mean() > 0.4  # ~60% of uniform starts land in the claim
+    assert (far == 0).mean() < 0.3 and far.mean() > plain.mean()  # ~0.6 ** 4 of the farthest-of-4
+
+
+def test_patience_truncates_a_stalled_episode(space):
+    cfg = SearchConfig().replace(env=SearchConfig().env.__class__(patience=3))
+    env = FailureSearchEnv(space.dim, cfg, evaluator=BoxEvaluator(space, {"camera.roll": (0.9, 1.0)}, noise=0.0))
+    start = np.zeros(space.dim)
+    env.reset(seed=0, options={"start": start})
+    steps = 0
+    truncated = False
+    while not truncated:
+        _, _, terminated, truncated, _ = env.step(np.zeros(space.dim, dtype=np.float32))  # stays put
+        steps += 1
+        assert not terminated and steps < cfg.env.episode_length
+    assert steps == 1 + 3  # the first step sets the best score, three more without a better one

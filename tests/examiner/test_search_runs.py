@@ -70,6 +70,29 @@ def test_marl_finds_planted_modes_and_logs_complete_records(tmp_path, space):
     assert np.allclose(space.to_vector(__import__("simulator.params", fromlist=["SceneParams"]).SceneParams.from_dict(r["params"])), r["u"])
 
 
+def test_many_target_has_small_regions_in_every_group(space):
+    from examiner.search.evaluator import MANY_REGIONS
+
+    ev = build_evaluator("analytic:many", space)
+    assert len(ev.regions) == len(MANY_REGIONS) == 32  # all in the benchmark space
+    vols = np.array([r.volume_fraction() for r in MANY_REGIONS])
+    assert vols.max() < 0.03 and (vols <= 1e-4 + 1e-12).sum() == 24
+    groups = {d.split(".")[0] for r in MANY_REGIONS for d in r.bounds}
+    assert groups == {"pose", "shape", "camera"}
+    rng = np.random.default_rng(0)
+    for r in MANY_REGIONS[::5]:  # a point inside fails, one just outside does not (halo)
+        u = rng.uniform(-0.5, 0.5, space.dim)
+        for d, (lo, hi) in r.bounds.items():
+            u[space.names.index(d)] = 0.5 * (lo + hi)
+        err_in, inside = ev.error_field(u[None])
+        assert err_in[0] > 90 and inside[0].any()
+        d0 = next(iter(r.bounds))
+        u[space.names.index(d0)] = r.bounds[d0][1] + 0.05
+        err_out, inside = ev.error_field(u[None])
+        if not inside[0].any():
+            assert 60 < err_out[0] < 90
+
+
 class CrashingEvaluator:
     """Raises (like a dying renderer) once `limit` rows have been evaluated."""
 
