@@ -2,6 +2,10 @@
 
     python scripts/train_garments.py [--seed 0] [--garments t-shirt,shirt,...] [--out DIR] [--quick]
 
+Per-type settings (the skirt's larger number of random simulations) are in
+`TrainConfig.per_garment`; `--garments X` retrains X with the same seeds as a full run and
+keeps the other types' numbers in metrics.json.
+
 Writes <garment>.npz weights and metrics.json (the numbers in assets/garments/MODEL_CARD.md).
 Simulations are cached under $POSEEXAMINER_HOME/garment_sims. CPU only, single thread.
 """
@@ -36,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         import dataclasses
 
-        cfg = dataclasses.replace(cfg, n_pivots=2, poses_per_pivot=3, n_random=3, n_test=3, lf_steps=100, hf_steps=50)
+        cfg = dataclasses.replace(cfg, n_pivots=2, poses_per_pivot=3, n_random=3, n_test=3, lf_steps=100, hf_steps=50,
+                                  per_garment=())
     t0 = time.process_time()
     last = [0.0]
 

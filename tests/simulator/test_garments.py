@@ -203,3 +203,15 @@ def test_user_errors_are_one_line(wardrobe, tmp_path):
 
     with pytest.raises(AssetError, match="train_garments"):
         Wardrobe(rig=wardrobe.rig, weights_dir=tmp_path / "none").predictor("skirt")
+
+
+def test_per_garment_training_settings():
+    from simulator.garments.train import TrainConfig, _data_key
+
+    cfg = TrainConfig()
+    skirt = cfg.for_garment("skirt")
+    assert skirt.n_random > cfg.n_random and skirt.per_garment == ()
+    assert cfg.for_garment("pants") is cfg
+    # The simulation cache key depends on what changes the simulations only.
+    assert _data_key(cfg.for_garment("pants")) == _data_key(TrainConfig(per_garment=(), lf_weight_decay=0.5))
+    assert _data_key(skirt) != _data_key(cfg)
