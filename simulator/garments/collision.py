@@ -67,10 +67,12 @@ class BodyCollider:
     """Nearest-vertex signed offsets against the posed body (head and hands excluded:
     no garment reaches them)."""
 
-    def __init__(self, rig, regions: tuple[str, ...] | None = None) -> None:
+    def __init__(self, rig, regions: tuple[str, ...] | None = None, ids: np.ndarray | None = None) -> None:
         from scipy.sparse import csr_matrix
 
-        if regions is None:
+        if ids is not None:
+            self.ids = np.asarray(ids)
+        elif regions is None:
             skip = [REGION_NAMES.index(r) for r in ("head", "left_hand", "right_hand")]
             self.ids = np.flatnonzero(~np.isin(rig.vertex_region, skip))
         else:

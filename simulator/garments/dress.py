@@ -53,9 +53,9 @@ class Wardrobe:
         self._colliders: dict[str, BodyCollider] = {}
 
     def collider_for(self, name: str) -> BodyCollider:
-        """The body regions a garment type can touch (cheaper than the whole body)."""
+        """The body vertices a garment type can touch (cheaper than the whole body)."""
         if name not in self._colliders:
-            self._colliders[name] = BodyCollider(self.rig, self.geometry(name).collider_regions)
+            self._colliders[name] = BodyCollider(self.rig, ids=self.geometry(name).collider_ids)
         return self._colliders[name]
 
     def body(self, pose: np.ndarray, shape: np.ndarray) -> PosedRig:
@@ -125,7 +125,7 @@ class Wardrobe:
         geom = self.geometry(name)
         posed = body
         collider = self.collider_for(name)
-        anchors = [geom.anchors(s) for s in style]
+        anchors = [geom.anchors(s, checked=True) for s in style]
         canon = geom.rest_shapes(anchors, posed.rest_vertices, posed.rest_heads)
         if use_model:
             canon = canon + self.predictor(name).displacement(pose, shape, style, canon)
@@ -139,7 +139,7 @@ class Wardrobe:
             else:
                 inside[b] = collider.inside_fraction_posed(x, pts[b], nrm[b])
             verts[b] = x - posed.offset[b]
-        parts = np.stack([geom.style_parts(s) for s in style])
+        parts = np.stack([geom.style_parts(s, checked=True) for s in style])
         return DressedGarment(
             name=name, vertices=verts.astype(np.float32), faces=geom.faces, face_parts=parts,
             uv=self.uv(name), inside_fraction=inside, seconds=time.perf_counter() - t0,

@@ -130,6 +130,16 @@ class GarmentPredictor:
     def __init__(self, weights: PredictorWeights) -> None:
         self.w = weights
         self._pose_idx = np.array([POSE_DOFS.index(n) for n in weights.pose_names])
+        # The pivot MLPs share one architecture: stack them, (J, out, in) per layer.
+        self._hf = [(np.stack([net[i][0] for net in weights.hf]), np.stack([net[i][1] for net in weights.hf]))
+                    for i in range(len(weights.hf[0]))] if weights.hf else []
+
+    def _hf_coeffs(self, xp: np.ndarray) -> np.ndarray:
+        """Every pivot MLP on the pose inputs xp (B, P) -> (B, J, K)."""
+        h = np.einsum("bi,joi->bjo", xp, self._hf[0][0]) + self._hf[0][1]
+        for W, b in self._hf[1:]:
+            h = np.einsum("bji,joi->bjo", np.maximum(h, 0.0), W) + b
+        return h
 
     def features(self, pose: np.ndarray, shape: np.ndarray, style: np.ndarray) -> np.ndarray:
         """pose (B, 34), shape (B, 6) phenotypes (further columns, the body's local changes,
@@ -162,7 +172,7 @@ class GarmentPredictor:
         x = self.features(np.asarray(pose), np.asarray(shape), np.asarray(style))
         lf = mlp_forward(self.w.lf, x) @ self.w.lf_basis + self.w.lf_mean
         xp = x[:, : len(self._pose_idx)]
-        coeffs = np.stack([mlp_forward(net, xp) for net in self.w.hf], 1)  # (B, J, K)
+        coeffs = self._hf_coeffs(xp)  # (B, J, K)
         wts = self.rbf_weights(rest, sigma)
         hf = np.einsum("bj,bjk->bk", wts, coeffs) @ self.w.hf_basis
         lf, hf = lf.reshape(B, N, 3), hf.reshape(B, N, 3)

@@ -380,6 +380,21 @@ class GarmentGeometry:
             return self.regions
         return self.regions + ("lower_arm_left", "lower_arm_right")
 
+    @property
+    def collider_ids(self) -> np.ndarray:
+        """Body vertices the push-out checks: those of `collider_regions`, for lower garments
+        without the trunk above the highest waistband + 15 cm and (trousers, shorts) the
+        legs below the longest hem + 20% of the leg: no cloth of the type comes near them."""
+        ids = self.rig.region_ids(self.collider_regions)
+        if self.spec.slot != "lower":
+            return ids
+        chain = _chain_of_body_vertices(self.rig)[ids]
+        s, _ = _body_chain_coords(self.rig, ids, chain)
+        keep = np.where(chain == 0, s < RISE_Z[1] + 0.15, True)
+        if self.spec.kind != "skirt":
+            keep &= np.where(np.isin(chain, (3, 4)), s <= self.spec.length[1] + 0.2, True)
+        return ids[keep]
+
     def _regions(self) -> tuple[str, ...]:
         chains = ("torso", "arm_l", "arm_r") if self.spec.kind == "top" else ("torso", "leg_l", "leg_r")
         return tuple(r for c in chains for r in CHAIN_REGIONS[c])
@@ -393,9 +408,12 @@ class GarmentGeometry:
         return self.template.n_vertices
 
     # ---- style ---------------------------------------------------------------------------
-    def anchors(self, style) -> Anchors:
-        style = check_style(style)[0]
-        key = tuple(np.round(style, 6))
+    def anchors(self, style, checked: bool = False) -> Anchors:
+        """Anchors of a style (4,) (cached per style rounded to 1e-6); checked=True: `style`
+        is already a row of `check_style`'s output."""
+        if not checked:
+            style = check_style(style)[0]
+        key = style.round(6).tobytes()
         hit = self._anchor_cache.get(key)
         if hit is None:
             hit = self._anchors(style)
@@ -592,13 +610,14 @@ class GarmentGeometry:
         """(F,) DensePose part of the body under each garment face."""
         return face_parts(anchors.region, self.faces, rest)
 
-    def style_parts(self, style) -> np.ndarray:
+    def style_parts(self, style, checked: bool = False) -> np.ndarray:
         """(F,) face parts for a style (on the mean body; cached)."""
-        style = check_style(style)[0]
-        key = tuple(np.round(style, 6))
+        if not checked:
+            style = check_style(style)[0]
+        key = style.round(6).tobytes()
         hit = self._parts_cache.get(key)
         if hit is None:
-            a = self.anchors(style)
+            a = self.anchors(style, checked=True)
             hit = self.face_parts(a, self.rest_shape(a, self.rig.mean_rest_vertices, self.rig.mean_rest_heads))
             if len(self._parts_cache) > 256:
                 self._parts_cache.clear()

@@ -234,7 +234,7 @@ def evaluate(w: PredictorWeights, geom: GarmentGeometry, data: dict, sel: np.nda
     rest = data["rest"][idx]
     lf, hf = pred.displacement(pose, data["shape"][idx], data["style"][idx], rest, separate=True, sigma=sigma)
     judge = BodyCollider(rig) if push else None
-    runtime = BodyCollider(rig, geom.collider_regions) if push else None
+    runtime = BodyCollider(rig, ids=geom.collider_ids) if push else None
     out = {"full": [], "lf": [], "rest": [], "inside_raw": [], "inside_final": [], "inside_sim": []}
     for b, i in enumerate(idx):
         a = geom.anchors(data["style"][i])
