@@ -257,30 +257,36 @@ def evaluate(w: PredictorWeights, geom: GarmentGeometry, data: dict, sel: np.nda
     return res
 
 
-def time_prediction(name: str, weights_dir: Path, data: dict, batch: int = 1, repeats: int = 20) -> dict:
-    """CPU seconds per garment at the given batch size, anchors warm: `body` (the rig:
-    bone transforms and rest surface, which the renderer's body model also computes) and
-    `garment` (rest shape, learned model, skinning, push-out)."""
+def time_prediction(name: str, weights_dir: Path, data: dict, batch: int = 1, repeats: int = 20,
+                    samples: int = 1) -> dict:
+    """CPU seconds per garment at the given batch size, anchors warm, averaged over
+    `samples` consecutive batches of test simulations: `body` (the rig: bone transforms and
+    rest surface, which the renderer's body model also computes) and `garment` (rest
+    shape, learned model, skinning, push-out)."""
     from simulator.garments.dress import Wardrobe
 
     wd = Wardrobe(weights_dir=weights_dir)
-    sel = np.resize(np.flatnonzero(data["split"] == 2), batch)
-    style, pose, shape = data["style"][sel], data["pose"][sel], data["shape"][sel]
-    body = wd.body(pose, shape)
-    wd.dress(name, style, pose, shape, body=body)
-    t0 = time.process_time()
-    for _ in range(repeats):
-        wd.body(pose, shape)
-    t_body = (time.process_time() - t0) / repeats / batch
-    t0 = time.process_time()
-    for _ in range(repeats):
+    test = np.flatnonzero(data["split"] == 2)
+    t_body = t_garment = 0.0
+    for k in range(samples):
+        sel = np.resize(np.roll(test, -k * batch), batch)
+        style, pose, shape = data["style"][sel], data["pose"][sel], data["shape"][sel]
+        body = wd.body(pose, shape)
         wd.dress(name, style, pose, shape, body=body)
-    return {"body": t_body, "garment": (time.process_time() - t0) / repeats / batch}
+        t0 = time.process_time()
+        for _ in range(repeats):
+            wd.body(pose, shape)
+        t_body += (time.process_time() - t0) / repeats / batch / samples
+        t0 = time.process_time()
+        for _ in range(repeats):
+            wd.dress(name, style, pose, shape, body=body)
+        t_garment += (time.process_time() - t0) / repeats / batch / samples
+    return {"body": t_body, "garment": t_garment}
 
 
 def _timings(name: str, out: Path, data: dict) -> dict:
     sim_s = float(np.mean(data["seconds"]))
-    t1 = time_prediction(name, out, data, batch=1)
+    t1 = time_prediction(name, out, data, batch=1, repeats=5, samples=10)
     t32 = time_prediction(name, out, data, batch=32, repeats=3)
     pred = GarmentPredictor(PredictorWeights.load(out / f"{name}.npz"))
     i = np.flatnonzero(data["split"] == 2)[:1]
