@@ -406,7 +406,8 @@ def model_card(metrics: dict) -> str:
     x1 = [m["speedup_batch1"] for m in g.values()]
     x32 = [m["speedup_batch32"] for m in g.values()]
     loads = [m["load_average"] for m in g.values() if "load_average" in m]
-    load = f", 1-minute load average {min(loads):.1f}-{max(loads):.1f} while timing" if loads else ""
+    span = f"{min(loads):.1f}" if loads and f"{min(loads):.1f}" == f"{max(loads):.1f}" else f"{min(loads or [0]):.1f}-{max(loads or [0]):.1f}"
+    load = f", 1-minute load average {span} while timing" if loads else ""
     return f"""# Garment predictors (TailorNet-style) - model card
 
 Files: `<garment>.npz` (one per type: {", ".join(g)}), `metrics.json` (every number below).
@@ -427,7 +428,8 @@ shapes uniform in the ParamSpace bounds (children to elders); styles uniform in 
 Seed {cfg['seed']} (numpy SeedSequence, one child per garment type by its place in `GARMENTS`;
 torch seeded per MLP); CPU only, one thread. CPU time: simulation {sim_cpu:.0f} s, training
 {fit_cpu:.0f} s (all types). `--garments skirt` redoes one type (same seeds as a full run);
-`--evaluate-only` re-measures saved weights on the cached simulations.
+`--evaluate-only` re-measures saved weights on the cached simulations; the timings below
+come from `OMP_NUM_THREADS=1 ... --evaluate-only` (numpy's BLAS on one thread).
 
 ## Results on the held-out simulations
 Error: mean per-vertex Euclidean distance (mm) between the predicted and the simulated
