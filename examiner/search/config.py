@@ -97,7 +97,8 @@ class RegionConfig:
         region.
     max_jobs: regions grown concurrently (the same for every strategy).
     probe_group: dimensions probed together (adaptive group testing, regions.py); 1 =
-        one probe per dimension and side (2D probes).
+        one probe per dimension and side (2D probes), the default: group probes are
+        cheaper but can land in another failure region (docs/search.md, "Tried").
     grow_provisional: a running job's provisional claim is its confirmed box so far
         (probes and bisection steps that failed), not just its seed point.
     """
@@ -111,7 +112,7 @@ class RegionConfig:
     claim_margin: float = 0.07
     max_jobs: int = 8
     grow_provisional: bool = True
-    probe_group: int = 8
+    probe_group: int = 1
 
 
 @dataclass(frozen=True)

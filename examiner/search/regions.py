@@ -2,13 +2,15 @@
 mode merging. Everything here works in the normalised space [-1, 1]^D.
 
 Region growing (phase 2 of an agent, PoseExaminer-style) for a failing seed x0:
-  1. probe   - does x0 still fail with dimension d moved to its bound (-1 or +1)? Asked
-               for groups of up to `probe_group` dimensions at once (all moved to the same
-               side's bound): a failing group probe extends the box to that bound on all
-               its dimensions; a passing one is split in halves that are probed next round,
-               down to single dimensions (adaptive group testing: a failure box constrains
-               few of the D dimensions, so most groups fail at once and the probes cost
-               about a third of 2D). `probe_group` 1 probes every axis point alone.
+  1. probe   - does x0 still fail with dimension d moved to its bound (-1 or +1)? With
+               `probe_group` 1 (the default) every axis point is one probe (2D in one
+               batch); a failing probe extends the box to that bound. With G > 1, groups
+               of up to G dimensions move to the same side's bound at once (adaptive group
+               testing): a failing group probe extends the box on all its dimensions, a
+               passing one is split in halves probed next round, down to single
+               dimensions: about a third of 2D probes for boxes on few dimensions, but a
+               group probe that lands in another failure region (e.g. one touching a
+               bound) extends a constrained dimension by mistake (docs/search.md).
   2. bisect  - for each side whose single-dimension probe passed, bisection on the axis
                between x0_d (fails) and the probe (passes) until the bracket is below
                `bisection_tol`; all open brackets advance together, one evaluation each per
