@@ -49,6 +49,7 @@ COARSE_REGIONS: dict[str, tuple[int, int]] = {
     "head": (23, 24),  # (right, left)
 }
 REGION_NAMES = tuple(COARSE_REGIONS)
+_PART_TABLE = np.array([COARSE_REGIONS[n] for n in REGION_NAMES], dtype=np.uint8)  # (R, 2)
 
 
 def face_parts(
@@ -68,17 +69,23 @@ def face_parts(
     same01 = fr[:, 0] == fr[:, 1]
     same12 = fr[:, 1] == fr[:, 2]
     region = np.where(same01 | (fr[:, 0] == fr[:, 2]), fr[:, 0], np.where(same12, fr[:, 1], fr[:, 0]))
-    tri = rest_vertices[faces]
-    normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    centroid = tri.mean(axis=1)
-    is_front = normals @ forward > 0
-    is_left = centroid @ left > 0
-    out = np.zeros(len(faces), dtype=np.uint8)
-    for r, name in enumerate(REGION_NAMES):
-        a, b = COARSE_REGIONS[name]
-        sel = region == r
-        if name == "head":
-            out[sel] = np.where(is_left[sel], b, a)
-        else:
-            out[sel] = np.where(is_front[sel], b, a)
-    return out
+    if np.array_equal(forward, (0.0, -1.0, 0.0)) and np.array_equal(left, (1.0, 0.0, 0.0)):
+        # The default axes: only the normal's y and the centroid's x are needed (the same
+        # products and signs as the general case below).
+        x, y, z = (rest_vertices[:, i] for i in range(3))
+        f0, f1, f2 = faces[:, 0], faces[:, 1], faces[:, 2]
+        x0, z0 = x[f0], z[f0]
+        ux, uz, wx, wz = x[f1] - x0, z[f1] - z0, x[f2] - x0, z[f2] - z0
+        is_front = -(uz * wx - ux * wz) > 0
+        is_left = (x0 + x[f1] + x[f2]) / 3.0 > 0
+    else:
+        tri = rest_vertices[faces]
+        normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+        centroid = tri.mean(axis=1)
+        is_front = normals @ forward > 0
+        is_left = centroid @ left > 0
+    # (region, side) -> part; side is left for the head, front for the rest; 0 for regions
+    # outside REGION_NAMES.
+    known = (region >= 0) & (region < len(REGION_NAMES))
+    side = np.where(region == REGION_NAMES.index("head"), is_left, is_front)
+    return np.where(known, _PART_TABLE[np.where(known, region, 0), side.astype(np.intp)], 0).astype(np.uint8)

@@ -80,6 +80,7 @@ class BodyCollider:
         self.patch = SurfacePatch(rig.faces, self.ids, rig.n_vertices)
         self._near = self.patch.verts  # colliders and their one-ring (for normals)
         self._weights = csr_matrix(rig.weights[self._near])
+        self._n_body = rig.n_vertices
 
     def skin(self, rig, rest_vertices: np.ndarray, transforms: np.ndarray) -> np.ndarray:
         """Posed positions of this collider's body vertices only, (V, 3) with the other rows
@@ -88,19 +89,32 @@ class BodyCollider:
         out[self._near] = self.pose_near(rest_vertices[None, self._near], transforms[None])[0]
         return out
 
-    def pose_near(self, rest_near: np.ndarray, transforms: np.ndarray) -> np.ndarray:
+    def pose_near(self, rest_near: np.ndarray, transforms: np.ndarray, return_transforms: bool = False):
         """rest_near (B, M, 3) rest positions of `patch.verts`, transforms (B, nb, 4, 4) ->
-        posed (B, M, 3): linear blend skinning, one sparse product for the whole batch."""
+        posed (B, M, 3): linear blend skinning, one sparse product for the whole batch;
+        return_transforms=True: also their blended transforms (B, M, 16)."""
         B, nb = transforms.shape[:2]
-        T = self._weights @ transforms.reshape(B, nb, 16).transpose(1, 0, 2).reshape(nb, 16 * B)
-        T = T.reshape(len(self._near), B, 4, 4).transpose(1, 0, 2, 3)
-        return np.einsum("bmij,bmj->bmi", T[..., :3, :3], rest_near) + T[..., :3, 3]
+        T16 = self._weights @ transforms.reshape(B, nb, 16).transpose(1, 0, 2).reshape(nb, 16 * B)
+        T16 = T16.reshape(len(self._near), B, 16).transpose(1, 0, 2)
+        T = T16.reshape(B, len(self._near), 4, 4)
+        posed = np.einsum("bmij,bmj->bmi", T[..., :3, :3], rest_near) + T[..., :3, 3]
+        return (posed, T16) if return_transforms else posed
 
-    def pose_surface(self, rest_vertices: np.ndarray, transforms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def pose_surface(self, rest_vertices: np.ndarray, transforms: np.ndarray, return_transforms: bool = False):
         """rest_vertices (B, V, 3), transforms (B, nb, 4, 4) -> posed positions and unit
-        normals (B, len(ids), 3) of the collider vertices."""
-        posed = self.pose_near(rest_vertices[:, self._near], transforms)
-        return posed[:, self.patch.row_in_verts], self.patch.normals(posed)
+        normals (B, len(ids), 3) of the collider vertices; return_transforms=True: also the
+        blended transforms (B, len(patch.verts), 16) of `patch.verts` (see `near_index`)."""
+        posed, T16 = self.pose_near(rest_vertices[:, self._near], transforms, return_transforms=True)
+        out = (posed[:, self.patch.row_in_verts], self.patch.normals(posed))
+        return out + (T16,) if return_transforms else out
+
+    @property
+    def near_index(self) -> np.ndarray:
+        """Body vertex -> its index in `patch.verts` (-1 if not there)."""
+        if not hasattr(self, "_near_index"):
+            self._near_index = -np.ones(self._n_body, dtype=np.int64)
+            self._near_index[self._near] = np.arange(len(self._near))
+        return self._near_index
 
     def signed_offset(self, x: np.ndarray, body: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """x (N, 3) garment, body (V, 3) posed body, same frame -> offset (N,) metres along

@@ -12,7 +12,7 @@ import numpy as np
 
 from simulator.garments.collision import BodyCollider
 from simulator.garments.model import GarmentPredictor, PredictorWeights
-from simulator.garments.rig import BodyRig, PosedRig, get_rig, skin
+from simulator.garments.rig import BodyRig, PosedRig, get_rig
 from simulator.garments.spec import check_style, get_spec
 from simulator.garments.template import GarmentGeometry
 
@@ -129,11 +129,13 @@ class Wardrobe:
         canon = geom.rest_shapes(anchors, posed.rest_vertices, posed.rest_heads)
         if use_model:
             canon = canon + self.predictor(name).displacement(pose, shape, style, canon)
-        pts, nrm = collider.pose_surface(posed.rest_vertices, posed.transforms)
+        pts, nrm, t_near = collider.pose_surface(posed.rest_vertices, posed.transforms, return_transforms=True)
+        near = collider.near_index
         verts = np.empty_like(canon)
         inside = np.zeros(B)
         for b, a in enumerate(anchors):
-            x = skin(canon[b], a.skin_sparse, posed.transforms[b][None])[0]
+            T = geom.skin_transforms(a, t_near[b], near, posed.transforms[b])
+            x = np.einsum("nij,nj->ni", T[:, :3, :3], canon[b]) + T[:, :3, 3]
             if push_out:
                 x, inside[b] = collider.push_out_posed(x, pts[b], nrm[b])
             else:

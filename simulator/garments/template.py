@@ -20,6 +20,7 @@ skins with its anchors' blended skinning weights.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -287,13 +288,15 @@ class Anchors:
     """Where each template vertex sits on the body for one style.
 
     ids (N, K) anny vertex indices and weights (N, K) (rows sum to 1); ease (N,) metres;
-    skin (N, nb) skinning weights; region (N,) index into REGION_NAMES (for body-part
-    labels of the cloth); for the skirt also the grid's heights / flare (see `rest_shape`)."""
+    skin_sparse (N, nb) scipy CSR skinning weights and skin the same dense (both computed
+    on first use: the run-time path blends the body's posed vertex transforms with the
+    anchor weights instead); region (N,) index into REGION_NAMES (for body-part labels of
+    the cloth); for the skirt also the grid's heights / flare (see `rest_shape`)."""
 
     ids: np.ndarray
     weights: np.ndarray
     ease: np.ndarray
-    skin: np.ndarray
+    skin_of: Callable[[], object]  # -> skin_sparse
     region: np.ndarray
     attach: np.ndarray
     tether: np.ndarray
@@ -301,29 +304,81 @@ class Anchors:
 
     @property
     def skin_sparse(self):
-        """`skin` as a scipy CSR matrix (skinning without BLAS threads)."""
+        """(N, nb) scipy CSR skinning weights (skinning without BLAS threads)."""
         if not hasattr(self, "_skin_sparse"):
-            from scipy.sparse import csr_matrix
-
-            self._skin_sparse = csr_matrix(self.skin)
+            self._skin_sparse = self.skin_of()
         return self._skin_sparse
 
+    @property
+    def skin(self) -> np.ndarray:
+        """(N, nb) dense skinning weights."""
+        if not hasattr(self, "_skin"):
+            self._skin = self.skin_sparse.toarray()
+        return self._skin
 
-def _anchor_skin(rig: BodyRig, ids: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """(N, nb) skinning weights blended from the anchors: sum_k w[:, k] * rig.weights[ids[:, k]]
-    (a sparse product: the dense (N, K, nb) gather costs milliseconds per style)."""
+    @property
+    def by_column(self) -> tuple[np.ndarray, np.ndarray]:
+        """ids and weights with each row ordered by body vertex (cached): blending in this
+        order sums like a canonical CSR product of the anchor weights."""
+        if not hasattr(self, "_by_column"):
+            o = np.argsort(self.ids, axis=1, kind="stable")
+            self._by_column = (np.take_along_axis(self.ids, o, 1), np.take_along_axis(self.weights, o, 1))
+        return self._by_column
+
+
+def _sorted_row_matrix(cols: np.ndarray, w: np.ndarray, n_cols: int):
+    """CSR (N, n_cols) with row n holding w[n, k] at column cols[n, k]; each row's cols
+    already ascending (`Anchors.by_column`). Built directly (no COO conversion); repeated
+    columns (an unmoved vertex's zero weights) add zeros in the products."""
+    from scipy.sparse import csr_matrix
+
+    n, k = cols.shape
+    m = csr_matrix((w.reshape(-1), cols.reshape(-1), np.arange(0, n * k + 1, k)), shape=(n, n_cols))
+    m.has_sorted_indices = True
+    return m
+
+
+def _blend_rows(w: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """sum_k w[:, k] * x[:, k] for w (N, K), x (N, K, D), accumulated in k order."""
+    out = w[:, 0, None] * x[:, 0]
+    for k in range(1, w.shape[1]):
+        out += w[:, k, None] * x[:, k]
+    return out
+
+
+def _row_matrix(cols: np.ndarray, w: np.ndarray, n_cols: int):
+    """CSR (N, n_cols) with row n holding w[n, k] at column cols[n, k] (duplicates summed
+    by the products that use it), built without a COO conversion."""
+    from scipy.sparse import csr_matrix
+
+    n, k = cols.shape
+    o = np.argsort(cols, axis=1, kind="stable")  # canonical column order: same sums as a COO build
+    cols, w = np.take_along_axis(cols, o, 1), np.take_along_axis(w, o, 1)
+    return csr_matrix((w.reshape(-1), cols.reshape(-1), np.arange(0, n * k + 1, k)), shape=(n, n_cols))
+
+
+def _anchor_skin(rig: BodyRig, ids: np.ndarray, w: np.ndarray):
+    """(N, nb) skinning weights blended from the anchors: sum_k w[:, k] * rig.weights[ids[:, k]],
+    as a CSR matrix with sorted indices (a sparse product: the dense (N, K, nb) gather costs
+    milliseconds per style)."""
     from scipy.sparse import csr_matrix
 
     W = getattr(rig, "_weights_csr", None)
     if W is None:
         W = rig._weights_csr = csr_matrix(rig.weights)
-    n, k = ids.shape
-    A = csr_matrix((w.reshape(-1), (np.repeat(np.arange(n), k), ids.reshape(-1))), shape=(n, rig.n_vertices))
-    return (A @ W).toarray()
+    out = _row_matrix(ids, w, rig.n_vertices) @ W
+    out.sort_indices()
+    return out
 
 
 class _CylIndex:
-    """Nearest body vertices of one chain in unrolled cylindrical coordinates."""
+    """Nearest body vertices of one chain in unrolled cylindrical coordinates.
+
+    `prepare` precomputes, for template vertices whose length coordinate s can only move
+    along a known interval [s_lo, s_hi] (style changes s, never theta), every body vertex
+    that can be among their K nearest for some s in it; `GarmentGeometry._query_moved` finds the K
+    nearest by brute force over those few candidates (the same neighbours as the k-d tree
+    query, a fraction of its cost)."""
 
     def __init__(self, ids: np.ndarray, s: np.ndarray, th: np.ndarray, s_scale: float, radius: float) -> None:
         from scipy.spatial import cKDTree
@@ -332,12 +387,57 @@ class _CylIndex:
         self.s_scale, self.radius = s_scale, radius
         pts = np.stack([s * s_scale, th * radius], 1)
         shift = np.array([0.0, 2 * np.pi * radius])
-        self.tree = cKDTree(np.concatenate([pts, pts + shift, pts - shift]))
+        self.pts = np.concatenate([pts, pts + shift, pts - shift])
+        self.tree = cKDTree(self.pts)
+        self.cand: np.ndarray | None = None
 
     def query(self, s: np.ndarray, th: np.ndarray, k: int = K_ANCHOR) -> tuple[np.ndarray, np.ndarray]:
         d, i = self.tree.query(np.stack([s * self.s_scale, th * self.radius], 1), k=k)
         w = 1.0 / (d + 1e-4) ** 2
         return self.ids[i], w / w.sum(1, keepdims=True)
+
+    def prepare(self, s_lo: np.ndarray, s_hi: np.ndarray, th: np.ndarray, k: int = K_ANCHOR,
+                step: float = 0.004) -> None:
+        """Candidates for query points (s * s_scale, th * radius), s in [s_lo, s_hi] (M,):
+        the segment is sampled every <= `step` (scaled units); a point within distance
+        d_k(q_i) + step of a sample q_i contains every K nearest of the points between
+        q_i and the next sample (|q - q_i| <= step / 2 moves both distances by at most
+        step / 2). Candidates are kept per sample interval."""
+        m, chunk = len(th), 1
+        s_lo, s_hi = s_lo - 1e-9, s_hi + 1e-9  # rounding of the style arithmetic
+        length = (s_hi - s_lo) * self.s_scale
+        n = np.ceil(length / step).astype(int) + 1  # samples per vertex
+        owner = np.repeat(np.arange(m), n)
+        first = np.concatenate([[0], np.cumsum(n)[:-1]])
+        j = np.arange(len(owner)) - first[owner]  # sample index along the vertex's segment
+        t = j / (n[owner] - 1)
+        q = np.stack([(s_lo[owner] + t * (s_hi - s_lo)[owner]) * self.s_scale, th[owner] * self.radius], 1)
+        spacing = length[owner] / (n[owner] - 1)
+        d, _ = self.tree.query(q, k=k)
+        near = self.tree.query_ball_point(q, d[:, -1] + spacing + 1e-9)
+        cnt = np.array([len(x) for x in near])
+        # Chunk c of a vertex covers samples c * chunk .. (c + 1) * chunk (both ends).
+        n_chunks = np.maximum((n - 2) // chunk + 1, 1)
+        chunk_first = np.concatenate([[0], np.cumsum(n_chunks)[:-1]])
+        c0 = np.minimum(j // chunk, n_chunks[owner] - 1)
+        also = (j % chunk == 0) & (j > 0) & (c0 == j // chunk)  # a chunk boundary: also the chunk before
+        key = np.concatenate([chunk_first[owner] + c0, (chunk_first[owner] + c0 - 1)[also]])
+        reps = np.concatenate([cnt, cnt[also]])
+        pts_i = np.concatenate(near).astype(np.int64)
+        offs = np.concatenate([[0], np.cumsum(cnt)])
+        pts_also = np.concatenate([pts_i[offs[i]:offs[i + 1]] for i in np.flatnonzero(also)] or [np.zeros(0, np.int64)])
+        pairs = np.unique(np.stack([np.repeat(key, reps), np.concatenate([pts_i, pts_also])], 1), axis=0)
+        total = int(n_chunks.sum())
+        per = np.bincount(pairs[:, 0], minlength=total)
+        col = np.arange(len(pairs)) - np.concatenate([[0], np.cumsum(per)[:-1]])[pairs[:, 0]]
+        far = len(self.pts)  # padding: a point no query reaches
+        cand = np.full((total, max(int(per.max()), k + 1)), far, dtype=np.int64)
+        cand[pairs[:, 0], col] = pairs[:, 1]
+        self.cand, self.cand_th, self.cand_theta = cand, th * self.radius, th
+        self._chunk_first, self._n_chunks, self._chunk = chunk_first, n_chunks, chunk
+        self._s_lo, self._s_step = s_lo, (s_hi - s_lo) / (n - 1)
+        self._pts_pad = np.concatenate([self.pts, [[1e9, 1e9]]])
+        self._ids_pad = np.concatenate([self.ids, [-1]])
 
 
 class GarmentGeometry:
@@ -363,6 +463,8 @@ class GarmentGeometry:
             self._index[ci] = _CylIndex(ids[sel], s_all[sel], th_all[sel], scale, _CHAIN_RADIUS[c])
         self._anchor_cache: dict[tuple, Anchors] = {}
         self._parts_cache: dict[tuple, np.ndarray] = {}
+        self._query_row: np.ndarray | None = None
+        self._mean_patch: tuple | None = None
         # Normals only where anchors can sit: the faces touching this garment's regions.
         from simulator.garments.collision import SurfacePatch
 
@@ -422,17 +524,14 @@ class GarmentGeometry:
             self._anchor_cache[key] = hit
         return hit
 
-    def _anchors(self, style: np.ndarray) -> Anchors:
+    def _stretch(self, style: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Length coordinates s (N,) of the template vertices for a style's lengths, and
+        which vertices moved (they are re-anchored). Each vertex's s is affine in one style
+        dimension (sleeve or length, hem, rise), so its range over all styles is spanned by
+        the all-0 and all-1 styles."""
         sleeve_f, hem_f, loose, waist = style
-        spec, T, rig = self.spec, self.template, self.rig
-        if spec.kind == "skirt":
-            return self._skirt_anchors(style)
-        n = T.n_vertices
-        ids = np.repeat(T.body_ids[:, None], K_ANCHOR, 1)
-        w = np.zeros((n, K_ANCHOR))
-        w[:, 0] = 1.0
+        spec, T = self.spec, self.template
         s_new = T.s.copy()
-        moved = np.zeros(n, dtype=bool)
         if spec.kind == "top":
             k = (spec.sleeve[0] + sleeve_f * (spec.sleeve[1] - spec.sleeve[0])) / spec.sleeve[1]
             arm = np.isin(T.chain, (1, 2)) & (T.s > 0)
@@ -449,9 +548,97 @@ class GarmentGeometry:
             trunk = (T.chain == 0) & (T.s > BOTTOM_REF_Z)
             s_new[trunk] = BOTTOM_REF_Z + (T.s[trunk] - BOTTOM_REF_Z) * (rise - BOTTOM_REF_Z) / (RISE_Z[1] - BOTTOM_REF_Z)
             moved = (leg & (k < 1)) | (trunk & (rise < RISE_Z[1])) | T.snapped
-        for ci in np.unique(T.chain[moved]):
-            sel = moved & (T.chain == ci)
-            ids[sel], w[sel] = self._index[int(ci)].query(s_new[sel], T.theta[sel])
+        return s_new, moved
+
+    def _prepare_queries(self) -> None:
+        """Nearest-anchor candidates for every vertex some style moves (per chain), merged
+        into one table so that a style's moved vertices of all chains are one query."""
+        T = self.template
+        s0, m0 = self._stretch(np.zeros(4))
+        s1, m1 = self._stretch(np.ones(4))
+        movable = m0 | m1
+        self._query_row = -np.ones(T.n_vertices, dtype=np.int64)
+        parts = []
+        rows = chunks = pts = 0
+        for ci in np.unique(T.chain[movable]):
+            sel = np.flatnonzero(movable & (T.chain == ci))
+            idx = self._index[int(ci)]
+            idx.prepare(np.minimum(s0[sel], s1[sel]), np.maximum(s0[sel], s1[sel]), T.theta[sel])
+            self._query_row[sel] = rows + np.arange(len(sel))
+            parts.append((idx, pts, chunks))
+            rows += len(sel)
+            chunks += len(idx.cand)
+            pts += len(idx.pts)
+        width = max(len(idx.cand[0]) for idx, _, _ in parts)
+        cand = np.full((chunks, width), pts, dtype=np.int64)  # pts: the padding point
+        for idx, p0, c0 in parts:
+            c = idx.cand
+            cand[c0:c0 + len(c), :c.shape[1]] = np.where(c == len(idx.pts), pts, c + p0)
+        cat = lambda f: np.concatenate([f(idx, p0, c0) for idx, p0, c0 in parts])  # noqa: E731
+        self._q = {
+            "cand": cand,
+            "pts": np.concatenate([idx.pts for idx, _, _ in parts] + [[[1e9, 1e9]]]),
+            "ids": np.concatenate([idx.ids for idx, _, _ in parts] + [[-1]]),
+            "chunk_first": cat(lambda idx, p0, c0: idx._chunk_first + c0),
+            "n_chunks": cat(lambda idx, p0, c0: idx._n_chunks),
+            "s_lo": cat(lambda idx, p0, c0: idx._s_lo), "s_step": cat(lambda idx, p0, c0: idx._s_step),
+            "scale": cat(lambda idx, p0, c0: np.full(len(idx._s_lo), idx.s_scale)),
+            "th": cat(lambda idx, p0, c0: idx.cand_th),
+        }
+
+    def _query_moved(self, sel: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Anchors (ids, weights (len(sel), K)) of template vertices sel at length coordinates
+        s: the K nearest body vertices of their chain in unrolled cylindrical coordinates,
+        the same as `_CylIndex.query` (brute force over the prepared candidates)."""
+        q, k = self._q, K_ANCHOR
+        rows = self._query_row[sel]
+        if (rows < 0).any():  # not prepared (cannot happen for styles in [0, 1]): k-d tree
+            return self._query_tree(sel, s)
+        u = (s - q["s_lo"][rows]) / q["s_step"][rows]  # fractional sample index
+        ch = np.clip(np.floor(u).astype(np.int64), 0, q["n_chunks"][rows] - 1)
+        c = q["cand"][q["chunk_first"][rows] + ch]
+        p = q["pts"][c]
+        dx = p[..., 0] - (s * q["scale"][rows])[:, None]
+        dy = p[..., 1] - q["th"][rows][:, None]
+        d = np.sqrt(dx * dx + dy * dy)
+        o = np.argsort(d, axis=1, kind="stable")[:, :k + 1]
+        d = np.take_along_axis(d, o, 1)
+        ids = q["ids"][np.take_along_axis(c, o[:, :k], 1)]
+        # Equidistant body vertices (the mesh has some) among the K + 1 nearest: the k-d
+        # tree breaks such ties its own way, so those rows take its answer.
+        tie = np.flatnonzero((np.diff(d, axis=1) < 1e-9).any(1))
+        d = d[:, :k]
+        w = 1.0 / (d + 1e-4) ** 2
+        w /= w.sum(1, keepdims=True)
+        if len(tie):
+            ids[tie], w[tie] = self._query_tree(sel[tie], s[tie])
+        return ids, w
+
+    def _query_tree(self, sel: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`_query_moved` by the k-d trees."""
+        T = self.template
+        ids = np.empty((len(sel), K_ANCHOR), dtype=np.int64)
+        w = np.empty((len(sel), K_ANCHOR))
+        chain = T.chain[sel]
+        for ci in np.unique(chain):
+            m = chain == ci
+            ids[m], w[m] = self._index[int(ci)].query(s[m], T.theta[sel[m]])
+        return ids, w
+
+    def _anchors(self, style: np.ndarray) -> Anchors:
+        sleeve_f, hem_f, loose, waist = style
+        spec, T, rig = self.spec, self.template, self.rig
+        if spec.kind == "skirt":
+            return self._skirt_anchors(style)
+        if self._query_row is None:
+            self._prepare_queries()
+        n = T.n_vertices
+        ids = np.repeat(T.body_ids[:, None], K_ANCHOR, 1)
+        w = np.zeros((n, K_ANCHOR))
+        w[:, 0] = 1.0
+        s_new, moved = self._stretch(style)
+        sel = np.flatnonzero(moved)
+        ids[sel], w[sel] = self._query_moved(sel, s_new[sel])
         # Ease profile.
         e0, e1 = spec.ease
         ease = np.full(n, e0 + loose * (e1 - e0))
@@ -474,9 +661,9 @@ class GarmentGeometry:
             ease = e0 + (ease - e0) * prof
             ease[band] = e0
             attach[band] = 0.6
-        skin = _anchor_skin(rig, ids, w)
         region = rig.vertex_region[ids[np.arange(n), w.argmax(1)]]
-        return Anchors(ids=ids, weights=w, ease=ease, skin=skin, region=region, attach=attach, tether=1.2 * ease)
+        return Anchors(ids=ids, weights=w, ease=ease, skin_of=functools.partial(_anchor_skin, rig, ids, w),
+                       region=region, attach=attach, tether=1.2 * ease)
 
     def _skirt_anchors(self, style: np.ndarray) -> Anchors:
         _, len_f, loose, waist = style
@@ -494,21 +681,71 @@ class GarmentGeometry:
         e0, e1 = spec.ease
         ease = np.full(n, e0)
         t = T.s
-        # Skinning: the waistband follows the trunk; lower down the cloth leans on the thigh
-        # of its side (half each at the front and back centre).
-        base = _anchor_skin(rig, ids, w)
         side = 0.5 * (1 + np.sin(T.theta))  # 1 on the left (+X) side, 0 on the right
-        legs = np.zeros_like(base)
-        legs[:, rig.bone("upperleg01.L")] = side
-        legs[:, rig.bone("upperleg01.R")] = 1 - side
-        a = 0.8 * np.clip(t, 0, 1)[:, None]
-        skin = (1 - a) * base + a * legs
         region = np.where(t < 0.25, REGION_NAMES.index("torso"),
                           np.where(side > 0.5, REGION_NAMES.index("upper_leg_left"), REGION_NAMES.index("upper_leg_right")))
         attach = np.where(t < 1.0 / (SKIRT_RINGS - 1) + 1e-6, 0.6, 0.0)
         skirt = {"rise": rise, "length": length, "flare": loose * 0.16 + 0.01, "ease": e0 + loose * (e1 - e0) * 0.3}
         tether = skirt["ease"] + skirt["flare"] * t + 0.03 * t
-        return Anchors(ids=ids, weights=w, ease=ease, skin=skin, region=region, attach=attach, tether=tether, skirt=skirt)
+        return Anchors(ids=ids, weights=w, ease=ease, skin_of=functools.partial(self._skirt_skin, tid, tw),
+                       region=region, attach=attach, tether=tether, skirt=skirt)
+
+    def _skirt_legs(self) -> tuple[np.ndarray, np.ndarray]:
+        """The skirt's thigh share a (N,) (0 at the waistband .. 0.8 at the hem) and side (N,)
+        (1 on the left (+X), 0 on the right)."""
+        T = self.template
+        return 0.8 * np.clip(T.s, 0, 1), 0.5 * (1 + np.sin(T.theta))
+
+    def _skirt_skin(self, tid: np.ndarray, tw: np.ndarray):
+        """Skirt skinning weights (CSR (N, nb)): the waistband follows the trunk; lower down
+        the cloth leans on the thigh of its side (half each at the front and back centre).
+        Every ring has the top ring's base weights (tid, tw: (C, K) anchors): blended on the
+        bones any row uses only (elementwise the same as on the dense (N, nb) matrix, zeros
+        dropped)."""
+        from scipy.sparse import csr_matrix
+
+        rig, n = self.rig, self.n_vertices
+        base_top = _anchor_skin(rig, tid, tw).toarray()
+        lb, rb = rig.bone("upperleg01.L"), rig.bone("upperleg01.R")
+        used = np.union1d(np.flatnonzero(base_top.any(0)), [lb, rb])
+        base = np.tile(base_top[:, used], (SKIRT_RINGS, 1))
+        a, side = self._skirt_legs()
+        legs = np.zeros_like(base)
+        legs[:, np.searchsorted(used, lb)] = side
+        legs[:, np.searchsorted(used, rb)] = 1 - side
+        a = a[:, None]
+        sub = (1 - a) * base + a * legs
+        r, c = np.nonzero(sub)
+        return csr_matrix((sub[r, c], used[c], np.concatenate([[0], np.cumsum(np.bincount(r, minlength=n))])),
+                          shape=(n, rig.weights.shape[1]))
+
+    def skin_transforms(self, a: Anchors, vertex_transforms: np.ndarray, index: np.ndarray,
+                        bone_transforms: np.ndarray) -> np.ndarray:
+        """(N, 4, 4) skinning transforms of the garment vertices for one posed body:
+        vertex_transforms (M, 16) the body's blended transforms of some body vertices,
+        index (V,) body vertex -> row there (-1: not there), bone_transforms (nb, 4, 4).
+        The same as blending the bones with `a.skin` (up to rounding), without forming the
+        (N, nb) matrix; the anchor matrix is cached on the Anchors per `index`."""
+        C = SKIRT_COLUMNS if a.skirt is not None else len(a.ids)  # a skirt: every ring has the top ring's anchors
+        hit = getattr(a, "_skin_rows", None)
+        if hit is None or hit[0] is not index:
+            ids, w = a.by_column
+            i = index[ids[:C]]
+            hit = a._skin_rows = (index, None if (i < 0).any() else _sorted_row_matrix(i, w[:C], len(vertex_transforms)))
+        if hit[1] is not None:
+            top = hit[1] @ vertex_transforms
+        else:  # an anchor outside the given vertices: blend its bones
+            ids, w = a.by_column
+            nb = len(bone_transforms)
+            rows = self.rig.weights[ids[:C].reshape(-1)] @ bone_transforms.reshape(nb, 16)
+            top = _blend_rows(w[:C], rows.reshape(C, -1, 16))
+        if a.skirt is None:
+            return top.reshape(-1, 4, 4)
+        t, side = self._skirt_legs()
+        rig = self.rig
+        legs = (side[:, None] * bone_transforms[rig.bone("upperleg01.L")].reshape(16)
+                + (1 - side)[:, None] * bone_transforms[rig.bone("upperleg01.R")].reshape(16))
+        return ((1 - t)[:, None] * np.tile(top, (SKIRT_RINGS, 1)) + t[:, None] * legs).reshape(-1, 4, 4)
 
     # ---- shape ---------------------------------------------------------------------------
     def rest_normals(self, rest_vertices: np.ndarray) -> np.ndarray:
@@ -543,26 +780,26 @@ class GarmentGeometry:
         normals = patch.normals(p)
         out = np.empty((B, self.n_vertices, 3))
         for b, a in enumerate(anchors):
-            pos, nrm_of = self._blend_matrices(a)
-            nrm = nrm_of @ normals[b]
-            nrm /= np.maximum(np.sqrt(np.einsum("nd,nd->n", nrm, nrm)), 1e-12)[:, None]
-            out[b] = pos @ p[b] + a.ease[:, None] * nrm
+            out[b] = self._rest_from(a, p[b], normals[b])
         return out
+
+    def _rest_from(self, a: Anchors, p: np.ndarray, normals: np.ndarray) -> np.ndarray:
+        """Rest garment (N, 3) from the patch positions p (len(patch.verts), 3) and unit
+        normals (len(patch.rows), 3) of one body."""
+        pos, nrm_of = self._blend_matrices(a)
+        nrm = nrm_of @ normals
+        nrm /= np.maximum(np.sqrt(np.einsum("nd,nd->n", nrm, nrm)), 1e-12)[:, None]
+        return pos @ p + a.ease[:, None] * nrm
 
     def _blend_matrices(self, a: Anchors):
         """Sparse (N, len(patch.verts)) and (N, len(patch.rows)) matrices of the anchor
         weights (cached on the Anchors): rest positions and normals -> per garment vertex."""
         hit = getattr(a, "_blend", None)
         if hit is None:
-            from scipy.sparse import csr_matrix
-
-            patch = self._patch
-            rows = np.repeat(np.arange(len(a.ids)), a.ids.shape[1])
-            r = patch.row_index[a.ids.reshape(-1)]
-            w = a.weights.reshape(-1)
-            hit = (csr_matrix((w, (rows, patch.row_in_verts[r])), shape=(len(a.ids), len(patch.verts))),
-                   csr_matrix((w, (rows, r)), shape=(len(a.ids), len(patch.rows))))
-            a._blend = hit
+            ids, w = a.by_column
+            r = self._patch.row_index[ids]
+            hit = a._blend = (_sorted_row_matrix(self._patch.row_in_verts[r], w, len(self._patch.verts)),
+                              _sorted_row_matrix(r, w, len(self._patch.rows)))
         return hit
 
     def _skirt_shape(self, anchors: Anchors, rv: np.ndarray, heads: np.ndarray, top: np.ndarray) -> np.ndarray:
@@ -618,7 +855,14 @@ class GarmentGeometry:
         hit = self._parts_cache.get(key)
         if hit is None:
             a = self.anchors(style, checked=True)
-            hit = self.face_parts(a, self.rest_shape(a, self.rig.mean_rest_vertices, self.rig.mean_rest_heads))
+            if a.skirt is not None:
+                rest = self.rest_shape(a, self.rig.mean_rest_vertices, self.rig.mean_rest_heads)
+            else:  # the mean body's patch and normals are computed once
+                if self._mean_patch is None:
+                    p = self.rig.mean_rest_vertices[None, self._patch.verts]
+                    self._mean_patch = (p[0], self._patch.normals(p)[0])
+                rest = self._rest_from(a, *self._mean_patch)
+            hit = self.face_parts(a, rest)
             if len(self._parts_cache) > 256:
                 self._parts_cache.clear()
             self._parts_cache[key] = hit

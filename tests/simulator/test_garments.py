@@ -152,6 +152,46 @@ def test_fast_path_matches_the_whole_body_reference(wardrobe):
             assert abs(raw.inside_fraction[b] - inside) <= 2.0 / len(x), name
 
 
+def test_prepared_anchor_queries_match_the_kd_tree(wardrobe):
+    """New styles find their anchors by brute force over precomputed candidates; they must
+    be the k-d tree's K nearest (same ids, same order, same weights), extreme styles and
+    equidistant body vertices (the k-d tree's tie-breaking) included."""
+    rng = np.random.default_rng(5)
+    styles = np.concatenate([rng.uniform(0, 1, (12, 4)), [[0, 0, 0, 0], [1, 1, 1, 1], [1, 0, 1, 0]]])
+    for name in ("t-shirt", "shorts"):
+        geom = wardrobe.geometry(name)
+        geom.anchors(styles[0])  # prepares the candidates
+        for style in styles:
+            s, moved = geom._stretch(style)
+            sel = np.flatnonzero(moved)
+            ids, w = geom._query_moved(sel, s[sel])
+            ref_ids, ref_w = geom._query_tree(sel, s[sel])
+            assert np.array_equal(ids, ref_ids), (name, style)
+            assert np.abs(w - ref_w).max() < 1e-12, (name, style)
+
+
+def test_skin_transforms_match_the_skinning_weights(wardrobe):
+    """The run-time skinning blends the body's per-vertex transforms with the anchor weights
+    instead of forming the (N, nb) skinning matrix: the same transforms."""
+    from simulator.garments.rig import _blend
+
+    rng = np.random.default_rng(9)
+    rig = wardrobe.rig
+    for name in ("shirt", "skirt"):
+        geom, col = wardrobe.geometry(name), wardrobe.collider_for(name)
+        body = wardrobe.body(_pose(l_shoulder_flexion=70, r_hip_flexion=30)[None], MEAN_SHAPE[None])
+        _, _, t_near = col.pose_surface(body.rest_vertices, body.transforms, return_transforms=True)
+        a = geom.anchors(rng.uniform(0, 1, 4))
+        ref = _blend(a.skin, body.transforms[0])
+        fast = geom.skin_transforms(a, t_near[0], col.near_index, body.transforms[0])
+        assert np.abs(fast - ref).max() < 1e-12, name
+        # Anchors outside the given vertices fall back to blending the bones.
+        b = geom.anchors(rng.uniform(0, 1, 4))
+        none = -np.ones(rig.n_vertices, dtype=np.int64)
+        slow = geom.skin_transforms(b, t_near[0], none, body.transforms[0])
+        assert np.abs(slow - _blend(b.skin, body.transforms[0])).max() < 1e-12, name
+
+
 def test_deterministic(wardrobe):
     a = _dress(wardrobe, "skirt", [0, 0.7, 0.6, 0.4], _pose(r_hip_flexion=40))
     b = _dress(wardrobe, "skirt", [0, 0.7, 0.6, 0.4], _pose(r_hip_flexion=40))
