@@ -37,7 +37,7 @@ from gymnasium import spaces
 
 from examiner.search.config import SearchConfig
 from examiner.search.evaluator import Evaluator
-from examiner.search.regions import FailureArchive
+from examiner.search.regions import FailureArchive, far_start
 from examiner.search.session import Scored, Scorer
 
 N_STATS = 6
@@ -126,11 +126,7 @@ class FailureSearchEnv(gym.Env):
     def _start_point(self) -> np.ndarray:
         """A uniform start; with claims in the shared archive, the farthest from them of
         `restart_candidates` uniform draws (claimed-region repulsion at restarts)."""
-        n = self.cfg.env.restart_candidates
-        C = self.np_random.uniform(-1.0, 1.0, size=(max(n, 1), self.dim))
-        if n <= 1:
-            return C[0]
-        return C[int(np.argmax(self.scorer.archive.distance(C)))]
+        return far_start(self.scorer.archive, self.np_random, self.cfg.env.restart_candidates, self.dim)
 
     def propose(self, action: np.ndarray) -> np.ndarray:
         a = np.clip(np.asarray(action, dtype=np.float64).reshape(self.dim), -1.0, 1.0)

@@ -336,6 +336,16 @@ class FailureArchive:
         return distance_to_boxes(U, self.lo - self.margin, self.hi + self.margin).min(axis=1) <= 0.0
 
 
+def far_start(archive: "FailureArchive", rng: np.random.Generator, n: int, dim: int,
+              low: float = -1.0, high: float = 1.0) -> np.ndarray:
+    """A restart point: of n uniform draws in [low, high]^dim, the one farthest from the
+    archive's boxes (n <= 1: a plain uniform draw)."""
+    C = rng.uniform(low, high, size=(max(n, 1), dim))
+    if n <= 1:
+        return C[0]
+    return C[int(np.argmax(archive.distance(C)))]
+
+
 @dataclass
 class FailureMode:
     """A distinct failure mode: overlapping accepted regions merged.
