@@ -39,6 +39,11 @@ class SearchResult:
     resumed_from: int | None
 
 
+# Layout of the pickled session and strategy state in checkpoints; bump it when the
+# classes whose state is pickled (jobs, archives, strategies) change their fields.
+STATE_VERSION = 2
+
+
 def _versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for pkg in ("poseexaminer", "numpy", "torch", "gymnasium", "stable-baselines3", "cma", "scipy"):
@@ -130,7 +135,8 @@ def run_search(
     strategy = get_strategy(config.strategy)(session, config, space, strategy_seq, agent_seqs)
 
     def checkpoint() -> None:
-        store.save_checkpoint({"session": session.state_dict(), "strategy": strategy.state_dict()})
+        store.save_checkpoint({"state_version": STATE_VERSION, "session": session.state_dict(),
+                               "strategy": strategy.state_dict()})
         store.write_modes([m.to_dict(space.names) for m in session.modes.modes])
 
     strategy.checkpoint = checkpoint
@@ -138,12 +144,14 @@ def run_search(
     if resume:
         ckpt = store.load_checkpoint()
         records = store.records()
-        if ckpt is not None:
+        resumed_from = 0
+        if ckpt is not None and ckpt[1].get("state_version") == STATE_VERSION:
             resumed_from, state = ckpt
             session.load_state_dict(state["session"])
             strategy.load_state_dict(state["strategy"])
-        else:
-            resumed_from = 0
+        # A checkpoint is a shortcut: without one we can use (none yet, or written by a
+        # version of the search whose state differs), the whole log replays from the start
+        # (deterministic; a log the current code cannot reproduce is a clean ResumeError).
         session.set_replay(records[resumed_from:])
 
     try:

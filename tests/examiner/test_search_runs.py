@@ -130,6 +130,23 @@ def test_resume_after_crash_replays_and_matches_uninterrupted_run(tmp_path, spac
     assert log(run) == reference  # nothing lost, nothing duplicated, same decisions
 
 
+def test_checkpoint_from_another_state_version_replays_the_whole_log(tmp_path, space):
+    ev = build_evaluator("analytic:planted", space)
+    run_search(config("marl"), ev, space, tmp_path / "ref")
+    reference = log(tmp_path / "ref")
+    run = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="renderer died"):
+        run_search(config("marl"), CrashingEvaluator(ev, 241), space, run)
+    store = RunStore.open(run)
+    n_ckpt, state = store.load_checkpoint()
+    assert n_ckpt > 0
+    state["state_version"] = -1  # as if written by a search whose job objects differ
+    store.save_checkpoint(state)
+    res = run_search(config("marl"), ev, space, run, resume=True)
+    assert res.resumed_from == 0
+    assert log(run) == reference
+
+
 def test_finished_run_can_be_extended_but_interrupted_one_keeps_its_budget(tmp_path, space):
     ev = build_evaluator("analytic:planted", space)
     run = tmp_path / "run"
