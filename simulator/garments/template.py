@@ -465,6 +465,7 @@ class GarmentGeometry:
         self._parts_cache: dict[tuple, np.ndarray] = {}
         self._query_row: np.ndarray | None = None
         self._mean_patch: tuple | None = None
+        self._chain_masks: dict[tuple, np.ndarray] = {}
         # Normals only where anchors can sit: the faces touching this garment's regions.
         from simulator.garments.collision import SurfacePatch
 
@@ -524,6 +525,13 @@ class GarmentGeometry:
             self._anchor_cache[key] = hit
         return hit
 
+    def _on_chains(self, chains: tuple[int, ...]) -> np.ndarray:
+        """(N,) template vertices on these chains (cached)."""
+        hit = self._chain_masks.get(chains)
+        if hit is None:
+            hit = self._chain_masks[chains] = np.isin(self.template.chain, chains)
+        return hit
+
     def _stretch(self, style: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Length coordinates s (N,) of the template vertices for a style's lengths, and
         which vertices moved (they are re-anchored). Each vertex's s is affine in one style
@@ -534,7 +542,7 @@ class GarmentGeometry:
         s_new = T.s.copy()
         if spec.kind == "top":
             k = (spec.sleeve[0] + sleeve_f * (spec.sleeve[1] - spec.sleeve[0])) / spec.sleeve[1]
-            arm = np.isin(T.chain, (1, 2)) & (T.s > 0)
+            arm = self._on_chains((1, 2)) & (T.s > 0)
             s_new[arm] = T.s[arm] * k
             hem = spec.hem_z[0] + hem_f * (spec.hem_z[1] - spec.hem_z[0])
             trunk = (T.chain == 0) & (T.s < TOP_REF_Z)
@@ -542,7 +550,7 @@ class GarmentGeometry:
             moved = (arm & (k < 1)) | (trunk & (hem > spec.hem_z[1])) | T.snapped
         else:
             k = (spec.length[0] + hem_f * (spec.length[1] - spec.length[0])) / spec.length[1]
-            leg = np.isin(T.chain, (3, 4)) & (T.s > 0)
+            leg = self._on_chains((3, 4)) & (T.s > 0)
             s_new[leg] = T.s[leg] * k
             rise = RISE_Z[0] + waist * (RISE_Z[1] - RISE_Z[0])
             trunk = (T.chain == 0) & (T.s > BOTTOM_REF_Z)
@@ -577,7 +585,8 @@ class GarmentGeometry:
         cat = lambda f: np.concatenate([f(idx, p0, c0) for idx, p0, c0 in parts])  # noqa: E731
         self._q = {
             "cand": cand,
-            "pts": np.concatenate([idx.pts for idx, _, _ in parts] + [[[1e9, 1e9]]]),
+            "x": np.concatenate([idx.pts[:, 0] for idx, _, _ in parts] + [[1e9]]),
+            "y": np.concatenate([idx.pts[:, 1] for idx, _, _ in parts] + [[1e9]]),
             "ids": np.concatenate([idx.ids for idx, _, _ in parts] + [[-1]]),
             "chunk_first": cat(lambda idx, p0, c0: idx._chunk_first + c0),
             "n_chunks": cat(lambda idx, p0, c0: idx._n_chunks),
@@ -596,17 +605,17 @@ class GarmentGeometry:
             return self._query_tree(sel, s)
         u = (s - q["s_lo"][rows]) / q["s_step"][rows]  # fractional sample index
         ch = np.clip(np.floor(u).astype(np.int64), 0, q["n_chunks"][rows] - 1)
-        c = q["cand"][q["chunk_first"][rows] + ch]
-        p = q["pts"][c]
-        dx = p[..., 0] - (s * q["scale"][rows])[:, None]
-        dy = p[..., 1] - q["th"][rows][:, None]
+        c = q["cand"][q["chunk_first"][rows] + ch]  # (m, width)
+        dx = q["x"][c] - (s * q["scale"][rows])[:, None]
+        dy = q["y"][c] - q["th"][rows][:, None]
         d = np.sqrt(dx * dx + dy * dy)
-        o = np.argsort(d, axis=1, kind="stable")[:, :k + 1]
-        d = np.take_along_axis(d, o, 1)
-        ids = q["ids"][np.take_along_axis(c, o[:, :k], 1)]
+        m, width = c.shape
+        o = np.argsort(d, axis=1, kind="stable")[:, :k + 1] + (np.arange(m) * width)[:, None]  # flat
+        d = d.reshape(-1)[o]
+        ids = q["ids"][c.reshape(-1)[o[:, :k]]]
         # Equidistant body vertices (the mesh has some) among the K + 1 nearest: the k-d
         # tree breaks such ties its own way, so those rows take its answer.
-        tie = np.flatnonzero((np.diff(d, axis=1) < 1e-9).any(1))
+        tie = np.flatnonzero((d[:, 1:] - d[:, :-1] < 1e-9).any(1))
         d = d[:, :k]
         w = 1.0 / (d + 1e-4) ** 2
         w /= w.sum(1, keepdims=True)
@@ -650,13 +659,13 @@ class GarmentGeometry:
             ease[collar] = e0 + loose * (e1 - e0) * np.clip((0.52 - p[collar, 2]) / 0.08, 0.15, 1.0)
             fitted = 1.0 - 0.75 * waist * np.exp(-(((p[:, 2] - 0.17) / 0.09) ** 2))
             ease[trunk] = e0 + (ease[trunk] - e0) * fitted[trunk]
-            arm = np.isin(T.chain, (1, 2))
+            arm = self._on_chains((1, 2))
             ease[arm] = e0 + (ease[arm] - e0) * 0.8
             attach[collar] = 0.15
         else:
             rise = RISE_Z[0] + waist * (RISE_Z[1] - RISE_Z[0])
             band = (T.chain == 0) & (p[:, 2] > rise - 0.04)
-            leg = np.isin(T.chain, (3, 4))
+            leg = self._on_chains((3, 4))
             prof = np.where(leg, 0.45 + 0.55 * np.clip(s_new / max(spec.length[1], 1e-6), 0, 1), 0.45)
             ease = e0 + (ease - e0) * prof
             ease[band] = e0
