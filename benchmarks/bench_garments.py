@@ -13,7 +13,7 @@ For each garment type, on the same random (pose, shape, style) samples:
 (c) interpenetration: share of garment vertices inside the body before and after the
     push-out (whole-body nearest-vertex test).
 
-    /tmp/venv/bin/python benchmarks/bench_garments.py [--n 4] [--garments t-shirt,skirt] [--json]
+    /tmp/venv/bin/python benchmarks/bench_garments.py [--n 4] [--new-styles 30] [--garments t-shirt,skirt] [--json]
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import time
 import numpy as np
 
 
-def bench(name: str, n: int, seed: int = 0) -> dict:
+def bench(name: str, n: int, seed: int = 0, new_styles: int = 30) -> dict:
     from simulator.garments import get_spec, get_wardrobe
     from simulator.garments.collision import BodyCollider
     from simulator.garments.drape import Draper
@@ -53,11 +53,11 @@ def bench(name: str, n: int, seed: int = 0) -> dict:
                         for i in range(10)])
     # The renderer draws a new style for every sample: anchors, face parts and the sparse
     # blend matrices are then computed once more (they are cached per style).
-    G_new = rng.uniform(0, 1, (10, 4))
+    G_new = rng.uniform(0, 1, (new_styles, 4))
     t0 = time.process_time()
-    for i in range(10):
-        wd.dress(name, G_new[i:i + 1], P[i:i + 1], S[i:i + 1], body=b1[i])
-    garment1_new = (time.process_time() - t0) / 10
+    for i in range(new_styles):
+        wd.dress(name, G_new[i:i + 1], P[i % 10:i % 10 + 1], S[i % 10:i % 10 + 1], body=b1[i % 10])
+    garment1_new = (time.process_time() - t0) / new_styles
     b32 = wd.body(P, S)
     body32 = per_item(lambda: wd.body(P, S), 32, 2)
     garment32 = per_item(lambda: wd.dress(name, G, P, S, body=b32), 32, 2)
@@ -90,10 +90,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=4, help="simulations per garment")
     ap.add_argument("--garments", default=",".join(GARMENTS))
+    ap.add_argument("--new-styles", type=int, default=30, help="styles never seen before, timed at batch 1 (x new)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     load0 = os.getloadavg()[0]
-    rows = [bench(g.strip(), args.n) for g in args.garments.split(",") if g.strip()]
+    rows = [bench(g.strip(), args.n, new_styles=args.new_styles) for g in args.garments.split(",") if g.strip()]
     for r in rows:
         r["load_average_1min"] = [load0, os.getloadavg()[0]]
     if args.json:

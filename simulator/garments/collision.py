@@ -51,14 +51,15 @@ class SurfacePatch:
         """p (B, len(verts), 3) positions of `verts` -> (B, len(rows), 3) unit normals."""
         B = len(p)
         f = self.local_faces
-        a = p[:, f[:, 0]]
-        u = p[:, f[:, 1]] - a
-        w = p[:, f[:, 2]] - a
-        fn = np.empty_like(u)
-        fn[..., 0] = u[..., 1] * w[..., 2] - u[..., 2] * w[..., 1]
-        fn[..., 1] = u[..., 2] * w[..., 0] - u[..., 0] * w[..., 2]
-        fn[..., 2] = u[..., 0] * w[..., 1] - u[..., 1] * w[..., 0]
-        vn = self.matrix @ fn.transpose(1, 0, 2).reshape(len(f), 3 * B)
+        pt = np.ascontiguousarray(p.transpose(0, 2, 1))  # (B, 3, M): gathers along the last axis
+        a = pt[:, :, f[:, 0]]
+        u = pt[:, :, f[:, 1]] - a
+        w = pt[:, :, f[:, 2]] - a
+        fn = np.empty((len(f), B, 3))
+        fn[..., 0] = (u[:, 1] * w[:, 2] - u[:, 2] * w[:, 1]).T
+        fn[..., 1] = (u[:, 2] * w[:, 0] - u[:, 0] * w[:, 2]).T
+        fn[..., 2] = (u[:, 0] * w[:, 1] - u[:, 1] * w[:, 0]).T
+        vn = self.matrix @ fn.reshape(len(f), 3 * B)
         vn = vn.reshape(len(self.rows), B, 3).transpose(1, 0, 2)
         return vn / np.maximum(np.sqrt(np.einsum("bnd,bnd->bn", vn, vn)), 1e-12)[..., None]
 
@@ -94,11 +95,14 @@ class BodyCollider:
         posed (B, M, 3): linear blend skinning, one sparse product for the whole batch;
         return_transforms=True: also their blended transforms (B, M, 16)."""
         B, nb = transforms.shape[:2]
-        T16 = self._weights @ transforms.reshape(B, nb, 16).transpose(1, 0, 2).reshape(nb, 16 * B)
-        T16 = T16.reshape(len(self._near), B, 16).transpose(1, 0, 2)
-        T = T16.reshape(B, len(self._near), 4, 4)
+        flat = self._weights @ transforms.reshape(B, nb, 16).transpose(1, 0, 2).reshape(nb, 16 * B)  # (M, 16 B)
+        T = flat.reshape(len(self._near), B, 4, 4).transpose(1, 0, 2, 3)  # views, no copy
         posed = np.einsum("bmij,bmj->bmi", T[..., :3, :3], rest_near) + T[..., :3, 3]
-        return (posed, T16) if return_transforms else posed
+        if not return_transforms:
+            return posed
+        # (B, M, 16) contiguous per body (one copy; per-body products on a strided view copy
+        # it body by body, page by page).
+        return posed, np.ascontiguousarray(flat.reshape(len(self._near), B, 16).transpose(1, 0, 2))
 
     def pose_surface(self, rest_vertices: np.ndarray, transforms: np.ndarray, return_transforms: bool = False):
         """rest_vertices (B, V, 3), transforms (B, nb, 4, 4) -> posed positions and unit

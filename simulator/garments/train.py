@@ -284,10 +284,29 @@ def time_prediction(name: str, weights_dir: Path, data: dict, batch: int = 1, re
     return {"body": t_body, "garment": t_garment}
 
 
+def time_new_styles(name: str, weights_dir: Path, data: dict, samples: int = 30, seed: int = 0) -> float:
+    """CPU seconds per garment at batch 1 when every sample has a style never seen before
+    (the renderer's case: anchors, face parts and anchor matrices computed too), on the
+    test simulations' bodies; the geometry itself is warm."""
+    from simulator.garments.dress import Wardrobe
+
+    wd = Wardrobe(weights_dir=weights_dir)
+    test = np.flatnonzero(data["split"] == 2)
+    styles = np.random.default_rng(seed).uniform(0, 1, (samples + 1, 4))
+    sel = np.resize(test, samples)
+    bodies = [wd.body(data["pose"][i:i + 1], data["shape"][i:i + 1]) for i in sel]
+    wd.dress(name, styles[-1:], data["pose"][sel[:1]], data["shape"][sel[:1]], body=bodies[0])
+    t0 = time.process_time()
+    for k, i in enumerate(sel):
+        wd.dress(name, styles[k:k + 1], data["pose"][i:i + 1], data["shape"][i:i + 1], body=bodies[k])
+    return (time.process_time() - t0) / samples
+
+
 def _timings(name: str, out: Path, data: dict) -> dict:
     sim_s = float(np.mean(data["seconds"]))
     t1 = time_prediction(name, out, data, batch=1, repeats=5, samples=10)
     t32 = time_prediction(name, out, data, batch=32, repeats=3)
+    t_new = time_new_styles(name, out, data)
     pred = GarmentPredictor(PredictorWeights.load(out / f"{name}.npz"))
     i = np.flatnonzero(data["split"] == 2)[:1]
     args = (data["pose"][i], data["shape"][i], data["style"][i], data["rest"][i])
@@ -305,6 +324,7 @@ def _timings(name: str, out: Path, data: dict) -> dict:
         "body_seconds_batch32": t32["body"], "garment_seconds_batch32": t32["garment"],
         "speedup_batch1": sim_s / t1["garment"], "speedup_batch32": sim_s / t32["garment"],
         "speedup_batch1_with_body": sim_s / (t1["garment"] + t1["body"]),
+        "garment_seconds_batch1_new_style": t_new, "speedup_batch1_new_style": sim_s / t_new,
     }
 
 
@@ -396,7 +416,8 @@ def model_card(metrics: dict) -> str:
             f"| {name} | {m['vertices']} | {m['n_sims']} | {t['mean_mm']:.1f} | {t['p90_sample_mm']:.1f} | {t['lf_only_mm']:.1f} | "
             f"{t['rest_only_mm']:.1f} | {t['inside_raw_pct']:.2f} | {t['inside_after_push_pct']:.2f} | "
             f"{t['inside_sim_pct']:.2f} | {m['sim_seconds_per_drape']:.3f} | {1e3 * m['garment_seconds_batch1']:.1f} | "
-            f"{m['speedup_batch1']:.0f} | {m['speedup_batch32']:.0f} | {m['speedup_batch1_with_body']:.0f} | "
+            f"{m['speedup_batch1']:.0f} | {m['speedup_batch32']:.0f} | {m.get('speedup_batch1_new_style', float('nan')):.0f} | "
+            f"{m['speedup_batch1_with_body']:.0f} | "
             f"{m['speedup_model_only']:.0f} | {m['sigma']:g} | {m['weights_bytes'] / 1e6:.2f} |"
         )
     sim_cpu = sum(m["cpu_seconds_simulation"] for m in g.values())
@@ -405,6 +426,7 @@ def model_card(metrics: dict) -> str:
     over = f" Per-type changes: {over} (`TrainConfig.per_garment`)." if over else ""
     x1 = [m["speedup_batch1"] for m in g.values()]
     x32 = [m["speedup_batch32"] for m in g.values()]
+    xn = [m.get("speedup_batch1_new_style", float("nan")) for m in g.values()]
     loads = [m["load_average"] for m in g.values() if "load_average" in m]
     span = f"{min(loads):.1f}" if loads and f"{min(loads):.1f}" == f"{max(loads):.1f}" else f"{min(loads or [0]):.1f}-{max(loads or [0]):.1f}"
     load = f", 1-minute load average {span} while timing" if loads else ""
@@ -439,16 +461,19 @@ canonical garment skinned with no learned displacement (what the model adds). In
 share of garment vertices behind the tangent plane of their nearest body vertex (whole
 body), before / after the push-out post-process, and in the simulation itself. Speed
 (CPU time, one thread): simulation per drape vs the garment stage of `Wardrobe.dress`
-(rest shape, model, skinning, push-out) at batch 1 and 32; "with body" adds the rig
+(rest shape, model, skinning, push-out) at batch 1 and 32 (styles seen before), and at
+batch 1 with a style never seen before for every sample ("x new", the renderer's case:
+the anchors and face parts of the style are computed too); "with body" adds the rig
 evaluation (bone transforms, rest surface) at batch 1, which the renderer's body model
 largely duplicates; "x model": the learned LF + pivot-HF forward alone at batch 1 (the
 part TailorNet's >1000x refers to). Here the whole garment stage is {min(x1):.0f}-{max(x1):.0f}x
-the simulation at batch 1 and {min(x32):.0f}-{max(x32):.0f}x at batch 32 (CPU times on a shared
+the simulation at batch 1, {min(x32):.0f}-{max(x32):.0f}x at batch 32 and {min(xn):.0f}-{max(xn):.0f}x with a new style per
+sample (CPU times on a shared
 2-core machine{load}); its exact nearest-vertex push-out (a k-d tree per body) is the
 largest part. `benchmarks/bench_garments.py` re-measures speed and penetration.
 
-| garment | verts | sims | error mm | p90 mm | LF only | rest only | inside raw % | inside final % | inside sim % | sim s | garment ms | x b1 | x b32 | x b1 + body | x model | sigma | MB |
-|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
+| garment | verts | sims | error mm | p90 mm | LF only | rest only | inside raw % | inside final % | inside sim % | sim s | garment ms | x b1 | x b32 | x new | x b1 + body | x model | sigma | MB |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
 {chr(10).join(rows)}
 
 ## Limits
