@@ -192,6 +192,31 @@ def test_skin_transforms_match_the_skinning_weights(wardrobe):
         assert np.abs(slow - _blend(b.skin, body.transforms[0])).max() < 1e-12, name
 
 
+def test_face_parts_match_a_per_region_reference():
+    """`simulator.parts.face_parts` (a table lookup; the default axes need only the normal's
+    y and the centroid's x) against the plain per-region definition."""
+    from simulator.parts import COARSE_REGIONS, REGION_NAMES, face_parts
+
+    def reference(reg, faces, v, forward, left):
+        fr = reg[faces]
+        region = np.where((fr[:, 0] == fr[:, 1]) | (fr[:, 0] == fr[:, 2]), fr[:, 0],
+                          np.where(fr[:, 1] == fr[:, 2], fr[:, 1], fr[:, 0]))
+        tri = v[faces]
+        front = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]) @ forward > 0
+        is_left = tri.mean(1) @ left > 0
+        out = np.zeros(len(faces), dtype=np.uint8)
+        for r, name in enumerate(REGION_NAMES):
+            sel = region == r
+            out[sel] = np.where((is_left if name == "head" else front)[sel], COARSE_REGIONS[name][1], COARSE_REGIONS[name][0])
+        return out
+
+    rng = np.random.default_rng(2)
+    for axes in ((np.array([0.0, -1.0, 0.0]), np.array([1.0, 0.0, 0.0])), (rng.normal(size=3), rng.normal(size=3))):
+        v, faces = rng.normal(size=(300, 3)), rng.integers(0, 300, (1500, 3))
+        reg = rng.integers(-1, len(REGION_NAMES) + 1, 300)  # out-of-range regions give 0
+        assert np.array_equal(face_parts(reg, faces, v, *axes), reference(reg, faces, v, *axes))
+
+
 def test_deterministic(wardrobe):
     a = _dress(wardrobe, "skirt", [0, 0.7, 0.6, 0.4], _pose(r_hip_flexion=40))
     b = _dress(wardrobe, "skirt", [0, 0.7, 0.6, 0.4], _pose(r_hip_flexion=40))
