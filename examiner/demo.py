@@ -2,15 +2,20 @@
 
 A short MARL failure search against the bundled baseline network, then the HTML report.
 The search space (`DEMO_SPACE`, 12 dimensions) is the whole camera group plus five joints
-over their full anatomical range (trunk flexion, both shoulders' abduction, both hips'
-flexion), everything else at the relaxed standing base pose: the question the demo
-answers is "which viewpoints, framings and large movements break the baseline?", small
-enough for a 600-evaluation run to find and verify failure boxes. (Over all 34 pose
-angles at once this small network fails almost everywhere, diffusely.)
+(trunk flexion, both shoulders' abduction, both hips' flexion) over ranges about twice
+the baseline's training ranges (`DEMO_JOINT_BOUNDS_DEG`), everything else at the relaxed
+standing base pose: the question the demo answers is "which viewpoints, framings and
+movements break the baseline?", small enough for a 600-evaluation run to find and verify
+failure boxes. (Over all 34 pose angles at their full anatomical ranges this small
+network fails almost everywhere, diffusely.)
 
-Failure threshold: the baseline is deliberately small (held-out PA-MPJPE ~126 mm on its training distribution, a median of ~180 mm once the camera moves over its whole range; see
+Failure threshold: the baseline is deliberately small (held-out PA-MPJPE 73 mm on its
+training distribution, 66-75 mm over the whole camera group at the standing pose; see
 `assets/baseline/MODEL_CARD.md`), so the demo calls a scene a failure above
-`DEMO_THRESHOLD_MM` of PA-MPJPE rather than at PoseExaminer's 90 mm.
+`DEMO_THRESHOLD_MM` of PA-MPJPE rather than at PoseExaminer's 90 mm: at 90 mm a
+600-evaluation run mostly maps the network's general weakness on moved joints, at 150 mm
+it finds where it breaks (seed 0: two modes, each arm raised beyond ~45-60 degrees of
+abduction, i.e. past its training range).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import shutil
 from pathlib import Path
 
 DEMO_MARKER = ".examiner-demo"
-DEMO_THRESHOLD_MM = 200.0
+DEMO_THRESHOLD_MM = 150.0
 
 
 DEMO_SPACE = (
@@ -28,10 +33,25 @@ DEMO_SPACE = (
 )
 
 
+# Joint ranges (degrees) about twice the baseline's training ranges
+# (`examiner.baseline.EVERYDAY_BOUNDS`): inside them the network mostly works, at their
+# far ends it breaks, so the demo's modes say where.
+DEMO_JOINT_BOUNDS_DEG = {
+    "pose.spine_flexion": (-20.0, 60.0),
+    "pose.l_shoulder_abduction": (0.0, 110.0),
+    "pose.r_shoulder_abduction": (0.0, 110.0),
+    "pose.l_hip_flexion": (-30.0, 90.0),
+    "pose.r_hip_flexion": (-30.0, 90.0),
+}
+
+
 def demo_space():
+    import math
+
     from simulator.params import ParamSpace
 
-    return ParamSpace.from_groups(DEMO_SPACE)
+    overrides = {k: (math.radians(lo), math.radians(hi)) for k, (lo, hi) in DEMO_JOINT_BOUNDS_DEG.items() if k in DEMO_SPACE}
+    return ParamSpace.from_groups(DEMO_SPACE, overrides=overrides)
 
 
 def run_demo(out: str = "demo_out", seed: int = 0, budget: int = 600, workers: int = 2, quiet: bool = False) -> Path:
