@@ -172,10 +172,6 @@ class Renderer:
             return low
         return self._body_mesh("full")
 
-    def _normals(self, v: np.ndarray) -> np.ndarray:
-        """Smooth vertex normals (V, 3) float32 of the level drawn now."""
-        return self._mesh.normals(v)
-
     def _set_body(self, v: np.ndarray, skin: np.ndarray) -> None:
         """Write the posed vertices into the current level's vertex buffer.
 
