@@ -133,6 +133,7 @@ def _gallery(run: RunData, size: int, quality: int, max_examples: int) -> tuple[
         out.setdefault(mid, []).append({
             "item": item,
             "value": ex.get("value"),
+            "missed": bool(rec is not None and rec.get("missed")),
             "failed": bool(ex.get("failed")),
             "index": None if rec is None else rec.get("i"),
             "description": describe(posecodes(s.params, s.joints_world, vis)) if s.joints_world is not None else "",

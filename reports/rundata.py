@@ -148,6 +148,7 @@ def run_stats(run: RunData) -> dict[str, Any]:
         "model_errors": int(t.model_error.sum()),
         "model_error_rate": float(t.model_error.mean()) if n else 0.0,
         "model_error_messages": messages.most_common(5),
+        "missed": sum(bool(r.get("missed")) for r in t.records),
         "implausible": int((~t.plausible).sum()),
         "phases": dict(Counter(t.phase.tolist())),
         "error": _quantiles(run.values[usable]) if n else _quantiles(np.zeros(0)),

@@ -26,7 +26,7 @@ class Outcome:
     """The result of evaluating one scene.
 
     error: the evaluator's primary failure metric (e.g. PA-MPJPE in mm); NaN when
-        model_error. `metrics` holds every metric by name (the search's `metric` option
+        model_error or missed. `metrics` holds every metric by name (the search's `metric` option
         picks one of them).
     plausible: False for scenes that are not humanly plausible; they are penalised and
         never count as failures.
@@ -34,6 +34,8 @@ class Outcome:
     extra: JSON-able data for reports, not used by the search: the simulator evaluator
         stores "prediction" ({"convention": name, "<name>_xy": [[x, y] | None, ...]},
         pixels) and "joint_errors" ({"joints": [...], "mm": [...], "px": [...]}).
+    missed: the model ran and reported no person in a scene that has one (e.g. MediaPipe's
+        "no_detection"): a failure of the model whatever the threshold, not a model error.
     """
 
     error: float
@@ -43,6 +45,7 @@ class Outcome:
     plausible: bool = True
     timings: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    missed: bool = False
 
 
 @runtime_checkable

@@ -50,8 +50,8 @@ class Scored:
 class Scorer:
     """The shared failure definition and reward shaping.
 
-    failed = plausible and not model_error and value > threshold
-    score  = clip((value - threshold) / scale, -1, 1)        (-1 for model errors)
+    failed = plausible and not model_error and (missed or value > threshold)
+    score  = clip((value - threshold) / scale, -1, 1)        (-1 for model errors, +1 for misses)
              - implausible_penalty * (not plausible)
              - claim_penalty * proximity to claimed regions   (collaboration term)
     """
@@ -68,6 +68,8 @@ class Scorer:
     def value(self, o: Outcome) -> float:
         if o.model_error:
             return float("nan")
+        if o.missed:
+            return float("nan")
         if self.metric in o.metrics:
             return float(o.metrics[self.metric])
         raise EvaluatorError(
@@ -83,9 +85,13 @@ class Scorer:
         for o, p, c in zip(outcomes, prox, claimed):
             v = self.value(o)
             ok = bool(o.plausible)
-            err = bool(o.model_error) or not math.isfinite(v)
-            failed = ok and not err and v > self.threshold
-            s = -1.0 if err else float(np.clip((v - self.threshold) / self.scale, -1.0, 1.0))
+            missed = bool(o.missed) and not o.model_error
+            err = bool(o.model_error) or (not math.isfinite(v) and not missed)
+            failed = ok and not err and (missed or v > self.threshold)
+            if err:
+                s = -1.0
+            else:
+                s = 1.0 if missed else float(np.clip((v - self.threshold) / self.scale, -1.0, 1.0))
             if not ok:
                 s -= self.implausible_penalty
             s -= self.claim_penalty * float(p)
@@ -292,7 +298,7 @@ class SearchSession:
                 "params": self.space.to_params(U[i]).to_dict(),
                 "error": o.error, "value": s.value, "failed": s.failed, "metrics": o.metrics,
                 "model_error": o.model_error, "model_error_message": o.model_error_message,
-                "plausible": o.plausible, "timings": o.timings,
+                "missed": o.missed, "plausible": o.plausible, "timings": o.timings,
             })
         if self.store is not None and records:
             self.store.append(records)
@@ -359,6 +365,7 @@ def _normalise(o: Outcome) -> Outcome:
         plausible=bool(o.plausible),
         timings={str(k): float(v) for k, v in o.timings.items()},
         extra=o.extra,
+        missed=bool(o.missed),
     )
 
 
@@ -370,4 +377,5 @@ def _outcome_from_record(rec: dict) -> Outcome:
         model_error_message=rec.get("model_error_message"),
         plausible=bool(rec["plausible"]),
         timings=dict(rec.get("timings") or {}),
+        missed=bool(rec.get("missed", False)),
     )

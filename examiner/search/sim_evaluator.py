@@ -111,7 +111,8 @@ class SimulatorEvaluator:
 
     Outcome per row: ``error`` (metric in its unit, NaN on a model error), ``metrics``,
     ``model_error`` + ``model_error_message`` ("kind: message" of the target's
-    per-sample failure, e.g. a crashed worker), ``plausible`` (the sample's
+    per-sample failure, e.g. a crashed worker; a "no_detection" sets ``missed`` instead of
+    ``model_error`` and keeps its message), ``plausible`` (the sample's
     self-penetration check), ``timings`` (seconds per row: render, model, inference,
     metrics) and ``extra``: ``prediction`` ({"convention": name, "<name>_xy": [[x, y] |
     None, ...]} in pixels of the rendered image, the model's own output before
@@ -317,8 +318,10 @@ class SimulatorEvaluator:
                 f = (pred.failures or [None] * n)[i]
                 msg = str(f) if f is not None else "model failure"
                 nan = float("nan")
-                out.append(Outcome(nan, {m: nan for m in self.metric_names}, True, msg, plausible, dict(timings),
-                                   {"prediction": None, "joint_errors": None}))
+                # "no_detection" is the model missing the person: a failure, not a breakage.
+                missed = getattr(f, "kind", None) == "no_detection"
+                out.append(Outcome(nan, {m: nan for m in self.metric_names}, not missed, msg, plausible,
+                                   dict(timings), {"prediction": None, "joint_errors": None}, missed=missed))
                 continue
             metrics = {m: float(values[m][i]) for m in self.metric_names}
             prediction: dict[str, Any] | None = None

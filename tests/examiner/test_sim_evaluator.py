@@ -7,6 +7,7 @@ the whole file runs in well under a minute on two cores.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 import sys
 import textwrap
 
@@ -227,3 +228,47 @@ def test_cli_runs_a_whitebox_target_end_to_end(tmp_path, capsys):
     assert rc == 0, capsys.readouterr().err
     store = RunStore.open(tmp_path / "cli")
     assert store.metadata["model_spec"] == "whitebox:camera.roll=0.5:1" and store.n_evaluations == 16
+
+
+class BlindOffCentre:
+    """2D model that reports "no_detection" (as MediaPipe does) when the person is off centre."""
+
+    name, convention, outputs = "blind", "coco17", ("joints2d",)
+
+    def predict(self, batch):
+        from examiner.targets import Prediction
+        from examiner.targets.base import ModelFailure
+
+        c = 0.5 * (batch.boxes[:, :2] + batch.boxes[:, 2:])
+        w = batch.images.shape[2]
+        failures = [ModelFailure("no_detection", "no person found") if abs(x - w / 2) > 0.15 * w else None
+                    for x in c[:, 0]]
+        return Prediction("coco17", joints2d=np.repeat(c[:, None], 17, axis=1), failures=failures)
+
+
+def make_blind():
+    return BlindOffCentre()
+
+
+def test_a_missed_person_is_a_failure_not_a_model_error(tmp_path):
+    sp = small_space("camera.offset_x,camera.roll")
+    spec = f"python:{__file__}:make_blind"
+    with build_evaluator(spec, sp) as ev:
+        U = np.zeros((3, sp.dim))
+        U[:, 0] = [-1.0, 0.0, 1.0]
+        out = ev.evaluate(U)
+        assert [o.missed for o in out] == [True, False, True]
+        assert not any(o.model_error for o in out)
+        assert out[0].model_error_message.startswith("no_detection") and math.isnan(out[0].error)
+        cfg = SearchConfig(strategy="random", budget=24, agents=4, seed=0, space="camera.offset_x,camera.roll",
+                           metric="pck_miss", threshold=2.0)  # a joint-miss share never exceeds 1: only misses fail
+        run_search(cfg, ev, sp, tmp_path / "run", model_spec=spec)
+    t = RunStore.open(tmp_path / "run").evaluations()
+    missed = np.array([bool(r["missed"]) for r in t.records])
+    assert 0 < missed.sum() < len(t) and not t.model_error.any()
+    assert np.array_equal(t.failed, missed & t.plausible)
+    assert np.abs(t.u[missed, 0]).min() > np.abs(t.u[~missed, 0]).max() - 0.5  # misses sit off centre
+    from reports import write_report
+
+    html = Path(write_report(tmp_path / "run").html).read_text()
+    assert "or the model found no person (" in html
