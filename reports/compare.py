@@ -168,9 +168,10 @@ def _evaluate(evaluator: Any, U: np.ndarray, metric: str, threshold: float, batc
     for i in range(0, len(U), batch):
         chunk = U[i:i + batch]
         for o in check_outcomes(evaluator.evaluate(chunk), len(chunk)):
-            v = float("nan") if o.model_error else float(o.metrics.get(metric, o.error))
+            v = float("nan") if o.model_error or o.missed else float(o.metrics.get(metric, o.error))
             values.append(v)
-            failed.append(bool(o.plausible) and not o.model_error and math.isfinite(v) and v > threshold)
+            hit = o.missed or (math.isfinite(v) and v > threshold)  # a missed person fails
+            failed.append(bool(o.plausible) and not o.model_error and hit)
     return np.array(failed, bool), np.array(values, float)
 
 
