@@ -163,6 +163,7 @@ def diff_runs(run_a: str | Path, run_b: str | Path, overlap: float = 0.25, fixed
 def _evaluate(evaluator: Any, U: np.ndarray, metric: str, threshold: float, batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """(failed (N,), value (N,)) with the search's definition of failure."""
     from examiner.search.evaluator import check_outcomes
+    from examiner.search.session import judge
 
     failed, values = [], []
     for i in range(0, len(U), batch):
@@ -170,8 +171,7 @@ def _evaluate(evaluator: Any, U: np.ndarray, metric: str, threshold: float, batc
         for o in check_outcomes(evaluator.evaluate(chunk), len(chunk)):
             v = float("nan") if o.model_error or o.missed else float(o.metrics.get(metric, o.error))
             values.append(v)
-            hit = o.missed or (math.isfinite(v) and v > threshold)  # a missed person fails
-            failed.append(bool(o.plausible) and not o.model_error and hit)
+            failed.append(judge(o, v, threshold)[1])
     return np.array(failed, bool), np.array(values, float)
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import collections
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -45,6 +45,15 @@ class Scored:
     plausible: bool
     model_error: bool
     claim_proximity: float
+
+
+def judge(o: Outcome, value: float, threshold: float) -> tuple[bool, bool]:
+    """(unusable, failed) for an outcome whose metric value is `value`: the one failure
+    definition (a plausible scene without a model error whose value exceeds the
+    threshold, or where the model found no person)."""
+    missed = bool(o.missed) and not o.model_error
+    err = bool(o.model_error) or (not math.isfinite(value) and not missed)
+    return err, bool(o.plausible) and not err and (missed or value > threshold)
 
 
 class Scorer:
@@ -86,8 +95,7 @@ class Scorer:
             v = self.value(o)
             ok = bool(o.plausible)
             missed = bool(o.missed) and not o.model_error
-            err = bool(o.model_error) or (not math.isfinite(v) and not missed)
-            failed = ok and not err and (missed or v > self.threshold)
+            err, failed = judge(o, v, self.threshold)
             if err:
                 s = -1.0
             else:
