@@ -148,11 +148,22 @@ class BodyCollider:
 def nearest_offsets(x: np.ndarray, pts: np.ndarray, nrm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """x (N, 3) -> offset (N,) along the normal of the nearest of pts (M, 3) (normals nrm
     (M, 3)), and that normal (N, 3)."""
-    from scipy.spatial import cKDTree
-
-    _, near = cKDTree(pts, leafsize=32, balanced_tree=False, compact_nodes=False).query(x)
+    _, near = nearest_vertex(pts, x)
     n = nrm[near]
     return np.einsum("nd,nd->n", x - pts[near], n), n
+
+
+def nearest_vertex(pts: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distance (N,) and index (N,) of the nearest of pts (M, 3) for each of x (N, 3).
+
+    pykdtree: building the tree and querying a garment's ~1-2k vertices against ~2.5k
+    body vertices takes about half the time of scipy's cKDTree (same neighbours; the tree
+    is rebuilt for every posed body, so build time counts)."""
+    from pykdtree.kdtree import KDTree
+
+    pts = np.ascontiguousarray(pts, dtype=np.float64)
+    d, i = KDTree(pts, leafsize=16).query(np.ascontiguousarray(x, dtype=np.float64), k=1)
+    return d, i.astype(np.int64)
 
 
 def push_from(x: np.ndarray, off: np.ndarray, nrm: np.ndarray, thickness: float) -> tuple[np.ndarray, float]:

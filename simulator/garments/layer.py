@@ -57,7 +57,7 @@ def _upload(node, data: np.ndarray) -> None:
 def push_outside(inner: np.ndarray, inner_faces: np.ndarray, outer: np.ndarray, gap: float = 0.003) -> np.ndarray:
     """Move vertices of `outer` (N, 3) that lie behind the nearest vertex of the garment
     `inner` (M, 3) out along its normal, so an untucked top covers the waistband."""
-    from scipy.spatial import cKDTree
+    from simulator.garments.collision import nearest_vertex
 
     lo, hi = inner.min(0) - 0.06, inner.max(0) + 0.06
     cand = np.flatnonzero(np.all((outer > lo) & (outer < hi), axis=1))
@@ -65,7 +65,7 @@ def push_outside(inner: np.ndarray, inner_faces: np.ndarray, outer: np.ndarray, 
     if not len(cand):
         return out
     n = _normals(inner, inner_faces)
-    d, near = cKDTree(inner, balanced_tree=False, compact_nodes=False).query(outer[cand])
+    d, near = nearest_vertex(inner, outer[cand])
     off = np.einsum("nd,nd->n", outer[cand] - inner[near], n[near])
     fix = (off < gap) & (d < 0.06)
     out[cand[fix]] += (gap - off[fix])[:, None] * n[near[fix]]
