@@ -16,8 +16,10 @@ Targets (`--target`, several in one run):
   renderer and the whole target pipeline (render -> checked_predict -> score_batch), with
   the same 8 planted regions as `planted` (PLANTED_REGIONS: 1-4 dimensions in the pose,
   shape and camera groups, 15% of the space down to ~5e-6). Inside a region every joint
-  is displaced by 0.3 m; outside, 5 mm noise. Unlike the analytic target there is no halo
-  of rising error around a region: nothing guides a search towards it.
+  is displaced by 0.3 m; outside, 5 mm noise plus, like the analytic target, an error
+  that rises towards each region (`--whitebox-halo 0.5`, up to `--whitebox-halo-error`
+  0.05 m at a region's edge, below the failure threshold; `--whitebox-halo 0`: none,
+  nothing guides a search towards a region).
 - `baseline`: the bundled baseline network (assets/baseline, or
   $POSEEXAMINER_BASELINE_DIR); no ground truth, so modes only.
 
@@ -90,6 +92,8 @@ def make_target(name: str, args):
     if name == "whitebox":
         regions = PLANTED_REGIONS
         spec = f"whitebox:{whitebox_regions_spec(regions)}?error=0.3&noise=0.005"
+        if args.whitebox_halo > 0:
+            spec += f"&halo={args.whitebox_halo:g}&halo_error={args.whitebox_halo_error:g}"
     else:
         regions = None
         spec = "baseline?threads=1" + (f"&sim.calibrate={args.calibrate}" if args.calibrate else "")
@@ -237,6 +241,11 @@ def main() -> None:
                         "1e-3 .. 2e-5; many: 32 analytic regions, 2e-2 .. 1e-5, 24 of them <= 1e-4; "
                         "whitebox: the planted regions through the renderer; baseline: the bundled model")
     p.add_argument("--size", type=int, default=64, help="render size (px) for the whitebox target")
+    p.add_argument("--whitebox-halo", type=float, default=0.5,
+                   help="whitebox: width of the rising error around each region (normalised units; 0: none, the "
+                        "first-round target); 0.5 like analytic:planted")
+    p.add_argument("--whitebox-halo-error", type=float, default=0.05,
+                   help="whitebox: joint displacement (m) at a region's edge, below the failure threshold")
     p.add_argument("--baseline-size", type=int, default=256, help="render size (px) for the baseline (its training size)")
     p.add_argument("--baseline-threshold", type=float, default=None,
                    help="failure threshold (PA-MPJPE, mm) for the baseline target (default: 90, PoseExaminer's)")

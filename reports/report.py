@@ -156,6 +156,7 @@ def _mode_view(run: RunData, mode: dict, described: dict, gallery: dict) -> dict
         "rate": v["rate"],
         "n": v["n"],
         "k": v["k"],
+        "implausible": int(v.get("implausible") or 0),
         "interval": v["interval"],
         "volume": float(mode.get("volume_fraction") or 0.0),
         "median": q.get("0.5"),
@@ -251,7 +252,8 @@ def mode_junit_cases(run: RunData, described: dict) -> list[dict]:
                          for n, (a, b) in (m.get("constrained") or {}).items() if n in run.space.names)
         cases.append({
             "title": f"mode {m['rank']}: {desc or dims or 'failure region'}"[:200],
-            "message": f"fails {v['rate']:.0%} of {v['n']} fresh samples (95% CI {lo:.0%}-{hi:.0%})",
+            "message": f"fails {v['rate']:.0%} of {v['n']} plausible fresh samples (95% CI {lo:.0%}-{hi:.0%})"
+                       + (f"; {v['implausible']} implausible left out" if v.get("implausible") else ""),
             "details": f"region: {dims}\ndescription: {desc}\nvolume fraction: {m.get('volume_fraction')}",
         })
     return cases

@@ -15,10 +15,16 @@ Region growing (phase 2 of an agent, PoseExaminer-style) for a failing seed x0:
                between x0_d (fails) and the probe (passes) until the bracket is below
                `bisection_tol`; all open brackets advance together, one evaluation each per
                round, in the same rounds as the remaining probes.
-  3. verify  - N fresh uniform samples in the box. If at least `min_failure_rate` of them
-               fail the box is accepted (rate + Wilson interval reported). Otherwise the
-               side whose outer band holds the most passing samples is pulled in and the
-               box is verified again with N fresh samples, up to `max_verify_rounds`.
+  3. verify  - N fresh uniform samples in the box. If at least `min_failure_rate` of the
+               plausible ones fail the box is accepted (rate + Wilson interval reported).
+               Otherwise the side whose outer band holds the most passing samples is
+               pulled in and the box is verified again with N fresh samples, up to
+               `max_verify_rounds`.
+Implausible scenes (e.g. a body penetrating itself at extreme joint angles) say nothing
+about the model: a probe or bisection step that lands on one does not bound the box (it
+counts like a failing one), and verification rates are over the plausible samples only
+(the implausible ones are counted and reported; with fewer than a quarter of the samples
+plausible the round fails).
 A job is a state machine that hands out one batch of queries per round, so the search
 can evaluate every job's queries together with the agents' proposals in one call.
 """
@@ -101,6 +107,13 @@ class GrownRegion:
     failed: np.ndarray  # (N,) bool
     cost: int  # evaluations spent by the job
     reason: str = ""
+    plausible: np.ndarray | None = None  # (N,) bool; None: all plausible
+    n_implausible: int = 0  # verification samples left out of n (implausible scenes)
+
+    @property
+    def usable(self) -> np.ndarray:
+        """(N,) the verification samples the rate is over (the plausible ones)."""
+        return np.ones(len(self.failed), bool) if self.plausible is None else np.asarray(self.plausible, bool)
 
 
 class RegionGrowth:
@@ -194,13 +207,17 @@ class RegionGrowth:
             return self.next_queries()
         return self._pending
 
-    def consume(self, failed: np.ndarray, values: np.ndarray) -> None:
-        """Answers (in query order) to the batch from `next_queries`."""
+    def consume(self, failed: np.ndarray, values: np.ndarray, plausible: np.ndarray | None = None) -> None:
+        """Answers (in query order) to the batch from `next_queries`: failed, metric
+        values and (optionally) whether each scene was plausible."""
         qs, self._pending = self._pending, []
         self.cost += len(qs)
+        failed = np.asarray(failed, bool)
+        plausible = np.ones(len(failed), bool) if plausible is None else np.asarray(plausible, bool)
         if self.stage in ("probe", "bisect"):
             self.groups = []
-            for q, f in zip(qs, failed):
+            # An implausible scene does not bound the box: it counts like a failing one.
+            for q, f in zip(qs, failed | ~plausible):
                 if q.phase == "bisect":
                     dim, side = q.key
                     self.brackets[(dim, side)][0 if f else 1] = q.u[dim]
@@ -215,7 +232,7 @@ class RegionGrowth:
                     self.groups += [(side, dims[:half]), (side, dims[half:])]
             self._advance_from_probe_or_bisect()
         else:
-            self._consume_verify(np.array([q.u for q in qs]), np.asarray(failed, bool), np.asarray(values, float))
+            self._consume_verify(np.array([q.u for q in qs]), failed, np.asarray(values, float), plausible)
 
     def _advance_from_probe_or_bisect(self) -> None:
         tol = self.cfg.bisection_tol
@@ -228,26 +245,35 @@ class RegionGrowth:
         else:
             self.stage = "bisect" if self.brackets else "verify"
 
-    def _consume_verify(self, U: np.ndarray, failed: np.ndarray, values: np.ndarray) -> None:
+    def _consume_verify(self, U: np.ndarray, failed: np.ndarray, values: np.ndarray, plausible: np.ndarray) -> None:
         cfg = self.cfg
-        n, k = len(failed), int(failed.sum())
-        rate = k / n
+        n, k = int(plausible.sum()), int((failed & plausible).sum())
+        enough = n >= max(1, len(failed) // 4)
+        rate = k / n if n else float("nan")
+        accepted = enough and rate >= cfg.min_failure_rate
         self.verify_round += 1
-        if rate >= cfg.min_failure_rate or self.verify_round >= cfg.max_verify_rounds:
+        if accepted or self.verify_round >= cfg.max_verify_rounds:
+            if accepted:
+                reason = ""
+            elif not enough:
+                reason = f"only {n} of {len(failed)} verification scenes plausible"
+            else:
+                reason = f"verified rate {rate:.2f} below target"
             self.result = GrownRegion(
                 job=self.job, agent=self.agent, seed_point=self.x0, lo=self.lo.copy(), hi=self.hi.copy(),
-                accepted=rate >= cfg.min_failure_rate, n=n, k=k, rate=rate,
+                accepted=accepted, n=n, k=k, rate=rate,
                 interval=wilson_interval(k, n, cfg.confidence), samples=U, values=values, failed=failed,
-                cost=self.cost, reason="" if rate >= cfg.min_failure_rate else f"verified rate {rate:.2f} below target",
+                cost=self.cost, reason=reason, plausible=plausible, n_implausible=len(failed) - n,
             )
             return
-        self._shrink(U, failed)
+        self._shrink(U, failed, plausible)
 
-    def _shrink(self, U: np.ndarray, failed: np.ndarray) -> None:
-        """Pull in the side whose outer quarter holds the largest share of passing samples."""
+    def _shrink(self, U: np.ndarray, failed: np.ndarray, plausible: np.ndarray) -> None:
+        """Pull in the side whose outer quarter holds the largest share of passing
+        (plausible, not failing) samples."""
         width = np.maximum(self.hi - self.lo, 1e-12)
         rel = (U - self.lo) / width  # 0 at lo, 1 at hi
-        passing = ~failed
+        passing = plausible & ~failed
         best, best_score = None, -1.0
         for dim in range(self._dim):
             if width[dim] <= self.cfg.bisection_tol:
@@ -350,8 +376,9 @@ def far_start(archive: "FailureArchive", rng: np.random.Generator, n: int, dim: 
 class FailureMode:
     """A distinct failure mode: overlapping accepted regions merged.
 
-    box: the largest member box (lo, hi) with its own verification (rate, interval);
-    errors: metric values of every verification sample of every member;
+    box: the largest member box (lo, hi) with its own verification (rate, interval over
+    its n plausible samples; n_implausible left out);
+    errors: metric values of every plausible verification sample of every member;
     examples: representative samples (highest error first, then the one nearest the
     box centre)."""
 
@@ -362,6 +389,7 @@ class FailureMode:
     k: int
     rate: float
     interval: tuple[float, float]
+    n_implausible: int = 0
     members: list[int] = field(default_factory=list)  # job ids
     agents: list[int] = field(default_factory=list)
     errors: list[float] = field(default_factory=list)
@@ -378,7 +406,8 @@ class FailureMode:
             "lo": self.lo.tolist(),
             "hi": self.hi.tolist(),
             "volume_fraction": math.exp(self.log_volume),
-            "verified": {"n": self.n, "k": self.k, "rate": self.rate, "interval": list(self.interval)},
+            "verified": {"n": self.n, "k": self.k, "rate": self.rate, "interval": list(self.interval),
+                         "implausible": self.n_implausible},
             "members": self.members,
             "agents": sorted(set(self.agents)),
             "errors": {
@@ -409,11 +438,13 @@ class ModeSet:
 
     def add(self, region: GrownRegion) -> FailureMode:
         overlapping = [m for m in self.modes if box_overlap(m.lo, m.hi, region.lo, region.hi) >= self.cfg.merge_overlap]
+        ok = region.usable
         new = FailureMode(
             id=self._next_id, lo=region.lo.copy(), hi=region.hi.copy(), n=region.n, k=region.k,
-            rate=region.rate, interval=region.interval, members=[region.job], agents=[region.agent],
-            errors=[float(v) for v in region.values],
-            examples=self._examples(region.samples, region.values, region.failed, region.lo, region.hi),
+            rate=region.rate, interval=region.interval, n_implausible=region.n_implausible,
+            members=[region.job], agents=[region.agent],
+            errors=[float(v) for v in region.values[ok]],
+            examples=self._examples(region.samples[ok], region.values[ok], region.failed[ok], region.lo, region.hi),
         )
         if not overlapping:
             self._next_id += 1
@@ -427,6 +458,7 @@ class ModeSet:
             if other.log_volume > target.log_volume:
                 target.lo, target.hi = other.lo, other.hi
                 target.n, target.k, target.rate, target.interval = other.n, other.k, other.rate, other.interval
+                target.n_implausible = other.n_implausible
                 target.examples = other.examples
         dropped = {id(m) for m in overlapping[1:]}
         self.modes = [m for m in self.modes if id(m) not in dropped]

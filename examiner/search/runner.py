@@ -41,7 +41,7 @@ class SearchResult:
 
 # Layout of the pickled session and strategy state in checkpoints; bump it when the
 # classes whose state is pickled (jobs, archives, strategies) change their fields.
-STATE_VERSION = 2
+STATE_VERSION = 3  # 3: region jobs and modes track implausible verification samples
 
 
 def _versions() -> dict[str, str]:

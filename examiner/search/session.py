@@ -242,7 +242,8 @@ class SearchSession:
         self.round += 1
 
         for job, a, b in job_slices:
-            job.consume(np.array([s.failed for s in scored[a:b]]), np.array([s.value for s in scored[a:b]]))
+            job.consume(np.array([s.failed for s in scored[a:b]]), np.array([s.value for s in scored[a:b]]),
+                        np.array([s.plausible for s in scored[a:b]]))
             if job.done:
                 self._finish(job)
             elif self.cfg.region.grow_provisional:

@@ -220,7 +220,7 @@ for _a in (
     Adapter("onnx", _make_onnx, "onnx:model.onnx[?config=model.yaml]", "ONNX model via onnxruntime + YAML sidecar"),
     Adapter("worker", _make_worker, "worker:NAME[?timeout=S]", "registered worker environment (subprocess)"),
     Adapter("cmd", _make_cmd, 'cmd:"/env/bin/python my_worker.py"[?timeout=S]', "worker started from a command line"),
-    Adapter("whitebox", _make_whitebox, "whitebox:dim=lo:hi,...;...[?error=0.3&noise=0.005&seed=0]",
+    Adapter("whitebox", _make_whitebox, "whitebox:dim=lo:hi,...;...[?error=0.3&noise=0.005&seed=0&halo=0&halo_error=0.05]",
             "ground truth + planted failure regions (tests the examiner)"),
     Adapter("mediapipe", _make_mediapipe, "mediapipe[?crop=box|full]", "MediaPipe BlazePose full (own environment)",
             takes_body=False),

@@ -10,6 +10,13 @@ Boxes are given in normalised coordinates in [-1, 1] of the dimensions' default 
 dimensions of a ``ParamSpace`` you pass. Noise is a pure function of (seed, scene), so
 the same scene always gets the same prediction, in any batch order.
 
+With ``halo > 0`` the error also rises *towards* each region, as a real model degrades
+near a hard configuration: outside every region the joints are displaced by
+``halo_error_m * exp(-(d / halo) ** 2)``, where d is the scene's distance to the nearest
+region (L2 over that region's dimensions, normalised units). Keep ``halo_error_m`` well
+below the failure threshold (the default 0.05 m gives a PA-MPJPE of ~40-50 mm at a
+region's edge) so that only the regions themselves fail.
+
 From Python::
 
     WhiteBoxTarget([PlantedRegion({"camera.azimuth": (0.5, 1.0)})], error_m=0.3)
@@ -17,6 +24,7 @@ From Python::
 From a spec string (regions separated by ';', dimensions within a region by ','):
 
     whitebox:camera.azimuth=0.5:1,pose.l_knee_flexion=-1:-0.5;light.ambient=-1:-0.8?error=0.3&noise=0.005&seed=0
+    whitebox:camera.azimuth=0.5:1?halo=0.5&halo_error=0.05     (error rising towards the box)
 """
 
 from __future__ import annotations
@@ -85,10 +93,16 @@ class WhiteBoxTarget(TargetModel):
         convention: str = "coco17",
         space: ParamSpace | None = None,
         name: str = "whitebox",
+        halo: float = 0.0,
+        halo_error_m: float = 0.05,
     ) -> None:
         self.regions = tuple(regions)
         self.error_m = float(error_m)
         self.noise_m = float(noise_m)
+        if halo < 0 or halo_error_m < 0:
+            raise TargetError(f"white-box halo and halo_error must be >= 0, got {halo} and {halo_error_m}")
+        self.halo = float(halo)
+        self.halo_error_m = float(halo_error_m)
         self.seed = int(seed)
         self.convention = convention
         self.outputs = frozenset({"joints2d", "joints3d"})
@@ -112,6 +126,17 @@ class WhiteBoxTarget(TargetModel):
                 return i
         return None
 
+    def halo_distance(self, params: SceneParams) -> float:
+        """Distance (normalised units) from the scene to the nearest planted region: L2
+        over each region's own dimensions of how far the scene lies outside its box."""
+        names = sorted({n for r in self.regions for n in r.bounds})
+        u = self.normalised(params, names)
+        best = float("inf")
+        for r in self.regions:
+            gap = [max(lo - u[n], 0.0, u[n] - hi) for n, (lo, hi) in r.bounds.items()]
+            best = min(best, float(np.sqrt(np.sum(np.square(gap)))))
+        return best
+
     def _rng(self, params: SceneParams) -> np.random.Generator:
         key = zlib.crc32(params.to_json(sort_keys=True).encode("utf-8"))
         return np.random.default_rng([self.seed, key])
@@ -131,8 +156,12 @@ class WhiteBoxTarget(TargetModel):
             rng = self._rng(sample.params)
             delta = rng.normal(0.0, self.noise_m, size=gt3.shape)
             region = self.region_of(sample.params)
+            err = 0.0
             if region is not None:
                 err = self.regions[region].error_m or self.error_m
+            elif self.halo > 0 and self.regions:
+                err = self.halo_error_m * float(np.exp(-((self.halo_distance(sample.params) / self.halo) ** 2)))
+            if err > 0:
                 direction = rng.normal(size=gt3.shape)
                 direction /= np.linalg.norm(direction, axis=1, keepdims=True)
                 delta = delta + err * direction
@@ -178,7 +207,8 @@ def parse_regions(text: str) -> list[PlantedRegion]:
 
 def make_whitebox(body: str, options: dict[str, str]) -> WhiteBoxTarget:
     kwargs: dict[str, object] = {}
-    conv = {"error": ("error_m", float), "noise": ("noise_m", float), "seed": ("seed", int), "convention": ("convention", str)}
+    conv = {"error": ("error_m", float), "noise": ("noise_m", float), "seed": ("seed", int), "convention": ("convention", str),
+            "halo": ("halo", float), "halo_error": ("halo_error_m", float)}
     for key, value in options.items():
         if key not in conv:
             raise TargetError(f"unknown whitebox option {key!r}; valid: {', '.join(conv)}")

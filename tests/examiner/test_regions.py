@@ -84,6 +84,34 @@ def test_group_probes_cost_less_than_axis_probes():
     assert probes[8] <= 14 + 6 * 2 * 3 < probes[1]
 
 
+def test_implausible_scenes_neither_bound_the_box_nor_count_in_its_rate():
+    # The model fails whenever camera.roll > 0.2; scenes with camera.distance > 0.5 are
+    # implausible (they never fail). The box must still reach distance +1 (nothing there
+    # passes) and its rate is over the plausible samples only: 100%, not ~75%.
+    space = ParamSpace.from_groups("camera")
+    roll, dist = space.names.index("camera.roll"), space.names.index("camera.distance")
+
+    def grow_implausible(seed):
+        job = RegionGrowth(0, 0, np.where(np.arange(space.dim) == roll, 0.6, 0.0), RegionConfig(),
+                           np.random.default_rng(seed))
+        while not job.done:
+            U = np.array([q.u for q in job.next_queries()])
+            plausible = U[:, dist] <= 0.5
+            failed = (U[:, roll] > 0.2) & plausible
+            job.consume(failed, np.where(failed, 150.0, 30.0), plausible)
+        return job.result
+
+    r = grow_implausible(0)
+    assert r.accepted and r.rate == 1.0 and r.k == r.n
+    assert r.hi[dist] == 1.0 and r.lo[dist] == -1.0
+    assert abs(r.lo[roll] - 0.2) <= RegionConfig().bisection_tol
+    assert 0 < r.n_implausible < 20 and r.n + r.n_implausible == RegionConfig().verify_samples
+    m = ModeSet(RegionConfig())
+    mode = m.add(r)
+    assert len(mode.errors) == r.n and mode.to_dict()["verified"]["implausible"] == r.n_implausible
+    assert all(e["failed"] for e in mode.examples[:-1])
+
+
 def test_verification_rejects_a_region_that_is_not_a_box():
     # Failure on a cross of two thin strips: every axis probe from the centre fails, so
     # the probes see the whole square, but few uniform samples in it fail.

@@ -219,6 +219,29 @@ def test_whitebox_spec_matches_python_and_is_order_independent(render_fn):
     assert err[0] < 0.03 and err[3] < 0.03 and err[1] > 0.15 and err[2] > 0.15
 
 
+def test_whitebox_halo_error_rises_towards_the_region_and_stays_below_it(render_fn):
+    # Region: azimuth 20..60 deg. Outside it the displacement follows the halo, largest
+    # next to the box; without a halo it is zero.
+    region = PlantedRegion.from_physical({"camera.azimuth": (math.radians(20), math.radians(60))})
+    halo = WhiteBoxTarget([region], error_m=0.3, noise_m=0.0, halo=0.5, halo_error_m=0.05)
+    plain = WhiteBoxTarget([region], error_m=0.3, noise_m=0.0)
+    scenes = [_scene(-150), _scene(-60), _scene(0), _scene(15), _scene(40)]
+    samples = render_fn(scenes)
+    gt = np.stack([s.keypoints["coco17"].xyz for s in samples])
+    batch = TargetBatch.from_samples(samples, with_ground_truth=True)
+    err = np.linalg.norm(checked_predict(halo, batch).joints3d - gt, axis=-1).mean(1)
+    assert err[0] < err[1] < err[2] < err[3] < 0.05 < 0.15 < err[4]
+    assert err[3] > 0.045  # 5 deg from the edge: almost the full halo
+    d = [halo.halo_distance(p) for p in scenes]
+    assert d[4] == 0.0 and d[3] == pytest.approx(math.radians(5) / math.pi, rel=1e-6)
+    flat = np.linalg.norm(checked_predict(plain, batch).joints3d - gt, axis=-1).mean(1)
+    assert np.all(flat[:4] < 1e-9)
+    spec = load_target("whitebox:camera.azimuth=0.111:0.333?noise=0&halo=0.5&halo_error=0.05")
+    assert spec.halo == 0.5 and spec.halo_error_m == 0.05
+    with pytest.raises(TargetError, match="halo"):
+        WhiteBoxTarget([region], halo=-1)
+
+
 # ---- calibration -----------------------------------------------------------------------
 
 
