@@ -64,6 +64,16 @@ def run_app(app: Any, argv: list[str] | None = None) -> int:
 
     from simulator.errors import PoseExaminerError
 
+    # Typer >= 0.22 parses with its own copy of click, whose exceptions are not click's.
+    usage_errors: tuple[type[BaseException], ...] = (click.exceptions.ClickException,)
+    aborts: tuple[type[BaseException], ...] = (click.exceptions.Abort,)
+    try:
+        import typer
+
+        usage_errors += (getattr(typer, "TyperException", click.exceptions.ClickException),)
+        aborts += (getattr(typer, "Abort", click.exceptions.Abort),)
+    except ImportError:  # pragma: no cover - typer is a dependency
+        pass
     try:
         app(args=argv, standalone_mode=False)
     except PoseExaminerError as e:
@@ -76,9 +86,13 @@ def run_app(app: Any, argv: list[str] | None = None) -> int:
         return 130
     except SystemExit as e:
         return int(e.code or 0)
-    except click.exceptions.ClickException as e:
-        e.show()
-        return e.exit_code
-    except click.exceptions.Abort:
+    except aborts:
         return 1
+    except usage_errors as e:
+        show = getattr(e, "show", None)
+        if callable(show):
+            show()
+        else:
+            error(str(e))
+        return int(getattr(e, "exit_code", 2))
     return 0

@@ -69,3 +69,15 @@ def test_render_with_clothing_writes_the_clothing_mask(tmp_path, capsys):
     # The stripes are visible: the shirt has two clearly different colours.
     shirt = rgb[cloth]
     assert np.ptp(shirt.sum(1)) > 120
+
+
+def test_usage_errors_are_a_message_not_a_traceback(capsys):
+    # Typer >= 0.22 raises its own copy of click's usage errors; both must end as a usage
+    # message with click's exit code 2.
+    from examiner.cli import main as examiner_main
+
+    assert examiner_main(["demo", "--no-such-option"]) == 2
+    assert examiner_main(["run", "--budget", "many"]) == 2
+    err = capsys.readouterr().err
+    assert "No such option: --no-such-option" in err and "--budget" in err
+    assert "Traceback" not in err
