@@ -48,7 +48,7 @@ from examiner.search.evaluator import (
 from examiner.search.sim_evaluator import whitebox_regions_spec
 from simulator.params import ParamSpace, SceneParams
 
-RENDERED_TARGETS = ("whitebox", "baseline")
+RENDERED_TARGETS = ("whitebox", "baseline", "demo")
 
 
 def recall(modes: list[dict], space: ParamSpace, purity: float, regions) -> tuple[int, list[str]]:
@@ -89,6 +89,10 @@ def make_target(name: str, args):
         return AnalyticEvaluator(space, regions=regions, noise=1.0), space, regions, f"analytic:{name}"
     size = args.size if name == "whitebox" else args.baseline_size
     space = ParamSpace.from_groups(args.space, base=SceneParams().with_values({"camera.width": size, "camera.height": size}))
+    if name == "demo":  # `examiner demo`'s space (camera + 5 joints) and threshold
+        from examiner.demo import demo_space
+
+        space = demo_space()
     if name == "whitebox":
         regions = PLANTED_REGIONS
         spec = f"whitebox:{whitebox_regions_spec(regions)}?error=0.3&noise=0.005"
@@ -114,8 +118,13 @@ def bench_strategies(args) -> list[dict]:
                 for strategy in args.strategies:
                     for seed in range(args.first_seed, args.first_seed + args.seeds):
                         threshold = args.baseline_threshold if target == "baseline" else None
+                        space_spec = args.space
+                        if target == "demo":
+                            from examiner.demo import DEMO_SPACE, DEMO_THRESHOLD_MM
+
+                            threshold, space_spec = DEMO_THRESHOLD_MM, DEMO_SPACE
                         cfg = SearchConfig(strategy=strategy, budget=budget, agents=args.agents, seed=seed,
-                                           space=args.space, threshold=threshold)
+                                           space=space_spec, threshold=threshold)
                         with tempfile.TemporaryDirectory() as d:
                             t0 = time.perf_counter()
                             res = run_search(cfg, _KeepOpen(evaluator), space, Path(d) / "run", model_spec=spec)
@@ -239,7 +248,8 @@ def main() -> None:
                    default=["planted"],
                    help="planted: 8 analytic regions, 15%% .. 5e-6 of the space; hidden: 8 small analytic regions, "
                         "1e-3 .. 2e-5; many: 32 analytic regions, 2e-2 .. 1e-5, 24 of them <= 1e-4; "
-                        "whitebox: the planted regions through the renderer; baseline: the bundled model")
+                        "whitebox: the planted regions through the renderer; baseline: the bundled model; "
+                        "demo: the bundled model on `examiner demo`'s space and threshold")
     p.add_argument("--size", type=int, default=64, help="render size (px) for the whitebox target")
     p.add_argument("--whitebox-halo", type=float, default=0.5,
                    help="whitebox: width of the rising error around each region (normalised units; 0: none, the "

@@ -19,7 +19,9 @@ Region growing (phase 2 of an agent, PoseExaminer-style) for a failing seed x0:
                plausible ones fail the box is accepted (rate + Wilson interval reported).
                Otherwise the side whose outer band holds the most passing samples is
                pulled in and the box is verified again with N fresh samples, up to
-               `max_verify_rounds`.
+               `max_verify_rounds`. Every side is at least `bisection_tol` wide before
+               verification (a failure narrower than the search resolves is verified at
+               that resolution, not as a zero-width box around the seed).
 Implausible scenes (e.g. a body penetrating itself at extreme joint angles) say nothing
 about the model: a probe or bisection step that lands on one does not bound the box (it
 counts like a failing one), and verification rates are over the plausible samples only
@@ -244,6 +246,20 @@ class RegionGrowth:
             self.stage = "probe"
         else:
             self.stage = "bisect" if self.brackets else "verify"
+            if self.stage == "verify":
+                self._widen_to_resolution()
+
+    def _widen_to_resolution(self) -> None:
+        """Give every dimension at least the bisection tolerance of width (centred on the
+        box, inside [-1, 1]). Where both edges bisected back to the seed, the region is
+        narrower than the search can resolve; a box of zero width there would be a point,
+        not a region, and would "verify" on samples that all share the seed's value.
+        Verification then decides whether the failure holds at that resolution."""
+        tol = self.cfg.bisection_tol
+        narrow = self.hi - self.lo < tol
+        if narrow.any():
+            lo = np.clip(0.5 * (self.lo + self.hi)[narrow] - tol / 2, -1.0, 1.0 - tol)
+            self.lo[narrow], self.hi[narrow] = lo, lo + tol
 
     def _consume_verify(self, U: np.ndarray, failed: np.ndarray, values: np.ndarray, plausible: np.ndarray) -> None:
         cfg = self.cfg
@@ -288,10 +304,11 @@ class RegionGrowth:
         if best is None:
             return
         dim, side = best
+        step = min(0.3 * width[dim], width[dim] - self.cfg.bisection_tol)  # never below the resolution
         if side < 0:
-            self.lo[dim] = min(self.lo[dim] + 0.3 * width[dim], self.x0[dim])
+            self.lo[dim] = min(self.lo[dim] + step, max(self.x0[dim], self.lo[dim]))
         else:
-            self.hi[dim] = max(self.hi[dim] - 0.3 * width[dim], self.x0[dim])
+            self.hi[dim] = max(self.hi[dim] - step, min(self.x0[dim], self.hi[dim]))
 
     def abort(self, reason: str) -> None:
         self._pending = []

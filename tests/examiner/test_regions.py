@@ -112,6 +112,25 @@ def test_implausible_scenes_neither_bound_the_box_nor_count_in_its_rate():
     assert all(e["failed"] for e in mode.examples[:-1])
 
 
+def test_a_failure_narrower_than_the_resolution_is_not_a_zero_width_mode():
+    # Fails only within +-0.01 of camera.roll = 0.3: every bisection step falls back to the
+    # seed. The box is verified at the bisection tolerance's width (where ~1/3 fails) and
+    # rejected, instead of being accepted as a point.
+    space = ParamSpace.from_groups("camera")
+    roll = space.names.index("camera.roll")
+    cfg = RegionConfig()
+
+    class Spike:
+        def evaluate(self, U):
+            from examiner.search import Outcome
+            return [Outcome(150.0 if abs(u[roll] - 0.3) < 0.01 else 30.0, {"pa_mpjpe": 0.0}) for u in U]
+
+    r = grow(space, Spike(), np.where(np.arange(space.dim) == roll, 0.3, 0.0), cfg)
+    assert r.hi[roll] - r.lo[roll] >= cfg.bisection_tol - 1e-12 and r.lo[roll] <= 0.3 <= r.hi[roll]
+    assert not r.accepted and r.rate < 0.8
+    assert np.all(r.hi - r.lo >= cfg.bisection_tol - 1e-12)
+
+
 def test_verification_rejects_a_region_that_is_not_a_box():
     # Failure on a cross of two thin strips: every axis probe from the centre fails, so
     # the probes see the whole square, but few uniform samples in it fail.
