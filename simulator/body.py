@@ -157,6 +157,32 @@ class _announce_anny_build:
         self.logger.propagate = self.propagate
 
 
+def _init_warp_quietly(warp) -> None:
+    """Initialise warp now. Without an NVIDIA driver its native code prints "Warp CUDA
+    warning: Could not find or load the NVIDIA CUDA driver" on stderr in every process
+    (each render worker of a run); on such a machine that line is all init writes there,
+    so stderr's file descriptor is pointed at /dev/null for the call. With a driver
+    present nothing is hidden."""
+    import ctypes.util
+    import os
+    import sys
+
+    if ctypes.util.find_library("cuda") is not None:
+        warp.init()
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            try:
+                warp.init()
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
 class AnnyBody:
     """The anny body model (MakeHuman-derived; phenotypes from infants to elders).
 
@@ -193,6 +219,7 @@ class AnnyBody:
             # Its start-up banner goes to stdout and would pollute `--json` output.
             warp.config.log_level = max(warp.config.log_level, warp.LOG_WARNING)
             warp.config.kernel_cache_dir = os.environ["WARP_CACHE_PATH"]
+            _init_warp_quietly(warp)
             import anny
         except ImportError as e:  # pragma: no cover - dependency of the package
             raise AssetError(f"the anny body model is not installed ({e}); run `pip install anny`") from None
