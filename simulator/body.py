@@ -16,7 +16,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
@@ -56,11 +56,15 @@ SURFACE_KEYPOINTS = frozenset(("nose", "left_eye", "right_eye", "left_ear", "rig
 @dataclass
 class BodyOutput:
     """vertices (B, V, 3) float32 metres, world frame; joints (B, len(JOINT_NAMES), 3);
-    keypoints {"coco17": (B, 17, 3), "feet6": (B, 6, 3), "h36m17": (B, 17, 3)}."""
+    keypoints {"coco17": (B, 17, 3), "feet6": (B, 6, 3), "h36m17": (B, 17, 3)}.
+    rig: the body model's own bone poses, rest bone poses and rest vertices (anny: torch
+    tensors "bone_poses", "rest_bone_poses", "rest_vertices"), so the garment rig can
+    reuse this evaluation (`BodyRig.from_body_output`); None for other models."""
 
     vertices: np.ndarray
     joints: np.ndarray
     keypoints: dict[str, np.ndarray]
+    rig: dict[str, Any] | None = None
 
 
 class BodyModel(Protocol):
@@ -428,6 +432,7 @@ class AnnyBody:
                 "feet6": kps[:, self._feet_idx],
                 "h36m17": h36m_from_joints(J),
             },
+            rig={k: out[k] for k in ("bone_poses", "rest_bone_poses", "rest_vertices")},
         )
 
 

@@ -450,11 +450,21 @@ def forward_fixed_batch(body, pose: np.ndarray, shape: np.ndarray, batch: int = 
             p = np.concatenate([p, np.repeat(p[:1], batch - n, 0)])
             s = np.concatenate([s, np.repeat(s[:1], batch - n, 0)])
         o = body.forward(p, s)
-        outs.append((o.vertices[:n], o.joints[:n], {k: v[:n] for k, v in o.keypoints.items()}))
+        rig = None
+        if getattr(o, "rig", None) is not None:
+            rig = {k: (t if len(t) > 1 else t.expand(len(p), *t.shape[1:]))[:n] for k, t in o.rig.items()}
+        outs.append((o.vertices[:n], o.joints[:n], {k: v[:n] for k, v in o.keypoints.items()}, rig))
+    rigs = [o[3] for o in outs]
+    rig = None
+    if all(r is not None for r in rigs):
+        import torch
+
+        rig = {k: torch.cat([r[k] for r in rigs]) for k in rigs[0]}
     return BodyOutput(
         vertices=np.concatenate([o[0] for o in outs]),
         joints=np.concatenate([o[1] for o in outs]),
         keypoints={k: np.concatenate([o[2][k] for o in outs]) for k in outs[0][2]},
+        rig=rig,
     )
 
 
@@ -570,8 +580,8 @@ def make_dense_renderer(config=None):
             self._last_occluder_map = occluder
             return np.stack([parts, cloth, np.zeros_like(parts)], axis=2), depth
 
-        def _render_one(self, params, v, joints, kps):
-            sample = super()._render_one(params, v, joints, kps)
+        def _render_one(self, params, v, joints, kps, body_rig=None):
+            sample = super()._render_one(params, v, joints, kps, body_rig)
             # Rectangle occluders are cut after the pass; under clothing, the body behind it.
             fid = np.where(sample.mask, self._last_face_ids, 0)
             maps = surface_maps(fid, v, self._faces, self._face_parts, self.charts.corner_uv, sample.K, sample.extrinsics)
@@ -593,7 +603,7 @@ def make_dense_renderer(config=None):
             results = []
             for i, p in enumerate(params_list):
                 kps = {k: val[i] for k, val in out.keypoints.items()}
-                results.append(fn(i, self._render_one(p, out.vertices[i], out.joints[i], kps)))
+                results.append(fn(i, self._render_one(p, out.vertices[i], out.joints[i], kps, (out.rig, i))))
             return results
 
         def subpixel_points(self, offsets) -> SurfacePoints:

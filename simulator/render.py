@@ -211,8 +211,10 @@ class Renderer:
         if self._garments is not None:
             self._garments.show(colour_pass)
 
-    def _set_garments(self, params: SceneParams) -> None:
-        """Dress the body (simulator.garments); a bare scene costs nothing."""
+    def _set_garments(self, params: SceneParams, body_rig: tuple[dict, int] | None = None) -> None:
+        """Dress the body (simulator.garments); a bare scene costs nothing. body_rig:
+        (BodyOutput.rig, row) of this scene's body evaluation, reused for the garment rig
+        when it is the same body model."""
         clothing = params.clothing
         if self._garments is None:
             if not clothing.worn:
@@ -225,7 +227,13 @@ class Renderer:
             self._garments = GarmentLayer(self.scene, self._pyrender, get_wardrobe())
         from simulator.garments.dress import dress_scene
 
-        items = dress_scene(clothing, pose_vector(params), shape_vector(params)) if clothing.worn else []
+        items = []
+        if clothing.worn:
+            wardrobe = self._garments.wardrobe
+            posed = None
+            if body_rig is not None and body_rig[0] is not None and wardrobe.rig.body is self.body:
+                posed = wardrobe.rig.from_body_output(*body_rig)
+            items = dress_scene(clothing, pose_vector(params), shape_vector(params), wardrobe, body=posed)
         self._garments.update(items)
 
     # ---- one scene -------------------------------------------------------------------------
@@ -235,15 +243,17 @@ class Renderer:
         pose = np.stack([pose_vector(p) for p in params_list])
         shape = np.stack([shape_vector(p) for p in params_list])
         out = self.body.forward(pose, shape)
+        rig = getattr(out, "rig", None)
         return [
-            self._render_one(p, out.vertices[i], out.joints[i], {k: v[i] for k, v in out.keypoints.items()})
+            self._render_one(p, out.vertices[i], out.joints[i], {k: v[i] for k, v in out.keypoints.items()}, (rig, i))
             for i, p in enumerate(params_list)
         ]
 
     def render(self, params: SceneParams) -> Sample:
         return self.render_batch([params])[0]
 
-    def _render_one(self, params: SceneParams, v: np.ndarray, joints: np.ndarray, kps: dict) -> Sample:
+    def _render_one(self, params: SceneParams, v: np.ndarray, joints: np.ndarray, kps: dict,
+                    body_rig: tuple[dict | None, int] | None = None) -> Sample:
         pyrender = self._pyrender
         cam = params.camera
         W, H = int(cam.width), int(cam.height)
@@ -256,7 +266,7 @@ class Renderer:
 
         self._mesh = self._pick_mesh(v, K, extr)
         self._set_body(v, appearance.skin_rgb(params.skin_tone))
-        self._set_garments(params)
+        self._set_garments(params, body_rig)
         if self._camera_node is not None:
             self.scene.remove_node(self._camera_node)
         far = cam.distance + 10.0

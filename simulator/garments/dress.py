@@ -153,8 +153,10 @@ def get_wardrobe(weights_dir: str | None = None) -> Wardrobe:
     return Wardrobe(weights_dir=weights_dir)
 
 
-def dress_scene(clothing, pose: np.ndarray, shape: np.ndarray, wardrobe: Wardrobe | None = None) -> list:
-    """Garments of `ClothingParams` on one body: pose (34,) radians, shape (6,).
+def dress_scene(clothing, pose: np.ndarray, shape: np.ndarray, wardrobe: Wardrobe | None = None,
+                body: PosedRig | None = None) -> list:
+    """Garments of `ClothingParams` on one body: pose (34,) radians, shape (6,); `body`:
+    that body's PosedRig when the caller has it (e.g. `BodyRig.from_body_output`).
 
     Returns [(name, vertices (N, 3) float32 world frame, face_parts (F,) uint8, rgb (3,),
     pattern)], lower garment first; an upper garment is pushed outside the lower one
@@ -163,7 +165,8 @@ def dress_scene(clothing, pose: np.ndarray, shape: np.ndarray, wardrobe: Wardrob
     from simulator.garments.layer import push_outside
 
     wardrobe = wardrobe or get_wardrobe()
-    body = wardrobe.body(pose[None], shape[None])
+    if body is None:
+        body = wardrobe.body(pose[None], shape[None])
     items = []
     lower_v = lower_f = None
     if clothing.lower != "none":

@@ -179,6 +179,12 @@ class BodyRig:
                 rest_poses, rv = rest["rest_bone_poses"], rest["rest_vertices"]
                 _, bp = m.get_bone_transforms(pp, rest_poses)
                 posed_v = None
+        return self._posed(bp, rest_poses, rv, posed_v)
+
+    def _posed(self, bp, rest_poses, rv, posed_v: np.ndarray | None) -> PosedRig:
+        """PosedRig from anny's bone poses (B, nb, 4, 4), rest bone poses and rest
+        vertices (torch; batch 1 or B)."""
+        torch = _torch()
         bp = bp.double()
         rp = rest_poses.double().expand_as(bp)
         G = (bp @ torch.linalg.inv(rp)).numpy()
@@ -186,8 +192,19 @@ class BodyRig:
         offset = 0.5 * (heads[:, self._l_hip] + heads[:, self._r_hip])
         return PosedRig(
             vertices=posed_v, transforms=G, offset=offset,
-            rest_vertices=rv.double().expand(B, -1, -1).numpy(), rest_heads=rp[:, :, :3, 3].numpy(),
+            rest_vertices=rv.double().expand(len(bp), -1, -1).numpy(), rest_heads=rp[:, :, :3, 3].numpy(),
         )
+
+    def from_body_output(self, rig_out: dict, index: int) -> PosedRig:
+        """The PosedRig (batch 1, no body vertices) of row `index` of a forward pass of
+        this rig's own body model (`BodyOutput.rig`): the renderer has already evaluated
+        the body, so dressing it needs no second evaluation. Same values as
+        `pose(pose_deltas(pose), shape, vertices=False)` for that row."""
+        def row(t):
+            return t[index:index + 1] if len(t) > 1 else t
+
+        return self._posed(row(rig_out["bone_poses"]), row(rig_out["rest_bone_poses"]),
+                           row(rig_out["rest_vertices"]), None)
 
     def pose_deltas(self, pose: np.ndarray) -> np.ndarray:
         """(B, 34) anatomical radians -> (B, nb, 4, 4) anny deltas."""

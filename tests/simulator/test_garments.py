@@ -223,6 +223,37 @@ def test_deterministic(wardrobe):
     assert np.array_equal(a.vertices, b.vertices) and np.array_equal(a.face_parts, b.face_parts)
 
 
+def test_the_renderers_body_evaluation_serves_as_the_garment_rig(wardrobe):
+    # The renderer dresses the body it has already evaluated (BodyOutput.rig) instead of
+    # evaluating the rig again: at batch 1 the same numbers exactly; in a batch, the body
+    # model's own float32 batch effects only (as for the body mesh).
+    from simulator.body import get_body_model
+    from simulator.params import ALL_SHAPE_NAMES
+
+    body = get_body_model("anny")
+    assert wardrobe.rig.body is body
+    rng = np.random.default_rng(3)
+    poses = np.stack([_pose(l_hip_flexion=30, r_shoulder_abduction=70), _pose(spine_flexion=25), _pose()])
+    shapes = rng.uniform(0.2, 0.8, (3, len(ALL_SHAPE_NAMES)))
+    for batch in (1, 3):
+        for a in range(0, 3, batch):
+            out = body.forward(poses[a:a + batch], shapes[a:a + batch])
+            for i in range(len(out.vertices)):
+                got = wardrobe.rig.from_body_output(out.rig, i)
+                ref = wardrobe.body(poses[a + i][None], shapes[a + i][None])
+                for x, y in ((got.transforms, ref.transforms), (got.rest_vertices, ref.rest_vertices),
+                             (got.offset, ref.offset), (got.rest_heads, ref.rest_heads)):
+                    if batch == 1:
+                        assert np.array_equal(x, y)
+                    else:
+                        assert np.abs(x - y).max() < 1e-5
+    style = np.array([0.5, 0.5, 0.5, 0.5])
+    out = body.forward(poses[:1], shapes[:1])
+    shared = wardrobe.dress("shirt", style, poses[:1], shapes[:1], body=wardrobe.rig.from_body_output(out.rig, 0))
+    own = wardrobe.dress("shirt", style, poses[:1], shapes[:1])
+    assert np.array_equal(shared.vertices, own.vertices)
+
+
 def test_prediction_is_close_to_the_simulation(wardrobe):
     """One fresh draping run (not in the training data) against the predictor."""
     from simulator.garments.drape import Draper
