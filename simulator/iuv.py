@@ -451,7 +451,7 @@ def forward_fixed_batch(body, pose: np.ndarray, shape: np.ndarray, batch: int = 
             s = np.concatenate([s, np.repeat(s[:1], batch - n, 0)])
         o = body.forward(p, s)
         rig = None
-        if getattr(o, "rig", None) is not None:
+        if o.rig is not None:
             rig = {k: (t if len(t) > 1 else t.expand(len(p), *t.shape[1:]))[:n] for k, t in o.rig.items()}
         outs.append((o.vertices[:n], o.joints[:n], {k: v[:n] for k, v in o.keypoints.items()}, rig))
     rigs = [o[3] for o in outs]

@@ -243,9 +243,8 @@ class Renderer:
         pose = np.stack([pose_vector(p) for p in params_list])
         shape = np.stack([shape_vector(p) for p in params_list])
         out = self.body.forward(pose, shape)
-        rig = getattr(out, "rig", None)
         return [
-            self._render_one(p, out.vertices[i], out.joints[i], {k: v[i] for k, v in out.keypoints.items()}, (rig, i))
+            self._render_one(p, out.vertices[i], out.joints[i], {k: v[i] for k, v in out.keypoints.items()}, (out.rig, i))
             for i, p in enumerate(params_list)
         ]
 
