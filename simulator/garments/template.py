@@ -686,6 +686,8 @@ class GarmentGeometry:
         ids = np.zeros((n, K_ANCHOR), dtype=np.int64)
         w = np.zeros((n, K_ANCHOR))
         tid, tw = self._index[0].query(np.full(C, rise), T.theta[top])
+        o = np.argsort(tid, axis=1, kind="stable")  # rows by body vertex (Anchors.rows_by_id)
+        tid, tw = np.take_along_axis(tid, o, 1), np.take_along_axis(tw, o, 1)
         ids[:] = np.tile(tid, (SKIRT_RINGS, 1))
         w[:] = np.tile(tw, (SKIRT_RINGS, 1))
         length = spec.length[0] + len_f * (spec.length[1] - spec.length[0])
@@ -699,7 +701,7 @@ class GarmentGeometry:
         skirt = {"rise": rise, "length": length, "flare": loose * 0.16 + 0.01, "ease": e0 + loose * (e1 - e0) * 0.3}
         tether = skirt["ease"] + skirt["flare"] * t + 0.03 * t
         return Anchors(ids=ids, weights=w, ease=ease, skin_of=functools.partial(self._skirt_skin, tid, tw),
-                       region=region, attach=attach, tether=tether, skirt=skirt)
+                       region=region, attach=attach, tether=tether, skirt=skirt, rows_by_id=True)
 
     def _skirt_legs(self) -> tuple[np.ndarray, np.ndarray]:
         """The skirt's thigh share a (N,) (0 at the waistband .. 0.8 at the hem) and side (N,)
