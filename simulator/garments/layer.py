@@ -88,7 +88,6 @@ class GarmentLayer:
         geom = self.wardrobe.geometry(name)
         faces = geom.faces.astype(np.uint32)
         uv = self.wardrobe.uv(name)
-        rest = self.wardrobe.rig.mean_rest_vertices
         v0 = np.zeros((geom.n_vertices, 3), np.float32)
         for pattern in PATTERNS:
             tex = pr.Texture(source=pattern_image(pattern), source_channels="RGB")
@@ -104,8 +103,7 @@ class GarmentLayer:
         # Every part this garment can cover, over the corners of the style box.
         parts: set[int] = set()
         for corner in np.ndindex(*(2,) * len(STYLE_NAMES)):
-            a = geom.anchors(np.array(corner, dtype=float))
-            parts |= set(np.unique(geom.face_parts(a, geom.rest_shape(a, rest, self.wardrobe.rig.mean_rest_heads))).tolist())
+            parts |= set(np.unique(geom.style_parts(np.array(corner, dtype=float))).tolist())
         self._seg[name] = {}
         flat = np.arange(3 * len(faces), dtype=np.uint32).reshape(-1, 3)
         z = np.zeros((3 * len(faces), 3), np.float32)
