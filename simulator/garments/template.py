@@ -336,7 +336,10 @@ def _sorted_row_matrix(cols: np.ndarray, w: np.ndarray, n_cols: int):
     from scipy.sparse import csr_matrix
 
     n, k = cols.shape
-    m = csr_matrix((w.reshape(-1), cols.reshape(-1), np.arange(0, n * k + 1, k)), shape=(n, n_cols))
+    # int32 indices: scipy would otherwise scan int64 ones to downcast them (80 us of the
+    # 90 us this takes per style at N = 1818).
+    m = csr_matrix((w.reshape(-1), cols.reshape(-1).astype(np.int32), np.arange(0, n * k + 1, k, dtype=np.int32)),
+                   shape=(n, n_cols))
     m.has_sorted_indices = True
     return m
 
@@ -443,6 +446,61 @@ class _CylIndex:
         self._ids_pad = np.concatenate([self.ids, [-1]])
 
 
+def _interval_table(q: dict) -> dict:
+    """The K nearest candidates of every prepared query row as a function of its length
+    coordinate s: piecewise constant, changing only where two candidates are equidistant.
+
+    In unrolled coordinates the squared distance of candidate j to the query (sigma, th),
+    sigma = s * scale, is (x_j - sigma)^2 + (y_j - th)^2: the difference of two candidates'
+    squared distances is linear in sigma, so their order swaps at most once, at
+    sigma = (x_i^2 + a_i - x_j^2 - a_j) / (2 (x_i - x_j)), a = (y - th)^2. Within a sample
+    chunk (whose candidates hold every K nearest) the K nearest are therefore constant
+    between consecutive crossings; they are found at each interval's middle by the same
+    stable sort of the same distances as a brute-force query, and equal neighbouring
+    intervals of a row are merged.
+
+    Returns key (I,) sorted interval starts, 2 * row + (s - s_lo) / (s_hi - s_lo), near
+    (I, K) candidate points of each interval ordered by body vertex, and inv_span (rows,)."""
+    k = K_ANCHOR
+    cand, x, y = q["cand"], q["x"], q["y"]
+    n_rows = len(q["s_lo"])
+    row = np.repeat(np.arange(n_rows), q["n_chunks"])  # chunk -> row
+    ch = np.arange(len(cand)) - q["chunk_first"][row]
+    s0 = q["s_lo"][row] + ch * q["s_step"][row]
+    s1 = s0 + q["s_step"][row]
+    scale, th = q["scale"][row], q["th"][row]
+    xc = x[cand]
+    ac = (y[cand] - th[:, None]) ** 2
+    i, j = np.triu_indices(cand.shape[1], 1)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        sig = ((xc[:, i] ** 2 + ac[:, i]) - (xc[:, j] ** 2 + ac[:, j])) / (2.0 * (xc[:, i] - xc[:, j]))
+        s_cross = sig / scale[:, None]
+        inside = (s_cross > s0[:, None]) & (s_cross < s1[:, None])
+    ck, _ = np.nonzero(inside)
+    # Interval starts: each chunk's start and the crossings inside it, sorted per chunk.
+    chunk = np.concatenate([np.arange(len(cand)), ck])
+    start = np.concatenate([s0, s_cross[inside]])
+    o = np.lexsort((start, chunk))
+    chunk, start = chunk[o], start[o]
+    last = np.r_[chunk[1:] != chunk[:-1], True]
+    end = np.where(last, s1[chunk], np.r_[start[1:], 0.0])
+    mid = 0.5 * (start + end)
+    c = cand[chunk]
+    r = row[chunk]
+    dx = x[c] - (mid * q["scale"][r])[:, None]
+    dy = y[c] - q["th"][r][:, None]
+    d = np.sqrt(dx * dx + dy * dy)
+    near = np.take_along_axis(c, np.argsort(d, axis=1, kind="stable")[:, :k], 1)
+    near = np.take_along_axis(near, np.argsort(q["ids"][near], axis=1, kind="stable"), 1)
+    # Merge: keep an interval where its row starts or its K nearest differ from the last.
+    keep = np.r_[True, (r[1:] != r[:-1]) | (near[1:] != near[:-1]).any(1)]
+    span = q["s_step"] * q["n_chunks"]
+    u = (start - q["s_lo"][r]) / span[r]
+    u[np.r_[True, r[1:] != r[:-1]]] = -0.5  # a row's first interval takes everything below
+    return {"key": (2.0 * r + u)[keep], "near": near[keep], "inv_span": 1.0 / span}
+
+
+
 class GarmentGeometry:
     """A garment type's template plus everything needed to turn (style, shape) into a
     canonical rest shape and skinning weights."""
@@ -469,6 +527,7 @@ class GarmentGeometry:
         self._query_row: np.ndarray | None = None
         self._mean_patch: tuple | None = None
         self._skirt_parts: np.ndarray | None = None
+        self._skirt_fixed: tuple | None = None
         self._chain_masks: dict[tuple, np.ndarray] = {}
         # Normals only where anchors can sit: the faces touching this garment's regions.
         from simulator.garments.collision import SurfacePatch
@@ -564,18 +623,26 @@ class GarmentGeometry:
 
     def _prepare_queries(self) -> None:
         """Nearest-anchor candidates for every vertex some style moves (per chain), merged
-        into one table so that a style's moved vertices of all chains are one query."""
+        into one table so that a style's moved vertices of all chains are one query. The
+        skirt's: its top ring (waistband) along the trunk, over the range of rises."""
         T = self.template
-        s0, m0 = self._stretch(np.zeros(4))
-        s1, m1 = self._stretch(np.ones(4))
-        movable = m0 | m1
+        if self.spec.kind == "skirt":
+            C = SKIRT_COLUMNS
+            groups = [(0, np.arange(C), np.full(C, RISE_Z[0]), np.full(C, RISE_Z[1]))]
+        else:
+            s0, m0 = self._stretch(np.zeros(4))
+            s1, m1 = self._stretch(np.ones(4))
+            movable = m0 | m1
+            groups = []
+            for ci in np.unique(T.chain[movable]):
+                sel = np.flatnonzero(movable & (T.chain == ci))
+                groups.append((int(ci), sel, np.minimum(s0[sel], s1[sel]), np.maximum(s0[sel], s1[sel])))
         self._query_row = -np.ones(T.n_vertices, dtype=np.int64)
         parts = []
         rows = chunks = pts = 0
-        for ci in np.unique(T.chain[movable]):
-            sel = np.flatnonzero(movable & (T.chain == ci))
-            idx = self._index[int(ci)]
-            idx.prepare(np.minimum(s0[sel], s1[sel]), np.maximum(s0[sel], s1[sel]), T.theta[sel])
+        for ci, sel, s_lo, s_hi in groups:
+            idx = self._index[ci]
+            idx.prepare(s_lo, s_hi, T.theta[sel])
             self._query_row[sel] = rows + np.arange(len(sel))
             parts.append((idx, pts, chunks))
             rows += len(sel)
@@ -598,32 +665,26 @@ class GarmentGeometry:
             "scale": cat(lambda idx, p0, c0: np.full(len(idx._s_lo), idx.s_scale)),
             "th": cat(lambda idx, p0, c0: idx.cand_th),
         }
+        self._q.update(_interval_table(self._q))
+        del self._q["cand"]  # only the interval table is queried
 
     def _query_moved(self, sel: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Anchors (ids, weights (len(sel), K)) of template vertices sel at length coordinates
         s: the K nearest body vertices of their chain in unrolled cylindrical coordinates,
-        the same as `_CylIndex.query` (brute force over the prepared candidates), each row
-        ordered by body vertex instead of by distance."""
-        q, k = self._q, K_ANCHOR
+        the same as `_CylIndex.query`, each row ordered by body vertex instead of by
+        distance. A lookup in the prepared table of s intervals (`_interval_table`) gives
+        the K nearest; only their K distances (the weights) are computed."""
+        q = self._q
         rows = self._query_row[sel]
         if (rows < 0).any():  # not prepared (cannot happen for styles in [0, 1]): k-d tree
             return self._query_tree(sel, s)
-        u = (s - q["s_lo"][rows]) / q["s_step"][rows]  # fractional sample index
-        ch = np.clip(np.floor(u).astype(np.int64), 0, q["n_chunks"][rows] - 1)
-        c = q["cand"][q["chunk_first"][rows] + ch]  # (m, width)
+        u = np.clip((s - q["s_lo"][rows]) * q["inv_span"][rows], 0.0, 1.0)
+        c = q["near"][np.searchsorted(q["key"], 2.0 * rows + u, side="right") - 1]  # (m, K)
         dx = q["x"][c] - (s * q["scale"][rows])[:, None]
         dy = q["y"][c] - q["th"][rows][:, None]
-        d = np.sqrt(dx * dx + dy * dy)
-        m, width = c.shape
-        # Stable: equidistant body vertices (the mesh is left-right symmetric, so a vertex on
-        # the midline has mirror pairs of anchors) keep the prepared candidates' order.
-        o = np.argsort(d, axis=1, kind="stable")[:, :k] + (np.arange(m) * width)[:, None]  # flat
-        d = d.reshape(-1)[o]
-        ids = q["ids"][c.reshape(-1)[o]]
-        w = 1.0 / (d + 1e-4) ** 2
+        w = 1.0 / (np.sqrt(dx * dx + dy * dy) + 1e-4) ** 2
         w /= w.sum(1, keepdims=True)
-        o = np.argsort(ids, axis=1, kind="stable")  # by body vertex: see Anchors.by_column
-        return np.take_along_axis(ids, o, 1), np.take_along_axis(w, o, 1)
+        return q["ids"][c], w
 
     def _query_tree(self, sel: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """`_query_moved` by the k-d trees."""
@@ -681,23 +742,26 @@ class GarmentGeometry:
         spec, T, rig = self.spec, self.template, self.rig
         C = SKIRT_COLUMNS
         rise = RISE_Z[0] + waist * (RISE_Z[1] - RISE_Z[0])
-        top = slice(0, C)
         n = T.n_vertices
-        ids = np.zeros((n, K_ANCHOR), dtype=np.int64)
-        w = np.zeros((n, K_ANCHOR))
-        tid, tw = self._index[0].query(np.full(C, rise), T.theta[top])
-        o = np.argsort(tid, axis=1, kind="stable")  # rows by body vertex (Anchors.rows_by_id)
-        tid, tw = np.take_along_axis(tid, o, 1), np.take_along_axis(tw, o, 1)
-        ids[:] = np.tile(tid, (SKIRT_RINGS, 1))
-        w[:] = np.tile(tw, (SKIRT_RINGS, 1))
+        if self._query_row is None:
+            self._prepare_queries()
+        # The waistband's anchors at this rise (rows by body vertex: Anchors.rows_by_id).
+        tid, tw = self._query_moved(np.arange(C), np.full(C, rise))
+        ids = np.tile(tid, (SKIRT_RINGS, 1))
+        w = np.tile(tw, (SKIRT_RINGS, 1))
         length = spec.length[0] + len_f * (spec.length[1] - spec.length[0])
         e0, e1 = spec.ease
         ease = np.full(n, e0)
         t = T.s
-        side = 0.5 * (1 + np.sin(T.theta))  # 1 on the left (+X) side, 0 on the right
-        region = np.where(t < 0.25, REGION_NAMES.index("torso"),
-                          np.where(side > 0.5, REGION_NAMES.index("upper_leg_left"), REGION_NAMES.index("upper_leg_right")))
-        attach = np.where(t < 1.0 / (SKIRT_RINGS - 1) + 1e-6, 0.6, 0.0)
+        if self._skirt_fixed is None:  # style independent
+            side = 0.5 * (1 + np.sin(T.theta))  # 1 on the left (+X) side, 0 on the right
+            self._skirt_fixed = (
+                np.where(t < 0.25, REGION_NAMES.index("torso"),
+                         np.where(side > 0.5, REGION_NAMES.index("upper_leg_left"), REGION_NAMES.index("upper_leg_right"))),
+                np.where(t < 1.0 / (SKIRT_RINGS - 1) + 1e-6, 0.6, 0.0))
+            for arr in self._skirt_fixed:
+                arr.flags.writeable = False  # shared by every style's Anchors
+        region, attach = self._skirt_fixed
         skirt = {"rise": rise, "length": length, "flare": loose * 0.16 + 0.01, "ease": e0 + loose * (e1 - e0) * 0.3}
         tether = skirt["ease"] + skirt["flare"] * t + 0.03 * t
         return Anchors(ids=ids, weights=w, ease=ease, skin_of=functools.partial(self._skirt_skin, tid, tw),
@@ -738,17 +802,23 @@ class GarmentGeometry:
         vertex_transforms (M, 16) the body's blended transforms of some body vertices,
         index (V,) body vertex -> row there (-1: not there), bone_transforms (nb, 4, 4).
         The same as blending the bones with `a.skin` (up to rounding), without forming the
-        (N, nb) matrix; the anchor matrix is cached on the Anchors per `index`."""
+        (N, nb) matrix; the anchor matrix is cached on the Anchors per `index` (the skirt's
+        C waistband rows are blended directly)."""
         C = SKIRT_COLUMNS if a.skirt is not None else len(a.ids)  # a skirt: every ring has the top ring's anchors
-        hit = getattr(a, "_skin_rows", None)
-        if hit is None or hit[0] is not index:
-            ids, w = a.by_column
+        ids, w = a.by_column
+        top = None
+        if a.skirt is not None:  # C rows: blending them directly costs less than building a matrix
             i = index[ids[:C]]
-            hit = a._skin_rows = (index, None if (i < 0).any() else _sorted_row_matrix(i, w[:C], len(vertex_transforms)))
-        if hit[1] is not None:
-            top = hit[1] @ vertex_transforms
-        else:  # an anchor outside the given vertices: blend its bones
-            ids, w = a.by_column
+            if (i >= 0).all():
+                top = _blend_rows(w[:C], vertex_transforms[i])
+        else:
+            hit = getattr(a, "_skin_rows", None)
+            if hit is None or hit[0] is not index:
+                i = index[ids]
+                hit = a._skin_rows = (index, None if (i < 0).any() else _sorted_row_matrix(i, w, len(vertex_transforms)))
+            if hit[1] is not None:
+                top = hit[1] @ vertex_transforms
+        if top is None:  # an anchor outside the given vertices: blend its bones
             nb = len(bone_transforms)
             rows = self.rig.weights[ids[:C].reshape(-1)] @ bone_transforms.reshape(nb, 16)
             top = _blend_rows(w[:C], rows.reshape(C, -1, 16))

@@ -284,7 +284,7 @@ def time_prediction(name: str, weights_dir: Path, data: dict, batch: int = 1, re
     return {"body": t_body, "garment": t_garment}
 
 
-def time_new_styles(name: str, weights_dir: Path, data: dict, samples: int = 30, seed: int = 0) -> float:
+def time_new_styles(name: str, weights_dir: Path, data: dict, samples: int = 200, seed: int = 0) -> float:
     """CPU seconds per garment at batch 1 when every sample has a style never seen before
     (the renderer's case: anchors, face parts and anchor matrices computed too), on the
     test simulations' bodies; the geometry itself is warm."""
