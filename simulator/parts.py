@@ -58,26 +58,28 @@ def face_parts(
     rest_vertices: np.ndarray,
     forward: np.ndarray = np.array([0.0, -1.0, 0.0]),
     left: np.ndarray = np.array([1.0, 0.0, 0.0]),
+    corners: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Per-face DensePose index.
 
     region_of_vertex: (V,) int index into REGION_NAMES; faces (F, 3) int;
-    rest_vertices (V, 3) metres in the body frame. Returns (F,) uint8 in 1..24.
+    rest_vertices (V, 3) metres in the body frame; corners: faces' three columns as
+    contiguous arrays when the caller keeps them (garments label a template's faces once
+    per style). Returns (F,) uint8 in 1..24.
     """
-    fr = region_of_vertex[faces]  # (F, 3)
+    f0, f1, f2 = corners if corners is not None else (faces[:, 0], faces[:, 1], faces[:, 2])
+    r0, r1, r2 = region_of_vertex[f0], region_of_vertex[f1], region_of_vertex[f2]
     # Majority region of the three vertices (ties: the first vertex's region).
-    same01 = fr[:, 0] == fr[:, 1]
-    same12 = fr[:, 1] == fr[:, 2]
-    region = np.where(same01 | (fr[:, 0] == fr[:, 2]), fr[:, 0], np.where(same12, fr[:, 1], fr[:, 0]))
+    region = np.where((r0 == r1) | (r0 == r2), r0, np.where(r1 == r2, r1, r0))
+    head = region == REGION_NAMES.index("head")
     if np.array_equal(forward, (0.0, -1.0, 0.0)) and np.array_equal(left, (1.0, 0.0, 0.0)):
         # The default axes: only the normal's y and the centroid's x are needed (the same
         # products and signs as the general case below).
-        x, y, z = (rest_vertices[:, i] for i in range(3))
-        f0, f1, f2 = faces[:, 0], faces[:, 1], faces[:, 2]
+        x, z = np.ascontiguousarray(rest_vertices[:, 0]), np.ascontiguousarray(rest_vertices[:, 2])
         x0, z0 = x[f0], z[f0]
         ux, uz, wx, wz = x[f1] - x0, z[f1] - z0, x[f2] - x0, z[f2] - z0
         is_front = -(uz * wx - ux * wz) > 0
-        is_left = (x0 + x[f1] + x[f2]) / 3.0 > 0
+        is_left = (x0 + x[f1] + x[f2]) / 3.0 > 0 if head.any() else None
     else:
         tri = rest_vertices[faces]
         normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
@@ -87,5 +89,5 @@ def face_parts(
     # (region, side) -> part; side is left for the head, front for the rest; 0 for regions
     # outside REGION_NAMES.
     known = (region >= 0) & (region < len(REGION_NAMES))
-    side = np.where(region == REGION_NAMES.index("head"), is_left, is_front)
+    side = np.where(head, is_left, is_front) if is_left is not None else is_front
     return np.where(known, _PART_TABLE[np.where(known, region, 0), side.astype(np.intp)], 0).astype(np.uint8)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from simulator.garments.rig import CHAIN_REGIONS, CHAINS, BodyRig
-from simulator.garments.spec import GarmentSpec, check_style, get_spec
+from simulator.garments.spec import GarmentError, GarmentSpec, check_style, get_spec
 from simulator.parts import REGION_NAMES, face_parts
 
 # Trunk heights (metres, mean-body rest pose, pelvis bone at z = 0.05) used by the templates.
@@ -460,7 +460,9 @@ def _interval_table(q: dict) -> dict:
     intervals of a row are merged.
 
     Returns key (I,) sorted interval starts, 2 * row + (s - s_lo) / (s_hi - s_lo), near
-    (I, K) candidate points of each interval ordered by body vertex, and inv_span (rows,)."""
+    (I, K) candidate points of each interval ordered by body vertex, first (I,) the body
+    vertex nearest of all (the whole order is constant between crossings too), and
+    inv_span (rows,)."""
     k = K_ANCHOR
     cand, x, y = q["cand"], q["x"], q["y"]
     n_rows = len(q["s_lo"])
@@ -490,14 +492,20 @@ def _interval_table(q: dict) -> dict:
     dx = x[c] - (mid * q["scale"][r])[:, None]
     dy = y[c] - q["th"][r][:, None]
     d = np.sqrt(dx * dx + dy * dy)
-    near = np.take_along_axis(c, np.argsort(d, axis=1, kind="stable")[:, :k], 1)
-    near = np.take_along_axis(near, np.argsort(q["ids"][near], axis=1, kind="stable"), 1)
-    # Merge: keep an interval where its row starts or its K nearest differ from the last.
-    keep = np.r_[True, (r[1:] != r[:-1]) | (near[1:] != near[:-1]).any(1)]
+    o = np.argsort(d, axis=1, kind="stable")[:, :k]
+    near = np.take_along_axis(c, o, 1)
+    o2 = np.argsort(q["ids"][near], axis=1, kind="stable")
+    near = np.take_along_axis(near, o2, 1)
+    # The nearest of the K as the weights' argmax picks it (rows by body vertex; first of equals).
+    dk = np.take_along_axis(np.take_along_axis(d, o, 1), o2, 1)
+    first = near[np.arange(len(near)), (1.0 / (dk + 1e-4) ** 2).argmax(1)]
+    # Merge: keep an interval where its row starts or its K nearest (or the nearest of them)
+    # differ from the last.
+    keep = np.r_[True, (r[1:] != r[:-1]) | (near[1:] != near[:-1]).any(1) | (first[1:] != first[:-1])]
     span = q["s_step"] * q["n_chunks"]
     u = (start - q["s_lo"][r]) / span[r]
     u[np.r_[True, r[1:] != r[:-1]]] = -0.5  # a row's first interval takes everything below
-    return {"key": (2.0 * r + u)[keep], "near": near[keep], "inv_span": 1.0 / span}
+    return {"key": (2.0 * r + u)[keep], "near": near[keep], "first": q["ids"][first[keep]], "inv_span": 1.0 / span}
 
 
 
@@ -528,15 +536,34 @@ class GarmentGeometry:
         self._mean_patch: tuple | None = None
         self._skirt_parts: np.ndarray | None = None
         self._skirt_fixed: tuple | None = None
+        self._face_corners: tuple | None = None
+        self._mean_rest_z = np.ascontiguousarray(rig.mean_rest_vertices[:, 2])
         self._chain_masks: dict[tuple, np.ndarray] = {}
-        # Normals only where anchors can sit: the faces touching this garment's regions.
-        from simulator.garments.collision import SurfacePatch
-
         self.regions = self._regions()
-        self._patch = SurfacePatch(rig.faces, rig.region_ids(self.regions), rig.n_vertices)
+        self._patch_obj = None  # see _patch
         # The skirt's envelope: trunk and leg vertices.
         self._skirt_sel = np.flatnonzero(np.isin(rig.vertex_region, [REGION_NAMES.index(r) for r in (
             "torso", "upper_leg_left", "upper_leg_right", "lower_leg_left", "lower_leg_right")]))
+
+    @property
+    def _patch(self):
+        """The rest body's surface where anchors can sit (positions and normals are only
+        computed there): every body vertex that is an anchor of some style in [0, 1] (the
+        template's own vertices and every K nearest of the prepared interval table), and
+        the faces around them. For shorts that is 1.2k of the 2.8k vertices of the trunk
+        and legs; the skirt's waistband is blended without it (its regions are kept)."""
+        if self._patch_obj is None:
+            from simulator.garments.collision import SurfacePatch
+
+            if self.spec.kind == "skirt":
+                rows = self.rig.region_ids(self.regions)
+            else:
+                if self._query_row is None:
+                    self._prepare_queries()
+                near = self._q["ids"][self._q["near"]].ravel()
+                rows = np.union1d(self.template.body_ids, near[near >= 0])
+            self._patch_obj = SurfacePatch(self.rig.faces, rows, self.rig.n_vertices)
+        return self._patch_obj
 
     @property
     def collider_regions(self) -> tuple[str, ...]:
@@ -668,23 +695,26 @@ class GarmentGeometry:
         self._q.update(_interval_table(self._q))
         del self._q["cand"]  # only the interval table is queried
 
-    def _query_moved(self, sel: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _query_moved(self, sel: np.ndarray, s: np.ndarray, nearest: bool = False) -> tuple[np.ndarray, ...]:
         """Anchors (ids, weights (len(sel), K)) of template vertices sel at length coordinates
         s: the K nearest body vertices of their chain in unrolled cylindrical coordinates,
         the same as `_CylIndex.query`, each row ordered by body vertex instead of by
         distance. A lookup in the prepared table of s intervals (`_interval_table`) gives
-        the K nearest; only their K distances (the weights) are computed."""
+        the K nearest; only their K distances (the weights) are computed. nearest=True:
+        also the nearest body vertex of each row (the weights' argmax), (len(sel),)."""
         q = self._q
         rows = self._query_row[sel]
         if (rows < 0).any():  # not prepared (cannot happen for styles in [0, 1]): k-d tree
-            return self._query_tree(sel, s)
+            ids, w = self._query_tree(sel, s)
+            return (ids, w, ids[np.arange(len(ids)), w.argmax(1)]) if nearest else (ids, w)
         u = np.clip((s - q["s_lo"][rows]) * q["inv_span"][rows], 0.0, 1.0)
-        c = q["near"][np.searchsorted(q["key"], 2.0 * rows + u, side="right") - 1]  # (m, K)
+        i = np.searchsorted(q["key"], 2.0 * rows + u, side="right") - 1
+        c = q["near"][i]  # (m, K)
         dx = q["x"][c] - (s * q["scale"][rows])[:, None]
         dy = q["y"][c] - q["th"][rows][:, None]
         w = 1.0 / (np.sqrt(dx * dx + dy * dy) + 1e-4) ** 2
         w /= w.sum(1, keepdims=True)
-        return q["ids"][c], w
+        return (q["ids"][c], w, q["first"][i]) if nearest else (q["ids"][c], w)
 
     def _query_tree(self, sel: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """`_query_moved` by the k-d trees."""
@@ -710,25 +740,25 @@ class GarmentGeometry:
         w[:, 0] = 1.0
         s_new, moved = self._stretch(style)
         sel = np.flatnonzero(moved)
-        ids[sel], w[sel] = self._query_moved(sel, s_new[sel])
+        nearest = T.body_ids.copy()  # an unmoved vertex's only anchor
+        ids[sel], w[sel], nearest[sel] = self._query_moved(sel, s_new[sel], nearest=True)
         # Ease profile.
-        nearest = ids[np.arange(n), w.argmax(1)]
         e0, e1 = spec.ease
         ease = np.full(n, e0 + loose * (e1 - e0))
-        p = rig.mean_rest_vertices[nearest]
+        z = self._mean_rest_z[nearest]
         attach = np.zeros(n)
         if spec.kind == "top":
             trunk = T.chain == 0
-            collar = trunk & (p[:, 2] > 0.44)
-            ease[collar] = e0 + loose * (e1 - e0) * np.clip((0.52 - p[collar, 2]) / 0.08, 0.15, 1.0)
-            fitted = 1.0 - 0.75 * waist * np.exp(-(((p[:, 2] - 0.17) / 0.09) ** 2))
+            collar = trunk & (z > 0.44)
+            ease[collar] = e0 + loose * (e1 - e0) * np.clip((0.52 - z[collar]) / 0.08, 0.15, 1.0)
+            fitted = 1.0 - 0.75 * waist * np.exp(-(((z - 0.17) / 0.09) ** 2))
             ease[trunk] = e0 + (ease[trunk] - e0) * fitted[trunk]
             arm = self._on_chains((1, 2))
             ease[arm] = e0 + (ease[arm] - e0) * 0.8
             attach[collar] = 0.15
         else:
             rise = RISE_Z[0] + waist * (RISE_Z[1] - RISE_Z[0])
-            band = (T.chain == 0) & (p[:, 2] > rise - 0.04)
+            band = (T.chain == 0) & (z > rise - 0.04)
             leg = self._on_chains((3, 4))
             prof = np.where(leg, 0.45 + 0.55 * np.clip(s_new / max(spec.length[1], 1e-6), 0, 1), 0.45)
             ease = e0 + (ease - e0) * prof
@@ -832,7 +862,8 @@ class GarmentGeometry:
 
     # ---- shape ---------------------------------------------------------------------------
     def rest_normals(self, rest_vertices: np.ndarray) -> np.ndarray:
-        """(V, 3) unit normals of the rest body, valid on this garment's regions (zero elsewhere)."""
+        """(V, 3) unit normals of the rest body, valid where this garment's anchors can sit
+        (`_patch`; zero elsewhere)."""
         out = np.zeros_like(rest_vertices)
         out[self._patch.rows] = self._patch.normals(rest_vertices[None, self._patch.verts])[0]
         return out
@@ -881,6 +912,8 @@ class GarmentGeometry:
         if hit is None:
             ids, w = a.by_column
             r = self._patch.row_index[ids]
+            if (r < 0).any():  # only a style outside [0, 1] could anchor elsewhere
+                raise GarmentError(f"{self.spec.name}: an anchor outside the prepared surface; styles must lie in [0, 1]")
             hit = a._blend = (_sorted_row_matrix(self._patch.row_in_verts[r], w, len(self._patch.verts)),
                               _sorted_row_matrix(r, w, len(self._patch.rows)))
         return hit
@@ -935,7 +968,9 @@ class GarmentGeometry:
         angles, so the same for every style and body (a whole skirt shape on the mean body
         per style cost 0.4 ms; it labelled 0.2% of the faces, at the sides, otherwise)."""
         if anchors.skirt is None:
-            return face_parts(anchors.region, self.faces, rest)
+            if self._face_corners is None:
+                self._face_corners = tuple(np.ascontiguousarray(self.faces[:, i]) for i in range(3))
+            return face_parts(anchors.region, self.faces, rest, corners=self._face_corners)
         if self._skirt_parts is None:  # the skirt's region is style independent
             T = self.template
             cylinder = np.stack([np.sin(T.theta), -np.cos(T.theta), -T.s], 1)

@@ -284,7 +284,7 @@ def time_prediction(name: str, weights_dir: Path, data: dict, batch: int = 1, re
     return {"body": t_body, "garment": t_garment}
 
 
-def time_new_styles(name: str, weights_dir: Path, data: dict, samples: int = 200, seed: int = 0) -> float:
+def time_new_styles(name: str, weights_dir: Path, data: dict, samples: int = 50, seed: int = 0) -> float:
     """CPU seconds per garment at batch 1 when every sample has a style never seen before
     (the renderer's case: anchors, face parts and anchor matrices computed too), on the
     test simulations' bodies; the geometry itself is warm."""
@@ -293,7 +293,7 @@ def time_new_styles(name: str, weights_dir: Path, data: dict, samples: int = 200
     wd = Wardrobe(weights_dir=weights_dir)
     test = np.flatnonzero(data["split"] == 2)
     styles = np.random.default_rng(seed).uniform(0, 1, (samples + 1, 4))
-    sel = np.resize(test, samples)
+    sel = np.resize(np.roll(test, -seed * samples), samples)
     bodies = [wd.body(data["pose"][i:i + 1], data["shape"][i:i + 1]) for i in sel]
     wd.dress(name, styles[-1:], data["pose"][sel[:1]], data["shape"][sel[:1]], body=bodies[0])
     t0 = time.process_time()
@@ -302,25 +302,36 @@ def time_new_styles(name: str, weights_dir: Path, data: dict, samples: int = 200
     return (time.process_time() - t0) / samples
 
 
-def time_simulation(name: str, data: dict, drape: DrapeConfig | None = None, samples: int = 4) -> float:
-    """CPU seconds per drape of the current simulation code on `samples` held-out
-    (pose, shape, style) of `data` (after one warm-up drape), so that speed-ups compare
-    the model with the simulation as it runs now, not as it ran when the data were made."""
+def _draper(name: str, data: dict, drape: DrapeConfig | None = None) -> Draper:
+    """The current simulation code for a garment type, after one warm-up drape."""
     from simulator.garments.dress import get_wardrobe
 
     draper = Draper(get_wardrobe().geometry(name), drape or DrapeConfig())
-    test = np.flatnonzero(data["split"] == 2)
     i0 = np.flatnonzero(data["split"] != 2)[0]
     draper.run(data["style"][i0], data["pose"][i0], data["shape"][i0])
-    return float(np.mean([draper.run(data["style"][i], data["pose"][i], data["shape"][i]).seconds
-                          for i in test[:samples]]))
+    return draper
+
+
+def time_side_by_side(name: str, weights_dir: Path, data: dict, drape: DrapeConfig | None = None,
+                      rounds: int = 5) -> tuple[float, float]:
+    """(simulation seconds per drape, garment seconds with a new style per sample), timed in
+    alternation: each round one held-out drape, then 50 new styles; the medians of the
+    rounds. Both see the same machine conditions (timed one after the other, a busy spell
+    on a shared machine moved one and not the other, and the ratio by 10-20%)."""
+    draper = _draper(name, data, drape)
+    test = np.flatnonzero(data["split"] == 2)
+    sim, new = [], []
+    for k in range(rounds):
+        i = test[k % len(test)]
+        sim.append(draper.run(data["style"][i], data["pose"][i], data["shape"][i]).seconds)
+        new.append(time_new_styles(name, weights_dir, data, samples=50, seed=k))
+    return float(np.median(sim)), float(np.median(new))
 
 
 def _timings(name: str, out: Path, data: dict, drape: DrapeConfig | None = None) -> dict:
-    sim_s = time_simulation(name, data, drape)
+    sim_s, t_new = time_side_by_side(name, out, data, drape)
     t1 = time_prediction(name, out, data, batch=1, repeats=5, samples=10)
     t32 = time_prediction(name, out, data, batch=32, repeats=3)
-    t_new = time_new_styles(name, out, data)
     pred = GarmentPredictor(PredictorWeights.load(out / f"{name}.npz"))
     i = np.flatnonzero(data["split"] == 2)[:1]
     args = (data["pose"][i], data["shape"][i], data["style"][i], data["rest"][i])
@@ -475,11 +486,12 @@ samples of the per-sample mean. LF only: without the pivot mixture; rest only: t
 canonical garment skinned with no learned displacement (what the model adds). Inside:
 share of garment vertices behind the tangent plane of their nearest body vertex (whole
 body), before / after the push-out post-process, and in the simulation itself. Speed
-(CPU time, one thread): simulation per drape (the current simulation code re-timed on 4
-held-out samples, with the same k-d tree library as the push-out) vs the garment stage of `Wardrobe.dress`
+(CPU time, one thread): simulation per drape (the current simulation code re-timed on 5
+held-out samples, median, with the same k-d tree library as the push-out) vs the garment stage of `Wardrobe.dress`
 (rest shape, model, skinning, push-out) at batch 1 and 32 (styles seen before), and at
 batch 1 with a style never seen before for every sample ("x new", the renderer's case:
-the anchors and face parts of the style are computed too); "with body" adds the rig
+the anchors and face parts of the style are computed too; 5 rounds of one drape followed
+by 50 new styles, the median round of each, so both are timed under the same conditions); "with body" adds the rig
 evaluation (bone transforms, rest surface) at batch 1, which the renderer's body model
 largely duplicates; "x model": the learned LF + pivot-HF forward alone at batch 1 (the
 part TailorNet's >1000x refers to). Here the whole garment stage is {min(x1):.0f}-{max(x1):.0f}x

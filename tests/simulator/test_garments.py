@@ -155,8 +155,9 @@ def test_fast_path_matches_the_whole_body_reference(wardrobe):
 def test_prepared_anchor_queries_match_the_kd_tree(wardrobe):
     """New styles find their anchors by brute force over precomputed candidates; they must
     be the k-d tree's K nearest (same ids and weights; rows ordered by body vertex), extreme
-    styles included. Rows with equidistant body vertices among the K + 1 nearest (mirror pairs
-    around the midline) may keep the other one of a pair at the K-th place: the same weights."""
+    styles included, and the nearest of them the weights' argmax. Rows with equidistant body
+    vertices among the K + 1 nearest (mirror pairs around the midline) may keep the other one
+    of a pair at the K-th place: the same weights."""
     from simulator.garments.template import K_ANCHOR
 
     rng = np.random.default_rng(5)
@@ -169,7 +170,8 @@ def test_prepared_anchor_queries_match_the_kd_tree(wardrobe):
         for style in styles:
             s, moved = geom._stretch(style)
             sel = np.flatnonzero(moved)
-            ids, w = geom._query_moved(sel, s[sel])
+            ids, w, nearest = geom._query_moved(sel, s[sel], nearest=True)
+            assert np.array_equal(nearest, ids[np.arange(len(ids)), w.argmax(1)]), (name, style)
             ref_ids, ref_w = geom._query_tree(sel, s[sel])
             o = np.argsort(ref_ids, axis=1, kind="stable")  # the prepared query orders rows by body vertex
             ref_ids, ref_w = np.take_along_axis(ref_ids, o, 1), np.take_along_axis(ref_w, o, 1)
