@@ -505,7 +505,9 @@ def _interval_table(q: dict) -> dict:
     span = q["s_step"] * q["n_chunks"]
     u = (start - q["s_lo"][r]) / span[r]
     u[np.r_[True, r[1:] != r[:-1]]] = -0.5  # a row's first interval takes everything below
-    return {"key": (2.0 * r + u)[keep], "near": near[keep], "first": q["ids"][first[keep]], "inv_span": 1.0 / span}
+    # int32: the table is read at random by every new style; half the bytes, fewer cache misses.
+    return {"key": (2.0 * r + u)[keep], "near": near[keep].astype(np.int32), "first": q["ids"][first[keep]],
+            "inv_span": 1.0 / span}
 
 
 

@@ -258,18 +258,18 @@ def evaluate(w: PredictorWeights, geom: GarmentGeometry, data: dict, sel: np.nda
 
 
 def time_prediction(name: str, weights_dir: Path, data: dict, batch: int = 1, repeats: int = 20,
-                    samples: int = 1) -> dict:
+                    samples: int = 1, first: int = 0, wardrobe=None) -> dict:
     """CPU seconds per garment at the given batch size, anchors warm, averaged over
     `samples` consecutive batches of test simulations: `body` (the rig: bone transforms and
     rest surface, which the renderer's body model also computes) and `garment` (rest
     shape, learned model, skinning, push-out)."""
     from simulator.garments.dress import Wardrobe
 
-    wd = Wardrobe(weights_dir=weights_dir)
+    wd = wardrobe or Wardrobe(weights_dir=weights_dir)
     test = np.flatnonzero(data["split"] == 2)
     t_body = t_garment = 0.0
     for k in range(samples):
-        sel = np.resize(np.roll(test, -k * batch), batch)
+        sel = np.resize(np.roll(test, -(first + k) * batch), batch)
         style, pose, shape = data["style"][sel], data["pose"][sel], data["shape"][sel]
         body = wd.body(pose, shape)
         wd.dress(name, style, pose, shape, body=body)
@@ -284,13 +284,14 @@ def time_prediction(name: str, weights_dir: Path, data: dict, batch: int = 1, re
     return {"body": t_body, "garment": t_garment}
 
 
-def time_new_styles(name: str, weights_dir: Path, data: dict, samples: int = 50, seed: int = 0) -> float:
+def time_new_styles(name: str, weights_dir: Path, data: dict, samples: int = 50, seed: int = 0,
+                    wardrobe=None) -> float:
     """CPU seconds per garment at batch 1 when every sample has a style never seen before
     (the renderer's case: anchors, face parts and anchor matrices computed too), on the
     test simulations' bodies; the geometry itself is warm."""
     from simulator.garments.dress import Wardrobe
 
-    wd = Wardrobe(weights_dir=weights_dir)
+    wd = wardrobe or Wardrobe(weights_dir=weights_dir)
     test = np.flatnonzero(data["split"] == 2)
     styles = np.random.default_rng(seed).uniform(0, 1, (samples + 1, 4))
     sel = np.resize(np.roll(test, -seed * samples), samples)
@@ -313,25 +314,38 @@ def _draper(name: str, data: dict, drape: DrapeConfig | None = None) -> Draper:
 
 
 def time_side_by_side(name: str, weights_dir: Path, data: dict, drape: DrapeConfig | None = None,
-                      rounds: int = 5) -> tuple[float, float]:
-    """(simulation seconds per drape, garment seconds with a new style per sample), timed in
-    alternation: each round one held-out drape, then 50 new styles; the medians of the
-    rounds. Both see the same machine conditions (timed one after the other, a busy spell
-    on a shared machine moved one and not the other, and the ratio by 10-20%)."""
+                      rounds: int = 9) -> dict[str, list[float]]:
+    """Per round: CPU seconds of one held-out drape ("sim"), then of the garment stage per
+    sample with 50 new styles ("new"), at batch 1 on one test sample with its style seen
+    before ("b1", and the body stage "b1_body"), and at batch 32 ("b32", "b32_body").
+    Alternating, the simulation and the garments see the same machine conditions (timed
+    one after the other, a busy spell on a shared machine moved one and not the other, and
+    the ratio by 10-20%); callers take the medians of the rounds."""
+    from simulator.garments.dress import Wardrobe
+
     draper = _draper(name, data, drape)
+    wd = Wardrobe(weights_dir=weights_dir)  # one, as the renderer holds one
     test = np.flatnonzero(data["split"] == 2)
-    sim, new = [], []
+    out: dict[str, list[float]] = {k: [] for k in ("sim", "new", "b1", "b1_body", "b32", "b32_body")}
     for k in range(rounds):
         i = test[k % len(test)]
-        sim.append(draper.run(data["style"][i], data["pose"][i], data["shape"][i]).seconds)
-        new.append(time_new_styles(name, weights_dir, data, samples=50, seed=k))
-    return float(np.median(sim)), float(np.median(new))
+        out["sim"].append(draper.run(data["style"][i], data["pose"][i], data["shape"][i]).seconds)
+        out["new"].append(time_new_styles(name, weights_dir, data, samples=50, seed=1000 + k, wardrobe=wd))
+        t1 = time_prediction(name, weights_dir, data, batch=1, repeats=10, first=k, wardrobe=wd)
+        t32 = time_prediction(name, weights_dir, data, batch=32, repeats=1, wardrobe=wd)
+        out["b1"].append(t1["garment"])
+        out["b1_body"].append(t1["body"])
+        out["b32"].append(t32["garment"])
+        out["b32_body"].append(t32["body"])
+    return out
 
 
 def _timings(name: str, out: Path, data: dict, drape: DrapeConfig | None = None) -> dict:
-    sim_s, t_new = time_side_by_side(name, out, data, drape)
-    t1 = time_prediction(name, out, data, batch=1, repeats=5, samples=10)
-    t32 = time_prediction(name, out, data, batch=32, repeats=3)
+    rounds = time_side_by_side(name, out, data, drape)
+    med = {k: float(np.median(v)) for k, v in rounds.items()}
+    sim_s, t_new = med["sim"], med["new"]
+    t1 = {"garment": med["b1"], "body": med["b1_body"]}
+    t32 = {"garment": med["b32"], "body": med["b32_body"]}
     pred = GarmentPredictor(PredictorWeights.load(out / f"{name}.npz"))
     i = np.flatnonzero(data["split"] == 2)[:1]
     args = (data["pose"][i], data["shape"][i], data["style"][i], data["rest"][i])
@@ -351,6 +365,7 @@ def _timings(name: str, out: Path, data: dict, drape: DrapeConfig | None = None)
         "speedup_batch1": sim_s / t1["garment"], "speedup_batch32": sim_s / t32["garment"],
         "speedup_batch1_with_body": sim_s / (t1["garment"] + t1["body"]),
         "garment_seconds_batch1_new_style": t_new, "speedup_batch1_new_style": sim_s / t_new,
+        "side_by_side_rounds": rounds,
     }
 
 
@@ -486,12 +501,13 @@ samples of the per-sample mean. LF only: without the pivot mixture; rest only: t
 canonical garment skinned with no learned displacement (what the model adds). Inside:
 share of garment vertices behind the tangent plane of their nearest body vertex (whole
 body), before / after the push-out post-process, and in the simulation itself. Speed
-(CPU time, one thread): simulation per drape (the current simulation code re-timed on 5
-held-out samples, median, with the same k-d tree library as the push-out) vs the garment stage of `Wardrobe.dress`
+(CPU time, one thread): simulation per drape (the current simulation code re-timed on 9
+held-out samples, with the same k-d tree library as the push-out) vs the garment stage of `Wardrobe.dress`
 (rest shape, model, skinning, push-out) at batch 1 and 32 (styles seen before), and at
 batch 1 with a style never seen before for every sample ("x new", the renderer's case:
-the anchors and face parts of the style are computed too; 5 rounds of one drape followed
-by 50 new styles, the median round of each, so both are timed under the same conditions); "with body" adds the rig
+the anchors and face parts of the style are computed too); 9 rounds, each one drape
+followed by the garment timings, and the median round of each, so that the simulation
+and the garments are timed under the same conditions; "with body" adds the rig
 evaluation (bone transforms, rest surface) at batch 1, which the renderer's body model
 largely duplicates; "x model": the learned LF + pivot-HF forward alone at batch 1 (the
 part TailorNet's >1000x refers to). Here the whole garment stage is {min(x1):.0f}-{max(x1):.0f}x
