@@ -188,6 +188,26 @@ def test_prepared_anchor_queries_match_the_kd_tree(wardrobe):
         assert 0 < n_tied < 0.05 * n_rows, name  # mirror pairs only
 
 
+def test_skirt_waistband_anchors_match_the_kd_tree(wardrobe):
+    """The skirt's waistband anchors come from the prepared interval table over the range
+    of rises: the k-d tree's K nearest at every rise, rows ordered by body vertex."""
+    from simulator.garments.template import RISE_Z, SKIRT_COLUMNS
+
+    geom = wardrobe.geometry("skirt")
+    C = SKIRT_COLUMNS
+    theta = geom.template.theta[:C]
+    for rise in np.concatenate([[RISE_Z[0], RISE_Z[1]], np.random.default_rng(2).uniform(*RISE_Z, 20)]):
+        a = geom._anchors(np.array([0.5, 0.5, 0.5, (rise - RISE_Z[0]) / (RISE_Z[1] - RISE_Z[0])]))
+        ref_ids, ref_w = geom._index[0].query(np.full(C, a.skirt["rise"]), theta)
+        o = np.argsort(ref_ids, axis=1, kind="stable")
+        ref_ids, ref_w = np.take_along_axis(ref_ids, o, 1), np.take_along_axis(ref_w, o, 1)
+        ids, w = a.ids[:C], a.weights[:C]
+        same = (ids == ref_ids).all(1)
+        assert (~same).sum() <= 2, rise  # mirror-pair ties at the K-th place (0-1 rows seen)
+        assert np.abs(w[same] - ref_w[same]).max() < 1e-12, rise
+        assert np.abs(np.sort(w, 1) - np.sort(ref_w, 1)).max() < 1e-9, rise
+
+
 def test_skin_transforms_match_the_skinning_weights(wardrobe):
     """The run-time skinning blends the body's per-vertex transforms with the anchor weights
     instead of forming the (N, nb) skinning matrix: the same transforms."""
