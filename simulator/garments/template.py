@@ -382,9 +382,10 @@ class _CylIndex:
 
     `prepare` precomputes, for template vertices whose length coordinate s can only move
     along a known interval [s_lo, s_hi] (style changes s, never theta), every body vertex
-    that can be among their K nearest for some s in it; `GarmentGeometry._query_moved` finds the K
-    nearest by brute force over those few candidates (the same neighbours as the k-d tree
-    query, a fraction of its cost)."""
+    that can be among their K nearest for some s in it; `_interval_table` turns those
+    candidates into the K nearest per piece of the interval, which
+    `GarmentGeometry._query_moved` looks up (the same neighbours as the k-d tree query, a
+    fraction of its cost)."""
 
     def __init__(self, ids: np.ndarray, s: np.ndarray, th: np.ndarray, s_scale: float, radius: float) -> None:
         from scipy.spatial import cKDTree
@@ -439,11 +440,9 @@ class _CylIndex:
         far = len(self.pts)  # padding: a point no query reaches
         cand = np.full((total, max(int(per.max()), k + 1)), far, dtype=np.int64)
         cand[pairs[:, 0], col] = pairs[:, 1]
-        self.cand, self.cand_th, self.cand_theta = cand, th * self.radius, th
-        self._chunk_first, self._n_chunks, self._chunk = chunk_first, n_chunks, chunk
+        self.cand, self.cand_th = cand, th * self.radius
+        self._chunk_first, self._n_chunks = chunk_first, n_chunks
         self._s_lo, self._s_step = s_lo, (s_hi - s_lo) / (n - 1)
-        self._pts_pad = np.concatenate([self.pts, [[1e9, 1e9]]])
-        self._ids_pad = np.concatenate([self.ids, [-1]])
 
 
 def _interval_table(q: dict) -> dict:
@@ -508,7 +507,6 @@ def _interval_table(q: dict) -> dict:
     # int32: the table is read at random by every new style; half the bytes, fewer cache misses.
     return {"key": (2.0 * r + u)[keep], "near": near[keep].astype(np.int32), "first": q["ids"][first[keep]],
             "inv_span": 1.0 / span}
-
 
 
 class GarmentGeometry:
@@ -696,6 +694,8 @@ class GarmentGeometry:
         }
         self._q.update(_interval_table(self._q))
         del self._q["cand"]  # only the interval table is queried
+        for idx, _, _ in parts:
+            idx.cand = None
 
     def _query_moved(self, sel: np.ndarray, s: np.ndarray, nearest: bool = False) -> tuple[np.ndarray, ...]:
         """Anchors (ids, weights (len(sel), K)) of template vertices sel at length coordinates
