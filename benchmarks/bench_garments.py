@@ -26,7 +26,7 @@ import time
 import numpy as np
 
 
-def bench(name: str, n: int, seed: int = 0, new_styles: int = 30) -> dict:
+def bench(name: str, n: int, seed: int = 0, new_styles: int = 200) -> dict:
     from simulator.garments import get_spec, get_wardrobe
     from simulator.garments.collision import BodyCollider
     from simulator.garments.drape import Draper
