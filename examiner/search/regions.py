@@ -7,10 +7,12 @@ Region growing (phase 2 of an agent, PoseExaminer-style) for a failing seed x0:
                batch); a failing probe extends the box to that bound. With G > 1, groups
                of up to G dimensions move to the same side's bound at once (adaptive group
                testing): a failing group probe extends the box on all its dimensions, a
-               passing one is split in halves probed next round, down to single
-               dimensions: about a third of 2D probes for boxes on few dimensions, but a
-               group probe that lands in another failure region (e.g. one touching a
-               bound) extends a constrained dimension by mistake (docs/search.md).
+               passing or implausible one is split in halves probed next round, down to
+               single dimensions: about half of 2D probes for boxes on few dimensions. A
+               group probe can land in another failure region (e.g. one touching a
+               bound) and extend a constrained dimension by mistake; when verification
+               then fails, every side a group probe put at its bound is probed again
+               alone before any shrinking (docs/search.md).
   2. bisect  - for each side whose single-dimension probe passed, bisection on the axis
                between x0_d (fails) and the probe (passes) until the bracket is below
                `bisection_tol`; all open brackets advance together, one evaluation each per
@@ -135,6 +137,10 @@ class RegionGrowth:
         self.stage = "probe"  # probe (+ bisect) -> verify
         # Probe groups still to ask: (side, dims); built on the first call.
         self.groups: list[tuple[int, tuple[int, ...]]] | None = None
+        # Edges (dim, side) put at the bound by a multi-dimension group probe, not yet
+        # confirmed by a probe of their own (verification failures re-probe them).
+        self.group_edges: set[tuple[int, int]] = set()
+        self.reprobes = 0
         self.verify_round = 0
         self.cost = 0
         self.result: GrownRegion | None = None
@@ -219,14 +225,20 @@ class RegionGrowth:
         if self.stage in ("probe", "bisect"):
             self.groups = []
             # An implausible scene does not bound the box: it counts like a failing one.
-            for q, f in zip(qs, failed | ~plausible):
+            for q, f, ok in zip(qs, failed | ~plausible, plausible):
                 if q.phase == "bisect":
                     dim, side = q.key
                     self.brackets[(dim, side)][0 if f else 1] = q.u[dim]
                     continue
                 side, dims = q.key
-                if f:  # every dimension of the group reaches the bound
+                # An implausible group probe says nothing about any of its dimensions: it
+                # is split like a passing one; a single dimension's counts as failing.
+                if f and (ok or len(dims) == 1):  # every dimension of the group reaches the bound
                     (self.lo if side < 0 else self.hi)[list(dims)] = float(side)
+                    if len(dims) > 1:
+                        self.group_edges.update((dim, side) for dim in dims)
+                    else:
+                        self.group_edges.discard((dims[0], side))
                 elif len(dims) == 1:
                     self.brackets[(dims[0], side)] = [self.x0[dims[0]], float(side)]
                 else:
@@ -282,7 +294,24 @@ class RegionGrowth:
                 cost=self.cost, reason=reason, plausible=plausible, n_implausible=len(failed) - n,
             )
             return
-        self._shrink(U, failed, plausible)
+        if not (enough and self._reprobe_group_edges()):
+            self._shrink(U, failed, plausible)
+
+    def _reprobe_group_edges(self) -> bool:
+        """After a failed verification: if some sides were put at their bound by a group
+        probe (which may have landed in another failure region: the group moved other
+        dimensions too), probe each of them alone (bisecting those that pass) instead of
+        shrinking. Returns whether it did."""
+        if not self.group_edges:
+            return False
+        self.reprobes += 1
+        self.groups = []
+        for dim, side in sorted(self.group_edges):
+            (self.lo if side < 0 else self.hi)[dim] = self.x0[dim]
+            self.groups.append((side, (dim,)))
+        self.group_edges.clear()
+        self.stage = "probe"
+        return True
 
     def _shrink(self, U: np.ndarray, failed: np.ndarray, plausible: np.ndarray) -> None:
         """Pull in the side whose outer quarter holds the largest share of passing

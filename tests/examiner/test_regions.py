@@ -84,6 +84,39 @@ def test_group_probes_cost_less_than_axis_probes():
     assert probes[8] <= 14 + 6 * 2 * 3 < probes[1]
 
 
+def test_a_group_probe_that_lands_in_another_region_is_re_probed_alone():
+    # heavy_side_view constrains pose.root_yaw to (0.35, 0.5); the group probe that moves
+    # root_yaw to +1 also moves root_pitch to +1, lands in upside_down (root_pitch >= 0.7),
+    # fails, and puts root_yaw's edge at +1. Verification then fails, every side a group
+    # probe put at its bound is probed alone, root_yaw's passes and bisection recovers
+    # the true edge.
+    from examiner.search.evaluator import PLANTED_REGIONS, AnalyticEvaluator
+
+    space = ParamSpace.from_groups("pose,shape,camera")
+    regions = {r.name: r for r in PLANTED_REGIONS}
+    ev = AnalyticEvaluator(space, regions=[regions["upside_down"], regions["heavy_side_view"]], noise=1.0)
+    yaw = space.names.index("pose.root_yaw")
+    cfg = RegionConfig(probe_group=8)
+    tol = cfg.bisection_tol
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        seed_point = rng.uniform(-0.6, 0.6, space.dim)  # root_pitch < 0.7: outside upside_down
+        for name, (lo, hi) in regions["heavy_side_view"].bounds.items():
+            seed_point[space.names.index(name)] = rng.uniform(lo + 0.1 * (hi - lo), hi - 0.1 * (hi - lo))
+        job = RegionGrowth(0, 0, seed_point, cfg, np.random.default_rng(seed))
+        while not job.done:
+            qs = job.next_queries()
+            vals = np.array([o.error for o in ev.evaluate(np.array([q.u for q in qs]))])
+            job.consume(vals > 90.0, vals)
+        r = job.result
+        assert job.reprobes >= 1, seed  # the group probe did put root_yaw at +1
+        assert r.accepted and r.rate >= cfg.min_failure_rate, (seed, r.reason)
+        assert 0.35 - 1e-9 <= r.lo[yaw] <= 0.35 + tol and 0.5 - tol <= r.hi[yaw] <= 0.5 + 1e-9, seed
+        for name, (lo, hi) in regions["heavy_side_view"].bounds.items():
+            i = space.names.index(name)
+            assert lo - 1e-9 <= r.lo[i] and r.hi[i] <= hi + 1e-9, (seed, name)
+
+
 def test_implausible_scenes_neither_bound_the_box_nor_count_in_its_rate():
     # The model fails whenever camera.roll > 0.2; scenes with camera.distance > 0.5 are
     # implausible (they never fail). The box must still reach distance +1 (nothing there
@@ -110,6 +143,25 @@ def test_implausible_scenes_neither_bound_the_box_nor_count_in_its_rate():
     mode = m.add(r)
     assert len(mode.errors) == r.n and mode.to_dict()["verified"]["implausible"] == r.n_implausible
     assert all(e["failed"] for e in mode.examples[:-1])
+
+
+def test_an_implausible_group_probe_is_split_not_taken_as_failing():
+    # Fails for 0.2 < camera.roll < 0.7; implausible for camera.distance > 0.5. The group
+    # probe that moves every camera dimension to +1 is implausible: it must not put
+    # roll's upper edge at +1 (which verification would then have to catch).
+    space = ParamSpace.from_groups("camera")
+    roll, dist = space.names.index("camera.roll"), space.names.index("camera.distance")
+    cfg = RegionConfig(probe_group=8)
+    job = RegionGrowth(0, 0, np.where(np.arange(space.dim) == roll, 0.45, 0.0), cfg, np.random.default_rng(0))
+    while not job.done:
+        U = np.array([q.u for q in job.next_queries()])
+        plausible = U[:, dist] <= 0.5
+        failed = (U[:, roll] > 0.2) & (U[:, roll] < 0.7) & plausible
+        job.consume(failed, np.where(failed, 150.0, 30.0), plausible)
+    r = job.result
+    assert r.accepted and job.reprobes == 0
+    assert 0.7 - cfg.bisection_tol <= r.hi[roll] <= 0.7 and 0.2 <= r.lo[roll] <= 0.2 + cfg.bisection_tol
+    assert r.hi[dist] == 1.0 and r.lo[dist] == -1.0
 
 
 def test_a_failure_narrower_than_the_resolution_is_not_a_zero_width_mode():
