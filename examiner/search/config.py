@@ -98,7 +98,7 @@ class RegionConfig:
     max_jobs: regions grown concurrently (the same for every strategy).
     probe_group: dimensions probed together (adaptive group testing, regions.py); 1 =
         one probe per dimension and side (2D probes), the default. Groups of 8 cost
-        15-25% less per job on the analytic targets but about the same through the
+        15-30% less per job on the analytic targets but about the same through the
         renderer, where moving 8 joints to their limits at once is often implausible
         (docs/search.md, "Tried"); a group probe that lands in another failure region is
         caught by verification and its sides re-probed one at a time.
