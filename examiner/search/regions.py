@@ -224,21 +224,20 @@ class RegionGrowth:
         plausible = np.ones(len(failed), bool) if plausible is None else np.asarray(plausible, bool)
         if self.stage in ("probe", "bisect"):
             self.groups = []
-            # An implausible scene does not bound the box: it counts like a failing one.
+            # An implausible scene does not bound the box: a bisection step or a single
+            # dimension's probe that lands on one counts like a failing one; an implausible
+            # group probe says nothing about any of its dimensions and is split like a
+            # passing one.
             for q, f, ok in zip(qs, failed | ~plausible, plausible):
                 if q.phase == "bisect":
                     dim, side = q.key
                     self.brackets[(dim, side)][0 if f else 1] = q.u[dim]
                     continue
                 side, dims = q.key
-                # An implausible group probe says nothing about any of its dimensions: it
-                # is split like a passing one; a single dimension's counts as failing.
                 if f and (ok or len(dims) == 1):  # every dimension of the group reaches the bound
                     (self.lo if side < 0 else self.hi)[list(dims)] = float(side)
                     if len(dims) > 1:
                         self.group_edges.update((dim, side) for dim in dims)
-                    else:
-                        self.group_edges.discard((dims[0], side))
                 elif len(dims) == 1:
                     self.brackets[(dims[0], side)] = [self.x0[dims[0]], float(side)]
                 else:

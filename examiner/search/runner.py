@@ -41,7 +41,8 @@ class SearchResult:
 
 # Layout of the pickled session and strategy state in checkpoints; bump it when the
 # classes whose state is pickled (jobs, archives, strategies) change their fields.
-STATE_VERSION = 4  # 3: region jobs and modes track implausible verification samples; 4: group-probe edges
+# 3: region jobs and modes track implausible verification samples; 4: group-probe edges.
+STATE_VERSION = 4
 
 
 def _versions() -> dict[str, str]:
