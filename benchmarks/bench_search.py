@@ -243,7 +243,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
     p.add_argument("--agents", type=int, default=8)
-    p.add_argument("--space", default="pose,shape,camera")
+    p.add_argument("--space", default="joints,shape,camera")
     p.add_argument("--target", nargs="+", choices=sorted(ANALYTIC_REGION_SETS) + list(RENDERED_TARGETS),
                    default=["planted"],
                    help="planted: 8 analytic regions, 15%% .. 5e-6 of the space; hidden: 8 small analytic regions, "

@@ -27,7 +27,8 @@ from generators.scenes import SceneSampler, SceneSource
 
 # Keep the person large enough for UltraPose-like density at 256 x 256 (only applied to
 # dimensions that are in the sampled space).
-DENSE_BOUNDS = (("camera.distance", 2.2, 3.4), ("camera.offset_x", -0.1, 0.1), ("camera.offset_y", -0.1, 0.1))
+DENSE_BOUNDS = (("camera.framing", 0.55, 0.9), ("camera.truncation", 0.0, 0.1), ("camera.offset_x", -0.1, 0.1),
+                ("camera.offset_y", -0.1, 0.1))
 MIN_PERSON_PIXELS = 64
 MAX_ATTEMPTS = 20
 

@@ -231,7 +231,7 @@ def view_posecodes(params: SceneParams, joints: np.ndarray) -> list[Posecode]:
     xy = project_joints(params, joints)
     ext = xy.max(0) - xy.min(0)
     frac = max(float(ext[0]) / params.camera.width, float(ext[1]) / params.camera.height)
-    if frac < 0.3:
+    if frac < 0.45:
         out.append(Posecode("small_in_image", "small in the image", "view"))
     elif frac > 0.9:
         out.append(Posecode("fills_frame", "filling the frame", "view"))
@@ -246,8 +246,10 @@ def project_joints(params: SceneParams, joints: np.ndarray) -> np.ndarray:
 
     joints = np.asarray(joints, dtype=np.float64)
     target = 0.5 * (joints.min(0) + joints.max(0))
-    pose = cam_math.camera_to_world_gl(params.camera, target)
-    xy, _ = cam_math.project(joints, cam_math.intrinsics(params.camera), cam_math.world_to_camera_cv(pose))
+    floor = float(joints[:, 2].min()) if params.ground.kind == "floor" else None
+    cam = cam_math.resolve_camera(params.camera, joints, floor, target)  # framing, truncation, floor
+    pose = cam_math.camera_to_world_gl(cam, target)
+    xy, _ = cam_math.project(joints, cam_math.intrinsics(cam), cam_math.world_to_camera_cv(pose))
     return xy
 
 
@@ -276,6 +278,9 @@ def frame_posecodes(
     elif out_n:
         out.append(Posecode("partly_out_of_frame", "partly out of frame", "frame"))
     cam = params.camera
+    if cam.truncation >= 0.1:
+        out.append(Posecode(f"truncated_{cam.truncation_side}",
+                            f"cut off at the {cam.truncation_side} of the image ({cam.truncation:.0%} of the person)", "frame"))
     horiz = "left" if cam.offset_x <= -0.15 else ("right" if cam.offset_x >= 0.15 else None)
     vert = "top" if cam.offset_y <= -0.15 else ("bottom" if cam.offset_y >= 0.15 else None)
     if horiz or vert:
@@ -283,8 +288,14 @@ def frame_posecodes(
         out.append(Posecode(f"off_centre_{where.replace(' ', '_')}", f"off-centre towards the {where} of the image", "frame"))
     if params.occluder.kind != "none":
         if visibility is None or occluded >= 2:
-            thing = "a box" if params.occluder.kind == "box" else "a rectangle"
-            out.append(Posecode("occluded", f"partly hidden behind {thing}", "frame"))
+            occ = params.occluder
+            if occ.kind == "rectangle":
+                out.append(Posecode("occluded", "partly hidden behind a rectangle", "frame"))
+            else:
+                what = {"box": "a box in front", "pole": "a pole"}[occ.kind]
+                region = occ.part.replace("_", " ")
+                out.append(Posecode(f"occluded_{occ.part}", f"{region} hidden behind {what} ({occ.coverage:.0%} covered)",
+                                    "frame"))
     elif visibility is not None and n and occluded > n / 3:
         out.append(Posecode("self_occluded", "many joints hidden by the body itself", "frame"))
     return out

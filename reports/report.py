@@ -223,6 +223,7 @@ def build_results(run: RunData, stats: dict, described: dict | None = None, gate
             "metric": run.metric,
             "metric_unit": views.metric_unit(run.metric),
             "threshold": run.threshold,
+            "threshold_rule": meta.get("threshold_rule"),
             "budget": stats["budget"],
             "status": stats["status"],
             "wall_time_s": stats["wall_time_s"],
@@ -343,6 +344,8 @@ def write_report(
         "metric": run.metric,
         "unit": unit,
         "threshold": run.threshold,
+        "threshold_rule": meta.get("threshold_rule"),
+        "space_warning": _space_warning(fr),
         "stats": stats,
         "failure_rate": fr,
         "wall_time": ("" if stats["wall_time_exact"] else "≈ ") + _fmt_seconds(stats["wall_time_s"]),
@@ -392,3 +395,14 @@ def load_results(path: str | Path) -> dict[str, Any]:
     if data.get("schema") != RESULTS_SCHEMA or data.get("schema_version") != RESULTS_SCHEMA_VERSION:
         raise ReportError(f"{path} is not a {RESULTS_SCHEMA} v{RESULTS_SCHEMA_VERSION} file")
     return data
+
+
+def _space_warning(failure_rate: dict | None) -> str | None:
+    """The report's plain-words warning when most of the search's proposals fail."""
+    if not failure_rate or failure_rate.get("basis") != "search" or not failure_rate.get("n"):
+        return None
+    rate = failure_rate["rate"]
+    if rate <= 0.5:
+        return None
+    return (f"{rate:.0%} of the search's proposals fail: the model fails on most of this space, so the failure "
+            "modes below tile it rather than isolate conditions. Narrow the space or raise the threshold.")

@@ -99,3 +99,4 @@ def background_image(bg: BackgroundParams, width: int, height: int, folder: str 
         im = im.crop((left, top, left + width, top + height))
         return np.asarray(im, dtype=np.float32) / 255.0
     raise ParamError(f"unknown background kind {bg.kind!r}")
+

@@ -68,3 +68,88 @@ def look_at_pose(eye: np.ndarray, target: np.ndarray) -> np.ndarray:
     T = np.eye(4)
     T[:3, 0], T[:3, 1], T[:3, 2], T[:3, 3] = right, up, -fwd, eye
     return T
+
+
+# The camera stays at least this far above the floor (m): below it, the elevation is raised.
+MIN_CAMERA_HEIGHT = 0.3
+
+
+def _image_box(cam: CameraParams, target: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """[x0, y0, x1, y1] pixels of `points` (N, 3) world seen by `cam` looking at `target`."""
+    xy, _ = project(points, intrinsics(cam), world_to_camera_cv(camera_to_world_gl(cam, target)))
+    return np.array([xy[:, 0].min(), xy[:, 1].min(), xy[:, 0].max(), xy[:, 1].max()])
+
+
+def resolve_camera(cam: CameraParams, points: np.ndarray, floor_z: float | None = None,
+                   target: np.ndarray | None = None) -> CameraParams:
+    """The camera as rendered: framing, truncation and the floor turned into a concrete
+    distance, elevation and image offsets.
+
+    points (N, 3) world: the person (a few hundred body vertices are enough). With
+    `cam.framing` > 0 the distance puts the person's larger image extent at that fraction
+    of the image; with a floor at `floor_z` the elevation is raised where needed to keep
+    the camera MIN_CAMERA_HEIGHT above it; `cam.truncation` shifts the person so that
+    fraction of their image box lies outside the image on `cam.truncation_side`. Returns
+    a camera with framing and truncation kept (they describe the scene) whose distance,
+    elevation and offsets already include them. target: the look-at point (default: the
+    centre of the points' bounding box)."""
+    import dataclasses
+
+    points = np.asarray(points, dtype=np.float64)
+    if target is None:
+        target = 0.5 * (points.min(0) + points.max(0))
+    out = dataclasses.replace(cam, offset_x=0.0, offset_y=0.0)
+
+    def floor_clamp(c: CameraParams) -> CameraParams:
+        if floor_z is None:
+            return c
+        height = target[2] + c.distance * math.sin(c.elevation) - floor_z
+        if height >= MIN_CAMERA_HEIGHT:
+            return c
+        s = (floor_z + MIN_CAMERA_HEIGHT - target[2]) / c.distance
+        return dataclasses.replace(c, elevation=math.asin(min(max(s, -1.0), 1.0)))
+
+    out = floor_clamp(out)
+    if cam.framing > 0:
+        for _ in range(3):  # extent ~ 1 / distance; perspective needs a few rounds
+            box = _image_box(out, target, points)
+            extent = max((box[3] - box[1]) / cam.height, (box[2] - box[0]) / cam.width)
+            out = floor_clamp(dataclasses.replace(out, distance=float(out.distance * extent / cam.framing)))
+            # Keep the camera out of the body: at least 0.3 m beyond its bounding sphere.
+            radius = float(np.linalg.norm(points - target, axis=1).max())
+            if out.distance < radius + 0.3:
+                out = floor_clamp(dataclasses.replace(out, distance=radius + 0.3))
+    framed = out
+    for _ in range(4):  # offsets move the camera in its image plane, maybe towards the floor
+        out = _truncate(dataclasses.replace(framed, offset_x=cam.offset_x, offset_y=cam.offset_y), target, points)
+        if floor_z is None:
+            break
+        low = floor_z + MIN_CAMERA_HEIGHT - camera_to_world_gl(out, target)[2, 3]
+        if low <= 1e-4:
+            break
+        # Raise the camera along its orbit by the height it lacks (plus a margin).
+        lift = math.asin(min(1.0, (low + 0.02) / framed.distance))
+        framed = dataclasses.replace(framed, elevation=min(framed.elevation + lift, math.pi / 2 - 1e-3))
+    return out
+
+
+def _truncate(cam: CameraParams, target: np.ndarray, points: np.ndarray) -> CameraParams:
+    """Shift `cam` so cam.truncation of the points' image box lies beyond cam.truncation_side."""
+    import dataclasses
+
+    if cam.truncation <= 0:
+        return cam
+    W, H, t = cam.width, cam.height, cam.truncation
+    for _ in range(2):  # the shift is exact at the target's depth; once more for parallax
+        x0, y0, x1, y1 = _image_box(cam, target, points)
+        dx = dy = 0.0
+        if cam.truncation_side == "bottom":
+            dy = H + t * (y1 - y0) - y1
+        elif cam.truncation_side == "top":
+            dy = -t * (y1 - y0) - y0
+        elif cam.truncation_side == "left":
+            dx = -t * (x1 - x0) - x0
+        else:
+            dx = W + t * (x1 - x0) - x1
+        cam = dataclasses.replace(cam, offset_x=cam.offset_x + dx / W, offset_y=cam.offset_y + dy / H)
+    return cam

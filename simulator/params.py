@@ -23,7 +23,10 @@ from simulator.errors import ParamError
 from simulator.garments.spec import CLOTHING_CHOICES, ClothingParams
 from simulator.joints import POSE_DOFS, neutral_pose
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Versions `SceneParams.from_dict` reads: v1 scenes had no ground, framing, truncation or
+# body-relative occluder fields; they read with those at their defaults.
+READABLE_SCHEMA_VERSIONS = (1, 2)
 DEG = math.pi / 180.0
 
 SHAPE_NAMES = ("gender", "age", "muscle", "weight", "height", "proportions")
@@ -32,7 +35,12 @@ SHAPE_NAMES = ("gender", "age", "muscle", "weight", "height", "proportions")
 LOCAL_SHAPE_NAMES = ("belly", "head_size", "hip_width", "torso_width")
 ALL_SHAPE_NAMES = SHAPE_NAMES + LOCAL_SHAPE_NAMES
 BACKGROUND_KINDS = ("solid", "noise", "checker", "image")
-OCCLUDER_KINDS = ("none", "rectangle", "box")
+OCCLUDER_KINDS = ("none", "rectangle", "box", "pole")
+# Body regions an occluder can be placed over (coarse groups of the DensePose parts).
+OCCLUDER_PARTS = ("head", "torso", "left_arm", "right_arm", "left_leg", "right_leg")
+TRUNCATION_SIDES = ("bottom", "top", "left", "right")
+GROUND_KINDS = ("none", "floor")
+GROUND_PATTERNS = ("solid", "tiles", "noise")
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,13 @@ class CameraParams:
     (the body's centre), fov_y the vertical field of view in radians. offset_x / offset_y
     shift the subject in the image, as a fraction of the image width / height
     (0.5 puts the body centre on the image border).
+
+    framing: when > 0, the person's larger image extent as a fraction of the image (their
+    projected box height over the image height, or width over width, whichever is larger);
+    `distance` is then derived from it, so a lying and a standing person fill the frame
+    alike. truncation: fraction of the person's image box pushed outside the image on
+    `truncation_side` (0 = whole person in view). The camera never goes below the floor:
+    its elevation is raised where needed to keep it `MIN_CAMERA_HEIGHT` above the ground.
     """
 
     azimuth: float = 0.0
@@ -54,6 +69,9 @@ class CameraParams:
     offset_y: float = 0.0
     width: int = 256
     height: int = 256
+    framing: float = 0.0
+    truncation: float = 0.0
+    truncation_side: str = "bottom"
 
 
 @dataclass(frozen=True)
@@ -83,12 +101,38 @@ class BackgroundParams:
 
 
 @dataclass(frozen=True)
+class GroundParams:
+    """The floor the body rests on. kind: floor | none. The floor plane passes through the
+    body's lowest point (the body stands, sits or lies on it, never sinks into it) and is
+    drawn in the colour pass; it is not part of the person mask. Colour as HSV in [0, 1];
+    pattern: solid | tiles | noise; tile_size in metres."""
+
+    kind: str = "floor"
+    hue: float = 0.08
+    saturation: float = 0.2
+    value: float = 0.55
+    pattern: str = "tiles"
+    tile_size: float = 0.6
+
+
+@dataclass(frozen=True)
 class OccluderParams:
-    """A flat coloured rectangle (image-space) or a 3D box between the camera and the
-    subject. x / y: centre relative to the subject's centre, as a fraction of the image
-    size; width / height: fractions of the image size."""
+    """Something between the camera and the person.
+
+    kind: none | box | pole | rectangle. `box` (a crate, table or car standing in front of
+    the person: it rises from the bottom of the image) and `pole` (a post spanning the
+    image height) are 3D objects placed relative to the body: they cover `coverage`
+    (0..1) of the image extent of body region `part` (head, torso, left_arm, right_arm,
+    left_leg, right_leg), vertically for a box, horizontally for a pole, halfway between
+    the camera and the body's nearest point. The fraction of each region's pixels that is
+    hidden is measured from the part map and recorded in `Sample.occlusion`.
+    `rectangle` is a flat image-space patch: x / y its centre relative to the subject's
+    centre as a fraction of the image size, width / height fractions of the image size
+    (x, y, width and height apply to the rectangle only)."""
 
     kind: str = "none"
+    part: str = "torso"
+    coverage: float = 0.5
     x: float = 0.0
     y: float = 0.0
     width: float = 0.3
@@ -109,6 +153,10 @@ class SceneParams:
     background: BackgroundParams = field(default_factory=BackgroundParams)
     occluder: OccluderParams = field(default_factory=OccluderParams)
     clothing: ClothingParams = field(default_factory=ClothingParams)
+    ground: GroundParams = field(default_factory=GroundParams)
+    # The pose prior's latent vector (standard-normal units) this pose was decoded from,
+    # when it came from the prior (simulator.prior); empty for poses given as angles.
+    pose_latent: tuple[float, ...] = ()
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -130,6 +178,18 @@ class SceneParams:
             raise ParamError(f"background.kind must be one of {BACKGROUND_KINDS}, got {self.background.kind!r}")
         if self.occluder.kind not in OCCLUDER_KINDS:
             raise ParamError(f"occluder.kind must be one of {OCCLUDER_KINDS}, got {self.occluder.kind!r}")
+        if self.occluder.part not in OCCLUDER_PARTS:
+            raise ParamError(f"occluder.part must be one of {OCCLUDER_PARTS}, got {self.occluder.part!r}")
+        if self.camera.truncation_side not in TRUNCATION_SIDES:
+            raise ParamError(
+                f"camera.truncation_side must be one of {TRUNCATION_SIDES}, got {self.camera.truncation_side!r}"
+            )
+        if self.ground.kind not in GROUND_KINDS:
+            raise ParamError(f"ground.kind must be one of {GROUND_KINDS}, got {self.ground.kind!r}")
+        if self.ground.pattern not in GROUND_PATTERNS:
+            raise ParamError(f"ground.pattern must be one of {GROUND_PATTERNS}, got {self.ground.pattern!r}")
+        object.__setattr__(self, "pose_latent", tuple(float(z) for z in self.pose_latent))
+        object.__setattr__(self, "schema_version", SCHEMA_VERSION)
 
     # ---- flat view -------------------------------------------------------------------
     def flat(self) -> dict[str, Any]:
@@ -137,15 +197,16 @@ class SceneParams:
         out: dict[str, Any] = {f"pose.{k}": v for k, v in self.pose.items()}
         out.update({f"shape.{k}": v for k, v in self.shape.items()})
         out["appearance.skin_tone"] = self.skin_tone
-        for group in ("camera", "light", "background", "occluder", "clothing"):
+        for group in _GROUPS:
             for k, v in dataclasses.asdict(getattr(self, group)).items():
                 out[f"{group}.{k}"] = v
         return out
 
-    def with_values(self, values: Mapping[str, Any]) -> "SceneParams":
-        """A copy with flat "group.name" values replaced; unknown names raise ParamError."""
+    def with_values(self, values: Mapping[str, Any], latent: Sequence[float] | None = None) -> "SceneParams":
+        """A copy with flat "group.name" values replaced; unknown names raise ParamError.
+        `latent` records the prior latent the pose came from (None keeps the current one)."""
         pose, shape = dict(self.pose), dict(self.shape)
-        groups = {g: dataclasses.asdict(getattr(self, g)) for g in ("camera", "light", "background", "occluder", "clothing")}
+        groups = {g: dataclasses.asdict(getattr(self, g)) for g in _GROUPS}
         skin = self.skin_tone
         for name, value in values.items():
             group, _, key = name.partition(".")
@@ -168,6 +229,8 @@ class SceneParams:
             background=BackgroundParams(**groups["background"]),
             occluder=OccluderParams(**groups["occluder"]),
             clothing=ClothingParams(**groups["clothing"]),
+            ground=GroundParams(**groups["ground"]),
+            pose_latent=latent if latent is not None else self.pose_latent,
         )
 
     # ---- JSON ------------------------------------------------------------------------
@@ -175,6 +238,7 @@ class SceneParams:
         d = dataclasses.asdict(self)
         d["pose"] = dict(self.pose)
         d["shape"] = dict(self.shape)
+        d["pose_latent"] = list(self.pose_latent)
         return d
 
     def to_json(self, **kw: Any) -> str:
@@ -185,9 +249,10 @@ class SceneParams:
         if not isinstance(d, Mapping):
             raise ParamError(f"scene parameters must be a JSON object, got {type(d).__name__}")
         version = d.get("schema_version", SCHEMA_VERSION)
-        if version != SCHEMA_VERSION:
+        if version not in READABLE_SCHEMA_VERSIONS:
             raise ParamError(
-                f"scene schema_version {version} is not supported (this version reads {SCHEMA_VERSION})"
+                f"scene schema_version {version!r} is not supported (this version reads "
+                f"{', '.join(map(str, READABLE_SCHEMA_VERSIONS))})"
             )
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
@@ -195,7 +260,7 @@ class SceneParams:
             raise ParamError(f"unknown scene field(s) {sorted(unknown)}; valid fields: {sorted(known)}")
         kwargs: dict[str, Any] = {}
         sub = {"camera": CameraParams, "light": LightParams, "background": BackgroundParams, "occluder": OccluderParams,
-               "clothing": ClothingParams}
+               "clothing": ClothingParams, "ground": GroundParams}
         for k, v in d.items():
             if k in sub:
                 if not isinstance(v, Mapping):
@@ -207,7 +272,13 @@ class SceneParams:
                 kwargs[k] = sub[k](**v)
             elif k != "schema_version":
                 kwargs[k] = v
-        return cls(**kwargs)
+        if version == 1:
+            # v1 scenes had no floor and no body-relative occluders: keep them as they were.
+            kwargs.setdefault("ground", GroundParams(kind="none"))
+        try:
+            return cls(**kwargs)
+        except TypeError as e:
+            raise ParamError(f"malformed scene parameters: {e}") from None
 
     @classmethod
     def from_json(cls, text: str) -> "SceneParams":
@@ -219,6 +290,9 @@ class SceneParams:
 
     def replace(self, **changes: Any) -> "SceneParams":
         return dataclasses.replace(self, **changes)
+
+
+_GROUPS = ("camera", "light", "background", "occluder", "clothing", "ground")
 
 
 # ---------------------------------------------------------------------------------------
@@ -237,13 +311,23 @@ class Dimension:
     unit: str
     choices: tuple[str, ...] | None = None
     description: str = ""
+    # The group a dimension is selected by when it differs from its name's prefix: the raw
+    # joint angles ("pose.l_knee_flexion") form the group "joints", the prior latent
+    # dimensions ("pose.z01") the group "pose".
+    group_name: str = ""
 
     @property
     def group(self) -> str:
-        return self.name.split(".", 1)[0]
+        return self.group_name or self.name.split(".", 1)[0]
+
+    @property
+    def is_latent(self) -> bool:
+        return self.name.startswith(LATENT_PREFIX)
 
     def to_physical(self, u: float) -> Any:
         u = min(max(float(u), -1.0), 1.0)
+        if self.is_latent:
+            return float(u_to_latent(u, self.low, self.high))
         if self.choices:
             idx = min(int((u + 1.0) / 2.0 * len(self.choices)), len(self.choices) - 1)
             return self.choices[idx]
@@ -255,6 +339,8 @@ class Dimension:
                 raise ParamError(f"{self.name} must be one of {self.choices}, got {value!r}")
             idx = self.choices.index(value)
             return -1.0 + (2 * idx + 1) / len(self.choices)
+        if self.is_latent:
+            return float(latent_to_u(value, self.low, self.high))
         if self.high == self.low:
             return 0.0
         return 2.0 * (float(value) - self.low) / (self.high - self.low) - 1.0
@@ -266,21 +352,60 @@ class Dimension:
             return f"{math.degrees(value):.0f}°"
         if self.unit == "m":
             return f"{value:.2f} m"
+        if self.unit == "sigma":
+            return f"{value:+.2f}σ"
         return f"{value:.2f}"
 
 
-def _pose_dimensions() -> list[Dimension]:
+LATENT_PREFIX = "pose.z"
+# The prior's latent dimensions span +-LATENT_SIGMA standard deviations. A uniform value
+# u in [-1, 1] maps to z through the inverse normal CDF (truncated at +-LATENT_SIGMA), so
+# uniform samples of the search space are samples of the prior itself and the box edges
+# are its tails.
+LATENT_SIGMA = 2.5
+# Per-joint offsets added to a prior pose when the space has both "pose" and "joints".
+JOINT_OFFSET = 20 * DEG
+
+
+def _joint_dimensions() -> list[Dimension]:
     from simulator.joints import POSE_LIMITS
 
     return [
-        Dimension(f"pose.{name}", lo, hi, "rad", description=desc)
+        Dimension(f"pose.{name}", lo, hi, "rad", description=desc, group_name="joints")
         for name, (lo, hi, desc) in POSE_LIMITS.items()
     ]
 
 
+def _latent_dimensions() -> list[Dimension]:
+    from simulator.prior import load_pose_prior
+
+    L = load_pose_prior().latent_dim
+    return [
+        Dimension(f"{LATENT_PREFIX}{i + 1:02d}", -LATENT_SIGMA, LATENT_SIGMA, "sigma", group_name="pose",
+                  description=f"pose prior latent {i + 1} of {L} (standard deviations)")
+        for i in range(L)
+    ]
+
+
+def u_to_latent(u: np.ndarray, low: float = -LATENT_SIGMA, high: float = LATENT_SIGMA) -> np.ndarray:
+    """Normalised u in [-1, 1] -> latent z: the inverse CDF of the standard normal
+    truncated to [low, high] (sigmas)."""
+    from scipy.special import ndtr, ndtri
+
+    a, b = ndtr(low), ndtr(high)
+    return ndtri(a + (np.asarray(u, dtype=np.float64) + 1.0) * 0.5 * (b - a))
+
+
+def latent_to_u(z: np.ndarray, low: float = -LATENT_SIGMA, high: float = LATENT_SIGMA) -> np.ndarray:
+    from scipy.special import ndtr
+
+    a, b = ndtr(low), ndtr(high)
+    return (ndtr(np.asarray(z, dtype=np.float64)) - a) / (b - a) * 2.0 - 1.0
+
+
 def default_dimensions() -> list[Dimension]:
     """All searchable dimensions with their default bounds (everyday-to-hard range)."""
-    dims = _pose_dimensions()
+    dims = _latent_dimensions() + _joint_dimensions()
     dims += [
         Dimension("shape.gender", 0.0, 1.0, "", description="0 female .. 1 male"),
         Dimension("shape.age", 0.1, 1.0, "", description="0 newborn .. 0.1 child .. 0.5 adult .. 1 elder"),
@@ -294,12 +419,15 @@ def default_dimensions() -> list[Dimension]:
         Dimension("shape.torso_width", 0.2, 0.8, "", description="0.5 neutral"),
         Dimension("appearance.skin_tone", 0.0, 1.0, "", description="0 light .. 1 dark"),
         Dimension("camera.azimuth", -180 * DEG, 180 * DEG, "rad", description="0 = in front of the subject"),
-        Dimension("camera.elevation", -30 * DEG, 60 * DEG, "rad"),
-        Dimension("camera.distance", 2.2, 5.5, "m"),
+        Dimension("camera.elevation", -10 * DEG, 50 * DEG, "rad",
+                  description="above the horizon; raised where needed to keep the camera above the floor"),
+        Dimension("camera.framing", 0.3, 0.95, "", description="the person's image extent as a fraction of the image"),
         Dimension("camera.fov_y", 40 * DEG, 60 * DEG, "rad"),
-        Dimension("camera.roll", -30 * DEG, 30 * DEG, "rad"),
-        Dimension("camera.offset_x", -0.25, 0.25, "", description="fraction of image width"),
-        Dimension("camera.offset_y", -0.25, 0.25, "", description="fraction of image height"),
+        Dimension("camera.roll", -15 * DEG, 15 * DEG, "rad"),
+        Dimension("camera.offset_x", -0.1, 0.1, "", description="fraction of image width"),
+        Dimension("camera.offset_y", -0.1, 0.1, "", description="fraction of image height"),
+        Dimension("camera.truncation", 0.0, 0.5, "", description="fraction of the person outside the image"),
+        Dimension("camera.truncation_side", 0, 0, "", choices=TRUNCATION_SIDES),
         Dimension("light.azimuth", -180 * DEG, 180 * DEG, "rad"),
         Dimension("light.elevation", 0.0, 80 * DEG, "rad"),
         Dimension("light.intensity", 0.5, 8.0, "W/m^2"),
@@ -310,14 +438,16 @@ def default_dimensions() -> list[Dimension]:
         Dimension("background.saturation", 0.0, 1.0, ""),
         Dimension("background.value", 0.05, 1.0, ""),
         Dimension("background.texture_scale", 0.0, 1.0, ""),
-        Dimension("occluder.kind", 0, 0, "", choices=OCCLUDER_KINDS),
-        Dimension("occluder.x", -0.4, 0.4, "", description="fraction of image width from the body centre"),
-        Dimension("occluder.y", -0.4, 0.4, "", description="fraction of image height from the body centre"),
-        Dimension("occluder.width", 0.05, 0.6, ""),
-        Dimension("occluder.height", 0.05, 0.6, ""),
+        Dimension("occluder.kind", 0, 0, "", choices=("none", "box", "pole")),
+        Dimension("occluder.part", 0, 0, "", choices=OCCLUDER_PARTS, description="the body region it covers"),
+        Dimension("occluder.coverage", 0.2, 0.9, "", description="share of that region's image extent covered"),
         Dimension("occluder.hue", 0.0, 1.0, ""),
         Dimension("occluder.value", 0.05, 1.0, ""),
         # Clothing (simulator.garments; style values are fractions of each type's range).
+        Dimension("ground.pattern", 0, 0, "", choices=GROUND_PATTERNS),
+        Dimension("ground.hue", 0.0, 1.0, ""),
+        Dimension("ground.saturation", 0.0, 0.6, ""),
+        Dimension("ground.value", 0.1, 0.9, ""),
         Dimension("clothing.upper", 0, 0, "", choices=CLOTHING_CHOICES["upper"]),
         Dimension("clothing.lower", 0, 0, "", choices=CLOTHING_CHOICES["lower"]),
         Dimension("clothing.sleeve_length", 0.0, 1.0, "", description="short .. long within the top's range"),
@@ -362,7 +492,7 @@ class ParamSpace:
         self.clamp = clamp
         base_flat = self.base.flat()
         for d in self.dimensions:
-            if d.name not in base_flat:
+            if d.name not in base_flat and not d.is_latent:
                 raise ParamError(f"dimension {d.name!r} is not a scene parameter")
 
     # ---- construction ----------------------------------------------------------------
@@ -441,17 +571,75 @@ class ParamSpace:
             u = np.clip(u, -1.0, 1.0)
         return u
 
+    @property
+    def latent_index(self) -> np.ndarray:
+        """Indices of the pose prior's latent dimensions (empty when the space has none)."""
+        return np.array([i for i, d in enumerate(self.dimensions) if d.is_latent], dtype=int)
+
     def to_params(self, u: np.ndarray) -> SceneParams:
         """(D,) normalised vector in [-1, 1] -> SceneParams."""
-        u = self._check_vector(u)
-        values = {d.name: d.to_physical(x) for d, x in zip(self.dimensions, u)}
-        return self.base.with_values(values)
+        return self.to_params_batch(self._check_vector(u)[None])[0]
+
+    def to_params_batch(self, U: np.ndarray) -> list[SceneParams]:
+        """(B, D) normalised vectors -> SceneParams; prior poses are decoded in one batch.
+
+        With prior latent dimensions, the pose is the prior's decoding of the latent; joint
+        dimensions in the same space are then offsets (+-JOINT_OFFSET) added to it, clipped
+        to the anatomical limits."""
+        U = np.atleast_2d(np.asarray(U, dtype=np.float64))
+        U = np.stack([self._check_vector(u) for u in U]) if len(U) else U.reshape(0, self.dim)
+        li = self.latent_index
+        decoded = Z = None
+        if len(li):
+            from simulator.joints import POSE_DOFS, POSE_LIMITS
+            from simulator.prior import load_pose_prior
+
+            Z = np.stack([u_to_latent(U[:, i], self.dimensions[i].low, self.dimensions[i].high) for i in li], 1)
+            decoded = load_pose_prior().decode(Z)
+            lo = np.array([POSE_LIMITS[k][0] for k in POSE_DOFS])
+            hi = np.array([POSE_LIMITS[k][1] for k in POSE_DOFS])
+            dof_index = {f"pose.{k}": i for i, k in enumerate(POSE_DOFS)}
+        out = []
+        for b, u in enumerate(U):
+            values: dict[str, Any] = {}
+            if decoded is not None:
+                pose = decoded[b].copy()
+                for d, x in zip(self.dimensions, u):
+                    if d.name in dof_index:  # an offset on the prior pose
+                        pose[dof_index[d.name]] += float(x) * JOINT_OFFSET
+                pose = np.clip(pose, lo, hi)
+                values.update({f"pose.{k}": float(v) for k, v in zip(POSE_DOFS, pose)})
+            for d, x in zip(self.dimensions, u):
+                if d.is_latent or (decoded is not None and d.name in values):
+                    continue
+                values[d.name] = d.to_physical(x)
+            latent = tuple(float(z) for z in Z[b]) if Z is not None else None
+            out.append(self.base.with_values(values, latent=latent))
+        return out
 
     def to_vector(self, params: SceneParams) -> np.ndarray:
         """SceneParams -> (D,) normalised vector (values outside the bounds map outside
-        [-1, 1])."""
+        [-1, 1]). Latent dimensions come from the scene's recorded `pose_latent`, or, for a
+        pose given as angles, from the prior's encoding of it (approximate)."""
         flat = params.flat()
-        return np.array([d.to_normalised(flat[d.name]) for d in self.dimensions], dtype=np.float64)
+        u = np.zeros(self.dim)
+        li = self.latent_index
+        if len(li):
+            z = np.asarray(params.pose_latent, dtype=np.float64)
+            if z.shape != (len(li),):
+                from simulator.joints import POSE_DOFS
+                from simulator.prior import load_pose_prior
+
+                z = load_pose_prior().encode(np.array([[params.pose[k] for k in POSE_DOFS]]))[0]
+            u[li] = [latent_to_u(zi, self.dimensions[i].low, self.dimensions[i].high) for zi, i in zip(z, li)]
+        for i, d in enumerate(self.dimensions):
+            if d.is_latent:
+                continue
+            if len(li) and d.group == "joints":
+                u[i] = 0.0  # offsets from the prior pose are not recoverable from the angles alone
+                continue
+            u[i] = d.to_normalised(flat[d.name])
+        return u
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """(n, D) uniform samples in [-1, 1]."""
@@ -459,6 +647,11 @@ class ParamSpace:
 
     def describe(self, u: np.ndarray) -> dict[str, str]:
         u = self._check_vector(u)
+        li = self.latent_index
+        if len(li):
+            return {d.name: (f"{math.degrees(float(x) * JOINT_OFFSET):+.0f}° offset" if d.group == "joints" else
+                             d.format(d.to_physical(x)))
+                    for d, x in zip(self.dimensions, u)}
         return {d.name: d.format(d.to_physical(x)) for d, x in zip(self.dimensions, u)}
 
     def to_dict(self) -> dict[str, Any]:
@@ -484,7 +677,7 @@ def validate_params(params: SceneParams, clamp: bool = False) -> SceneParams:
     flat = params.flat()
     fixes: dict[str, Any] = {}
     for d in default_dimensions():
-        if d.choices:
+        if d.choices or d.is_latent:
             continue
         v = flat[d.name]
         lo, hi = d.low, d.high
@@ -497,6 +690,12 @@ def validate_params(params: SceneParams, clamp: bool = False) -> SceneParams:
                 lo, hi = -math.pi / 2, math.pi / 2
         if d.name in ("camera.offset_x", "camera.offset_y", "occluder.x", "occluder.y"):
             lo, hi = -1.0, 1.0
+        if d.name == "camera.framing":  # 0 = the camera distance decides
+            lo, hi = (0.0, 0.0) if v == 0 else (0.05, 1.5)
+        if d.name == "camera.truncation":
+            lo, hi = 0.0, 0.9
+        if d.name == "occluder.coverage":
+            lo, hi = 0.0, 1.0
         if not (lo - 1e-9 <= v <= hi + 1e-9):
             if not clamp:
                 unit = "°" if d.unit == "rad" else (f" {d.unit}" if d.unit else "")

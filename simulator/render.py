@@ -28,7 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
-from simulator import appearance, camera as cam_math
+from simulator import appearance, camera as cam_math, floor
 from simulator.body import KEYPOINT_CONVENTIONS, SURFACE_KEYPOINTS, get_body_model
 from simulator.errors import RenderError
 from simulator.joints import POSE_DOFS
@@ -37,6 +37,33 @@ from simulator.plausibility import capsule_radii, check_penetration
 from simulator.sample import OCCLUDED, OUT_OF_FRAME, VISIBLE, Keypoints, Sample
 
 N_PARTS = 24
+# Segmentation label of a solid occluder (beyond the 24 DensePose parts).
+OCCLUDER_LABEL = N_PARTS + 1
+# DensePose part ids of each body region an occluder can cover (simulator.params.OCCLUDER_PARTS).
+OCCLUDER_REGION_PARTS: dict[str, tuple[int, ...]] = {
+    "head": (23, 24),
+    "torso": (1, 2),
+    "left_arm": (4, 15, 17, 19, 21),
+    "right_arm": (3, 16, 18, 20, 22),
+    "left_leg": (5, 8, 10, 12, 14),
+    "right_leg": (6, 7, 9, 11, 13),
+}
+# Framing and camera placement look at every n-th body vertex (~1.4k of 13.7k).
+_FRAMING_STRIDE = 25
+# The floor shadow splats every n-th body vertex.
+_SHADOW_STRIDE = 2
+
+
+def occlusion_fractions(full_parts: np.ndarray, footprint: np.ndarray) -> dict[str, float | None]:
+    """For each occluder region, the fraction of its pixels in `full_parts` (H, W) uint8
+    (the part map rendered without the occluder) that `footprint` (H, W) bool covers;
+    None for a region with no pixels in view."""
+    out: dict[str, float | None] = {}
+    for region, ids in OCCLUDER_REGION_PARTS.items():
+        in_region = np.isin(full_parts, ids)
+        n = int(in_region.sum())
+        out[region] = round(float((in_region & footprint).sum()) / n, 4) if n else None
+    return out
 
 
 @dataclass(frozen=True)
@@ -112,6 +139,12 @@ class Renderer:
             pyrender.Mesh.from_trimesh(box, material=self._occluder_material, smooth=False), pose=np.eye(4)
         )
         self._occluder_node.mesh.is_visible = False
+        # Vertices of each body region an occluder can cover (simulator.params.OCCLUDER_PARTS).
+        fp = np.asarray(self.body.face_parts)
+        faces = np.asarray(self.body.faces)
+        self._region_vertices = {
+            region: np.unique(faces[np.isin(fp, ids)]) for region, ids in OCCLUDER_REGION_PARTS.items()
+        }
         self._renderer = None
         self._size: tuple[int, int] | None = None
         self._garments = None  # simulator.garments.layer.GarmentLayer, made on first clothed scene
@@ -236,6 +269,33 @@ class Renderer:
             items = dress_scene(clothing, pose_vector(params), shape_vector(params), wardrobe, body=posed)
         self._garments.update(items)
 
+    def _place_occluder(self, occ, v: np.ndarray, K: np.ndarray, extr: np.ndarray, cam_pose: np.ndarray,
+                        W: int, H: int) -> None:
+        """Put the 3D occluder (box or pole) over body region occ.part: a thin panel facing the
+        camera halfway between the camera and the body's nearest point, covering
+        occ.coverage of the region's image extent (a box rises from the image bottom, a pole
+        spans the image height)."""
+        xy, xyz = cam_math.project(v[self._region_vertices[occ.part]], K, extr)
+        x0, y0 = xy.min(0)
+        x1, y1 = xy.max(0)
+        c = float(np.clip(occ.coverage, 0.0, 1.0))
+        if occ.kind == "box":
+            margin = 0.15 * (x1 - x0) + 2.0
+            rect = (x0 - margin, y1 - c * (y1 - y0), x1 + margin, H + 2.0)
+        else:  # pole
+            half = 0.5 * max(c * (x1 - x0), 3.0)
+            mid = 0.5 * (x0 + x1)
+            rect = (mid - half, -2.0, mid + half, H + 2.0)
+        nearest = float((v @ extr[2, :3] + extr[2, 3]).min())
+        depth = max(0.5 * nearest, 0.1)
+        fx, fy = K[0, 0], K[1, 1]
+        cx_px, cy_px = 0.5 * (rect[0] + rect[2]), 0.5 * (rect[1] + rect[3])
+        ray = np.array([(cx_px - K[0, 2]) / fx * depth, (cy_px - K[1, 2]) / fy * depth, depth, 1.0])
+        pose = cam_pose.copy()
+        pose[:3, 3] = (np.linalg.inv(extr) @ ray)[:3]
+        scale = np.diag([(rect[2] - rect[0]) / fx * depth, (rect[3] - rect[1]) / fy * depth, 0.01, 1.0])
+        self.scene.set_pose(self._occluder_node, pose @ scale)
+
     # ---- one scene -------------------------------------------------------------------------
     def render_batch(self, params_list: Sequence[SceneParams]) -> list[Sample]:
         if not params_list:
@@ -258,7 +318,9 @@ class Renderer:
         W, H = int(cam.width), int(cam.height)
         if W < 8 or H < 8 or W > 4096 or H > 4096:
             raise RenderError(f"image size {W}x{H} is outside 8..4096 pixels")
+        floor_z = float(v[:, 2].min()) if params.ground.kind == "floor" else None
         target = 0.5 * (v.min(0) + v.max(0))
+        cam = cam_math.resolve_camera(cam, v[::_FRAMING_STRIDE], floor_z, target)
         cam_pose = cam_math.camera_to_world_gl(cam, target)
         K = cam_math.intrinsics(cam)
         extr = cam_math.world_to_camera_cv(cam_pose)
@@ -285,17 +347,10 @@ class Renderer:
         occ_centre = centre_px + np.array([occ.x * W, occ.y * H])
         occ_size = np.array([occ.width * W, occ.height * H])
         occ_rgb = appearance.hsv(occ.hue, 0.6, occ.value)
-        self._occluder_node.mesh.is_visible = occ.kind == "box"
-        if occ.kind == "box":
-            # Halfway between the camera and the subject, covering the requested image box.
-            depth = 0.5 * cam.distance
-            fx = K[0, 0]
-            ray = np.array([(occ_centre[0] - K[0, 2]) / fx, (occ_centre[1] - K[1, 2]) / fx, 1.0]) * depth
-            centre_w = np.linalg.inv(extr) @ np.array([*ray, 1.0])
-            pose = cam_pose.copy()
-            pose[:3, 3] = centre_w[:3]
-            scale = np.diag([occ_size[0] / fx * depth, occ_size[1] / fx * depth, 0.15, 1.0])
-            self.scene.set_pose(self._occluder_node, pose @ scale)
+        solid_occluder = occ.kind in ("box", "pole")
+        self._occluder_node.mesh.is_visible = solid_occluder
+        if solid_occluder:
+            self._place_occluder(occ, v, K, extr, cam_pose, W, H)
             self._occluder_material.baseColorFactor = np.array([*occ_rgb, 1.0])
 
         r = self._ensure_renderer(W, H)
@@ -311,11 +366,19 @@ class Renderer:
         seg_map = {self._mesh.node: (0, 0, 0)}  # drawn with its vertex colours (part ids)
         if self._garments is not None:
             seg_map.update(self._garments.seg_map())
-        if occ.kind == "box":
-            seg_map[self._occluder_node] = (0, 0, 0)
         self._show(colour_pass=False)
+        full_parts = None
+        if solid_occluder:
+            # The part map without the occluder, to measure what it hides.
+            full_seg, _ = r.render(self.scene, flags=pyrender.RenderFlags.SEG, seg_node_map=seg_map)
+            full_parts = np.ascontiguousarray(full_seg[..., 0])
+            seg_map[self._occluder_node] = (OCCLUDER_LABEL, 0, 0)
         seg, depth = r.render(self.scene, flags=pyrender.RenderFlags.SEG, seg_node_map=seg_map)
         parts = np.ascontiguousarray(seg[..., 0])
+        footprint = None
+        if solid_occluder:
+            footprint = parts == OCCLUDER_LABEL
+            parts[footprint] = 0
         clothing_mask = seg[..., 1] > 0
         depth = depth.astype(np.float32)
 
@@ -324,6 +387,12 @@ class Renderer:
             alpha = color[..., 3:4].astype(np.float32) / 255.0
         else:  # OSMesa returns RGB only (and has no anti-aliasing): coverage from the SEG pass
             alpha = (depth > 0).astype(np.float32)[..., None]
+        if floor_z is not None:
+            # The floor lies behind the body from any camera above it: a background layer.
+            smap = floor.shadow_map(v[::_SHADOW_STRIDE], floor_z, ldir)
+            floor.floor_layer(bg, alpha[..., 0] < 0.999, params.ground,
+                              floor.upward_light(light.intensity, light.elevation, light.ambient),
+                              K, np.linalg.inv(extr), floor_z, target[:2], smap)
         rgb_f = color[..., :3].astype(np.float32) / 255.0 * alpha + bg * (1.0 - alpha)
         rect = None
         if occ.kind == "rectangle":
@@ -332,12 +401,16 @@ class Renderer:
             x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, W), min(y1, H)
             if x1 > x0 and y1 > y0:
                 rect = (x0, y0, x1, y1)
+                full_parts = parts.copy()
+                footprint = np.zeros(parts.shape, dtype=bool)
+                footprint[y0:y1, x0:x1] = True
                 rgb_f[y0:y1, x0:x1] = occ_rgb
                 parts[y0:y1, x0:x1] = 0
                 clothing_mask[y0:y1, x0:x1] = False
                 depth[y0:y1, x0:x1] = 0.0
         rgb = np.clip(np.round(rgb_f * 255.0), 0, 255).astype(np.uint8)
         mask = parts > 0
+        occlusion = occlusion_fractions(full_parts, footprint) if footprint is not None else {}
 
         keypoints = {}
         for conv, names in KEYPOINT_CONVENTIONS.items():
@@ -379,6 +452,9 @@ class Renderer:
             joints_world=joints,
             clothing_mask=clothing_mask,
             mesh_detail=self._mesh.level.name,
+            occlusion=occlusion,
+            camera=cam,
+            ground_height=floor_z,
         )
 
 

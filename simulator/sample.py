@@ -7,6 +7,8 @@ y down, the centre of the top-left pixel at (0.5, 0.5) (pyrender / OpenGL conven
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,7 +59,12 @@ class Sample:
     (part, U, V) when requested; clothing_mask (H, W) bool pixels of garments (a subset of
     `mask`: the person mask includes clothing, and `parts` labels clothed pixels with the
     body part underneath, as DensePose annotates clothed people); mesh_detail: which level
-    of detail of the body mesh was drawn ("full" or "low", see ``simulator.lod``).
+    of detail of the body mesh was drawn ("full" or "low", see ``simulator.lod``);
+    occlusion: for each body region an occluder can cover (``simulator.params.OCCLUDER_PARTS``),
+    the fraction of its pixels the occluder hides, measured against the part map rendered
+    without it (None for a region not in view; empty without an occluder); camera: the
+    camera as rendered, with the distance, offsets and elevation that framing, truncation
+    and the floor resolved; ground_height: world z (m) of the floor (the body's lowest point).
     """
 
     rgb: np.ndarray
@@ -76,6 +83,9 @@ class Sample:
     joints_world: np.ndarray | None = None
     clothing_mask: np.ndarray | None = None
     mesh_detail: str = "full"
+    occlusion: dict[str, float | None] = field(default_factory=dict)
+    camera: Any = None
+    ground_height: float | None = None
 
     def ground_truth(self) -> dict[str, Any]:
         """JSON-serialisable ground truth (everything but the images)."""
@@ -89,4 +99,7 @@ class Sample:
             "plausible": bool(self.plausible),
             "plausibility": self.plausibility,
             "mesh_detail": self.mesh_detail,
+            "occlusion": dict(self.occlusion),
+            "camera": dataclasses.asdict(self.camera) if self.camera is not None else None,
+            "ground_height": self.ground_height,
         }

@@ -35,6 +35,22 @@ def _load_config(config_path: Optional[Path], resume: Optional[Path]) -> tuple[S
     return SearchConfig(), None
 
 
+def uses_relative_threshold(model_spec: str, metric: str) -> bool:
+    """The relative rule is the default for rendered targets and metrics with a default
+    threshold (analytic targets have no scenes to be easy on)."""
+    from examiner.search.config import DEFAULT_THRESHOLDS
+
+    return not model_spec.startswith("analytic:") and metric in DEFAULT_THRESHOLDS
+
+
+def most_space_fails_warning(search_failure_rate: float | None) -> str | None:
+    """The plain-words warning for a run whose search-phase proposals mostly fail."""
+    if search_failure_rate is None or search_failure_rate <= 0.5:
+        return None
+    return (f"{search_failure_rate:.0%} of the search's proposals fail: the model fails on most of this space, "
+            "so its failure modes tile it; narrow the space (--space, bounds) or raise --threshold")
+
+
 def run_command(
     model: Optional[str] = typer.Option(None, "--model", help="Target spec, e.g. analytic:planted."),
     space: Optional[str] = typer.Option(None, "--space", help="Parameter groups to search, e.g. pose,shape,camera."),
@@ -78,11 +94,23 @@ def run_command(
     if not model:
         raise SearchConfigError("name the target with --model (e.g. analytic:planted)")
     factory = EvaluatorFactory(model, param_space.to_dict(), cfg.failure_threshold, cfg.seed)
-    factory()  # fail fast, in this process, on a bad spec
+    probe = factory()  # fail fast, in this process, on a bad spec
+    threshold_rule = None
+    if meta is None and cfg.threshold is None and uses_relative_threshold(model, cfg.metric):
+        from examiner.search.reference import relative_threshold
+
+        if not quiet and not json_out:
+            typer.echo("calibrating the failure threshold on easy reference scenes ...", err=True)
+        threshold_rule = relative_threshold(probe, param_space, cfg.metric, cfg.failure_threshold, cfg.seed)
+        cfg = dataclasses.replace(cfg, threshold=threshold_rule["threshold"]).validate()
+        factory = EvaluatorFactory(model, param_space.to_dict(), cfg.failure_threshold, cfg.seed)
+    close = getattr(probe, "close", None)
+    if callable(close):
+        close()
     evaluator = make_evaluator(factory, cfg.backend, cfg.workers)
     with RichProgress(cfg.budget, disable=quiet or json_out) as show:
         result = run_search(cfg, evaluator, param_space, out_dir, resume=resume is not None, progress=show,
-                            model_spec=model)
+                            model_spec=model, threshold_rule=threshold_rule)
     report_paths = None
     if report:
         from reports import write_report
@@ -93,6 +121,8 @@ def run_command(
         "report": str(report_paths.html) if report_paths else None,
         "failures": result.failures, "modes": len(result.modes), "resumed_from": result.resumed_from,
         "elapsed_s": round(result.elapsed_s, 3),
+        "threshold": cfg.failure_threshold,
+        "search_failure_rate": result.search_failure_rate,
         "failure_modes": [
             {"id": m["id"], "rate": m["verified"]["rate"], "interval": m["verified"]["interval"],
              "constrained": m["constrained"]} for m in result.modes
@@ -102,6 +132,12 @@ def run_command(
         sys.stdout.write(json.dumps(summary, indent=1) + "\n")
         return
     typer.echo(f"{result.evaluations} evaluations, {result.failures} failing, {len(result.modes)} failure modes -> {result.out_dir}", err=True)
+    typer.echo(f"failure: {cfg.metric} > {cfg.failure_threshold:g}"
+               + (f" ({threshold_rule['rule']}; reference median {threshold_rule['reference_median']})"
+                  if threshold_rule else ""), err=True)
+    warning = most_space_fails_warning(result.search_failure_rate)
+    if warning:
+        typer.echo(f"warning: {warning}", err=True)
     for m in summary["failure_modes"]:
         dims = ", ".join(f"{k} in [{lo:+.2f}, {hi:+.2f}]" for k, (lo, hi) in m["constrained"].items())
         lo, hi = m["interval"]

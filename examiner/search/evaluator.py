@@ -99,7 +99,7 @@ class PlantedRegion:
 # Volumes (fraction of the full space) range from 15% to ~5e-6.
 PLANTED_REGIONS: tuple[PlantedRegion, ...] = (
     PlantedRegion("upside_down", {"pose.root_pitch": (0.7, 1.0)}),
-    PlantedRegion("high_far_camera", {"camera.elevation": (0.5, 1.0), "camera.distance": (0.6, 1.0)}),
+    PlantedRegion("high_far_camera", {"camera.elevation": (0.5, 1.0), "camera.framing": (-1.0, -0.6)}),
     PlantedRegion("deep_squat", {"pose.l_knee_flexion": (0.5, 0.8), "pose.r_knee_flexion": (0.5, 0.8), "pose.l_hip_flexion": (0.3, 0.6)}),
     PlantedRegion("child_bent_over", {"shape.age": (-0.95, -0.7), "pose.spine_flexion": (0.55, 0.8)}),
     PlantedRegion("arm_behind_head", {"pose.r_shoulder_flexion": (0.55, 0.75), "pose.r_elbow_flexion": (0.6, 0.8), "pose.neck_rotation": (-0.7, -0.5)}),
@@ -114,7 +114,7 @@ HIDDEN_REGIONS: tuple[PlantedRegion, ...] = (
     PlantedRegion("tilted_low_camera", {"pose.root_roll": (0.6, 0.8), "camera.elevation": (-0.9, -0.7), "shape.weight": (0.0, 0.2)}, halo=0.8),
     PlantedRegion("raised_bent_arm", {"pose.l_elbow_flexion": (0.7, 0.9), "pose.l_shoulder_flexion": (0.5, 0.7), "shape.muscle": (-0.9, -0.7)}, halo=0.8),
     PlantedRegion("twisted_side_camera", {"pose.spine_rotation": (-0.8, -0.6), "camera.azimuth": (0.6, 0.8), "shape.gender": (0.7, 0.9)}, halo=0.8),
-    PlantedRegion("straddle_close", {"pose.l_hip_abduction": (0.6, 0.8), "pose.r_hip_abduction": (0.6, 0.8), "camera.distance": (-0.9, -0.7)}, halo=0.8),
+    PlantedRegion("straddle_close", {"pose.l_hip_abduction": (0.6, 0.8), "pose.r_hip_abduction": (0.6, 0.8), "camera.framing": (0.7, 0.9)}, halo=0.8),
     PlantedRegion("high_step_rolled", {"pose.r_hip_flexion": (0.5, 0.7), "pose.r_knee_flexion": (0.6, 0.8), "camera.roll": (-0.8, -0.6), "shape.age": (0.2, 0.4)}, halo=0.8),
     PlantedRegion("nodding_low_frame", {"pose.neck_flexion": (0.4, 0.6), "pose.head_flexion": (0.6, 0.8), "camera.offset_y": (0.6, 0.8), "shape.proportions": (-0.6, -0.4)}, halo=0.8),
     PlantedRegion("reaching_wide_lens", {"pose.r_wrist_deviation": (-0.5, -0.3), "pose.r_shoulder_abduction": (0.7, 0.9), "camera.fov_y": (0.3, 0.5), "pose.root_yaw": (-0.2, 0.0)}, halo=0.8),
@@ -135,7 +135,7 @@ _GROUP_DIMS = {
              "r_hip_abduction", "r_hip_rotation", "r_knee_flexion", "r_ankle_flexion", "r_ankle_inversion"),
     "shape": ("gender", "age", "muscle", "weight", "height", "proportions", "belly", "head_size", "hip_width",
               "torso_width"),
-    "camera": ("azimuth", "elevation", "distance", "fov_y", "roll", "offset_x", "offset_y"),
+    "camera": ("azimuth", "elevation", "framing", "fov_y", "roll", "offset_x", "offset_y"),
 }
 
 
@@ -172,7 +172,7 @@ ANALYTIC_REGION_SETS = {"planted": PLANTED_REGIONS, "hidden": HIDDEN_REGIONS, "m
 
 # Implausible scenes (never failures) and model crashes (NaN error) for the planted target.
 IMPLAUSIBLE_BOUNDS = {"shape.age": (-1.0, -0.9), "shape.height": (0.85, 1.0)}
-MODEL_ERROR_BOUNDS = {"camera.distance": (0.95, 1.0), "camera.fov_y": (0.9, 1.0)}
+MODEL_ERROR_BOUNDS = {"camera.framing": (-1.0, -0.95), "camera.fov_y": (0.9, 1.0)}
 
 
 def _box_arrays(names: Sequence[str], bounds: Mapping[str, tuple[float, float]]):

@@ -37,6 +37,7 @@ class SearchResult:
     jobs: list[dict]
     elapsed_s: float
     resumed_from: int | None
+    search_failure_rate: float | None = None
 
 
 # Layout of the pickled session and strategy state in checkpoints; bump it when the
@@ -94,13 +95,15 @@ def run_search(
     resume: bool = False,
     progress: Callable[[ProgressEvent], None] | None = None,
     model_spec: str | None = None,
+    threshold_rule: dict | None = None,
 ) -> SearchResult:
     """Search `space` for failure modes of `evaluator`; log everything under `out_dir`.
 
     resume=True continues the run in `out_dir` from its last checkpoint: evaluations logged
     after it are replayed (not repeated, not logged twice), so the finished log equals
     that of an uninterrupted run. `config` must then equal the run's own config except
-    for RESUMABLE_CHANGES (budget may grow).
+    for RESUMABLE_CHANGES (budget may grow). threshold_rule: how the threshold was chosen
+    (`examiner.search.reference.relative_threshold`), recorded in meta.json.
     """
     config = config.validate()
     out = Path(out_dir)
@@ -121,6 +124,7 @@ def run_search(
             "config": config.to_dict(),
             "metric": config.metric,
             "threshold": config.failure_threshold,
+            "threshold_rule": threshold_rule,
             "space": space.to_dict(),
             "dimension_names": space.names,
             "model_spec": model_spec,
@@ -172,6 +176,7 @@ def run_search(
             "unused_budget": session.remaining,
             "failures": session.n_failures,
             "search_failures": session.n_search_failures,
+            "search_failure_rate": _rate(session.n_search_failures, session.evals_by_phase.get("search", 0)),
             "evaluations_by_phase": dict(session.evals_by_phase),
             "modes": len(session.modes),
             "jobs": [vars(j) for j in session.job_log],
@@ -189,7 +194,12 @@ def run_search(
         out_dir=out, evaluations=session.n_evals, budget=config.budget,
         modes=[m.to_dict(space.names) for m in session.modes.modes], failures=session.n_failures,
         jobs=summary["jobs"], elapsed_s=time.perf_counter() - t0, resumed_from=resumed_from,
+        search_failure_rate=summary["search_failure_rate"],
     )
+
+
+def _rate(k: int, n: int) -> float | None:
+    return round(k / n, 4) if n else None
 
 
 def _roundtrip(d: Any) -> Any:

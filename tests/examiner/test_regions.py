@@ -36,11 +36,11 @@ def grow(space, evaluator, seed_point, cfg=RegionConfig(), seed=0):
 
 @pytest.mark.parametrize("probe_group", [1, 8])
 @pytest.mark.parametrize("bounds", [
-    {"camera.roll": (0.2, 0.7), "camera.distance": (-0.8, -0.1)},
+    {"camera.roll": (0.2, 0.7), "camera.framing": (-0.8, -0.1)},
     {"pose.l_knee_flexion": (0.5, 0.8), "pose.r_elbow_flexion": (-0.6, -0.3), "shape.age": (-1.0, -0.5)},
 ])
 def test_region_growing_recovers_a_known_box(bounds, probe_group):
-    space = ParamSpace.from_groups("pose,shape,camera")
+    space = ParamSpace.from_groups("joints,shape,camera")
     ev = BoxEvaluator(space, bounds, noise=1.0)
     rng = np.random.default_rng(3)
     seed_point = rng.uniform(-1, 1, space.dim)
@@ -62,7 +62,7 @@ def test_region_growing_recovers_a_known_box(bounds, probe_group):
 
 
 def test_group_probes_cost_less_than_axis_probes():
-    space = ParamSpace.from_groups("pose,shape,camera")
+    space = ParamSpace.from_groups("joints,shape,camera")
     bounds = {"pose.l_knee_flexion": (0.5, 0.8), "camera.roll": (-0.6, -0.3), "shape.age": (-0.9, -0.5)}
     ev = BoxEvaluator(space, bounds, noise=1.0)
     seed_point = np.random.default_rng(4).uniform(-0.9, 0.9, space.dim)  # no coordinate at a bound
@@ -92,7 +92,7 @@ def test_a_group_probe_that_lands_in_another_region_is_re_probed_alone():
     # the true edge.
     from examiner.search.evaluator import PLANTED_REGIONS, AnalyticEvaluator
 
-    space = ParamSpace.from_groups("pose,shape,camera")
+    space = ParamSpace.from_groups("joints,shape,camera")
     regions = {r.name: r for r in PLANTED_REGIONS}
     ev = AnalyticEvaluator(space, regions=[regions["upside_down"], regions["heavy_side_view"]], noise=1.0)
     yaw = space.names.index("pose.root_yaw")
@@ -118,11 +118,11 @@ def test_a_group_probe_that_lands_in_another_region_is_re_probed_alone():
 
 
 def test_implausible_scenes_neither_bound_the_box_nor_count_in_its_rate():
-    # The model fails whenever camera.roll > 0.2; scenes with camera.distance > 0.5 are
+    # The model fails whenever camera.roll > 0.2; scenes with camera.framing > 0.5 are
     # implausible (they never fail). The box must still reach distance +1 (nothing there
     # passes) and its rate is over the plausible samples only: 100%, not ~75%.
     space = ParamSpace.from_groups("camera")
-    roll, dist = space.names.index("camera.roll"), space.names.index("camera.distance")
+    roll, dist = space.names.index("camera.roll"), space.names.index("camera.framing")
 
     def grow_implausible(seed):
         job = RegionGrowth(0, 0, np.where(np.arange(space.dim) == roll, 0.6, 0.0), RegionConfig(),
@@ -146,11 +146,11 @@ def test_implausible_scenes_neither_bound_the_box_nor_count_in_its_rate():
 
 
 def test_an_implausible_group_probe_is_split_not_taken_as_failing():
-    # Fails for 0.2 < camera.roll < 0.7; implausible for camera.distance > 0.5. The group
+    # Fails for 0.2 < camera.roll < 0.7; implausible for camera.framing > 0.5. The group
     # probe that moves every camera dimension to +1 is implausible: it must not put
     # roll's upper edge at +1 (which verification would then have to catch).
     space = ParamSpace.from_groups("camera")
-    roll, dist = space.names.index("camera.roll"), space.names.index("camera.distance")
+    roll, dist = space.names.index("camera.roll"), space.names.index("camera.framing")
     cfg = RegionConfig(probe_group=8)
     job = RegionGrowth(0, 0, np.where(np.arange(space.dim) == roll, 0.45, 0.0), cfg, np.random.default_rng(0))
     while not job.done:

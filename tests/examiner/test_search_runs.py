@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def space():
-    return ParamSpace.from_groups("pose,shape,camera")
+    return ParamSpace.from_groups("joints,shape,camera")
 
 
 def config(strategy, budget=400, seed=0, agents=4):
@@ -68,7 +68,12 @@ def test_marl_finds_planted_modes_and_logs_complete_records(tmp_path, space):
     assert set(t.agent[t.phase == "search"].tolist()) == set(range(8))
     r = t.records[0]
     assert set(r) >= {"u", "params", "metrics", "model_error", "timings", "agent", "strategy", "seed", "i"}
-    assert np.allclose(space.to_vector(__import__("simulator.params", fromlist=["SceneParams"]).SceneParams.from_dict(r["params"])), r["u"])
+    # The logged scene maps back to the logged vector (categorical dimensions to their bin).
+    back = space.to_vector(__import__("simulator.params", fromlist=["SceneParams"]).SceneParams.from_dict(r["params"]))
+    cont = np.array([d.choices is None for d in space.dimensions])
+    assert np.allclose(back[cont], np.asarray(r["u"])[cont])
+    assert [space.dimensions[i].to_physical(back[i]) for i in np.flatnonzero(~cont)] == \
+        [space.dimensions[i].to_physical(r["u"][i]) for i in np.flatnonzero(~cont)]
 
 
 def test_many_target_has_small_regions_in_every_group(space):
@@ -78,8 +83,8 @@ def test_many_target_has_small_regions_in_every_group(space):
     assert len(ev.regions) == len(MANY_REGIONS) == 32  # all in the benchmark space
     vols = np.array([r.volume_fraction() for r in MANY_REGIONS])
     assert vols.max() < 0.03 and (vols <= 1e-4 + 1e-12).sum() == 24
-    groups = {d.split(".")[0] for r in MANY_REGIONS for d in r.bounds}
-    assert groups == {"pose", "shape", "camera"}
+    groups = {d.group for r in MANY_REGIONS for d in space.dimensions if d.name in r.bounds}
+    assert groups == {"joints", "shape", "camera"}
     rng = np.random.default_rng(0)
     for r in MANY_REGIONS[::5]:  # a point inside fails, one just outside does not (halo)
         u = rng.uniform(-0.5, 0.5, space.dim)
@@ -237,7 +242,7 @@ def test_resume_after_kill_9_loses_and_duplicates_nothing(tmp_path, strategy):
     and compare with an uninterrupted run of the same config."""
     cfg_file = tmp_path / "c.yaml"
     cfg_file.write_text(
-        f"strategy: {strategy}\nbudget: 500\nagents: 4\nseed: 3\nspace: pose,shape,camera\ncheckpoint_every: 5\n"
+        f"strategy: {strategy}\nbudget: 500\nagents: 4\nseed: 3\nspace: joints,shape,camera\ncheckpoint_every: 5\n"
         "ppo:\n  n_steps: 6\n  batch_size: 24\n  n_epochs: 2\n  net_arch: [32, 32]\n"
     )
     run = tmp_path / "run"

@@ -78,7 +78,7 @@ def _worker(tmp_path, samples):
 
 
 def _whitebox(tmp_path, samples):
-    return load_target("whitebox:camera.distance=-1:-0.5?noise=0.002"), TargetBatch.from_samples(samples, with_ground_truth=True)
+    return load_target("whitebox:camera.framing=0.5:1?noise=0.002"), TargetBatch.from_samples(samples, with_ground_truth=True)
 
 
 def _mediapipe(tmp_path, samples):

@@ -26,7 +26,7 @@ HOSTILE_DESCRIPTION = "<b>bold</b> & <i>co</i>"
 def planted_run(tmp_path_factory) -> Path:
     """A random-strategy search of the planted analytic target over pose and camera."""
     out = tmp_path_factory.mktemp("runs") / "planted"
-    cfg = SearchConfig(strategy="random", budget=500, agents=4, seed=0, space="pose,camera").validate()
+    cfg = SearchConfig(strategy="random", budget=500, agents=4, seed=0, space="joints,camera").validate()
     space = ParamSpace.from_groups(cfg.space)
     ev = build_evaluator("analytic:planted", space, cfg.failure_threshold, cfg.seed)
     run_search(cfg, ev, space, out, model_spec="analytic:planted")

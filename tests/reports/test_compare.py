@@ -60,8 +60,8 @@ def test_recheck_finds_new_failures(planted_run):
 
 
 def test_diff_of_two_searches(planted_run, tmp_path):
-    space = ParamSpace.from_groups("pose,camera")
-    cfg = SearchConfig(strategy="random", budget=500, agents=4, seed=0, space="pose,camera").validate()
+    space = ParamSpace.from_groups("joints,camera")
+    cfg = SearchConfig(strategy="random", budget=500, agents=4, seed=0, space="joints,camera").validate()
     spec = "analytic:box?dims=pose.root_pitch:0.7:1.0,camera.roll:-1.0:-0.6"
     run_search(cfg, build_evaluator(spec, space, cfg.failure_threshold, 0), space, tmp_path / "b", model_spec=spec)
     cmp = diff_runs(planted_run, tmp_path / "b")

@@ -28,28 +28,56 @@ def test_scene_json_round_trip():
     p = space.to_params(space.sample(np.random.default_rng(1), 1)[0])
     assert SceneParams.from_json(p.to_json()) == p
     d = json.loads(p.to_json())
-    assert d["schema_version"] == 1 and set(d["pose"]) == set(POSE_DOFS)
+    assert d["schema_version"] == 2 and set(d["pose"]) == set(POSE_DOFS)
+    # A prior pose records the latent it was decoded from.
+    assert len(d["pose_latent"]) == sum(1 for x in space.dimensions if x.is_latent) > 0
 
 
 def test_restricted_space_keeps_base_fixed():
     base = SceneParams().with_values({"camera.azimuth": 0.7})
-    space = ParamSpace.from_groups("pose", base=base)
+    space = ParamSpace.from_groups("joints", base=base)
     p = space.to_params(np.ones(space.dim))
     assert p.camera.azimuth == 0.7
     assert all(math.isclose(p.pose[n], POSE_LIMITS[n][1]) for n in POSE_DOFS)
     assert space.names == [f"pose.{n}" for n in POSE_DOFS]
+    assert {d.group for d in space.dimensions} == {"joints"}
+
+
+def test_pose_group_is_the_prior_latent_and_joints_become_offsets():
+    from simulator.prior import load_pose_prior
+
+    prior = load_pose_prior()
+    latent = ParamSpace.from_groups("pose")
+    assert latent.dim == prior.latent_dim and all(d.is_latent for d in latent.dimensions)
+    u = np.random.default_rng(5).uniform(-1, 1, latent.dim)
+    p = latent.to_params(u)
+    z = np.array(p.pose_latent)
+    np.testing.assert_allclose(latent.to_vector(p), u, atol=1e-9)
+    expected = prior.decode(z[None])[0]
+    np.testing.assert_allclose([p.pose[n] for n in POSE_DOFS], expected, atol=1e-9)
+    # u = 0 is the prior's mean; u = +-1 its +-2.5 sigma tails.
+    assert latent.dimensions[0].to_physical(0.0) == pytest.approx(0.0, abs=1e-12)
+    assert latent.dimensions[0].to_physical(1.0) == pytest.approx(2.5)
+    both = ParamSpace.from_groups("pose,joints")
+    v = np.r_[u, np.zeros(len(POSE_DOFS))]
+    v[latent.dim + POSE_DOFS.index("l_knee_flexion")] = 0.5  # +10 degrees on the prior pose
+    q = both.to_params(v)
+    lo, hi, _ = POSE_LIMITS["l_knee_flexion"]
+    assert q.pose["l_knee_flexion"] == pytest.approx(min(max(p.pose["l_knee_flexion"] + math.radians(10), lo), hi))
+    assert q.pose["r_knee_flexion"] == pytest.approx(p.pose["r_knee_flexion"])
 
 
 def test_single_dimension_and_overrides():
-    space = ParamSpace.from_groups("pose.l_knee_flexion,camera", overrides={"camera.distance": (2.0, 8.0)})
+    space = ParamSpace.from_groups("pose.l_knee_flexion,camera", overrides={"camera.framing": (0.4, 0.8)})
     assert space.names[0] == "pose.l_knee_flexion"
-    d = {x.name: x for x in space.dimensions}["camera.distance"]
-    assert (d.low, d.high) == (2.0, 8.0)
-    assert space.to_params(np.r_[0.0, np.full(space.dim - 1, 1.0)]).camera.distance == 8.0
+    d = {x.name: x for x in space.dimensions}["camera.framing"]
+    assert (d.low, d.high) == (0.4, 0.8)
+    assert space.to_params(np.r_[0.0, np.full(space.dim - 1, 1.0)]).camera.framing == 0.8
 
 
-def test_sampled_poses_within_anatomical_limits():
-    space = ParamSpace.from_groups("pose")
+@pytest.mark.parametrize("groups", ["pose", "joints", "pose,joints"])
+def test_sampled_poses_within_anatomical_limits(groups):
+    space = ParamSpace.from_groups(groups)
     for u in space.sample(np.random.default_rng(2), 200):
         p = space.to_params(u)
         for n in POSE_DOFS:
@@ -78,7 +106,7 @@ def test_unknown_names_and_bad_json_are_one_line_errors():
     with pytest.raises(ParamError, match="unknown space group or dimension 'poses'"):
         ParamSpace.from_groups("poses")
     with pytest.raises(ParamError, match="outside \\[-1, 1\\]"):
-        ParamSpace.from_groups("camera", clamp=False).to_params(np.full(7, 1.5))
+        ParamSpace.from_groups("camera", clamp=False).to_params(np.full(9, 1.5))
     for e in (ParamError("x"),):
         assert "\n" not in str(e)
 
@@ -86,4 +114,4 @@ def test_unknown_names_and_bad_json_are_one_line_errors():
 def test_every_default_dimension_is_a_scene_parameter():
     flat = SceneParams().flat()
     for d in default_dimensions():
-        assert d.name in flat
+        assert d.name in flat or d.is_latent
