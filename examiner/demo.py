@@ -58,6 +58,7 @@ def run_demo(out: str = "demo_out", seed: int = 0, budget: int = 600, workers: i
     from examiner.search import EvaluatorFactory, SearchConfig, run_search
     from examiner.search.backends import make_evaluator
     from examiner.search.progress import RichProgress
+    from examiner.search.reference import resolve_threshold
     from reports import write_report
     from simulator.errors import PoseExaminerError
 
@@ -72,11 +73,13 @@ def run_demo(out: str = "demo_out", seed: int = 0, budget: int = 600, workers: i
     space = demo_space()
     config = SearchConfig(
         strategy="marl", budget=budget, agents=4, seed=seed, metric="pa_mpjpe",
-        threshold=DEMO_THRESHOLD_MM, space=DEMO_SPACE, backend="local", workers=workers,
+        space=DEMO_SPACE, backend="local", workers=workers,
     ).validate()
+    probe = EvaluatorFactory("baseline", space.to_dict(), config.failure_threshold, config.seed)()  # missing weights fail here
+    config, rule = resolve_threshold(config, "baseline", space, probe)  # relative to the baseline's own accuracy
+    probe.close()
     factory = EvaluatorFactory("baseline", space.to_dict(), config.failure_threshold, config.seed)
-    factory()  # fail fast here on missing weights
     evaluator = make_evaluator(factory, config.backend, config.workers)
     with RichProgress(config.budget, disable=quiet) as show:
-        run_search(config, evaluator, space, out_dir, progress=show, model_spec="baseline")
+        run_search(config, evaluator, space, out_dir, progress=show, model_spec="baseline", threshold_rule=rule)
     return Path(write_report(out_dir).html)

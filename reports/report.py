@@ -397,12 +397,11 @@ def load_results(path: str | Path) -> dict[str, Any]:
     return data
 
 
+
 def _space_warning(failure_rate: dict | None) -> str | None:
-    """The report's plain-words warning when most of the search's proposals fail."""
+    """The report's warning when most of the search's proposals fail."""
+    from examiner.search.reference import most_space_fails_warning
+
     if not failure_rate or failure_rate.get("basis") != "search" or not failure_rate.get("n"):
         return None
-    rate = failure_rate["rate"]
-    if rate <= 0.5:
-        return None
-    return (f"{rate:.0%} of the search's proposals fail: the model fails on most of this space, so the failure "
-            "modes below tile it rather than isolate conditions. Narrow the space or raise the threshold.")
+    return most_space_fails_warning(failure_rate["rate"])

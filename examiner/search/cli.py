@@ -17,6 +17,7 @@ import typer
 from examiner.search.config import SearchConfig
 from examiner.search.errors import ResumeError, SearchConfigError
 from examiner.search.evaluator import EvaluatorFactory, build_evaluator  # noqa: F401  (re-exported)
+from examiner.search.reference import most_space_fails_warning, resolve_threshold, uses_relative_threshold
 from simulator.params import ParamSpace
 
 
@@ -33,22 +34,6 @@ def _load_config(config_path: Optional[Path], resume: Optional[Path]) -> tuple[S
     if config_path is not None:
         return SearchConfig.from_yaml(config_path), None
     return SearchConfig(), None
-
-
-def uses_relative_threshold(model_spec: str, metric: str) -> bool:
-    """The relative rule is the default for rendered targets and metrics with a default
-    threshold (analytic targets have no scenes to be easy on)."""
-    from examiner.search.config import DEFAULT_THRESHOLDS
-
-    return not model_spec.startswith("analytic:") and metric in DEFAULT_THRESHOLDS
-
-
-def most_space_fails_warning(search_failure_rate: float | None) -> str | None:
-    """The plain-words warning for a run whose search-phase proposals mostly fail."""
-    if search_failure_rate is None or search_failure_rate <= 0.5:
-        return None
-    return (f"{search_failure_rate:.0%} of the search's proposals fail: the model fails on most of this space, "
-            "so its failure modes tile it; narrow the space (--space, bounds) or raise --threshold")
 
 
 def run_command(
@@ -96,13 +81,10 @@ def run_command(
     factory = EvaluatorFactory(model, param_space.to_dict(), cfg.failure_threshold, cfg.seed)
     probe = factory()  # fail fast, in this process, on a bad spec
     threshold_rule = None
-    if meta is None and cfg.threshold is None and uses_relative_threshold(model, cfg.metric):
-        from examiner.search.reference import relative_threshold
-
+    if meta is None and uses_relative_threshold(model, cfg.metric) and cfg.threshold is None:
         if not quiet and not json_out:
             typer.echo("calibrating the failure threshold on easy reference scenes ...", err=True)
-        threshold_rule = relative_threshold(probe, param_space, cfg.metric, cfg.failure_threshold, cfg.seed)
-        cfg = dataclasses.replace(cfg, threshold=threshold_rule["threshold"]).validate()
+        cfg, threshold_rule = resolve_threshold(cfg, model, param_space, probe)
         factory = EvaluatorFactory(model, param_space.to_dict(), cfg.failure_threshold, cfg.seed)
     close = getattr(probe, "close", None)
     if callable(close):

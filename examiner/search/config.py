@@ -137,7 +137,7 @@ class SearchConfig:
     seed: int = 0
     metric: str = "pa_mpjpe"
     threshold: float | None = None
-    space: str = "pose,shape,camera"
+    space: str = "pose,shape,camera,occluder"
     backend: str = "local"
     workers: int = 1
     checkpoint_every: int = 16

@@ -97,3 +97,35 @@ def relative_threshold(evaluator: Any, space: ParamSpace, metric: str, floor: fl
         "floor": floor,
         "seed": [seed, 0x5EF],
     }
+
+
+def resolve_threshold(config: Any, model_spec: str, space: ParamSpace, evaluator: Any) -> tuple[Any, dict | None]:
+    """The config with its threshold decided: an explicit threshold stays (absolute); else,
+    for rendered targets and metrics with a default, the relative rule on `evaluator`.
+    Returns (config, rule record or None)."""
+    import dataclasses
+
+    if config.threshold is not None or not uses_relative_threshold(model_spec, config.metric):
+        return config, None
+    from examiner.search.config import DEFAULT_THRESHOLDS
+
+    rule = relative_threshold(evaluator, space, config.metric, DEFAULT_THRESHOLDS[config.metric], config.seed)
+    return dataclasses.replace(config, threshold=rule["threshold"]).validate(), rule
+
+
+def uses_relative_threshold(model_spec: str, metric: str) -> bool:
+    """The relative rule is the default for rendered targets and metrics with a default
+    threshold (analytic targets have no scenes to be easy on)."""
+    from examiner.search.config import DEFAULT_THRESHOLDS
+
+    return not model_spec.startswith("analytic:") and metric in DEFAULT_THRESHOLDS
+
+
+def most_space_fails_warning(search_failure_rate: float | None) -> str | None:
+    """The plain-words warning for a run whose search-phase proposals mostly fail (the CLI
+    and the report both print it)."""
+    if search_failure_rate is None or search_failure_rate <= 0.5:
+        return None
+    return (f"{search_failure_rate:.0%} of the search's proposals fail: the model fails on most of this space, "
+            "so its failure modes tile it rather than isolate conditions; narrow the space (--space, bounds) "
+            "or raise --threshold")
