@@ -62,8 +62,12 @@ def render(
 
     from simulator.batch import render_scene_file
 
+    from simulator.io import load_params
+    from simulator.params import validate_params
+
     if Path(params).is_dir():
         raise PoseExaminerError(f"--params {params} is a folder; give the scene JSON file")
+    validate_params(load_params(params), clamp=clamp)  # bad scenes fail before --out is touched
     console.check_out_dir(out, overwrite)
     config = _render_config(backend, backgrounds)
     with console.removed_if_failed(out):

@@ -155,10 +155,14 @@ def run_app(app: Any, argv: list[str] | None = None) -> int:
         return 1
     except usage_errors as e:
         show = getattr(e, "show", None)
-        if callable(show):
-            show()
+        if type(e).__name__ == "NoArgsIsHelpError" and callable(show):
+            show()  # a bare command: its help is the answer
         else:
-            error(str(e))
+            fmt = getattr(e, "format_message", None)
+            msg = fmt() if callable(fmt) else str(e)
+            ctx = getattr(e, "ctx", None)
+            where = getattr(ctx, "command_path", None) if ctx is not None else None
+            error(_one_line(msg) + (f" (see `{where} --help`)" if where else ""))
         return int(getattr(e, "exit_code", 2))
     except OSError as e:
         if verbose():

@@ -55,6 +55,7 @@ def run_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty --out folder (a run already in it is replaced)."),
 ) -> None:
     """Search a parameter space for failure modes of a target model."""
+    from examiner import console
     from examiner.console import Interrupted, check_out_dir, removed_if_failed
     from examiner.search.backends import make_evaluator
     from examiner.search.evaluator import safe_from_a_run
@@ -113,7 +114,7 @@ def run_command(
     try:
         with removed_if_failed(out_dir):
             try:
-                with RichProgress(cfg.budget, disable=quiet or json_out) as show:
+                with RichProgress(cfg.budget, disable=quiet or json_out or console._state["quiet"]) as show:
                     result = run_search(cfg, evaluator, param_space, out_dir, resume=resume is not None,
                                         progress=show, model_spec=model)
             except Exception:

@@ -130,8 +130,7 @@ def check_cmd(
     seed: int = typer.Option(0, "--seed"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Run the conformance checks on a target, with a few rendered scenes; exits 1 when any
-    check fails."""
+    """Run the conformance checks on a target, with a few rendered scenes (exit 1 on a FAIL)."""
     if n < 1 or seed < 0:
         raise TargetError(f"--n must be at least 1 and --seed non-negative, got --n {n} --seed {seed}")
     import simulator
