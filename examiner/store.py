@@ -200,13 +200,27 @@ def _parse_record(line: bytes) -> dict | None:
     return rec if isinstance(rec, dict) else None
 
 
-def _first_malformed(records: Sequence[dict], dim: int) -> int | None:
-    """1-based line of the first record the table cannot hold, or None."""
-    for k, r in enumerate(records):
-        try:
-            _table([r], dim)
-        except (KeyError, TypeError, ValueError):
-            return k + 1
+def _record_problem(r: dict, dim: int) -> str | None:
+    """What makes a parsed record unusable for the EvaluationTable, or None."""
+    num = lambda x: isinstance(x, (int, float)) and not isinstance(x, bool)  # noqa: E731
+    u = r.get("u")
+    if not isinstance(u, list) or len(u) != dim or not all(num(x) for x in u):
+        return f"'u' is not a list of {dim} numbers"
+    for key in ("i", "round", "agent"):
+        if not isinstance(r.get(key), int) or isinstance(r.get(key), bool):
+            return f"{key!r} is not an integer"
+    if r.get("job") is not None and (not isinstance(r["job"], int) or isinstance(r["job"], bool)):
+        return "'job' is not an integer or null"
+    for key in ("failed", "model_error", "plausible"):
+        if not isinstance(r.get(key), bool):
+            return f"{key!r} is not true/false"
+    if not isinstance(r.get("phase"), str):
+        return "'phase' is not a string"
+    if r.get("error") is not None and not num(r["error"]):
+        return "'error' is not a number or null"
+    metrics = r.get("metrics")
+    if metrics is not None and (not isinstance(metrics, dict) or not all(v is None or num(v) for v in metrics.values())):
+        return "'metrics' is not an object of numbers"
     return None
 
 
@@ -370,15 +384,14 @@ class RunStore:
         recs = self.records()
         if recs and not dim:
             dim = len(recs[0]["u"]) if isinstance(recs[0].get("u"), list) else 0
-        try:
-            return _table(recs, dim)
-        except (KeyError, TypeError, ValueError) as e:
-            line = _first_malformed(recs, dim)
-            where = f"line {line}" if line else "a record"
-            raise StoreError(
-                f"{self.root / EVAL_FILE} {where} has a malformed record ({type(e).__name__}: {e}); the run "
-                f"directory is damaged (`examiner runs repair {self.root}` drops only unparsable lines)"
-            ) from None
+        for k, r in enumerate(recs):
+            problem = _record_problem(r, dim)
+            if problem:
+                raise StoreError(
+                    f"{self.root / EVAL_FILE} line {k + 1} has a malformed record ({problem}); the run directory is "
+                    "damaged"
+                )
+        return _table(recs, dim)
 
     # ---- modes, checkpoints, summary -----------------------------------------------------
     def write_modes(self, modes: Sequence[Mapping[str, Any]]) -> None:

@@ -37,7 +37,8 @@ def _check_out_file(out: Optional[Path], what: str = "--out") -> None:
     from reports.errors import ReportError
 
     if out is not None and out.is_dir():
-        raise ReportError(f"{what} {out} is a folder; give a file path, e.g. {out / 'comparison.json'}")
+        name = "junit.xml" if what == "--junit" else "comparison.json"
+        raise ReportError(f"{what} {out} is a folder; give a file path, e.g. {out / name}")
 
 
 def _exit_on_gates(line: Optional[str]) -> None:

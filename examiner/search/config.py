@@ -319,6 +319,8 @@ class SearchConfig:
         import yaml
 
         path = Path(path)
+        if path.is_dir():
+            raise SearchConfigError(f"config file {path} is a folder; give the YAML file with --config")
         if not path.is_file():
             raise SearchConfigError(f"config file {path} does not exist; check the --config path")
         try:
