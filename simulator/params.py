@@ -235,17 +235,18 @@ def _json_type(v: Any) -> str:
 def _typed(name: str, ann: str, v: Any) -> Any:
     """`v` checked against a field annotation ("float", "int", "str"): JSON strings, nulls,
     lists and booleans where a number belongs are refused with a ParamError naming the
-    field; an integral float is accepted for an int field (256.0), 256.5 is not."""
+    field; an integral float is accepted for an int field (256.0), 256.5 is not. Valid
+    values come back unchanged (int stays int in a float field)."""
     if ann == "float":
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise ParamError(f"scene field {name} must be a number, got {_json_type(v)}")
         if not math.isfinite(v):
             raise ParamError(f"scene field {name} must be a finite number, got {v!r}")
-        return float(v)
+        return v  # unchanged: scenes hash their JSON (seeds), and 0 and 0.0 print differently
     if ann == "int":
         if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not v.is_integer()):
             raise ParamError(f"scene field {name} must be an integer, got {v!r}")
-        return int(v)
+        return v
     if ann == "str" and not isinstance(v, str):
         raise ParamError(f"scene field {name} must be a string, got {_json_type(v)}")
     return v
@@ -511,7 +512,8 @@ MAX_IMAGE_SIZE = 8192
 
 def check_image_size(v: Any, name: str = "--size") -> int:
     """An image side in pixels: an integer in [16, MAX_IMAGE_SIZE]."""
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 16 <= int(v) <= MAX_IMAGE_SIZE:
+    whole = isinstance(v, (int, np.integer)) or (isinstance(v, float) and v.is_integer())
+    if isinstance(v, bool) or not whole or not 16 <= int(v) <= MAX_IMAGE_SIZE:
         raise ParamError(f"{name} must be a whole number of pixels from 16 to {MAX_IMAGE_SIZE}, got {v!r}")
     return int(v)
 
