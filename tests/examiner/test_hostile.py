@@ -58,18 +58,11 @@ def assert_one_line(err: str) -> None:
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory) -> Path:
-    home = tmp_path_factory.getbasetemp() / "poseexaminer-home"
-    old = os.environ.get("POSEEXAMINER_HOME")
-    _keep_caches(os.environ.__setitem__)
-    os.environ["POSEEXAMINER_HOME"] = str(home)
-    try:
+    with pytest.MonkeyPatch.context() as mp:
+        _keep_caches(mp.setenv)
+        mp.setenv("POSEEXAMINER_HOME", str(tmp_path_factory.getbasetemp() / "poseexaminer-home"))
         out = tmp_path_factory.mktemp("hostile") / "run"
         assert main(["-q", "run", *RUN_ARGS, "--budget", "300", "--out", str(out), "--no-report"]) == 0
-    finally:
-        if old is None:
-            os.environ.pop("POSEEXAMINER_HOME", None)
-        else:
-            os.environ["POSEEXAMINER_HOME"] = old
     return out
 
 
@@ -346,7 +339,7 @@ def test_evaluate_fails_when_every_sample_is_a_model_error(tmp_path, capsys, mon
 def test_sigint_exits_130_and_the_run_resumes_to_the_uninterrupted_log(tmp_path, _own_home):
     env = {**os.environ, "PYTHONPATH": str(REPO), "POSEEXAMINER_HOME": str(_own_home)}
     args = [sys.executable, "-m", "examiner.cli", "-q", "run", "--model", "analytic:planted?delay=0.03",
-            "--space", "pose,camera", "--strategy", "random", "--agents", "4", "--seed", "5", "--budget", "400",
+            "--space", "pose,camera", "--strategy", "random", "--agents", "4", "--seed", "5", "--budget", "240",
             "--no-report"]
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     subprocess.run([*args, "--out", str(whole)], env=env, check=True, capture_output=True, timeout=120)

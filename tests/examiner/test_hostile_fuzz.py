@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Callable
@@ -234,9 +233,10 @@ CASES: list[tuple[str, list[str]]] = [
 
 @pytest.mark.parametrize("argv", [c[1] for c in CASES], ids=[c[0] for c in CASES])
 def test_malformed_input_gets_one_line_and_changes_nothing(ws, argv, capsys, tmp_path, monkeypatch):
+    from tests.examiner.test_hostile import _keep_caches
+
+    _keep_caches(monkeypatch.setenv)
     monkeypatch.setenv("POSEEXAMINER_HOME", str(tmp_path / "home"))  # targets register writes here
-    for var, sub in (("ANNY_CACHE_DIR", "anny"), ("WARP_CACHE_PATH", "warp")):
-        monkeypatch.setenv(var, os.environ.get(var, str(Path.home() / ".cache" / "poseexaminer" / sub)))
     args = [a.replace("{ws}", str(ws)) for a in argv]
     before = snapshot(ws)
     capsys.readouterr()
