@@ -367,3 +367,35 @@ def test_sigint_exits_130_and_the_run_resumes_to_the_uninterrupted_log(tmp_path,
                           env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert log_lines(cut) == log_lines(whole)
+
+
+# ---- 8. file-system errors are one line, from the console layer -------------------------
+
+
+def test_a_read_only_out_gives_one_line(tmp_path, capsys, monkeypatch):
+    import errno
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if os.geteuid() == 0:  # root writes anywhere: make the file system say no instead
+        real_mkdir = Path.mkdir
+
+        def refuse(self, *a, **k):
+            if str(self).startswith(str(ro)):
+                raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+            return real_mkdir(self, *a, **k)
+
+        monkeypatch.setattr(Path, "mkdir", refuse)
+    else:
+        ro.chmod(0o500)
+    try:
+        for argv in (["run", *RUN_ARGS, "--budget", "40", "--out", str(ro / "run"), "--no-report"],
+                     ["evaluate", "--model", "whitebox:", "--n", "2", "--out", str(ro / "ev")]):
+            rc, err = cli(capsys, *argv)
+            assert rc == 2 and str(ro) in err and ("read-only" in err or "permission" in err.lower()), err
+            assert_one_line(err)
+    finally:
+        ro.chmod(0o700)
+    rc, err = cli(capsys, "run", *RUN_ARGS, "--budget", "40", "--out", str(tmp_path / ("x" * 300)), "--no-report")
+    assert rc == 2 and "too long" in err
+    assert_one_line(err)
