@@ -62,9 +62,10 @@ class Interrupted(Exception):
     how to continue; `run_app` prints it and exits 130."""
 
 
-def check_out_dir(path: str | Path, overwrite: bool, what: str = "--out") -> Path:
+def check_out_dir(path: str | Path, overwrite: bool | None, what: str = "--out") -> Path:
     """Refuse (PoseExaminerError, one line) an output folder that is a file or a folder
-    that already holds something, unless `overwrite`; an existing empty folder is fine.
+    that already holds something, unless `overwrite` (None: the command has no
+    --overwrite); an existing empty folder is fine.
     Creates nothing: a command creates its folder once its inputs are validated."""
     from simulator.errors import PoseExaminerError
 
@@ -72,9 +73,8 @@ def check_out_dir(path: str | Path, overwrite: bool, what: str = "--out") -> Pat
     if path.exists() and not path.is_dir():
         raise PoseExaminerError(f"{what} {path} is a file, not a folder; choose a folder")
     if path.is_dir() and not overwrite and any(path.iterdir()):
-        raise PoseExaminerError(
-            f"{what} {path} is not empty; choose a new or empty folder, or pass --overwrite to write into it"
-        )
+        hint = "" if overwrite is None else ", or pass --overwrite to write into it"
+        raise PoseExaminerError(f"{what} {path} is not empty; choose a new or empty folder{hint}")
     return path
 
 

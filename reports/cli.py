@@ -185,7 +185,7 @@ def recheck_command(
     _check_out_file(junit, "--junit")
     console = _console()
     if search_out is not None:
-        console.check_out_dir(search_out, overwrite=False, what="--search-out")
+        console.check_out_dir(search_out, overwrite=None, what="--search-out")
     with console.console.status("rechecking") if not json_out else _null() as status:
         def say(msg: str) -> None:
             if status is not None and hasattr(status, "update"):
