@@ -31,7 +31,18 @@ def _root(
 
 
 def _render_config(backend: str, backgrounds: Optional[str], body: str = "anny"):
+    from pathlib import Path
+
     from simulator.render import RenderConfig
+
+    if backgrounds is not None:
+        folder = Path(backgrounds)
+        if not folder.exists():
+            raise PoseExaminerError(f"--backgrounds {folder} does not exist; give a folder of png/jpg images")
+        if not folder.is_dir():
+            raise PoseExaminerError(f"--backgrounds {folder} is a file; give the folder that holds the images")
+        if not any(p.suffix.lower() in (".png", ".jpg", ".jpeg") for p in folder.iterdir()):
+            raise PoseExaminerError(f"--backgrounds {folder} holds no png/jpg images; add some or drop the option")
 
     return RenderConfig(gl_backend=backend, background_dir=backgrounds, body_model=body)
 
@@ -44,11 +55,23 @@ def render(
     backend: str = typer.Option("auto", "--gl", help="OpenGL backend: auto, egl, osmesa."),
     backgrounds: Optional[str] = typer.Option(None, "--backgrounds", help="Folder of background images."),
     json_out: bool = typer.Option(False, "--json", help="Print the written paths as JSON."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty --out folder."),
 ) -> None:
     """Render one scene from a JSON file, with ground truth."""
+    from pathlib import Path
+
     from simulator.batch import render_scene_file
 
-    paths = render_scene_file(params, out, clamp=clamp, config=_render_config(backend, backgrounds))
+    from simulator.io import load_params
+    from simulator.params import validate_params
+
+    if Path(params).is_dir():
+        raise PoseExaminerError(f"--params {params} is a folder; give the scene JSON file")
+    validate_params(load_params(params), clamp=clamp)  # bad scenes fail before --out is touched
+    console.check_out_dir(out, overwrite)
+    config = _render_config(backend, backgrounds)
+    with console.removed_if_failed(out):
+        paths = render_scene_file(params, out, clamp=clamp, config=config)
     if json_out:
         console.emit_json(paths)
     else:
@@ -65,15 +88,33 @@ def sample(
     backend: str = typer.Option("auto", "--gl", help="OpenGL backend: auto, egl, osmesa."),
     backgrounds: Optional[str] = typer.Option(None, "--backgrounds", help="Folder of background images."),
     json_out: bool = typer.Option(False, "--json", help="Print a summary as JSON."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty --out folder."),
 ) -> None:
     """Render random scenes with ground truth and a contact sheet."""
     from simulator.batch import sample_scenes
+    from simulator.params import ParamSpace, check_image_size
 
-    with console.progress("rendering", total=n) as advance:
-        result = sample_scenes(
-            n, seed, space, out, config=_render_config(backend, backgrounds), image_size=size,
-            on_progress=advance,
-        )
+    if n <= 0:
+        raise PoseExaminerError(f"--n must be positive, got {n}")
+    if seed < 0:
+        raise PoseExaminerError(f"--seed must be a non-negative integer, got {seed}")
+    check_image_size(size)
+    ParamSpace.from_groups(space)  # a bad --space fails before the folder exists
+    console.check_out_dir(out, overwrite)
+    config = _render_config(backend, backgrounds)
+    done = [0]
+    try:
+        with console.removed_if_failed(out), console.progress("rendering", total=n) as advance:
+            def on_progress(k: int) -> None:
+                done[0] += k
+                advance(k)
+
+            result = sample_scenes(n, seed, space, out, config=config, image_size=size, on_progress=on_progress)
+    except KeyboardInterrupt:
+        raise console.Interrupted(
+            f"interrupted after {done[0]} of {n} scenes (written to {out}); nothing to resume: run the same command "
+            "again with --overwrite (the scenes are seeded, so the same ones come out)"
+        ) from None
     if json_out:
         console.emit_json(result)
     else:
@@ -141,6 +182,28 @@ def train_baseline_cmd(
     console.info(f"wrote {out}: held-out MPJPE {m['mpjpe_mm']:.1f} mm, PA-MPJPE {m['pa_mpjpe_mm']:.1f} mm")
 
 
+runs_app = typer.Typer(no_args_is_help=True, help="Maintain run directories.")
+
+
+@runs_app.command("repair")
+def runs_repair(
+    run_dir: str = typer.Argument(..., help="Run directory whose evaluations.jsonl has damaged lines."),
+    json_out: bool = typer.Option(False, "--json", help="Print what was done as JSON."),
+) -> None:
+    """Drop the unparsable lines of a run's evaluation log (a backup is kept first)."""
+    from examiner.store import repair_evaluations
+
+    result = repair_evaluations(run_dir)
+    if json_out:
+        console.emit_json(result)
+    elif not result["dropped"]:
+        console.info(f"{run_dir}: all {result['kept']} records parse; nothing to repair")
+    else:
+        lines = ", ".join(map(str, result["dropped_lines"][:10])) + (" ..." if result["dropped"] > 10 else "")
+        console.info(f"{run_dir}: dropped {result['dropped']} unparsable line(s) ({lines}), kept {result['kept']} "
+                     f"records; the original is {result['backup']}")
+
+
 def _mount_subcommands() -> None:
     """Commands defined next to the library code they drive."""
     import importlib
@@ -150,6 +213,7 @@ def _mount_subcommands() -> None:
     app._mounted = True
     targets = importlib.import_module("examiner.targets.cli")
     app.add_typer(targets.app, name="targets")
+    app.add_typer(runs_app, name="runs")
     app.add_typer(importlib.import_module("generators.cli").app, name="generate")
     search = importlib.import_module("examiner.search.cli")
     app.command("run", help="Search a model's failure regions (strategies: marl, random, cmaes, reinforce).")(

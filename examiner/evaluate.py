@@ -243,6 +243,29 @@ def _stat(values: np.ndarray) -> dict[str, float | None]:
     return {"mean": float(v.mean()), "median": float(np.median(v)), "p90": float(np.percentile(v, 90))}
 
 
+def check_evaluate_options(n: int, seed: int, batch_size: int, calibrate_n: int, render_workers: int) -> None:
+    """TargetError (one line) on the first option out of range."""
+    if n <= 0:
+        raise TargetError(f"--n must be positive, got {n}")
+    if seed < 0:
+        raise TargetError(f"--seed must be a non-negative integer, got {seed}")
+    if batch_size < 1:
+        raise TargetError(f"--batch-size must be at least 1, got {batch_size}")
+    if calibrate_n < 0:
+        raise TargetError(f"--calibrate must be 0 (off) or a number of scenes, got {calibrate_n}")
+    if render_workers < 0:
+        raise TargetError(f"--render-workers must be 0 (render in this process) or more, got {render_workers}")
+
+
+# Failure kinds that are the model or its process breaking (not a model's real miss).
+MODEL_ERROR_KINDS = ("exception", "crash", "timeout", "protocol", "shape", "nan")
+
+
+def model_error_count(summary: dict[str, Any]) -> int:
+    by_kind = summary["failures"]["by_kind"]
+    return sum(int(by_kind.get(k, 0)) for k in MODEL_ERROR_KINDS)
+
+
 def evaluate(
     model_spec: str | TargetModel,
     n: int = 200,
@@ -271,8 +294,7 @@ def evaluate(
     runs on batch k, so render time hides behind inference (the render column then
     shows only the time spent waiting for a batch). A custom ``render_fn`` must then be
     callable from a background thread."""
-    if n <= 0:
-        raise TargetError(f"--n must be positive, got {n}")
+    check_evaluate_options(n, seed, batch_size, calibrate_n, render_workers)
     space = space if isinstance(space, ParamSpace) else ParamSpace.from_groups(space)
     pool = None
     if render_fn is None and render_workers > 0:
@@ -420,6 +442,7 @@ def evaluate_command(
     seed: int = typer.Option(0, "--seed", help="seed of the scene sampler"),
     space: str = typer.Option("pose,camera", "--space", help="parameter groups or dimension names, comma-separated"),
     out: Path = typer.Option(Path("out/evaluate"), "--out", "-o", help="folder for evaluations.csv and summary.json"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="write into a non-empty --out folder"),
     batch_size: int = typer.Option(16, "--batch-size"),
     joint_set: str = typer.Option("common12", "--joint-set", help="joint set the metrics use"),
     calibrate_n: int = typer.Option(0, "--calibrate", help="estimate joint offsets on N easy scenes first (0: off)"),
@@ -430,15 +453,42 @@ def evaluate_command(
     from rich.console import Console
     from rich.progress import Progress
 
+    from examiner import console as out_layer
+
+    check_evaluate_options(n, seed, batch_size, calibrate_n, render_workers)
+    out_layer.check_out_dir(out, overwrite)
     console = Console(stderr=as_json)
-    with Progress(console=console, transient=True) as bar:
-        task = bar.add_task("evaluating", total=n)
-        summary = evaluate(
-            model, n=n, seed=seed, space=space, out=out, batch_size=batch_size, joint_set=joint_set,
-            calibrate_n=calibrate_n, render_workers=render_workers, progress=lambda done, total: bar.update(task, completed=done),
-        )
+    done = [0]
+
+    def on_progress(k: int, total: int) -> None:
+        done[0] = k
+        bar.update(task, completed=k)
+
+    try:
+        with out_layer.removed_if_failed(out), Progress(console=console, transient=True) as bar:
+            task = bar.add_task("evaluating", total=n)
+            summary = evaluate(
+                model, n=n, seed=seed, space=space, out=out, batch_size=batch_size, joint_set=joint_set,
+                calibrate_n=calibrate_n, render_workers=render_workers, progress=on_progress,
+            )
+    except KeyboardInterrupt:
+        raise out_layer.Interrupted(
+            f"interrupted after {done[0]} of {n} scenes; nothing was written to {out} (the table is written at "
+            "the end): run the same command again"
+        ) from None
+    errors = model_error_count(summary)
     if as_json:
         print(json.dumps(summary, indent=2))
+    if errors:
+        kinds = ", ".join(f"{k} {v}" for k, v in summary["failures"]["by_kind"].items() if k in MODEL_ERROR_KINDS)
+        if errors == summary["n"]:
+            raise TargetError(
+                f"every one of the {errors} samples was a model error ({kinds}); the model does not work as "
+                f"configured: check it with `examiner targets check {model}` (table in {out})"
+            )
+        out_layer.console.print(f"[yellow]warning:[/] {errors} of {summary['n']} samples were model errors ({kinds}); "
+                                f"see the failure column of {out / 'evaluations.csv'}")
+    if as_json:
         return
     m = summary["metrics"]
 

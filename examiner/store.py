@@ -13,16 +13,27 @@ Layout (docs/run_store.md has the full format):
 Crash safety: a round's records go out in one `write` followed by `fsync`, and a
 checkpoint is written to a temporary file, fsynced and renamed over the old one (then the
 directory is fsynced). A kill can therefore leave at most a torn last line, which
-`RunStore.open(..., repair=True)` truncates. Evaluations logged after the last checkpoint
-are replayed on resume (not re-evaluated, not re-logged).
+`RunStore.open(..., repair=True)` truncates. Any other unparsable line is damage: opening
+the run fails with the line number and `examiner runs repair DIR` (`repair_evaluations`),
+which keeps a backup and drops only the unparsable lines. Evaluations logged after the
+last checkpoint are replayed on resume (not re-evaluated, not re-logged).
+
+Checkpoints are pickles, so they are signed: an HMAC-SHA256 with a key that this
+installation creates under $POSEEXAMINER_HOME (`checkpoint.key`, mode 0600). A checkpoint
+whose signature does not verify (from another machine, or crafted) is never unpickled.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
+import hashlib
+import hmac
 import json
+import logging
 import math
 import os
 import pickle
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -39,10 +50,47 @@ EVAL_FILE = "evaluations.jsonl"
 MODES_FILE = "modes.json"
 CHECKPOINT_FILE = "checkpoint.pkl"
 SUMMARY_FILE = "summary.json"
+CHECKPOINT_MAGIC = b"POSEEXAMINER-CKPT-HMAC-SHA256\n"
+KEY_FILE = "checkpoint.key"
+
+log = logging.getLogger(__name__)
 
 
 class StoreError(PoseExaminerError):
     """A run directory is missing, not a run, or damaged beyond a torn last line."""
+
+
+def checkpoint_key() -> bytes:
+    """This installation's checkpoint signing key ($POSEEXAMINER_HOME/checkpoint.key,
+    32 random bytes, mode 0600), created on first use."""
+    from simulator.paths import home
+
+    path = home() / KEY_FILE
+    try:
+        return _read_key(path)
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process created it meanwhile
+        return _read_key(path)
+    with os.fdopen(fd, "wb") as f:
+        f.write(secrets.token_bytes(32))
+        f.flush()
+        os.fsync(f.fileno())
+    return _read_key(path)
+
+
+def _read_key(path: Path) -> bytes:
+    key = path.read_bytes()
+    if len(key) < 32:
+        raise StoreError(f"{path} is not a checkpoint key (too short); delete it (old checkpoints then no longer verify)")
+    return key
+
+
+def _signature(blob: bytes) -> bytes:
+    return hmac.new(checkpoint_key(), blob, hashlib.sha256).digest()
 
 
 def fsync_dir(path: Path) -> None:
@@ -141,6 +189,82 @@ def _table(records: Sequence[dict], dim: int) -> EvaluationTable:
     )
 
 
+def _parse_record(line: bytes) -> dict | None:
+    """The record on one log line, or None when the line is torn or not a JSON object."""
+    if not line.endswith(b"\n"):
+        return None
+    try:
+        rec = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return rec if isinstance(rec, dict) else None
+
+
+def _record_problem(r: dict, dim: int) -> str | None:
+    """What makes a parsed record unusable for the EvaluationTable, or None."""
+    num = lambda x: isinstance(x, (int, float)) and not isinstance(x, bool)  # noqa: E731
+    u = r.get("u")
+    if not isinstance(u, list) or len(u) != dim or not all(num(x) for x in u):
+        return f"'u' is not a list of {dim} numbers"
+    for key in ("i", "round", "agent"):
+        if not isinstance(r.get(key), int) or isinstance(r.get(key), bool):
+            return f"{key!r} is not an integer"
+    if r.get("job") is not None and (not isinstance(r["job"], int) or isinstance(r["job"], bool)):
+        return "'job' is not an integer or null"
+    for key in ("failed", "model_error", "plausible"):
+        if not isinstance(r.get(key), bool):
+            return f"{key!r} is not true/false"
+    if not isinstance(r.get("phase"), str):
+        return "'phase' is not a string"
+    if r.get("error") is not None and not num(r["error"]):
+        return "'error' is not a number or null"
+    metrics = r.get("metrics")
+    if metrics is not None and (not isinstance(metrics, dict) or not all(v is None or num(v) for v in metrics.values())):
+        return "'metrics' is not an object of numbers"
+    return None
+
+
+def check_modes(modes: Sequence[dict], dim: int, where: str | Path) -> None:
+    """StoreError unless every mode has an integer id, numeric lo/hi boxes of `dim`
+    numbers and a `verified` object with a numeric (or null) rate."""
+    num = lambda x: isinstance(x, (int, float)) and not isinstance(x, bool)  # noqa: E731
+    for m in modes:
+        problem = None
+        if not isinstance(m.get("id"), int) or isinstance(m.get("id"), bool):
+            problem = f"mode id {m.get('id')!r} is not an integer"
+        elif any(not isinstance(m.get(k), list) or len(m[k]) != dim or not all(num(x) for x in m[k]) for k in ("lo", "hi")):
+            problem = f"mode {m['id']}: 'lo' / 'hi' are not lists of {dim} numbers"
+        elif not isinstance(m.get("verified"), dict) or not (m["verified"].get("rate") is None or num(m["verified"]["rate"])):
+            problem = f"mode {m['id']}: 'verified' has no numeric rate"
+        if problem:
+            raise StoreError(f"{where} is damaged ({problem}); rerun or resume the search to rewrite it")
+
+
+def repair_evaluations(root: str | Path) -> dict[str, Any]:
+    """Drop the unparsable lines of a run's evaluations.jsonl, keeping every parsable
+    record in order; the original is kept as evaluations.jsonl.bak-<UTC timestamp>.
+    Returns {"kept", "dropped", "lines", "backup"} (backup None when nothing changed)."""
+    root = Path(root)
+    path = root / EVAL_FILE
+    if not (root / META_FILE).is_file() or not path.is_file():
+        raise StoreError(f"{root} is not a run directory (no {META_FILE} / {EVAL_FILE}); check the path")
+    raw = path.read_bytes()
+    lines = raw.splitlines(keepends=True)
+    kept = [ln for ln in lines if _parse_record(ln) is not None]
+    dropped = [i + 1 for i, ln in enumerate(lines) if _parse_record(ln) is None]
+    if not dropped:
+        return {"kept": len(kept), "dropped": 0, "dropped_lines": [], "lines": len(lines), "backup": None}
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    backup = path.with_name(f"{EVAL_FILE}.bak-{stamp}")
+    with open(backup, "xb") as f:
+        f.write(raw)
+        f.flush()
+        os.fsync(f.fileno())
+    atomic_write_bytes(path, b"".join(kept))
+    return {"kept": len(kept), "dropped": len(dropped), "dropped_lines": dropped, "lines": len(lines),
+            "backup": str(backup)}
+
+
 class RunStore:
     """A run directory. `create` starts one, `open` reads (and with repair=True, fixes a
     torn tail of) an existing one.
@@ -178,15 +302,23 @@ class RunStore:
             raise StoreError(f"{root} is not a run directory (no {META_FILE}); check the path or start a new run")
         try:
             meta = json.loads((root / META_FILE).read_text())
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, UnicodeDecodeError):
             raise StoreError(f"{root / META_FILE} is not valid JSON; the run directory is damaged") from None
+        if not isinstance(meta, dict):
+            raise StoreError(f"{root / META_FILE} is not a JSON object; the run directory is damaged")
         if meta.get("format") != STORE_FORMAT or meta.get("format_version") != STORE_VERSION:
             raise StoreError(
                 f"{root} has run-store format {meta.get('format')} v{meta.get('format_version')}; "
                 f"this version reads {STORE_FORMAT} v{STORE_VERSION}"
             )
+        space = meta.get("space")
+        if space is not None and not (isinstance(space, dict) and isinstance(space.get("dimensions", []), list)):
+            raise StoreError(f"{root / META_FILE}: 'space' is not a parameter-space object; the run directory is damaged")
+        if not isinstance(meta.get("config", {}), dict):
+            raise StoreError(f"{root / META_FILE}: 'config' is not an object; the run directory is damaged")
         good_bytes, n = cls._scan(root / EVAL_FILE)
         if repair and (root / EVAL_FILE).exists() and (root / EVAL_FILE).stat().st_size != good_bytes:
+            log.warning("%s: dropping a torn last line (an append interrupted by a kill)", root / EVAL_FILE)
             with open(root / EVAL_FILE, "r+b") as f:
                 f.truncate(good_bytes)
                 f.flush()
@@ -195,19 +327,23 @@ class RunStore:
 
     @staticmethod
     def _scan(path: Path) -> tuple[int, int]:
-        """(bytes of complete, parseable lines, their count). Stops at the first torn
-        line; a torn line can only be the last one written."""
+        """(bytes of complete, parseable lines, their count). Only the last line may be
+        torn (no newline: a kill mid-append); a complete line that does not parse is
+        damage and raises StoreError naming the line and the repair command."""
         if not path.exists():
             return 0, 0
+        if path.is_dir():
+            raise StoreError(f"{path} is a directory, not the evaluation log; the run directory is damaged")
         good = n = 0
         with open(path, "rb") as f:
-            for line in f:
-                if not line.endswith(b"\n"):
-                    break
-                try:
-                    json.loads(line)
-                except json.JSONDecodeError:
-                    break
+            for lineno, line in enumerate(f, 1):
+                if _parse_record(line) is None:
+                    if not line.endswith(b"\n"):
+                        break  # the last line, torn by a kill mid-append
+                    raise StoreError(
+                        f"{path} line {lineno} is damaged (not a JSON record); repair with "
+                        f"`examiner runs repair {path.parent}` (keeps a backup, drops only unparsable lines)"
+                    )
                 good += len(line)
                 n += 1
         return good, n
@@ -234,7 +370,11 @@ class RunStore:
             for i, line in enumerate(f):
                 if i >= self._n:
                     break
-                yield json.loads(line)
+                rec = _parse_record(line)
+                if rec is None:  # changed on disk since open
+                    raise StoreError(f"{self.root / EVAL_FILE} line {i + 1} is damaged; repair with "
+                                     f"`examiner runs repair {self.root}`")
+                yield rec
 
     def records(self) -> list[dict]:
         return list(self.iter_records())
@@ -243,33 +383,65 @@ class RunStore:
         dim = len(self.metadata.get("space", {}).get("dimensions", [])) or 0
         recs = self.records()
         if recs and not dim:
-            dim = len(recs[0]["u"])
+            dim = len(recs[0]["u"]) if isinstance(recs[0].get("u"), list) else 0
+        for k, r in enumerate(recs):
+            problem = _record_problem(r, dim)
+            if problem:
+                raise StoreError(
+                    f"{self.root / EVAL_FILE} line {k + 1} has a malformed record ({problem}); the run directory is "
+                    "damaged"
+                )
         return _table(recs, dim)
 
     # ---- modes, checkpoints, summary -----------------------------------------------------
     def write_modes(self, modes: Sequence[Mapping[str, Any]]) -> None:
         atomic_write_bytes(self.root / MODES_FILE, dumps({"modes": list(modes)}, indent=1).encode())
 
+    def has_modes(self) -> bool:
+        return (self.root / MODES_FILE).is_file()
+
     def modes(self) -> list[dict]:
+        """The failure modes ([] before the first checkpoint); StoreError when modes.json
+        is damaged (not JSON, not a list of objects). `check_modes` checks the fields."""
         path = self.root / MODES_FILE
         if not path.exists():
             return []
-        return json.loads(path.read_text())["modes"]
+        try:
+            modes = json.loads(path.read_text())["modes"]
+            if not isinstance(modes, list) or not all(isinstance(m, dict) for m in modes):
+                raise TypeError("'modes' is not a list of objects")
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as e:
+            raise StoreError(f"{path} is damaged ({type(e).__name__}: {e}); rerun or resume the search to rewrite it") from None
+        return modes
 
     def save_checkpoint(self, state: Any) -> None:
-        """Persist `state`; it must account for exactly the evaluations logged so far."""
+        """Persist `state`, signed with this installation's key; it must account for
+        exactly the evaluations logged so far."""
         blob = pickle.dumps({"n_evaluations": self._n, "state": state}, protocol=pickle.HIGHEST_PROTOCOL)
-        atomic_write_bytes(self.root / CHECKPOINT_FILE, blob)
+        atomic_write_bytes(self.root / CHECKPOINT_FILE, CHECKPOINT_MAGIC + _signature(blob) + blob)
 
     def load_checkpoint(self) -> tuple[int, Any] | None:
-        """(evaluation count, state) of the last checkpoint, or None before the first."""
+        """(evaluation count, state) of the last checkpoint, or None before the first.
+
+        The file is unpickled only when its HMAC verifies with this installation's key;
+        otherwise StoreError (nothing from the file is executed)."""
         path = self.root / CHECKPOINT_FILE
         if not path.exists():
             return None
+        raw = path.read_bytes()
+        head = len(CHECKPOINT_MAGIC)
+        sig, blob = raw[head:head + 32], raw[head + 32:]
+        if not raw.startswith(CHECKPOINT_MAGIC) or len(sig) != 32 or not hmac.compare_digest(sig, _signature(blob)):
+            raise StoreError(
+                f"{path.name} is not signed by this installation; it was not loaded. Delete {path} to resume by "
+                "replaying the evaluation log from the start (nothing logged is lost)"
+            )
         try:
-            data = pickle.loads(path.read_bytes())
-        except Exception:  # a checkpoint is only ever replaced atomically; this is damage
+            data = pickle.loads(blob)
+        except Exception:  # signed by us, so this is damage, not an attack
             raise StoreError(f"{path} is unreadable; delete it to replay the run from its start") from None
+        if not isinstance(data, dict) or not isinstance(data.get("n_evaluations"), int):
+            raise StoreError(f"{path} is unreadable; delete it to replay the run from its start")
         if data["n_evaluations"] > self._n:
             raise StoreError(f"{path} accounts for more evaluations than {EVAL_FILE} holds; the run directory is damaged")
         return int(data["n_evaluations"]), data["state"]
@@ -279,7 +451,15 @@ class RunStore:
 
     def summary(self) -> dict | None:
         path = self.root / SUMMARY_FILE
-        return json.loads(path.read_text()) if path.exists() else None
+        if not path.exists():
+            return None
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise StoreError(f"{path} is damaged (not valid JSON); resume the run to rewrite it") from None
+        if not isinstance(data, dict):
+            raise StoreError(f"{path} is damaged (not a JSON object); resume the run to rewrite it")
+        return data
 
     def close(self) -> None:
         if self._fh is not None:

@@ -343,11 +343,11 @@ def _run_ray(kind, config, out: Path, todo: list[int], workers: int, on_progress
     ray = _import_ray()
     owns = not ray.is_initialized()
     if owns:
-        kw = {"include_dashboard": False, "ignore_reinit_error": True, "log_to_driver": False,
-              "configure_logging": False}
-        if not os.environ.get("RAY_ADDRESS"):  # a local instance; an existing cluster sizes itself
-            kw["num_cpus"] = max(workers, 1)
-        ray.init(**kw)
+        from examiner.search.backends import local_ray_init_kwargs
+
+        # a local instance bound to 127.0.0.1 (Ray has no authentication); an existing
+        # cluster (RAY_ADDRESS) sizes itself
+        ray.init(**local_ray_init_kwargs(workers))
 
     @ray.remote(num_cpus=1)
     class ShardActor:

@@ -32,6 +32,15 @@ def _console():
     return console
 
 
+def _check_out_file(out: Optional[Path], what: str = "--out") -> None:
+    """Fail before any work when an output file path is a folder."""
+    from reports.errors import ReportError
+
+    if out is not None and out.is_dir():
+        name = "junit.xml" if what == "--junit" else "comparison.json"
+        raise ReportError(f"{what} {out} is a folder; give a file path, e.g. {out / name}")
+
+
 def _exit_on_gates(line: Optional[str]) -> None:
     if line:
         _console().error(line)
@@ -50,6 +59,11 @@ def report_command(
     from reports.report import write_report
 
     parse_rules(fail_on)  # a typo fails before any work
+    _check_out_file(junit, "--junit")
+    if out is not None and out.exists() and not out.is_dir():
+        from reports.errors import ReportError
+
+        raise ReportError(f"--out {out} is a file; give a folder for report.html and results.json")
     console = _console()
     with console.console.status("writing report") if not json_out else _null():
         paths = write_report(run_dir, out_dir=out, junit=junit, fail_on=fail_on or (), images=not no_images)
@@ -140,12 +154,19 @@ def diff_command(
     from reports.compare import diff_runs
 
     rules = parse_rules(fail_on, COMPARE_QUANTITIES)
+    _check_out_file(out)
+    _check_out_file(junit, "--junit")
     _finish_comparison(diff_runs(run_a, run_b, overlap=overlap), rules, json_out, out, junit)
 
 
 def recheck_command(
     run_a: Path = typer.Argument(..., help="Run whose failure modes to re-test."),
     model: str = typer.Option(..., "--model", help="The model to test them on (a spec, as for `examiner run`)."),
+    model_a: Optional[str] = typer.Option(
+        None, "--model-a",
+        help="Run A's model, to tell new failures from old ones in the probe. Built-in kinds named by run A "
+             "(analytic, whitebox, baseline, mediapipe) are used without it; a cmd/worker/python/onnx model "
+             "named inside a run is never started unless given here."),
     samples: int = typer.Option(40, "--samples", help="Fresh samples per failure mode."),
     probe: int = typer.Option(200, "--probe", help="Uniform samples over the whole space to look for new failures (0: none)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the fresh samples."),
@@ -160,14 +181,18 @@ def recheck_command(
     from reports.compare import recheck_run
 
     rules = parse_rules(fail_on, COMPARE_QUANTITIES)
+    _check_out_file(out)
+    _check_out_file(junit, "--junit")
     console = _console()
+    if search_out is not None:
+        console.check_out_dir(search_out, overwrite=None, what="--search-out")
     with console.console.status("rechecking") if not json_out else _null() as status:
         def say(msg: str) -> None:
             if status is not None and hasattr(status, "update"):
                 status.update(f"rechecking: {msg}")
 
         cmp = recheck_run(run_a, model, samples=samples, probe=probe, seed=seed, search_budget=search_budget,
-                          search_out=search_out, progress=say)
+                          search_out=search_out, progress=say, model_a=model_a)
     _finish_comparison(cmp, rules, json_out, out, junit)
 
 

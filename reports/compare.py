@@ -117,6 +117,8 @@ def _check_same_space(a: RunData, b: RunData) -> None:
 def diff_runs(run_a: str | Path, run_b: str | Path, overlap: float = 0.25, fixed_below: float = 0.1,
               min_evidence: int = 10) -> Comparison:
     """Compare two runs over the same space (see module docstring)."""
+    if not (isinstance(overlap, (int, float)) and math.isfinite(overlap) and 0.0 < overlap <= 1.0):
+        raise ReportError(f"--overlap must be a fraction in (0, 1], got {overlap}")
     a, b = load_run(run_a), load_run(run_b)
     _check_same_space(a, b)
     if a.metric != b.metric or not math.isclose(a.threshold, b.threshold):
@@ -185,19 +187,29 @@ def recheck_run(
     search_budget: int = 0,
     search_out: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
+    model_a: str | None = None,
 ) -> Comparison:
     """Re-evaluate run A's failure modes on `model_spec` (see module docstring).
 
     samples: fresh uniform samples per mode box; probe: uniform samples over the whole
     space looking for new failures (0 = none); search_budget > 0 runs a full search on
-    the new model into `search_out` with run A's configuration and diffs it with A."""
-    from examiner.search.evaluator import build_evaluator
+    the new model into `search_out` with run A's configuration and diffs it with A.
+    model_a: run A's model for the probe. Without it, the model named in A's meta.json is
+    used only when it is a built-in (`safe_from_a_run`): a run directory someone sent
+    never gets a command, module or file of its choosing started."""
+    from examiner.search.evaluator import build_evaluator, safe_from_a_run
 
     say = progress or (lambda _m: None)
     if samples < 1:
         raise ReportError("--samples must be at least 1")
+    if probe < 0:
+        raise ReportError(f"--probe must be 0 or more, got {probe}")
+    if search_budget < 0:
+        raise ReportError(f"--search-budget must be 0 (no search) or a positive number of evaluations, got {search_budget}")
+    if seed < 0:
+        raise ReportError(f"--seed must be a non-negative integer, got {seed}")
     if search_budget > 0 and search_out is None:
-        raise ReportError("--search-budget needs --out DIR for the new run")
+        raise ReportError("--search-budget needs --search-out DIR for the new run")
     a = load_run(run_a)
     ev_b = build_evaluator(model_spec, a.space, a.threshold, seed)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0xEC4E]))
@@ -225,7 +237,11 @@ def recheck_run(
             for m in a.modes:
                 outside &= ~np.all((U >= np.asarray(m["lo"])) & (U <= np.asarray(m["hi"])), axis=1)
             fa = None
-            spec_a = a.meta.get("model_spec")
+            spec_a = model_a or a.meta.get("model_spec")
+            if spec_a and not model_a and not (isinstance(spec_a, str) and safe_from_a_run(spec_a)):
+                notes.append(f"run A names the model {spec_a!r}, which is not started from a run directory; pass "
+                             "--model-a to compare the probe with it; new failures are those outside A's modes")
+                spec_a = None
             if spec_a:
                 try:
                     ev_a = build_evaluator(spec_a, a.space, a.threshold, int((a.meta.get("seeds") or {}).get("root", 0)))

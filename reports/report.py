@@ -23,7 +23,7 @@ from reports import views
 from reports.errors import ReportError
 from reports.gating import GateResult, evaluate_rules, failure_line, parse_rules, report_quantities
 from reports.junit import junit_xml, write_junit
-from reports.rundata import RunData, load_run, run_stats
+from reports.rundata import RunData, incomplete_reason, load_run, run_stats
 from simulator.errors import PoseExaminerError
 
 RESULTS_SCHEMA = "poseexaminer-results"
@@ -382,7 +382,13 @@ def write_report(
     junit_path = None
     if junit is not None:
         junit_path = write_junit(junit, junit_xml("poseexaminer", mode_junit_cases(run, described), gates))
-    return ReportPaths(html_path, results_path, junit_path, list(gates), failure_line(gates), time.perf_counter() - t0)
+    gate_failure = failure_line(gates)
+    if rules:
+        # A gate must never pass a run it cannot judge: a CI job relies on that.
+        why = incomplete_reason(run)
+        if why:
+            gate_failure = f"gate failed: {why}; a --fail-on gate judges only a complete run"
+    return ReportPaths(html_path, results_path, junit_path, list(gates), gate_failure, time.perf_counter() - t0)
 
 
 def load_results(path: str | Path) -> dict[str, Any]:

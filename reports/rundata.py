@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from examiner.search.regions import wilson_interval
-from examiner.store import SUMMARY_FILE, EvaluationTable, RunStore, StoreError
+from examiner.store import MODES_FILE, SUMMARY_FILE, EvaluationTable, RunStore, StoreError, check_modes
 from reports.errors import ReportError
 from simulator.errors import ParamError
 from simulator.params import ParamSpace
@@ -82,8 +82,20 @@ def load_run(run_dir: str | Path) -> RunData:
     meta = store.metadata
     try:
         space = ParamSpace.from_dict(meta["space"])
-    except (KeyError, TypeError, ParamError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError, ParamError) as e:
         raise ReportError(f"{root}/meta.json has no usable parameter space ({e}); the run directory is damaged") from None
+    try:
+        check_modes(modes, space.dim, root / MODES_FILE)
+    except StoreError as e:
+        raise ReportError(str(e)) from None
+    if len(table) and table.u.shape[1] != space.dim:
+        raise ReportError(f"{root}: the logged vectors have {table.u.shape[1]} dimensions, the run's space "
+                          f"{space.dim}; the run directory is damaged")
+    for key in ("metric", "threshold"):
+        bad = meta.get(key) is not None and not isinstance(meta[key], str if key == "metric" else (int, float))
+        if bad or isinstance(meta.get(key), bool):
+            raise ReportError(f"{root}/meta.json: {key!r} has the wrong type ({type(meta[key]).__name__}); "
+                              "the run directory is damaged")
     modes = sorted(modes, key=mode_sort_key)
     for rank, m in enumerate(modes, 1):
         m["rank"] = rank
@@ -92,6 +104,23 @@ def load_run(run_dir: str | Path) -> RunData:
     if len(values) != len(table):
         values = np.full(len(table), np.nan)
     return RunData(root, meta, space, table, modes, summary, np.asarray(values, np.float64))
+
+
+def incomplete_reason(run: RunData) -> str | None:
+    """Why the run is not a finished, consistent run a CI gate may judge, or None.
+    Unfinished (no summary.json, or a status other than complete), modes.json missing,
+    or an evaluation count that disagrees with summary.json."""
+    s = run.summary
+    if s is None:
+        return f"{run.root} has no {SUMMARY_FILE} (the run is unfinished or was killed; resume it)"
+    if s.get("status") != "complete":
+        return f"{run.root}/{SUMMARY_FILE} says status {s.get('status')!r}, not 'complete'"
+    if not (run.root / MODES_FILE).is_file():
+        return f"{run.root} has no {MODES_FILE} (the failure modes are missing)"
+    if s.get("evaluations") != len(run.table):
+        return (f"{run.root}/{SUMMARY_FILE} counts {s.get('evaluations')!r} evaluations but the log holds "
+                f"{len(run.table)}")
+    return None
 
 
 def wall_time_s(run: RunData) -> tuple[float | None, bool]:

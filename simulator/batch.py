@@ -43,10 +43,14 @@ def sample_scenes(
     from simulator.overlay import contact_sheet, sample_overlay
     from simulator.render import render_batch
 
-    if n <= 0:
-        from simulator.errors import ParamError
+    from simulator.errors import ParamError
+    from simulator.params import check_image_size
 
+    if n <= 0:
         raise ParamError(f"--n must be positive, got {n}")
+    if seed < 0:
+        raise ParamError(f"--seed must be a non-negative integer, got {seed}")
+    check_image_size(image_size)
     base = SceneParams().with_values({"camera.width": image_size, "camera.height": image_size})
     ps = ParamSpace.from_groups(space, base=base)
     rng = np.random.default_rng(seed)

@@ -264,12 +264,18 @@ class SceneParams:
         for k, v in d.items():
             if k in sub:
                 if not isinstance(v, Mapping):
-                    raise ParamError(f"scene field {k!r} must be an object")
-                fields = {f.name for f in dataclasses.fields(sub[k])}
-                bad = set(v) - fields
+                    raise ParamError(f"scene field {k!r} must be an object, got {_json_type(v)}")
+                fields = {f.name: f for f in dataclasses.fields(sub[k])}
+                bad = set(v) - set(fields)
                 if bad:
                     raise ParamError(f"unknown {k} field(s) {sorted(bad)}; valid: {sorted(fields)}")
-                kwargs[k] = sub[k](**v)
+                kwargs[k] = sub[k](**{name: _typed(f"{k}.{name}", str(fields[name].type), x) for name, x in v.items()})
+            elif k in ("pose", "shape"):
+                if not isinstance(v, Mapping):
+                    raise ParamError(f"scene field {k!r} must be an object of name: number, got {_json_type(v)}")
+                kwargs[k] = {str(name): _typed(f"{k}.{name}", "float", x) for name, x in v.items()}
+            elif k == "skin_tone":
+                kwargs[k] = _typed(k, "float", v)
             elif k != "schema_version":
                 kwargs[k] = v
         if version == 1:
@@ -293,6 +299,31 @@ class SceneParams:
 
 
 _GROUPS = ("camera", "light", "background", "occluder", "clothing", "ground")
+
+
+def _json_type(v: Any) -> str:
+    return {type(None): "null", bool: "true/false", str: "a string", list: "a list", dict: "an object"}.get(
+        type(v), type(v).__name__)
+
+
+def _typed(name: str, ann: str, v: Any) -> Any:
+    """`v` checked against a field annotation ("float", "int", "str"): JSON strings, nulls,
+    lists and booleans where a number belongs are refused with a ParamError naming the
+    field; an integral float is accepted for an int field (256.0), 256.5 is not. Valid
+    values come back unchanged (int stays int in a float field)."""
+    if ann == "float":
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ParamError(f"scene field {name} must be a number, got {_json_type(v)}")
+        if not math.isfinite(v):
+            raise ParamError(f"scene field {name} must be a finite number, got {v!r}")
+        return v  # unchanged: scenes hash their JSON (seeds), and 0 and 0.0 print differently
+    if ann == "int":
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not v.is_integer()):
+            raise ParamError(f"scene field {name} must be an integer, got {v!r}")
+        return v
+    if ann == "str" and not isinstance(v, str):
+        raise ParamError(f"scene field {name} must be a string, got {_json_type(v)}")
+    return v
 
 
 # ---------------------------------------------------------------------------------------
@@ -669,6 +700,17 @@ class ParamSpace:
         return cls(dims, base=SceneParams.from_dict(d["base"]))
 
 
+MAX_IMAGE_SIZE = 8192
+
+
+def check_image_size(v: Any, name: str = "--size") -> int:
+    """An image side in pixels: an integer in [16, MAX_IMAGE_SIZE]."""
+    whole = isinstance(v, (int, np.integer)) or (isinstance(v, float) and v.is_integer())
+    if isinstance(v, bool) or not whole or not 16 <= int(v) <= MAX_IMAGE_SIZE:
+        raise ParamError(f"{name} must be a whole number of pixels from 16 to {MAX_IMAGE_SIZE}, got {v!r}")
+    return int(v)
+
+
 def validate_params(params: SceneParams, clamp: bool = False) -> SceneParams:
     """Check every value against the default bounds (pose: anatomical limits).
 
@@ -676,6 +718,8 @@ def validate_params(params: SceneParams, clamp: bool = False) -> SceneParams:
     range; with clamp=True values are clipped into range."""
     flat = params.flat()
     fixes: dict[str, Any] = {}
+    for key in ("camera.width", "camera.height"):
+        check_image_size(flat[key], key)
     for d in default_dimensions():
         if d.choices or d.is_latent:
             continue

@@ -9,6 +9,9 @@ picklable factory (e.g. `EvaluatorFactory`), once, when they start.
   inherit torch/OpenGL state from the parent).
 - `ray`: W Ray actors on a local Ray instance (or the cluster `ray.init` finds through
   RAY_ADDRESS). `ray` is an optional dependency: `pip install poseexaminer[ray]`.
+  Ray has no authentication, so the local instance we start is bound to 127.0.0.1
+  (`local_ray_init_kwargs`) with no dashboard; connecting to a remote cluster
+  (RAY_ADDRESS) stays the user's explicit choice.
 """
 
 from __future__ import annotations
@@ -65,6 +68,21 @@ class ProcessPoolEvaluator:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
+def local_ray_init_kwargs(workers: int | None = None) -> dict[str, Any]:
+    """`ray.init` arguments for a Ray instance this process starts: loopback only (Ray's
+    services have no authentication), no dashboard, quiet. With RAY_ADDRESS set, Ray
+    connects to that cluster instead and these node options do not apply."""
+    import os
+
+    kw: dict[str, Any] = {"include_dashboard": False, "ignore_reinit_error": True, "log_to_driver": False,
+                          "configure_logging": False}
+    if not os.environ.get("RAY_ADDRESS"):
+        kw["_node_ip_address"] = "127.0.0.1"
+        if workers is not None:
+            kw["num_cpus"] = max(int(workers), 1)
+    return kw
+
+
 def _import_ray():
     try:
         import ray
@@ -83,8 +101,7 @@ class RayEvaluator:
         self._ray = ray
         self._owns_ray = not ray.is_initialized()
         if self._owns_ray:
-            kw = {"include_dashboard": False, "ignore_reinit_error": True, "log_to_driver": False,
-                  "configure_logging": False}
+            kw = local_ray_init_kwargs()
             kw.update(init_kwargs or {})
             ray.init(**kw)
 

@@ -53,25 +53,54 @@ def run_command(
     json_out: bool = typer.Option(False, "--json", help="Print the result summary as JSON on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write report.html and results.json at the end."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty --out folder (a run already in it is replaced)."),
 ) -> None:
     """Search a parameter space for failure modes of a target model."""
+    from examiner import console
+    from examiner.console import Interrupted, check_out_dir, removed_if_failed
     from examiner.search.backends import make_evaluator
+    from examiner.search.evaluator import safe_from_a_run
     from examiner.search.progress import RichProgress
     from examiner.search.runner import run_search
+    from examiner.store import RunStore, StoreError
 
     if resume is not None and config is not None:
         raise SearchConfigError("--resume uses the run's own config; drop --config")
     if resume is None and out is None:
         raise SearchConfigError("say where the run goes with --out RUN_DIR (or continue one with --resume RUN_DIR)")
+    if resume is not None and out is not None and out.resolve() != resume.resolve():
+        raise SearchConfigError(f"a resumed run continues in its own folder {resume}; drop --out {out}")
+    if resume is not None and overwrite:
+        raise SearchConfigError("--overwrite starts over; it cannot be combined with --resume")
+    if resume is None:
+        check_out_dir(out, overwrite)  # type: ignore[arg-type]
     cfg, meta = _load_config(config, resume)
     overrides = {k: v for k, v in {
         "budget": budget, "agents": agents, "seed": seed, "strategy": strategy, "space": space,
         "backend": backend, "workers": workers, "threshold": threshold, "metric": metric,
     }.items() if v is not None}
-    cfg = dataclasses.replace(cfg, **overrides).validate()
+    try:
+        cfg = dataclasses.replace(cfg, **overrides).validate()
+    except TypeError as e:
+        raise SearchConfigError(f"bad option value ({e})") from None
     if meta is not None:
-        model = model or meta.get("model_spec")
-        param_space = ParamSpace.from_dict(meta["space"])
+        stored = meta.get("model_spec")
+        if model and stored and model != stored:
+            raise SearchConfigError(
+                f"run at {resume} examines {stored!r}, not {model!r}; a resume must use the run's own model "
+                "(start a new run with --out for another model)"
+            )
+        if not model and stored and not safe_from_a_run(stored):
+            raise SearchConfigError(
+                f"run at {resume} names the model {stored!r} in meta.json; a command, worker, module or file "
+                f"named by a run directory is never started on its own: repeat it with --model '{stored}' if you "
+                "trust it"
+            )
+        model = model or stored
+        try:
+            param_space = ParamSpace.from_dict(meta["space"])
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise SearchConfigError(f"{resume}/meta.json has no usable parameter space ({e}); the run is damaged") from None
         out_dir = resume
     else:
         param_space = ParamSpace.from_groups(cfg.space)
@@ -82,17 +111,37 @@ def run_command(
     probe = factory()  # fail fast, in this process, on a bad spec
     threshold_rule = None
     if meta is None and uses_relative_threshold(model, cfg.metric) and cfg.threshold is None:
-        if not quiet and not json_out:
+        if not quiet and not json_out and not console._state["quiet"]:
             typer.echo("calibrating the failure threshold on easy reference scenes ...", err=True)
         cfg, threshold_rule = resolve_threshold(cfg, model, param_space, probe)
         factory = EvaluatorFactory(model, param_space.to_dict(), cfg.failure_threshold, cfg.seed)
     close = getattr(probe, "close", None)
     if callable(close):
         close()
+    if resume is None and overwrite:
+        _clear_previous_run(out_dir)
     evaluator = make_evaluator(factory, cfg.backend, cfg.workers)
-    with RichProgress(cfg.budget, disable=quiet or json_out) as show:
-        result = run_search(cfg, evaluator, param_space, out_dir, resume=resume is not None, progress=show,
-                            model_spec=model, threshold_rule=threshold_rule)
+    try:
+        with removed_if_failed(out_dir):
+            try:
+                with RichProgress(cfg.budget, disable=quiet or json_out or console._state["quiet"]) as show:
+                    result = run_search(cfg, evaluator, param_space, out_dir, resume=resume is not None,
+                                        progress=show, model_spec=model, threshold_rule=threshold_rule)
+            except Exception:
+                if resume is None:
+                    _discard_empty_run(out_dir)  # a run that failed before its first evaluation
+                raise
+    except KeyboardInterrupt:
+        try:
+            done = RunStore.open(out_dir).n_evaluations
+        except (StoreError, OSError):
+            done = None
+        if done is None:
+            raise Interrupted(f"interrupted before the run in {out_dir} started; run the command again") from None
+        raise Interrupted(
+            f"interrupted after {done} of {cfg.budget} evaluations (logged in {out_dir}); continue with "
+            f"`examiner run --resume {out_dir}`" + (f" --model '{model}'" if not safe_from_a_run(model) else "")
+        ) from None
     report_paths = None
     if report:
         from reports import write_report
@@ -126,6 +175,25 @@ def run_command(
         typer.echo(f"  mode {m['id']}: {m['rate']:.0%} fail [{lo:.0%}, {hi:.0%}]  {dims}", err=True)
     if report_paths:
         typer.echo(f"report: {report_paths.html}", err=True)
+
+
+def _clear_previous_run(out: Path) -> None:
+    """--overwrite: remove the run files a previous run left in `out` (other files stay,
+    report.html / results.json are rewritten at the end)."""
+    from examiner.store import CHECKPOINT_FILE, EVAL_FILE, META_FILE, MODES_FILE, SUMMARY_FILE
+
+    for name in (META_FILE, EVAL_FILE, MODES_FILE, CHECKPOINT_FILE, SUMMARY_FILE):
+        p = Path(out) / name
+        if p.is_file():
+            p.unlink()
+
+
+def _discard_empty_run(out: Path) -> None:
+    from examiner.store import EVAL_FILE
+
+    log = Path(out) / EVAL_FILE
+    if log.is_file() and log.stat().st_size == 0:
+        _clear_previous_run(out)
 
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="PoseExaminer failure search.")

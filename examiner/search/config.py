@@ -16,6 +16,37 @@ from examiner.search.errors import SearchConfigError
 
 CONFIG_VERSION = 1
 
+# The largest budget a run accepts: ~10^7 evaluations already take days and write tens of
+# GB of log; a larger number is almost always a typo (1e23).
+MAX_BUDGET = 10_000_000
+
+
+def _check_types(obj: Any, prefix: str = "") -> None:
+    """SearchConfigError when a field's value does not have its declared type (YAML gives
+    strings, lists and nulls where numbers belong)."""
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        ann = str(f.type).replace(" ", "")
+        name = prefix + f.name
+        if dataclasses.is_dataclass(value):
+            _check_types(value, name + ".")
+            continue
+        optional = ann.endswith("|None")
+        base = ann[: -len("|None")] if optional else ann
+        if value is None and optional:
+            continue
+        ok = {
+            "int": isinstance(value, int) and not isinstance(value, bool),
+            "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+            "str": isinstance(value, str),
+            "bool": isinstance(value, bool),
+            "tuple[int,...]": isinstance(value, tuple) and all(isinstance(x, int) and not isinstance(x, bool) for x in value),
+        }.get(base, True)
+        if not ok:
+            raise SearchConfigError(f"{name} must be {base.replace('[int,...]', ' of integers')}, got {value!r}")
+        if base == "float" and not math.isfinite(float(value)):
+            raise SearchConfigError(f"{name} must be a finite number, got {value!r}")
+
 # Failure thresholds that have an established default. Any other metric needs an explicit
 # threshold: guessing one would silently define what "failure" means.
 DEFAULT_THRESHOLDS: dict[str, float] = {
@@ -163,12 +194,15 @@ class SearchConfig:
 
     def validate(self) -> "SearchConfig":
         """Raise SearchConfigError (one line) on the first bad value; return self."""
+        _check_types(self)
         if self.strategy not in STRATEGIES:
             raise SearchConfigError(
                 f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}"
             )
         if not isinstance(self.budget, int) or self.budget <= 0:
             raise SearchConfigError(f"budget must be a positive number of evaluations, got {self.budget!r}")
+        if self.budget > MAX_BUDGET:
+            raise SearchConfigError(f"budget {self.budget} is above the cap of {MAX_BUDGET:,} evaluations; is it a typo?")
         if not isinstance(self.agents, int) or self.agents < 1:
             raise SearchConfigError(f"agents must be at least 1, got {self.agents!r}")
         if self.budget < self.agents:
@@ -179,8 +213,10 @@ class SearchConfig:
         if not isinstance(self.seed, int) or self.seed < 0:
             raise SearchConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
         threshold = self.failure_threshold
-        if not math.isfinite(threshold):
-            raise SearchConfigError(f"threshold must be a finite number, got {threshold!r}")
+        if not math.isfinite(threshold) or threshold <= 0:
+            raise SearchConfigError(
+                f"threshold must be a positive finite number (a failure is a value above it), got {threshold!r}"
+            )
         if self.backend not in BACKENDS:
             raise SearchConfigError(f"unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
         if not isinstance(self.workers, int) or self.workers < 1:
@@ -208,6 +244,18 @@ class SearchConfig:
         p = self.ppo
         if p.n_steps < 1 or p.batch_size < 2 or p.n_epochs < 1:
             raise SearchConfigError("ppo.n_steps, ppo.batch_size and ppo.n_epochs must be positive (batch_size >= 2)")
+        if p.learning_rate <= 0 or not 0 < p.gamma <= 1 or not 0 <= p.gae_lambda <= 1 or p.clip_range <= 0:
+            raise SearchConfigError(
+                f"ppo.learning_rate and ppo.clip_range must be positive and ppo.gamma in (0, 1], ppo.gae_lambda in "
+                f"[0, 1]; got learning_rate={p.learning_rate}, gamma={p.gamma}, gae_lambda={p.gae_lambda}, "
+                f"clip_range={p.clip_range}"
+            )
+        if p.ent_coef < 0 or p.torch_threads < 1 or not p.net_arch or min(p.net_arch) < 1:
+            raise SearchConfigError("ppo.ent_coef must be >= 0, ppo.torch_threads >= 1 and ppo.net_arch positive layer sizes")
+        if self.cmaes_sigma0 <= 0 or self.reinforce_lr <= 0 or self.reinforce_init_std <= 0:
+            raise SearchConfigError("cmaes_sigma0, reinforce_lr and reinforce_init_std must be positive")
+        if (e.score_scale is not None and e.score_scale <= 0) or e.claim_radius < 0 or e.restart_candidates < 1:
+            raise SearchConfigError("env.score_scale must be positive, env.claim_radius >= 0, env.restart_candidates >= 1")
         return self
 
     # ---- (de)serialisation -------------------------------------------------------------
@@ -240,7 +288,14 @@ class SearchConfig:
                     )
                 value = dict(value)
                 if key == "ppo" and "net_arch" in value:
-                    value["net_arch"] = tuple(int(x) for x in value["net_arch"])
+                    arch = value["net_arch"]
+                    if not isinstance(arch, (list, tuple)) or not all(isinstance(x, int) and not isinstance(x, bool) for x in arch):
+                        raise SearchConfigError(f"{source}: ppo.net_arch must be a list of integers, got {arch!r}")
+                    value["net_arch"] = tuple(arch)
+                for sub in fields(nested[key]):  # YAML floats like 1.0 for integer fields
+                    v = value.get(sub.name)
+                    if str(sub.type) == "int" and isinstance(v, float) and v.is_integer():
+                        value[sub.name] = int(v)
                 kwargs[key] = nested[key](**value)
             elif key != "version":
                 kwargs[key] = value
@@ -252,13 +307,20 @@ class SearchConfig:
                 kwargs["threshold"] = float(kwargs["threshold"])
             except (TypeError, ValueError):
                 raise SearchConfigError(f"{source}: threshold must be a number, got {kwargs['threshold']!r}") from None
-        return cls(**kwargs)
+        cfg = cls(**kwargs)
+        try:
+            _check_types(cfg)
+        except SearchConfigError as e:
+            raise SearchConfigError(f"{source}: {e}") from None
+        return cfg
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "SearchConfig":
         import yaml
 
         path = Path(path)
+        if path.is_dir():
+            raise SearchConfigError(f"config file {path} is a folder; give the YAML file with --config")
         if not path.is_file():
             raise SearchConfigError(f"config file {path} does not exist; check the --config path")
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
@@ -315,6 +316,24 @@ def _parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
                 raise SearchConfigError(f"model spec {spec!r}: option {part!r} must look like key=value")
             opts[k] = v
     return kind, name, opts
+
+
+# Model kinds a command may start from a run directory's meta.json without the user naming
+# them: built-ins that run no code or files named by the spec. Every other kind (cmd:,
+# worker:, python:, onnx:, anything unknown) runs a command, module or file the spec names,
+# so a run directory someone sent must not be able to start it.
+KINDS_SAFE_FROM_A_RUN = ("analytic", "whitebox", "baseline", "mediapipe")
+
+
+def spec_kind(model_spec: str) -> str:
+    """The kind of a model spec: the text before the first ':' or '?'."""
+    return re.split(r"[:?]", str(model_spec).strip(), maxsplit=1)[0]
+
+
+def safe_from_a_run(model_spec: str) -> bool:
+    """Whether a spec read from a run directory may be started without the user repeating
+    it on the command line (see KINDS_SAFE_FROM_A_RUN)."""
+    return spec_kind(model_spec) in KINDS_SAFE_FROM_A_RUN
 
 
 def build_evaluator(model_spec: str, space: ParamSpace, threshold: float = 90.0, seed: int = 0) -> Evaluator:

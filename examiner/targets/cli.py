@@ -109,6 +109,12 @@ def register_cmd(
     startup_timeout: float = typer.Option(180.0, "--startup-timeout", help="seconds to load the model"),
 ) -> None:
     """Register a worker command so that --model worker:NAME starts it."""
+    import math
+
+    envs.check_worker_name(name)
+    for label, v in (("--timeout", timeout), ("--startup-timeout", startup_timeout)):
+        if not math.isfinite(v) or v <= 0:
+            raise TargetError(f"{label} must be a positive number of seconds, got {v}")
     exe = Path(command[0])
     if exe.is_absolute() and not exe.exists():
         raise TargetError(f"{exe} does not exist; give the full path of the environment's python")
@@ -124,7 +130,9 @@ def check_cmd(
     seed: int = typer.Option(0, "--seed"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Run the conformance checks on a target, with a few rendered scenes."""
+    """Run the conformance checks on a target, with a few rendered scenes (exit 1 on a FAIL)."""
+    if n < 1 or seed < 0:
+        raise TargetError(f"--n must be at least 1 and --seed non-negative, got --n {n} --seed {seed}")
     import simulator
     from examiner.evaluate import reference_scenes
     from examiner.targets.base import TargetBatch

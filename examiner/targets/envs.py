@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -80,7 +81,22 @@ class WorkerSpec:
         return d
 
 
+WORKER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def check_worker_name(name: str) -> str:
+    """A worker name is a file name in the registry folder: letters, digits, '_', '.',
+    '-' (starting with a letter or digit), so it can never point outside the folder."""
+    if not isinstance(name, str) or not WORKER_NAME.fullmatch(name) or ".." in name:
+        raise TargetError(
+            f"worker name {name!r} is not allowed; use letters, digits, '_', '.' and '-' (starting with a letter "
+            "or digit, at most 64 characters)"
+        )
+    return name
+
+
 def register_worker(spec: WorkerSpec) -> Path:
+    check_worker_name(spec.name)
     workers_dir().mkdir(parents=True, exist_ok=True)
     path = workers_dir() / f"{spec.name}.json"
     path.write_text(json.dumps(spec.to_dict(), indent=2))

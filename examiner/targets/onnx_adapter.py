@@ -42,6 +42,9 @@ _SPACES = ("crop_px", "crop_norm", "crop_ndc", "image_px")
 def _load_yaml(path: Path) -> dict[str, Any]:
     import yaml
 
+    if not path.is_file():
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise TargetError(f"ONNX sidecar {path} {what}; give the model's YAML file with ?config=PATH")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
@@ -67,7 +70,8 @@ class OnnxTarget(TargetModel):
     def __init__(self, model_path: str | Path, config: dict[str, Any] | str | Path | None = None, threads: int = 0) -> None:
         model_path = Path(model_path)
         if not model_path.is_file():
-            raise TargetError(f"ONNX model {model_path} not found; check the path in onnx:PATH")
+            what = "is a folder, not a model file" if model_path.is_dir() else "not found"
+            raise TargetError(f"ONNX model {model_path} {what}; check the path in onnx:PATH")
         if config is None:
             config = find_sidecar(model_path)
         if isinstance(config, (str, Path)):
@@ -197,7 +201,12 @@ class OnnxTarget(TargetModel):
 
 def make_onnx(body: str, options: dict[str, str]) -> OnnxTarget:
     config = options.pop("config", None)
-    threads = int(options.pop("threads", "0"))
+    try:
+        threads = int(options.pop("threads", "0"))
+    except ValueError:
+        raise TargetError("onnx option threads must be a whole number (0: onnxruntime's default)") from None
+    if threads < 0:
+        raise TargetError(f"onnx option threads must be 0 or more, got {threads}")
     if options:
         raise TargetError(f"unknown onnx option(s) {sorted(options)}; valid: config, threads")
     return OnnxTarget(body, config=config, threads=threads)

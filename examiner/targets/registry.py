@@ -130,7 +130,8 @@ def _import_module(ref: str) -> Any:
     if ref.endswith(".py") or "/" in ref:
         path = Path(ref).expanduser()
         if not path.is_file():
-            raise TargetError(f"python model file {path} not found")
+            what = "is a folder, not a file" if path.is_dir() else "not found"
+            raise TargetError(f"python model file {path} {what}")
         name = f"poseexaminer_user_{path.stem}"
         spec = importlib.util.spec_from_file_location(name, path)
         assert spec is not None and spec.loader is not None

@@ -29,6 +29,7 @@ From a spec string (regions separated by ';', dimensions within a region by ',')
 
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
@@ -97,6 +98,9 @@ class WhiteBoxTarget(TargetModel):
         halo_error_m: float = 0.05,
     ) -> None:
         self.regions = tuple(regions)
+        for label, v in (("error", error_m), ("noise", noise_m), ("halo", halo), ("halo_error", halo_error_m)):
+            if not math.isfinite(float(v)) or float(v) < 0:
+                raise TargetError(f"white-box option {label} must be a finite number >= 0, got {v!r}")
         self.error_m = float(error_m)
         self.noise_m = float(noise_m)
         if halo < 0 or halo_error_m < 0:
@@ -196,10 +200,13 @@ def parse_regions(text: str) -> list[PlantedRegion]:
             try:
                 if not (sep and sep2):
                     raise ValueError
-                bounds[name.strip()] = (float(lo), float(hi))
+                lo_f, hi_f = float(lo), float(hi)
+                if not (math.isfinite(lo_f) and math.isfinite(hi_f)) or lo_f > hi_f:
+                    raise ValueError
+                bounds[name.strip()] = (lo_f, hi_f)
             except ValueError:
                 raise TargetError(
-                    f"bad planted region item {item!r}; write dimension=low:high, e.g. camera.azimuth=0.5:1"
+                    f"bad planted region item {item!r}; write dimension=low:high with finite low <= high, e.g. camera.azimuth=0.5:1"
                 ) from None
         regions.append(PlantedRegion(bounds))
     return regions

@@ -146,7 +146,9 @@ def test_report_of_a_run_killed_before_its_first_evaluation(tmp_path):
     paths = write_report(tmp_path / "run", fail_on=["modes>0"])
     res = load_results(paths.results)
     assert res["stats"]["evaluations"] == 0 and res["stats"]["status"] == "unfinished" and res["modes"] == []
-    assert paths.gate_failure is None
+    # The report is written, but a gate never passes a run it cannot judge ("0 modes").
+    assert paths.gate_failure and "no summary.json" in paths.gate_failure
+    assert "modes>0" not in paths.gate_failure
     assert "found no failure mode" in paths.html.read_text()
 
 
