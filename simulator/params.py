@@ -457,7 +457,7 @@ def default_dimensions() -> list[Dimension]:
         Dimension("camera.roll", -15 * DEG, 15 * DEG, "rad"),
         Dimension("camera.offset_x", -0.1, 0.1, "", description="fraction of image width"),
         Dimension("camera.offset_y", -0.1, 0.1, "", description="fraction of image height"),
-        Dimension("camera.truncation", 0.0, 0.5, "", description="fraction of the person outside the image"),
+        Dimension("camera.truncation", 0.0, 0.35, "", description="fraction of the person outside the image"),
         Dimension("camera.truncation_side", 0, 0, "", choices=TRUNCATION_SIDES),
         Dimension("light.azimuth", -180 * DEG, 180 * DEG, "rad"),
         Dimension("light.elevation", 0.0, 80 * DEG, "rad"),

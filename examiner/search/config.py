@@ -168,7 +168,7 @@ class SearchConfig:
     seed: int = 0
     metric: str = "pa_mpjpe"
     threshold: float | None = None
-    space: str = "pose,shape,camera,occluder"
+    space: str = "pose,shape,camera"
     backend: str = "local"
     workers: int = 1
     checkpoint_every: int = 16
