@@ -154,3 +154,22 @@ def test_refuses_a_local_instance_beyond_loopback(monkeypatch):
     with pytest.raises(BackendError, match=r"would listen on 192\.0\.2\.2.*RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0"):
         start_local_ray(ray, 1)
     assert not ray.is_initialized()
+
+
+def test_import_ray_keeps_the_node_ip_on_loopback_and_restores_the_env():
+    """A fresh interpreter (ray must not be imported yet): after import_ray the variable is
+    gone again from os.environ, and the node IP Ray would use stays loopback."""
+    import subprocess
+
+    code = (
+        "import os\n"
+        "from examiner.search.backends import import_ray\n"
+        "ray = import_ray()\n"
+        "print('RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER' in os.environ, ray.util.get_node_ip_address())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")}
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH", "")])
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    still_set, node_ip = out.stdout.split()
+    assert still_set == "False" and _loopback(f"{node_ip}:0"), out.stdout
