@@ -330,24 +330,22 @@ def _run_local(kind, config, out: Path, todo: list[int], workers: int, on_progre
 
 
 def _import_ray():
+    from examiner.search.backends import import_ray
+
     try:
-        import ray
+        return import_ray()
     except ImportError as e:
         raise GeneratorError(
             f"--backend ray needs the optional dependency ray ({e}); install it with `pip install poseexaminer[ray]`"
         ) from None
-    return ray
 
 
 def _run_ray(kind, config, out: Path, todo: list[int], workers: int, on_progress, on_shard) -> None:
     ray = _import_ray()
-    owns = not ray.is_initialized()
-    if owns:
-        from examiner.search.backends import local_ray_init_kwargs
+    from examiner.search.backends import start_local_ray
 
-        # a local instance bound to 127.0.0.1 (Ray has no authentication); an existing
-        # cluster (RAY_ADDRESS) sizes itself
-        ray.init(**local_ray_init_kwargs(workers))
+    # a local instance listening on loopback only; an existing cluster (RAY_ADDRESS) sizes itself
+    owns = start_local_ray(ray, workers)
 
     @ray.remote(num_cpus=1)
     class ShardActor:

@@ -9,14 +9,17 @@ picklable factory (e.g. `EvaluatorFactory`), once, when they start.
   inherit torch/OpenGL state from the parent).
 - `ray`: W Ray actors on a local Ray instance (or the cluster `ray.init` finds through
   RAY_ADDRESS). `ray` is an optional dependency: `pip install poseexaminer[ray]`.
-  Ray has no authentication, so the local instance we start is bound to 127.0.0.1
-  (`local_ray_init_kwargs`) with no dashboard; connecting to a remote cluster
-  (RAY_ADDRESS) stays the user's explicit choice.
+  The local instance we start listens on loopback only (`import_ray`, `start_local_ray`)
+  with no dashboard; connecting to a remote cluster (RAY_ADDRESS) stays the user's
+  explicit choice.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import multiprocessing as mp
+import os
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Callable
 
@@ -68,12 +71,29 @@ class ProcessPoolEvaluator:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def local_ray_init_kwargs(workers: int | None = None) -> dict[str, Any]:
-    """`ray.init` arguments for a Ray instance this process starts: loopback only (Ray's
-    services have no authentication), no dashboard, quiet. With RAY_ADDRESS set, Ray
-    connects to that cluster instead and these node options do not apply."""
-    import os
+# Every Ray service (GCS, raylet node manager and object manager, each worker's and the
+# driver's core-worker server, the runtime-env agent) binds to the node IP, or to all
+# interfaces when the node IP is not loopback. Ray picks the node IP from the host's
+# outward route and `ray.init` turns `_node_ip_address="127.0.0.1"` back into that address,
+# unless this variable is "0" (despite its name it applies on Linux too). Ray reads it once,
+# when `ray` is imported.
+LOOPBACK_RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def local_ray_init_kwargs(workers: int | None = None) -> dict[str, Any]:
+    """`ray.init` arguments for a Ray instance this process starts: loopback node IP, no
+    dashboard, quiet. With RAY_ADDRESS set, Ray connects to that cluster instead and these
+    node options do not apply. The node IP only stays loopback when ray was imported by
+    `import_ray` (see LOOPBACK_RAY_ENV); `start_local_ray` checks that."""
     kw: dict[str, Any] = {"include_dashboard": False, "ignore_reinit_error": True, "log_to_driver": False,
                           "configure_logging": False}
     if not os.environ.get("RAY_ADDRESS"):
@@ -83,14 +103,58 @@ def local_ray_init_kwargs(workers: int | None = None) -> dict[str, Any]:
     return kw
 
 
-def _import_ray():
+def import_ray():
+    """Import ray (ImportError when it is not installed). When this is ray's first import in
+    the process and RAY_ADDRESS is unset, it happens under LOOPBACK_RAY_ENV, so a local
+    instance started later listens on loopback only; the variable is restored afterwards
+    (a value the user set is kept), and the Ray processes get their node IP explicitly."""
+    if "ray" in sys.modules or os.environ.get("RAY_ADDRESS"):
+        import ray
+
+        return ray
+    saved = {k: os.environ.get(k) for k in LOOPBACK_RAY_ENV}
+    for k, v in LOOPBACK_RAY_ENV.items():
+        os.environ.setdefault(k, v)
     try:
         import ray
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return ray
+
+
+def start_local_ray(ray, workers: int | None = None, init_kwargs: dict[str, Any] | None = None) -> bool:
+    """Start a local Ray instance with `local_ray_init_kwargs` unless one is already
+    initialised in this process; True when this call started (and so owns) it. Refuses
+    (BackendError) to start one whose services would listen beyond loopback, which happens
+    when ray was imported before `import_ray` could set LOOPBACK_RAY_ENV."""
+    if ray.is_initialized():
+        return False
+    kw = local_ray_init_kwargs(workers)
+    kw.update(init_kwargs or {})
+    if not os.environ.get("RAY_ADDRESS"):
+        node_ip = ray.util.get_node_ip_address()
+        if not _is_loopback(node_ip):
+            var = next(iter(LOOPBACK_RAY_ENV))
+            raise BackendError(
+                f"a local Ray instance would listen on {node_ip} (ray was imported before PoseExaminer "
+                f"could set {var}=0, or it is set to 1); set {var}=0 before importing ray, "
+                "or start Ray yourself and pass its address in RAY_ADDRESS"
+            )
+    ray.init(**kw)
+    return True
+
+
+def _import_ray():
+    try:
+        return import_ray()
     except ImportError as e:
         raise BackendError(
             f"--backend ray needs the optional dependency ray ({e}); install it with `pip install poseexaminer[ray]`"
         ) from None
-    return ray
 
 
 class RayEvaluator:
@@ -99,11 +163,7 @@ class RayEvaluator:
         if workers < 1:
             raise BackendError(f"workers must be at least 1, got {workers}")
         self._ray = ray
-        self._owns_ray = not ray.is_initialized()
-        if self._owns_ray:
-            kw = local_ray_init_kwargs()
-            kw.update(init_kwargs or {})
-            ray.init(**kw)
+        self._owns_ray = start_local_ray(ray, init_kwargs=init_kwargs)
 
         @ray.remote(num_cpus=1)
         class _Worker:
