@@ -53,8 +53,8 @@ _SIDE_DOFS = {
 
 POSE_LIMITS: dict[str, tuple[float, float, str]] = {
     "root_yaw": _r(-180, 180, "whole body turned to its left (+)"),
-    "root_pitch": _r(-30, 60, "whole body tilted forward (+)"),
-    "root_roll": _r(-30, 30, "whole body tilted to its left (+)"),
+    "root_pitch": _r(-180, 180, "whole body tilted forward (+); 90 = lying face down, 180 = upside down"),
+    "root_roll": _r(-90, 90, "whole body tilted to its left (+); 90 = lying on its left side"),
     "spine_flexion": _r(-25, 80, "trunk bent forward (+) / back (-)"),
     "spine_lateral": _r(-35, 35, "trunk bent to its left (+)"),
     "spine_rotation": _r(-45, 45, "trunk twisted to its left (+)"),

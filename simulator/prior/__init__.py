@@ -1,0 +1,138 @@
+"""A pose prior learned from motion capture: runtime decoder (numpy only, no torch).
+
+    >>> prior = load_pose_prior()            # assets/pose_prior/prior.npz, cached per process
+    >>> z = np.random.default_rng(0).standard_normal((4, prior.latent_dim))
+    >>> poses = prior.decode(z)              # (4, 34) radians, simulator.joints.POSE_DOFS order
+
+A VAE (VPoser-like) trained by `scripts/build_pose_prior.py` on the retargeted mocap table
+`assets/pose_prior/mocap_poses.npz`; see assets/pose_prior/MODEL_CARD.md for what it was trained on
+and how well it reconstructs held-out motion. The pose vector the network sees is the 31 non-root
+angles (standardised) and the world up direction in the body frame (3, unit), so lying and
+upside-down bodies are continuous; root_yaw (heading) is not modelled and decodes to 0.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from pathlib import Path
+
+import numpy as np
+
+from simulator.errors import AssetError
+from simulator.joints import POSE_DOFS, POSE_LIMITS
+
+PRIOR_VERSION = 1
+DEFAULT_PRIOR = Path(__file__).resolve().parents[2] / "assets" / "pose_prior" / "prior.npz"
+ROOT_DOFS = ("root_yaw", "root_pitch", "root_roll")
+BODY_DOFS = tuple(n for n in POSE_DOFS if n not in ROOT_DOFS)  # the 31 angles the network models
+_BODY_IDX = np.array([POSE_DOFS.index(n) for n in BODY_DOFS])
+_LO = np.array([POSE_LIMITS[n][0] for n in POSE_DOFS])
+_HI = np.array([POSE_LIMITS[n][1] for n in POSE_DOFS])
+
+
+def tilt_from_up(up: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(..., 3) world up seen in the body frame -> (root_pitch, root_roll) radians,
+    pitch in [-pi, pi], roll in [-pi/2, pi/2], for the root Rz(yaw) Rx(pitch) Ry(roll) with yaw 0.
+
+    World up in the body frame is u = (-cos p sin r, sin p, cos p cos r); cos(pitch) takes the
+    sign of u_z so that roll stays within +-90 degrees."""
+    u = up / np.maximum(np.linalg.norm(up, axis=-1, keepdims=True), 1e-12)
+    c = np.hypot(u[..., 0], u[..., 2]) * np.where(u[..., 2] < 0, -1.0, 1.0)
+    pitch = np.arctan2(u[..., 1], c)
+    safe = np.where(np.abs(c) < 1e-9, 1e-9, c)
+    roll = np.arctan2(-u[..., 0] / safe, u[..., 2] / safe)
+    return pitch, roll
+
+
+def up_from_tilt(pitch: np.ndarray, roll: np.ndarray) -> np.ndarray:
+    """Inverse of `tilt_from_up`: (...,) radians -> (..., 3) unit world up in the body frame."""
+    cp = np.cos(pitch)
+    return np.stack([-cp * np.sin(roll), np.sin(pitch), cp * np.cos(roll)], -1)
+
+
+def features_from_angles(angles: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """(B, 34) radians -> (B, 34) network features: 31 standardised angles, then up (3)."""
+    a = np.atleast_2d(np.asarray(angles, dtype=np.float64))
+    up = up_from_tilt(a[:, POSE_DOFS.index("root_pitch")], a[:, POSE_DOFS.index("root_roll")])
+    return np.concatenate([(a[:, _BODY_IDX] - mean) / std, up], 1)
+
+
+def angles_from_features(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """(B, 34) network features -> (B, 34) radians in POSE_DOFS order, root_yaw 0, clipped to POSE_LIMITS."""
+    out = np.zeros((len(x), len(POSE_DOFS)))
+    out[:, _BODY_IDX] = x[:, : len(BODY_DOFS)] * std + mean
+    pitch, roll = tilt_from_up(x[:, len(BODY_DOFS):])
+    out[:, POSE_DOFS.index("root_pitch")] = pitch
+    out[:, POSE_DOFS.index("root_roll")] = roll
+    return np.clip(out, _LO, _HI)
+
+
+def _mlp(x: np.ndarray, layers: list[tuple[np.ndarray, np.ndarray]], slope: float) -> np.ndarray:
+    for i, (W, b) in enumerate(layers):
+        x = x @ W + b
+        if i < len(layers) - 1:
+            x = np.where(x > 0, x, slope * x)
+    return x
+
+
+class PosePrior:
+    """Decoder and encoder of the pose VAE. Arrays: z (B, latent_dim) in standard-normal units;
+    angles (B, 34) float64 radians in `simulator.joints.POSE_DOFS` order."""
+
+    def __init__(self, weights: dict[str, np.ndarray], path: Path | None = None) -> None:
+        self.path = path
+        self.latent_dim = int(weights["latent_dim"])
+        self.slope = float(weights["leaky_slope"])
+        self.mean = weights["angle_mean"].astype(np.float64)
+        self.std = weights["angle_std"].astype(np.float64)
+
+        def layers(prefix: str) -> list[tuple[np.ndarray, np.ndarray]]:
+            n = int(weights[f"{prefix}_layers"])
+            return [(weights[f"{prefix}_W{i}"].astype(np.float64), weights[f"{prefix}_b{i}"].astype(np.float64)) for i in range(n)]
+
+        self._enc = layers("enc")
+        self._dec = layers("dec")
+
+    def decode(self, z: np.ndarray) -> np.ndarray:
+        """(B, L) standard-normal latents -> (B, 34) radians, root_yaw 0, inside POSE_LIMITS."""
+        z = np.atleast_2d(np.asarray(z, dtype=np.float64))
+        if z.shape[1] != self.latent_dim:
+            raise ValueError(f"latent vectors have {z.shape[1]} values; this prior's latent size is {self.latent_dim}")
+        return angles_from_features(_mlp(z, self._dec, self.slope), self.mean, self.std)
+
+    def encode(self, angles: np.ndarray) -> np.ndarray:
+        """(B, 34) radians -> (B, L) posterior means (root_yaw is ignored)."""
+        x = features_from_angles(angles, self.mean, self.std)
+        return _mlp(x, self._enc, self.slope)[:, : self.latent_dim]
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """n poses (n, 34) decoded from z ~ N(0, I) drawn from `rng`."""
+        return self.decode(rng.standard_normal((n, self.latent_dim)))
+
+
+@functools.lru_cache(maxsize=4)
+def _load(path: str) -> PosePrior:
+    p = Path(path)
+    if not p.is_file():
+        raise AssetError(f"pose prior weights not found: {p}; rebuild them with `python scripts/build_pose_prior.py all`")
+    with np.load(p, allow_pickle=False) as f:
+        weights = {k: f[k] for k in f.files}
+    if int(weights.get("version", -1)) != PRIOR_VERSION or list(weights["dof_names"]) != list(POSE_DOFS):
+        raise AssetError(f"{p} was built for another pose layout; rebuild it with `python scripts/build_pose_prior.py train`")
+    return PosePrior(weights, p)
+
+
+def load_pose_prior(path: str | Path | None = None) -> PosePrior:
+    """The pose prior at `path` (default assets/pose_prior/prior.npz), loaded once per process."""
+    return _load(str(Path(path) if path is not None else DEFAULT_PRIOR))
+
+
+def decode_timing(prior: PosePrior, batch: int, repeats: int = 200) -> float:
+    """Microseconds per decoded pose at a batch size (for the model card)."""
+    z = np.zeros((batch, prior.latent_dim))
+    prior.decode(z)
+    t = time.perf_counter()
+    for _ in range(repeats):
+        prior.decode(z)
+    return (time.perf_counter() - t) / (repeats * batch) * 1e6

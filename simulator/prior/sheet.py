@@ -1,0 +1,35 @@
+"""samples.png: decoded pose-prior samples rendered with the simulator (offline)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from simulator.joints import POSE_DOFS
+
+
+def render_poses(poses: np.ndarray, size: int = 256, azimuth_deg: float = 30.0, distance: float = 3.2):
+    """(N, 34) radians -> list of PIL images (upright camera, front-left view, default body)."""
+    from PIL import Image
+
+    from simulator.params import SceneParams
+    from simulator.render import render_batch
+
+    base = SceneParams().with_values({
+        "camera.width": size, "camera.height": size, "camera.azimuth": np.radians(azimuth_deg),
+        "camera.elevation": np.radians(10.0), "camera.distance": distance,
+    })
+    params = [base.replace(pose=dict(zip(POSE_DOFS, map(float, p)))) for p in poses]
+    return [Image.fromarray(s.rgb) for s in render_batch(params)]
+
+
+def render_samples(prior_path: Path, out: Path, seed: int = 0, n: int = 16) -> Path:
+    """Render n samples z ~ N(0, I) of the prior at `prior_path` as a 4-column sheet."""
+    from simulator.overlay import contact_sheet
+    from simulator.prior import load_pose_prior
+
+    prior = load_pose_prior(prior_path)
+    poses = prior.sample(np.random.default_rng(seed), n)
+    contact_sheet(render_poses(poses), columns=4).save(out)
+    return out
