@@ -52,7 +52,9 @@ def retarget(mocap: Path, out: Path) -> dict:
         clips = load_all(mocap, Path(tmp))
     _log(f"{len(clips)} clips, {sum(c.n_frames for c in clips)} frames")
     skeleton = AnnySkeleton()
-    results = retarget_clips(skeleton, clips, progress=lambda k, n: _log(f"retarget window {k}/{n}") if k % 5 == 0 or k == n else None)
+    from simulator.prior.retarget import STATS
+
+    results = retarget_clips(skeleton, clips, progress=lambda k, n: _log(f"retarget window {k}/{n} ({STATS})"))
     counts = save_table(out / "mocap_poses.npz", results, source_note=f"built by scripts/build_pose_prior.py retarget from {mocap.name}")
     errors: dict = {"per_clip": {}, "all": {}}
     pooled: dict[str, list] = {}
@@ -70,6 +72,7 @@ def retarget(mocap: Path, out: Path) -> dict:
         errors["all"][k] = {"median": round(float(np.median(v)), 1), "p90": round(float(np.percentile(v, 90)), 1)}
     errors["frames_per_source"] = counts
     errors["cpu_seconds"] = round(time.process_time() - t0, 1)
+    errors["restarts"] = dict(STATS)
     (out / "retarget_errors.json").write_text(json.dumps(errors, indent=1) + "\n")
     _log(f"retargeted in {errors['cpu_seconds']} CPU s; frames per source {counts}")
     return errors

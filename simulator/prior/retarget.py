@@ -30,7 +30,7 @@ LIMB_BONES = tuple(
 BONE_WEIGHT = {"hand": 0.2, "head": 0.3}
 ROTATION_WEIGHT = {"chest": 1.0, "head": 0.5, "l_foot": 0.5, "r_foot": 0.5}
 ANGLE_REG = 1e-3
-RESTART_LOSS = 0.02  # ~ 8 degrees of misfit on one bone
+RESTART_LOSS = 0.1  # ~ 18 degrees of misfit on one bone: a wrong twist or a flipped limb
 _ROOT = [POSE_DOFS.index(k) for k in ("root_yaw", "root_pitch", "root_roll")]
 
 
@@ -100,19 +100,21 @@ def _adam(skeleton, dirs: dict, rots: dict, init, iters: int, lr: float):
 
 def _restarts(n_dofs: int) -> list[np.ndarray]:
     """Starting points for frames the warm start leaves badly fitted: neutral, and the shoulder
-    and hip axial rotations at +-50 degrees (the ball joints' twist is where Adam gets stuck)."""
+    and hip axial rotations at +-45 degrees (the ball joints' twist is where Adam gets stuck)."""
     starts = [np.zeros(n_dofs)]
     for sign in (1.0, -1.0):
-        for joint in ("shoulder", "hip"):
-            s = np.zeros(n_dofs)
-            for side in "lr":
-                s[POSE_DOFS.index(f"{side}_{joint}_rotation")] = sign * math.radians(40 if joint == "hip" else 50)
-            starts.append(s)
+        s = np.zeros(n_dofs)
+        for name in ("l_shoulder_rotation", "r_shoulder_rotation", "l_hip_rotation", "r_hip_rotation"):
+            s[POSE_DOFS.index(name)] = sign * math.radians(40)
+        starts.append(s)
     return starts
 
 
+STATS = {"frames": 0, "refitted": 0, "improved": 0}
+
+
 def fit_angles(skeleton, dirs: dict, rots: dict, init, iters: int, lr: float = 0.04,
-               refit_loss: float = RESTART_LOSS, restart_iters: int = 250):
+               refit_loss: float = RESTART_LOSS, restart_iters: int = 150):
     """Fit (B, 34) angles (root fixed at 0) to targets given as torch tensors (B, 3) / (B, 3, 3).
 
     Frames whose loss stays above `refit_loss` are fitted again from `_restarts` and keep the best."""
@@ -120,6 +122,8 @@ def fit_angles(skeleton, dirs: dict, rots: dict, init, iters: int, lr: float = 0
 
     x, loss = _adam(skeleton, dirs, rots, init, iters, lr)
     bad = torch.nonzero(loss > refit_loss).flatten()
+    STATS["frames"] += len(x)
+    STATS["refitted"] += len(bad)
     if len(bad):
         sub_d = {k: v[bad] for k, v in dirs.items()}
         sub_r = {k: v[bad] for k, v in rots.items()}
@@ -130,6 +134,7 @@ def fit_angles(skeleton, dirs: dict, rots: dict, init, iters: int, lr: float = 0
             better = ls < best_l
             best_x = torch.where(better[:, None], xs, best_x)
             best_l = torch.minimum(ls, best_l)
+        STATS["improved"] += int((best_l < loss[bad] - 1e-4).sum())
         x[bad] = best_x
     return x
 
