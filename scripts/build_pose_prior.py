@@ -7,7 +7,8 @@
 
 retarget: every mocap frame (CMU at 30 fps) -> the 34 anatomical angles (mocap_poses.npz) and
 the retargeting errors (retarget_errors.json). train: the VAE on that table (prior.npz,
-train_metrics.json). samples: samples.png, decoded prior samples rendered with the simulator.
+train_metrics.json). samples: samples.png (z ~ N(0, I)) and samples_tilted.png (lying and
+inverted samples among z ~ U[-2.5, 2.5]^L), decoded prior samples rendered with the simulator.
 The mocap folder defaults to <repo>/../shared/mocap; it is read only (CMU is extracted to a
 temporary folder). CPU only, single thread, seeded.
 """
@@ -92,9 +93,10 @@ def main(argv: list[str] | None = None) -> int:
 
         train_and_save(args.out / "mocap_poses.npz", args.out, seed=args.seed, log=_log)
     if args.command in ("samples", "all"):
-        from simulator.prior.sheet import render_samples
+        from simulator.prior.sheet import render_samples, render_tilted_samples
 
         render_samples(args.out / "prior.npz", args.out / "samples.png", seed=args.seed)
+        render_tilted_samples(args.out / "prior.npz", args.out / "samples_tilted.png", seed=args.seed)
     return 0
 
 
