@@ -322,9 +322,12 @@ class AnnyBody:
         return rx @ ry @ rz
 
     def pose_deltas(self, pose: np.ndarray):
-        """(B, P) anatomical angles -> (B, n_bones, 4, 4) anny local-ref deltas."""
+        """(B, P) anatomical angles -> (B, n_bones, 4, 4) anny local-ref deltas.
+
+        A torch tensor `pose` keeps its dtype and autograd graph (the pose prior's
+        retargeting fits angles through this mapping)."""
         torch = _torch()
-        p = torch.as_tensor(np.asarray(pose), dtype=self._dtype)
+        p = pose if torch.is_tensor(pose) else torch.as_tensor(np.asarray(pose), dtype=self._dtype)
         B = p.shape[0]
         col = {n: p[:, i] for i, n in enumerate(POSE_DOFS)}
         R: dict[str, object] = {}
@@ -359,7 +362,7 @@ class AnnyBody:
             )
             R[f"lowerleg01.{S}"] = rx(col[f"{s}_knee_flexion"] - c[f"{s}_knee_rest"])
             R[f"foot.{S}"] = rx(-col[f"{s}_ankle_flexion"]) @ ry(-side * col[f"{s}_ankle_inversion"])
-        deltas = torch.eye(4, dtype=self._dtype).repeat(B, len(self.bone_labels), 1, 1)
+        deltas = torch.eye(4, dtype=p.dtype).repeat(B, len(self.bone_labels), 1, 1)
         for bone, rot in R.items():
             deltas[:, self._bone[bone], :3, :3] = rot
         return deltas

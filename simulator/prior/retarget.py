@@ -6,7 +6,8 @@ chest, head and foot rotations from the anatomical neutral match the source segm
 (rotations carry the spine / neck twist, the ankle and, with the knee straight, the hip
 rotation; the forearm carries the humerus rotation when the elbow is bent). Batched Adam on
 windows of consecutive frames, each window warm-started from the previous window's last frame,
-angles projected onto `POSE_LIMITS` after every step. The root tilt is exact (not fitted): the
+angles projected onto `POSE_LIMITS` after every step; frames left with a loss above
+`RESTART_LOSS` are refitted from a few starting points (`_restarts`) and keep the best fit. The root tilt is exact (not fitted): the
 pelvis rotation with its heading removed (`mocap.body_up_tilt`).
 """
 

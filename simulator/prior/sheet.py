@@ -33,3 +33,18 @@ def render_samples(prior_path: Path, out: Path, seed: int = 0, n: int = 16) -> P
     poses = prior.sample(np.random.default_rng(seed), n)
     contact_sheet(render_poses(poses), columns=4).save(out)
     return out
+
+
+def render_tilted_samples(prior_path: Path, out: Path, seed: int = 0) -> Path:
+    """4 lying (60-120 degrees from upright) and 4 inverted (> 120) poses among samples
+    z ~ U[-2.5, 2.5]^L, the first found of each, as a 4-column sheet."""
+    from simulator.overlay import contact_sheet
+    from simulator.prior import load_pose_prior, up_from_tilt
+
+    prior = load_pose_prior(prior_path)
+    poses = prior.decode(np.random.default_rng(seed).uniform(-2.5, 2.5, (4000, prior.latent_dim)))
+    up = up_from_tilt(poses[:, POSE_DOFS.index("root_pitch")], poses[:, POSE_DOFS.index("root_roll")])
+    tilt = np.degrees(np.arccos(np.clip(up[:, 2], -1, 1)))
+    pick = np.r_[np.flatnonzero((tilt > 60) & (tilt <= 120))[:4], np.flatnonzero(tilt > 120)[:4]]
+    contact_sheet(render_poses(poses[pick], distance=2.8), columns=4).save(out)
+    return out
