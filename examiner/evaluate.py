@@ -181,7 +181,7 @@ def reference_scenes(n: int, seed: int, base: SceneParams | None = None) -> list
 
     base = base or SceneParams()
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0xCA1B]))
-    pose_dims = [d for d in default_dimensions() if d.group == "pose"]
+    pose_dims = [d for d in default_dimensions() if d.group == "joints"]  # the raw angles
     flat = base.flat()
     scenes = []
     for _ in range(n):

@@ -279,8 +279,19 @@ def frame_posecodes(
         out.append(Posecode("partly_out_of_frame", "partly out of frame", "frame"))
     cam = params.camera
     if cam.truncation >= 0.1:
-        out.append(Posecode(f"truncated_{cam.truncation_side}",
-                            f"cut off at the {cam.truncation_side} of the image ({cam.truncation:.0%} of the person)", "frame"))
+        side = cam.truncation_side
+        # Generic and side-specific codes, so a region truncated on any of several sides is
+        # still described; the more specific code supersedes the generic one.
+        frame = ("partly_out_of_frame",)  # the truncation codes say it more precisely
+        out.append(Posecode("truncated", "partly cut off by the image border", "frame", supersedes=frame))
+        out.append(Posecode(f"truncated_{side}", f"cut off at the {side} of the image", "frame",
+                            supersedes=frame + ("truncated",)))
+        if cam.truncation >= 0.25:
+            out.append(Posecode("truncated_quarter", "a quarter or more of the person cut off by the image border",
+                                "frame", supersedes=frame + ("truncated",)))
+            out.append(Posecode(f"truncated_quarter_{side}",
+                                f"a quarter or more of the person cut off at the {side} of the image", "frame",
+                                supersedes=frame + ("truncated", "truncated_quarter", f"truncated_{side}")))
     horiz = "left" if cam.offset_x <= -0.15 else ("right" if cam.offset_x >= 0.15 else None)
     vert = "top" if cam.offset_y <= -0.15 else ("bottom" if cam.offset_y >= 0.15 else None)
     if horiz or vert:
@@ -289,13 +300,15 @@ def frame_posecodes(
     if params.occluder.kind != "none":
         if visibility is None or occluded >= 2:
             occ = params.occluder
+            out.append(Posecode("occluded", "partly hidden behind an object", "frame"))
             if occ.kind == "rectangle":
-                out.append(Posecode("occluded", "partly hidden behind a rectangle", "frame"))
+                out.append(Posecode("occluded_rectangle", "partly hidden behind a rectangle", "frame",
+                                    supersedes=("occluded",)))
             else:
                 what = {"box": "a box in front", "pole": "a pole"}[occ.kind]
-                region = occ.part.replace("_", " ")
-                out.append(Posecode(f"occluded_{occ.part}", f"{region} hidden behind {what} ({occ.coverage:.0%} covered)",
-                                    "frame"))
+                out.append(Posecode(f"occluded_{occ.kind}", f"partly hidden behind {what}", "frame", supersedes=("occluded",)))
+                out.append(Posecode(f"occluded_{occ.kind}_{occ.part}", f"{occ.part.replace('_', ' ')} hidden behind {what}",
+                                    "frame", supersedes=("occluded", f"occluded_{occ.kind}")))
     elif visibility is not None and n and occluded > n / 3:
         out.append(Posecode("self_occluded", "many joints hidden by the body itself", "frame"))
     return out

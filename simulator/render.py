@@ -37,8 +37,6 @@ from simulator.plausibility import capsule_radii, check_penetration
 from simulator.sample import OCCLUDED, OUT_OF_FRAME, VISIBLE, Keypoints, Sample
 
 N_PARTS = 24
-# Segmentation label of a solid occluder (beyond the 24 DensePose parts).
-OCCLUDER_LABEL = N_PARTS + 1
 # DensePose part ids of each body region an occluder can cover (simulator.params.OCCLUDER_PARTS).
 OCCLUDER_REGION_PARTS: dict[str, tuple[int, ...]] = {
     "head": (23, 24),
@@ -367,18 +365,17 @@ class Renderer:
         if self._garments is not None:
             seg_map.update(self._garments.seg_map())
         self._show(colour_pass=False)
-        full_parts = None
+        full_parts = footprint = None
         if solid_occluder:
-            # The part map without the occluder, to measure what it hides.
+            # First the part map without the occluder, to measure what it hides (the pass
+            # the scene keeps comes last: the dense renderer reads its face ids from it).
             full_seg, _ = r.render(self.scene, flags=pyrender.RenderFlags.SEG, seg_node_map=seg_map)
             full_parts = np.ascontiguousarray(full_seg[..., 0])
-            seg_map[self._occluder_node] = (OCCLUDER_LABEL, 0, 0)
+            seg_map[self._occluder_node] = (0, 0, 0)  # drawn, hiding the body, labelled background
         seg, depth = r.render(self.scene, flags=pyrender.RenderFlags.SEG, seg_node_map=seg_map)
         parts = np.ascontiguousarray(seg[..., 0])
-        footprint = None
         if solid_occluder:
-            footprint = parts == OCCLUDER_LABEL
-            parts[footprint] = 0
+            footprint = (full_parts > 0) & (parts == 0)  # body pixels the occluder hides
         clothing_mask = seg[..., 1] > 0
         depth = depth.astype(np.float32)
 

@@ -69,8 +69,11 @@ def angles_from_features(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np
 
 
 def _mlp(x: np.ndarray, layers: list[tuple[np.ndarray, np.ndarray]], slope: float) -> np.ndarray:
+    # einsum without BLAS: every row is computed the same way whatever the batch size and
+    # thread count (a BLAS matmul changes the last bits with both), so a scene decodes to
+    # the same pose alone, in a batch, in a worker process or in the main one.
     for i, (W, b) in enumerate(layers):
-        x = x @ W + b
+        x = np.einsum("bi,ij->bj", x, W, optimize=False) + b
         if i < len(layers) - 1:
             x = np.maximum(x, slope * x)  # leaky ReLU (slope < 1)
     return x

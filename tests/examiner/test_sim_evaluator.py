@@ -27,8 +27,14 @@ BOX = "camera.roll=0.4:1,camera.elevation=-1:0"  # 15% of the space
 WHITEBOX = f"whitebox:{BOX}?error=0.3&noise=0.005"
 
 
-def small_space(dims: str = DIMS, size: int = 64) -> ParamSpace:
-    return ParamSpace.from_groups(dims, base=SceneParams().with_values({"camera.width": size, "camera.height": size}))
+def small_space(dims: str = DIMS, size: int = 64, overrides: dict | None = None) -> ParamSpace:
+    return ParamSpace.from_groups(dims, base=SceneParams().with_values({"camera.width": size, "camera.height": size}),
+                                  overrides=overrides)
+
+
+# Offsets wide enough that u = +-1 puts the person far off centre (the default space keeps
+# them within +-0.1 of the image: truncation is its own dimension).
+WIDE_OFFSET = {"camera.offset_x": (-0.25, 0.25)}
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +173,7 @@ CRASHY_WORKER = textwrap.dedent("""
 def test_model_crashes_are_recorded_and_the_run_finishes(tmp_path):
     script = tmp_path / "crashy.py"
     script.write_text(CRASHY_WORKER)
-    sp = small_space("camera.offset_x,camera.roll")
+    sp = small_space("camera.offset_x,camera.roll", overrides=WIDE_OFFSET)
     spec = f'cmd:"{sys.executable} {script}"?timeout=20'
     ev = build_evaluator(spec, sp)
     try:
@@ -251,7 +257,7 @@ def make_blind():
 
 
 def test_a_missed_person_is_a_failure_not_a_model_error(tmp_path):
-    sp = small_space("camera.offset_x,camera.roll")
+    sp = small_space("camera.offset_x,camera.roll", overrides=WIDE_OFFSET)
     spec = f"python:{__file__}:make_blind"
     with build_evaluator(spec, sp) as ev:
         U = np.zeros((3, sp.dim))

@@ -157,3 +157,19 @@ def test_region_description_names_what_the_box_constrains():
     assert "left knee bent past 90 degrees" in d.text
     assert "right knee" not in d.text and "both knees" not in d.text
     assert all(inside >= 0.6 for _, inside, _ in d.codes)
+
+
+def test_truncation_and_occluder_codes_describe_any_side_and_the_specific_one():
+    from simulator.params import OccluderParams
+
+    j = standing()
+    codes = {c.key: c for c in frame_posecodes(SceneParams(camera=CameraParams(truncation=0.3, truncation_side="top")), j)}
+    assert {"truncated", "truncated_top", "truncated_quarter", "truncated_quarter_top"} <= set(codes)
+    assert describe(codes.values()) == "a quarter or more of the person cut off at the top of the image"
+    # A region truncated on several sides keeps the generic words.
+    assert describe([codes["truncated_quarter"], codes["truncated"]]) == \
+        "a quarter or more of the person cut off by the image border"
+    occ = frame_posecodes(SceneParams(occluder=OccluderParams(kind="pole", part="left_arm")), j)
+    assert describe(occ) == "left arm hidden behind a pole"
+    assert describe([c for c in occ if c.key in ("occluded", "occluded_pole")]) == "partly hidden behind a pole"
+    assert not [c for c in frame_posecodes(SceneParams(camera=CameraParams(truncation=0.05)), j) if "truncated" in c.key]
