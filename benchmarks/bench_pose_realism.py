@@ -6,7 +6,8 @@ error (mm) over the body model's 22 joints (`simulator.body.JOINT_NAMES`, anny, 
 batch forward) after aligning the root: root_yaw / root_pitch / root_roll set to 0 (the root
 orientation removed) and the pelvis at the origin (translation). Sets:
     (a) prior, z ~ N(0, I)
-    (b) prior, z ~ U[-2.5, 2.5]^L (what the search draws)
+    (b) prior, z ~ U[-2.5, 2.5]^L (a linear map of the search box; the search maps u through
+        the normal inverse CDF, so it draws (a) truncated at 2.5 sigma)
     (c) today's sampling: each of the 34 angles independently uniform within POSE_LIMITS
         (the old root bounds pitch -30..60, roll -30..30 degrees; irrelevant after alignment)
     (d) held-out frames -> nearest TRAINING frame (with mirrors): the floor of (a)-(c)

@@ -151,7 +151,7 @@ def space_cmd(
 def demo(
     out: str = typer.Option("demo_out", "--out", help="Output folder (replaced if it holds an earlier demo)."),
     seed: int = typer.Option(0, "--seed"),
-    budget: int = typer.Option(1000, "--budget", help="Evaluations."),
+    budget: int = typer.Option(2000, "--budget", help="Evaluations."),
     workers: int = typer.Option(2, "--workers", help="Evaluation processes."),
 ) -> None:
     """The main job on the embedded default: examine the bundled baseline, write an HTML report."""

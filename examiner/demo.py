@@ -30,7 +30,7 @@ def demo_space():
     return ParamSpace.from_groups(DEMO_SPACE)
 
 
-def run_demo(out: str = "demo_out", seed: int = 0, budget: int = 1000, workers: int = 2, quiet: bool = False) -> Path:
+def run_demo(out: str = "demo_out", seed: int = 0, budget: int = 2000, workers: int = 2, quiet: bool = False) -> Path:
     from examiner.search import EvaluatorFactory, SearchConfig, run_search
     from examiner.search.backends import make_evaluator
     from examiner.search.progress import RichProgress
