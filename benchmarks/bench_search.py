@@ -89,7 +89,7 @@ def make_target(name: str, args):
         return AnalyticEvaluator(space, regions=regions, noise=1.0), space, regions, f"analytic:{name}"
     size = args.size if name == "whitebox" else args.baseline_size
     space = ParamSpace.from_groups(args.space, base=SceneParams().with_values({"camera.width": size, "camera.height": size}))
-    if name == "demo":  # `examiner demo`'s space (camera + 5 joints) and threshold
+    if name == "demo":  # `examiner demo`'s space (pose, camera, occluder); threshold set per run
         from examiner.demo import demo_space
 
         space = demo_space()
@@ -120,11 +120,15 @@ def bench_strategies(args) -> list[dict]:
                         threshold = args.baseline_threshold if target == "baseline" else None
                         space_spec = args.space
                         if target == "demo":
-                            from examiner.demo import DEMO_SPACE, DEMO_THRESHOLD_MM
+                            from examiner.demo import DEMO_SPACE
 
-                            threshold, space_spec = DEMO_THRESHOLD_MM, DEMO_SPACE
+                            space_spec = DEMO_SPACE
                         cfg = SearchConfig(strategy=strategy, budget=budget, agents=args.agents, seed=seed,
                                            space=space_spec, threshold=threshold)
+                        if target == "demo":  # the demo's threshold: relative to the baseline's accuracy
+                            from examiner.search.reference import resolve_threshold
+
+                            cfg, _ = resolve_threshold(cfg, "baseline", space, evaluator)
                         with tempfile.TemporaryDirectory() as d:
                             t0 = time.perf_counter()
                             res = run_search(cfg, _KeepOpen(evaluator), space, Path(d) / "run", model_spec=spec)

@@ -338,8 +338,8 @@ def test_evaluate_fails_when_every_sample_is_a_model_error(tmp_path, capsys, mon
 
 def test_sigint_exits_130_and_the_run_resumes_to_the_uninterrupted_log(tmp_path, _own_home):
     env = {**os.environ, "PYTHONPATH": str(REPO), "POSEEXAMINER_HOME": str(_own_home)}
-    args = [sys.executable, "-m", "examiner.cli", "-q", "run", "--model", "analytic:planted?delay=0.03",
-            "--space", "joints,camera", "--strategy", "random", "--agents", "4", "--seed", "5", "--budget", "240",
+    args = [sys.executable, "-m", "examiner.cli", "-q", "run", "--model", "analytic:planted?delay=0.05",
+            "--space", "joints,camera", "--strategy", "random", "--agents", "4", "--seed", "5", "--budget", "400",
             "--no-report"]
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     subprocess.run([*args, "--out", str(whole)], env=env, check=True, capture_output=True, timeout=120)
