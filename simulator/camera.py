@@ -50,7 +50,9 @@ def world_to_camera_cv(cam_to_world_gl: np.ndarray) -> np.ndarray:
 
 def project(points_world: np.ndarray, K: np.ndarray, extrinsics: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """points (..., 3) world -> (xy (..., 2) pixels, xyz (..., 3) camera frame)."""
-    p = points_world @ extrinsics[:3, :3].T + extrinsics[:3, 3]
+    # einsum, not a BLAS product: BLAS changes the last bits with its thread count, and the
+    # camera's framing iterates on these projections (same scene, same pixels, any process).
+    p = np.einsum("...j,ij->...i", points_world, extrinsics[:3, :3], optimize=False) + extrinsics[:3, 3]
     z = p[..., 2:3]
     xy = p[..., :2] / np.where(np.abs(z) < 1e-9, 1e-9, z) * np.array([K[0, 0], K[1, 1]]) + K[:2, 2]
     return xy, p
@@ -130,7 +132,11 @@ def resolve_camera(cam: CameraParams, points: np.ndarray, floor_z: float | None 
         # Raise the camera along its orbit by the height it lacks (plus a margin).
         lift = math.asin(min(1.0, (low + 0.02) / framed.distance))
         framed = dataclasses.replace(framed, elevation=min(framed.elevation + lift, math.pi / 2 - 1e-3))
-    return out
+    # Rounded (micrometres, nanoradians): the body model's float32 vertices can differ in
+    # their last bits between processes (its caches depend on what it evaluated before),
+    # and the camera, iterated on them, would carry that into every pixel's position.
+    return dataclasses.replace(out, distance=round(out.distance, 6), elevation=round(out.elevation, 9),
+                               offset_x=round(out.offset_x, 9), offset_y=round(out.offset_y, 9))
 
 
 def _truncate(cam: CameraParams, target: np.ndarray, points: np.ndarray) -> CameraParams:

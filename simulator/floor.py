@@ -161,7 +161,7 @@ def floor_layer(background: np.ndarray, pixels: np.ndarray, ground, light_share:
     r0, r1 = rows
     pixels = pixels[r0:r1]
     background = background[r0:r1]
-    d = _pixel_rays(K, W, H)[r0:r1] @ R.T  # world directions
+    d = np.einsum("hwj,ij->hwi", _pixel_rays(K, W, H)[r0:r1], R, optimize=False)  # world directions (no BLAS)
     dz = d[..., 2]
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.float32(floor_z - c[2]) / dz

@@ -284,7 +284,7 @@ class Renderer:
             half = 0.5 * max(c * (x1 - x0), 3.0)
             mid = 0.5 * (x0 + x1)
             rect = (mid - half, -2.0, mid + half, H + 2.0)
-        nearest = float((v @ extr[2, :3] + extr[2, 3]).min())
+        nearest = float((np.einsum("nj,j->n", v, extr[2, :3], optimize=False) + extr[2, 3]).min())
         depth = max(0.5 * nearest, 0.1)
         fx, fy = K[0, 0], K[1, 1]
         cx_px, cy_px = 0.5 * (rect[0] + rect[2]), 0.5 * (rect[1] + rect[3])
@@ -317,7 +317,7 @@ class Renderer:
         if W < 8 or H < 8 or W > 4096 or H > 4096:
             raise RenderError(f"image size {W}x{H} is outside 8..4096 pixels")
         floor_z = float(v[:, 2].min()) if params.ground.kind == "floor" else None
-        target = 0.5 * (v.min(0) + v.max(0))
+        target = np.round(0.5 * (v.min(0) + v.max(0)), 6)  # see resolve_camera's rounding
         cam = cam_math.resolve_camera(cam, v[::_FRAMING_STRIDE], floor_z, target)
         cam_pose = cam_math.camera_to_world_gl(cam, target)
         K = cam_math.intrinsics(cam)
