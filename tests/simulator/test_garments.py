@@ -308,15 +308,15 @@ def test_the_renderers_body_evaluation_serves_as_the_garment_rig(wardrobe):
                 ref = wardrobe.body(poses[a + i][None], shapes[a + i][None])
                 for x, y in ((got.transforms, ref.transforms), (got.rest_vertices, ref.rest_vertices),
                              (got.offset, ref.offset), (got.rest_heads, ref.rest_heads)):
-                    if batch == 1:
-                        assert np.array_equal(x, y)
-                    else:
-                        assert np.abs(x - y).max() < 1e-5
+                    # Float32 round-off only: anny's results carry the last bits of what the
+                    # process evaluated before (its caches), also at batch 1 (seen on this
+                    # machine's CPU at 1e-27 absolute on near-zero entries).
+                    assert np.abs(x - y).max() < (1e-6 if batch == 1 else 1e-5)
     style = np.array([0.5, 0.5, 0.5, 0.5])
     out = body.forward(poses[:1], shapes[:1])
     shared = wardrobe.dress("shirt", style, poses[:1], shapes[:1], body=wardrobe.rig.from_body_output(out.rig, 0))
     own = wardrobe.dress("shirt", style, poses[:1], shapes[:1])
-    assert np.array_equal(shared.vertices, own.vertices)
+    assert np.abs(shared.vertices - own.vertices).max() < 1e-6
 
 
 def test_prediction_is_close_to_the_simulation(wardrobe):
