@@ -432,7 +432,7 @@ def skeletons(params_list: Sequence[SceneParams], body_model: str = "anny", aver
 def code_frequencies(space: ParamSpace, U: np.ndarray, body_model: str = "anny") -> tuple[dict[str, float], dict[str, Posecode]]:
     """Fraction of the scenes U (N, D) in which each code holds, and the codes by key.
     Skeletons are posed on the average body (see `skeletons`)."""
-    params = [space.to_params(u) for u in U]
+    params = space.to_params_batch(U)  # prior poses decoded in one batch
     joints = skeletons(params, body_model, average_body=True)
     counts: dict[str, int] = {}
     by_key: dict[str, Posecode] = {}

@@ -268,7 +268,7 @@ class Renderer:
         self._garments.update(items)
 
     def _place_occluder(self, occ, v: np.ndarray, K: np.ndarray, extr: np.ndarray, cam_pose: np.ndarray,
-                        W: int, H: int) -> None:
+                        H: int) -> None:
         """Put the 3D occluder (box or pole) over body region occ.part: a thin panel facing the
         camera halfway between the camera and the body's nearest point, covering
         occ.coverage of the region's image extent (a box rises from the image bottom, a pole
@@ -348,7 +348,7 @@ class Renderer:
         solid_occluder = occ.kind in ("box", "pole")
         self._occluder_node.mesh.is_visible = solid_occluder
         if solid_occluder:
-            self._place_occluder(occ, v, K, extr, cam_pose, W, H)
+            self._place_occluder(occ, v, K, extr, cam_pose, H)
             self._occluder_material.baseColorFactor = np.array([*occ_rgb, 1.0])
 
         r = self._ensure_renderer(W, H)
