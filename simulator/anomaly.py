@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from simulator.errors import AssetError, RenderError
+from simulator.rotations import axis_angle_matrix
 
 PART_KINDS = ("head", "neck", "body", "arm", "hand", "leg", "foot")
 SIDES = ("left", "right")
@@ -230,13 +231,6 @@ class Figure:
 # --------------------------------------------------------------------------------------
 
 
-def _axis_rotation(axis: np.ndarray, angle: float) -> np.ndarray:
-    a = np.asarray(axis, dtype=np.float64)
-    a = a / np.linalg.norm(a)
-    K = np.array([[0, -a[2], a[1]], [a[2], 0, -a[0]], [-a[1], a[0], 0]])
-    return np.eye(3) + math.sin(angle) * K + (1 - math.cos(angle)) * K @ K
-
-
 def stretch(fig: Figure, vmask: np.ndarray, a: np.ndarray, b: np.ndarray, factor: float) -> None:
     d = b - a
     L = np.linalg.norm(d)
@@ -255,13 +249,13 @@ def twist(fig: Figure, vmask: np.ndarray, a: np.ndarray, b: np.ndarray, angle: f
     t = np.clip(x @ d / L, 0.0, 1.0)
     out = np.empty_like(x)
     for i, (p, ti) in enumerate(zip(x, t)):
-        out[i] = _axis_rotation(d, angle * ti) @ p
+        out[i] = axis_angle_matrix(d, angle * ti) @ p
     fig.vertices[vmask] = out + a
     fig.ops.append({"op": "twist", "degrees": round(math.degrees(angle), 1)})
 
 
 def rotate(fig: Figure, vmask: np.ndarray, pivot: np.ndarray, axis: np.ndarray, angle: float, name: str = "rotate") -> None:
-    R = _axis_rotation(axis, angle)
+    R = axis_angle_matrix(axis, angle)
     fig.vertices[vmask] = (fig.vertices[vmask] - pivot) @ R.T + pivot
     fig.ops.append({"op": name, "degrees": round(math.degrees(angle), 1)})
 

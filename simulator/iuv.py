@@ -179,7 +179,7 @@ def _cylindrical_chart(
 
 def build_charts(body) -> PartCharts:
     """Per-part UV charts for a body model (see the module docstring)."""
-    from simulator.body import JOINT_NAMES
+    from simulator.joints import JOINT_NAMES
     from simulator.joints import POSE_DOFS
     from simulator.params import SHAPE_NAMES
 
@@ -440,7 +440,7 @@ def forward_fixed_batch(body, pose: np.ndarray, shape: np.ndarray, batch: int = 
     bitwise identical however samples are grouped, so any one can be regenerated alone.
 
     pose (B, P) radians, shape (B, 6) -> BodyOutput with B rows."""
-    from simulator.body import BodyOutput
+    from simulator.body_model import BodyOutput
 
     outs = []
     for a in range(0, len(pose), batch):

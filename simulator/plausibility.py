@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulator.body import JOINT_NAMES
+from simulator.joints import JOINT_NAMES
 
 _J = {n: i for i, n in enumerate(JOINT_NAMES)}
 # name -> (start joint, end joint, region used to measure the radius)

@@ -29,7 +29,8 @@ from typing import Sequence
 import numpy as np
 
 from simulator import appearance, camera as cam_math, floor
-from simulator.body import KEYPOINT_CONVENTIONS, SURFACE_KEYPOINTS, get_body_model
+from simulator.body_model import get_body_model
+from simulator.joints import KEYPOINT_CONVENTIONS, SURFACE_KEYPOINTS
 from simulator.errors import RenderError
 from simulator.joints import POSE_DOFS
 from simulator.params import ALL_SHAPE_NAMES, SceneParams

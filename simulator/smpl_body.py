@@ -36,18 +36,11 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from simulator.body import (
-    COCO17,
-    FEET6,
-    JOINT_NAMES,
-    BodyOutput,
-    _torch,
-    h36m_from_joints,
-    register_body_model,
-)
+from simulator.body_model import BodyOutput, h36m_from_joints, register_body_model
 from simulator.errors import AssetError
-from simulator.joints import POSE_DOFS
-from simulator.rotations import axis_angle, rx, ry, rz, unit
+from simulator.joints import COCO17, FEET6, JOINT_NAMES
+from simulator.pose_mapping import SIDES, bone_rotations
+from simulator.rotations import lazy_torch as _torch, unit
 from simulator.params import SHAPE_NAMES
 from simulator.parts import REGION_NAMES, face_parts
 
@@ -320,6 +313,18 @@ def _import_smplx():
     return smplx
 
 
+# simulator.pose_mapping rotation group -> SMPL joints carrying it (the root, the global
+# orientation, is composed with the change of frame in `local_rotations`).
+_BONE_MAP = {
+    "root": ("pelvis",), "spine": ("spine1", "spine2", "spine3"), "neck": ("neck",), "head": ("head",),
+    **{
+        f"{s}_{group}": (f"{side}_{group}",)
+        for s, side in zip(SIDES, ("left", "right"))
+        for group in ("shoulder", "elbow", "wrist", "hip", "knee", "ankle")
+    },
+}
+
+
 class SmplBody:
     """SMPL / SMPL+H / SMPL-X through `smplx`, in PoseExaminer's frame and pose parameters.
 
@@ -505,42 +510,14 @@ class SmplBody:
         torch = _torch()
         p = torch.as_tensor(np.asarray(pose), dtype=self._dtype)
         B = p.shape[0]
-        col = {n: p[:, i] for i, n in enumerate(POSE_DOFS)}
-        c = self._consts
         j = self._j
-        R: dict[str, object] = {}
-        spine = rz(col["spine_rotation"] / 3) @ ry(col["spine_lateral"] / 3) @ rx(col["spine_flexion"] / 3)
-        for name in ("spine1", "spine2", "spine3"):
-            R[name] = spine
-        R["neck"] = rz(col["neck_rotation"]) @ ry(col["neck_lateral"]) @ rx(col["neck_flexion"])
-        R["head"] = rx(col["head_flexion"])
-        for s, name in (("l", "left"), ("r", "right")):
-            side = -1.0 if s == "l" else 1.0  # abduction / internal rotation axis sign
-            R[f"{name}_shoulder"] = (
-                rx(-col[f"{s}_shoulder_flexion"])
-                @ ry(side * col[f"{s}_shoulder_abduction"])
-                @ rz(side * col[f"{s}_shoulder_rotation"])
-                @ c[f"{s}_shoulder_rest_inv"]
-            )
-            elbow = col[f"{s}_elbow_flexion"] - c[f"{s}_elbow_rest"]
-            R[f"{name}_elbow"] = axis_angle(c[f"{s}_elbow_axis"], elbow)
-            R[f"{name}_wrist"] = axis_angle(c[f"{s}_wrist_flex_axis"], col[f"{s}_wrist_flexion"]) @ axis_angle(
-                c[f"{s}_wrist_dev_axis"], col[f"{s}_wrist_deviation"]
-            )
-            R[f"{name}_hip"] = (
-                rx(-col[f"{s}_hip_flexion"])
-                @ ry(side * col[f"{s}_hip_abduction"])
-                @ rz(side * col[f"{s}_hip_rotation"])
-                @ c[f"{s}_hip_rest_inv"]
-            )
-            R[f"{name}_knee"] = rx(col[f"{s}_knee_flexion"] - c[f"{s}_knee_rest"])
-            R[f"{name}_ankle"] = rx(-col[f"{s}_ankle_flexion"]) @ ry(-side * col[f"{s}_ankle_inversion"])
+        R = bone_rotations(p, self._consts, _BONE_MAP)
+        root = R.pop("pelvis")
         C = self._C
         rots = torch.eye(3, dtype=self._dtype).repeat(B, len(self.skeleton), 1, 1)
         for name, rot in R.items():
             rots[:, j[name]] = C.T @ rot @ C
-        root = rz(col["root_yaw"]) @ rx(col["root_pitch"]) @ ry(col["root_roll"])
-        rots[:, 0] = root @ C
+        rots[:, j["pelvis"]] = root @ C
         if self.model_type != "smpl":
             rots[:, j["left_index1"]:] = self._hand_rest[None]  # relaxed hands (the model's mean)
         return rots
@@ -569,7 +546,7 @@ class SmplBody:
             self.beta_signs[1] = 1.0 if vol[0] >= vol[1] else -1.0
 
     def betas(self, shape: np.ndarray) -> np.ndarray:
-        """(B, 6) phenotypes in [0, 1] -> (B, num_betas)."""
+        """(B, >= 6) shape values in [0, 1], ``SHAPE_NAMES`` first -> (B, num_betas)."""
         shape = np.atleast_2d(np.asarray(shape, dtype=np.float64))
         out = np.zeros((len(shape), len(self.beta_signs)))
         for k, pheno in enumerate(("height", "weight")[: len(self.beta_signs)]):
@@ -578,8 +555,9 @@ class SmplBody:
 
     # ---- forward -----------------------------------------------------------------------
     def forward(self, pose: np.ndarray, shape: np.ndarray) -> BodyOutput:
-        """pose (B, len(POSE_DOFS)) radians; shape (B, 6) phenotypes in [0, 1] (B may be 1
-        for either). Returns metres in our world frame, pelvis at the origin."""
+        """pose (B, len(POSE_DOFS)) radians; shape (B, 6) or (B, 10) values in [0, 1] in
+        ``simulator.params.ALL_SHAPE_NAMES`` order (only height and weight act, the local
+        changes are ignored; B may be 1 for either). Returns metres in our world frame, pelvis at the origin."""
         torch = _torch()
         pose = np.atleast_2d(np.asarray(pose, dtype=np.float64))
         shape = np.atleast_2d(np.asarray(shape, dtype=np.float64))
