@@ -30,13 +30,13 @@ are produced by posing the body model with out-of-range angles before these oper
 
 from __future__ import annotations
 
-import atexit
 import functools
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from simulator import gl
 from simulator.errors import AssetError, RenderError
 from simulator.rotations import axis_angle_matrix
 
@@ -515,11 +515,4 @@ def get_composite_renderer(gl_backend: str = "auto") -> CompositeRenderer:
     return _COMPOSITE[gl_backend]
 
 
-@atexit.register
-def _close_composites() -> None:
-    for r in _COMPOSITE.values():
-        try:
-            r.close()
-        except Exception:  # best effort at exit
-            pass
-    _COMPOSITE.clear()
+gl.close_at_exit(_COMPOSITE)

@@ -34,11 +34,11 @@ measured exactness.
 
 from __future__ import annotations
 
-import atexit
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from simulator import gl
 from simulator.errors import RenderError
 from simulator.parts import COARSE_REGIONS, REGION_NAMES
 
@@ -257,7 +257,7 @@ def install_face_id_shader(offscreen_renderer) -> None:
     if getattr(cache, "_face_id_installed", False):
         return
     inner_get = cache.get_program
-    from simulator.render import VERTEX_COLOUR_SHADERS
+    from simulator.pyrender_patches import VERTEX_COLOUR_SHADERS
 
     def get_program(vertex_shader, fragment_shader, geometry_shader=None, defines=None):
         if vertex_shader == "segmentation.vert" and defines and "COLOR_0_LOC" in defines:
@@ -506,8 +506,8 @@ def _rectangle(params, W: int, H: int):
 
 
 def make_dense_renderer(config=None):
-    """A `simulator.render.Renderer` whose samples also carry `iuv` and `vertex_ids`."""
-    from simulator.render import Renderer
+    """A `simulator.renderer.Renderer` whose samples also carry `iuv` and `vertex_ids`."""
+    from simulator.renderer import Renderer
 
     class DenseRenderer(Renderer):
         """Renderer + exact IUV and vertex-index maps (always the full-detail mesh). The
@@ -594,7 +594,7 @@ def make_dense_renderer(config=None):
         def render_each(self, params_list, fn) -> list:
             """Render scenes with the body model batched and call fn(i, sample) right after
             each one, while the GL scene still holds it (for `subpixel_points`)."""
-            from simulator.render import pose_vector, shape_vector
+            from simulator.renderer import pose_vector, shape_vector
 
             if not params_list:
                 return []
@@ -645,7 +645,7 @@ _DENSE: dict = {}
 
 def get_dense_renderer(config=None):
     """One dense renderer per process and configuration."""
-    from simulator.render import RenderConfig
+    from simulator.renderer import RenderConfig
 
     config = config or RenderConfig()
     if config not in _DENSE:
@@ -664,13 +664,4 @@ def iuv_to_png_array(iuv: np.ndarray) -> np.ndarray:
     return out
 
 
-def close_all() -> None:
-    for r in _DENSE.values():
-        try:
-            r.close()
-        except Exception:  # best effort at exit
-            pass
-    _DENSE.clear()
-
-
-atexit.register(close_all)
+gl.close_at_exit(_DENSE)
