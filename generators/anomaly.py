@@ -385,8 +385,6 @@ def build_figures(spec: Spec, bodies_out: list[tuple], anat, faces) -> tuple[lis
 
 
 def _yaw(fig, angle: float) -> None:
-    from simulator import anomaly as A
-
     R = axis_angle_matrix(np.array([0.0, 0.0, 1.0]), angle)
     c = fig.joints["pelvis"].copy()
     fig.vertices = (fig.vertices - c) @ R.T + c

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simulator.body_model import (  # noqa: F401  (re-exported)
+from simulator.body_model import (
     BODY_MODELS,
     BodyModel,
     BodyOutput,
@@ -24,7 +24,7 @@ from simulator.body_model import (  # noqa: F401  (re-exported)
     register_body_model,
 )
 from simulator.errors import AssetError
-from simulator.joints import (  # noqa: F401  (re-exported)
+from simulator.joints import (
     COCO17,
     FEET6,
     H36M17,
@@ -36,6 +36,12 @@ from simulator.parts import REGION_NAMES, face_parts
 from simulator.paths import configure_caches
 from simulator.pose_mapping import SIDES, bone_rotations
 from simulator.rotations import axis_angle_matrix, lazy_torch as _torch, unit
+
+__all__ = [  # the backend, plus the protocol, registry and joint tables re-exported for existing importers
+    "AnnyBody", "BODY_MODELS", "BodyModel", "BodyOutput", "available_body_models", "get_body_model",
+    "h36m_from_joints", "register_body_model", "COCO17", "FEET6", "H36M17", "JOINT_NAMES",
+    "KEYPOINT_CONVENTIONS", "SURFACE_KEYPOINTS",
+]
 
 log = logging.getLogger(__name__)
 

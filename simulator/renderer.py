@@ -19,7 +19,6 @@ when its surface deviation projects to at most `RenderConfig.lod_tolerance_px` p
 from __future__ import annotations
 
 import math
-import os
 import types
 from dataclasses import dataclass, field
 from typing import Sequence

@@ -14,7 +14,7 @@ from simulator.garments.collision import BodyCollider
 from simulator.garments.model import GarmentPredictor, PredictorWeights
 from simulator.garments.rig import BodyRig, PosedRig, get_rig
 from simulator.garments.spec import check_style, get_spec
-from simulator.garments.template import GarmentGeometry
+from simulator.garments.geometry import GarmentGeometry
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "assets" / "garments"
 

@@ -57,7 +57,7 @@ def test_templates_are_coarse_meshes_on_the_body(wardrobe):
 
 @pytest.mark.parametrize("name", ["t-shirt", "shirt"])
 def test_longer_sleeves_cover_more_arm(wardrobe, name):
-    from simulator.garments.template import chain_coords, chain_points
+    from simulator.garments.chains import chain_coords, chain_points
 
     geom = wardrobe.geometry(name)
     rig = wardrobe.rig

@@ -25,7 +25,7 @@ from simulator.garments.training.drape import DrapeConfig, Draper
 from simulator.garments.model import GarmentPredictor, PredictorWeights, pose_inputs
 from simulator.garments.rig import get_rig, skin
 from simulator.garments.spec import GARMENTS, get_spec
-from simulator.garments.template import GarmentGeometry
+from simulator.garments.geometry import GarmentGeometry
 from simulator.joints import POSE_DOFS, POSE_LIMITS, neutral_pose
 from simulator.params import SHAPE_NAMES, default_dimensions
 
