@@ -421,7 +421,7 @@ class CompositeRenderer:
                 self._renderer = self._pyrender.OffscreenRenderer(W, H)
             except Exception as e:  # the platform's own error types vary
                 raise RenderError(f"could not create a headless OpenGL context with {self.backend} ({e})") from None
-            from simulator.iuv import install_face_id_shader
+            from simulator.face_ids import install_face_id_shader
 
             install_face_id_shader(self._renderer)
         elif self._size != (W, H):
@@ -440,7 +440,7 @@ class CompositeRenderer:
         light: LightParams; background: BackgroundParams."""
         from simulator import appearance
         from simulator import camera as cam_math
-        from simulator.iuv import decode_face_ids, encode_face_colors
+        from simulator.face_ids import decode_face_ids, encode_face_colors
 
         pyrender = self._pyrender
         W, H = int(camera.width), int(camera.height)
