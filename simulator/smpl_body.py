@@ -31,13 +31,19 @@ import math
 import os
 import pickle
 import zipfile
-from pathlib import Path
 from typing import Iterable, Mapping
 
 import numpy as np
 
 from simulator.body_model import BodyOutput, h36m_from_joints, register_body_model
 from simulator.errors import AssetError
+from simulator.smpl_files import (  # noqa: F401  (ENV_VAR: re-exported)
+    ENV_VAR,
+    MODEL_SPECS,
+    model_texcoords,
+    read_model_file,
+    resolve_model_file,
+)
 from simulator.joints import COCO17, FEET6, JOINT_NAMES
 from simulator.pose_mapping import SIDES, bone_rotations
 from simulator.rotations import lazy_torch as _torch, unit
@@ -46,20 +52,12 @@ from simulator.parts import REGION_NAMES, face_parts
 
 log = logging.getLogger(__name__)
 
-ENV_VAR = "POSEEXAMINER_SMPL_DIR"
 
 # Our world frame from SMPL's: (x, y, z)_smpl -> (x, -z, y).
 SMPL_TO_WORLD = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 
 # Phenotype -> beta: a phenotype of 0 / 1 gives -BETA_RANGE / +BETA_RANGE standard deviations.
 BETA_RANGE = 2.0
-
-_SPECS = {
-    # model type: (file prefix, extensions in the order tried, where users get the files, smplx layer)
-    "smpl": ("SMPL", ("pkl", "npz"), "https://smpl.is.tue.mpg.de", "SMPLLayer"),
-    "smplh": ("SMPLH", ("pkl", "npz"), "https://mano.is.tue.mpg.de (extended SMPL+H model)", "SMPLHLayer"),
-    "smplx": ("SMPLX", ("npz", "pkl"), "https://smpl-x.is.tue.mpg.de", "SMPLXLayer"),
-}
 
 _BODY_JOINTS = (
     "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
@@ -127,112 +125,6 @@ def joint_region(name: str) -> str:
     if base.rstrip("123") in ("index", "middle", "pinky", "ring", "thumb"):
         return f"{side}_hand"
     raise ValueError(f"unmapped SMPL joint {name}")
-
-
-# --------------------------------------------------------------------------------------
-# Files
-# --------------------------------------------------------------------------------------
-
-
-def _missing(model_type: str, expected: str) -> AssetError:
-    prefix, _, url, _ = _SPECS[model_type]
-    return AssetError(
-        f"{prefix} model file not found: expected {expected}; set {ENV_VAR} to the folder holding it "
-        f"(or pass the model_path body option); the files are licence-gated, download them from {url}"
-    )
-
-
-def resolve_model_file(
-    model_type: str, model_path: str | os.PathLike | None = None, gender: str = "neutral"
-) -> Path:
-    """The model file for `model_type`: `model_path` (a file, or a folder holding
-    ``<PREFIX>_<GENDER>.<ext>`` directly or in a ``<model_type>/`` subfolder as
-    ``smplx.create`` lays them out), else $POSEEXAMINER_SMPL_DIR."""
-    prefix, exts, _, _ = _SPECS[model_type]
-    root = model_path if model_path not in (None, "") else os.environ.get(ENV_VAR)
-    stem = f"{prefix}_{gender.upper()}"
-    if not root:
-        raise _missing(model_type, f"{stem}.{exts[0]} in the folder named by {ENV_VAR} (unset)")
-    root = Path(root).expanduser()
-    if root.is_file():
-        return root
-    if not root.is_dir():
-        raise _missing(model_type, str(root))
-    for folder in (root, root / model_type):
-        for ext in exts:
-            if (folder / f"{stem}.{ext}").is_file():
-                return folder / f"{stem}.{ext}"
-    expected = root / f"{stem}.{exts[0]}"
-    raise _missing(model_type, f"{expected} (or .{exts[1]}, or under {root / model_type}/)")
-
-
-class _ChumpyStub:
-    """Stands in for a chumpy array while unpickling official .pkl files without chumpy."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        self.state = None
-
-    def __setstate__(self, state) -> None:
-        self.state = state
-
-    def to_array(self) -> np.ndarray:
-        # A leaf ``chumpy.Ch`` pickles its __dict__, the value under "x".
-        state = getattr(self, "state", None)
-        if isinstance(state, dict) and "x" in state:
-            x = state["x"]
-            return x.to_array() if isinstance(x, _ChumpyStub) else np.asarray(x)
-        raise TypeError("chumpy object without a stored value")
-
-
-class _NoChumpyUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str):
-        if module == "chumpy" or module.startswith("chumpy."):
-            return _ChumpyStub
-        if module.startswith("scipy.sparse.") and name.endswith("_matrix"):
-            import scipy.sparse  # old pickles name the private modules (scipy.sparse.csc)
-
-            return getattr(scipy.sparse, name)
-        return super().find_class(module, name)
-
-
-def read_model_file(path: Path) -> dict:
-    """The arrays of a SMPL-family file: .npz, or a .pkl of numpy arrays (the official
-    chumpy-pickled .pkl files load too, without chumpy: their leaf arrays are unwrapped)."""
-    if path.suffix == ".npz":
-        with np.load(path, allow_pickle=True) as f:
-            return {k: f[k] for k in f.files}
-    with open(path, "rb") as fh:
-        try:
-            data = pickle.load(fh, encoding="latin1")
-        except ModuleNotFoundError as e:
-            if "chumpy" not in str(e):
-                raise
-            fh.seek(0)
-            data = _NoChumpyUnpickler(fh, encoding="latin1").load()
-    out = {}
-    for k, v in data.items():
-        if isinstance(v, _ChumpyStub):
-            try:
-                v = v.to_array()
-            except TypeError:
-                raise AssetError(
-                    f"{path}: entry {k!r} is a chumpy expression that cannot be read without chumpy; "
-                    "convert the file to .npz (docs/body_models.md)"
-                ) from None
-        out[k] = v
-    return out
-
-
-def _texcoords(data: Mapping, faces: np.ndarray, n_vertices: int) -> np.ndarray | None:
-    """Per-vertex UVs from ``vt`` / ``ft`` when the file has them (seams: last face wins)."""
-    if "vt" not in data or "ft" not in data:
-        return None
-    vt, ft = np.asarray(data["vt"], dtype=np.float32), np.asarray(data["ft"], dtype=np.int64)
-    if ft.shape != faces.shape:
-        return None
-    out = np.zeros((n_vertices, 2), dtype=np.float32)
-    out[faces.reshape(-1)] = vt[ft.reshape(-1)]
-    return out
 
 
 # --------------------------------------------------------------------------------------
@@ -344,8 +236,8 @@ class SmplBody:
         keypoint_vertex_ids: Mapping[str, int] | Iterable[tuple[str, int]] | None = None,
         dtype: str = "float32",
     ) -> None:
-        if model_type not in _SPECS:
-            raise AssetError(f"unknown SMPL model type {model_type!r}; one of {', '.join(_SPECS)}")
+        if model_type not in MODEL_SPECS:
+            raise AssetError(f"unknown SMPL model type {model_type!r}; one of {', '.join(MODEL_SPECS)}")
         if gender not in ("neutral", "male", "female"):
             raise AssetError(f"unknown SMPL gender {gender!r}; one of neutral, male, female")
         torch = _torch()
@@ -384,7 +276,7 @@ class SmplBody:
         self.face_parts = face_parts(self.vertex_region, faces, rest_v)
         head = np.flatnonzero(self.vertex_region == REGION_NAMES.index("head"))
         self._head_top_vertex = int(head[np.argmax(rest_v[head, 2])])
-        self.texcoords = _texcoords(data, faces, len(rest_v))
+        self.texcoords = model_texcoords(data, faces, len(rest_v))
         self.landmark_vertices = self._landmarks(keypoint_vertex_ids, rest_v)
 
         self._setup_pose_mapping(rest_j)
@@ -394,7 +286,7 @@ class SmplBody:
     def _load(self, gender: str, num_betas: int):
         smplx = _import_smplx()
         torch = _torch()
-        _, _, url, layer = _SPECS[self.model_type]
+        _, _, url, layer = MODEL_SPECS[self.model_type]
         path = self.path
         ext = "npz" if path.suffix == ".npz" else "pkl"
         kwargs = dict(gender=gender, num_betas=num_betas, dtype=self._dtype)

@@ -243,7 +243,7 @@ class HresSMPL:
     """SMPL upsampled once with Loop subdivision (TailorNet's `get_hres_smpl_model_data`)."""
 
     def __init__(self, smpl_path: str | Path) -> None:
-        from simulator.smpl_body import read_model_file
+        from simulator.smpl_files import read_model_file
 
         path = _require(Path(smpl_path), "SMPL model file")
         d = read_model_file(path)
