@@ -40,7 +40,7 @@ def forward_fixed_batch(body, pose: np.ndarray, shape: np.ndarray, batch: int = 
     size (torch picks other kernels for small batches); a fixed batch makes every sample
     bitwise identical however samples are grouped, so any one can be regenerated alone.
 
-    pose (B, P) radians, shape (B, 6) -> BodyOutput with B rows."""
+    pose (B, P) radians, shape (B, 6) or (B, 10) (``ALL_SHAPE_NAMES``) -> BodyOutput with B rows."""
     from simulator.body_model import BodyOutput
 
     outs = []

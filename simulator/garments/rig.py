@@ -151,7 +151,7 @@ class BodyRig:
 
     def pose(self, deltas, shape: np.ndarray, vertices: bool = True) -> PosedRig:
         """deltas (B, nb, 4, 4) anny local-ref bone deltas (see AnnyBody.pose_deltas);
-        shape (B, 6) or (1, 6). vertices=False skips skinning the whole body mesh
+        shape (B, 6) or (B, 10) with the local changes (B may be 1). vertices=False skips skinning the whole body mesh
         (`PosedRig.vertices` is then None); the transforms are the same."""
         torch = _torch()
         shape = np.atleast_2d(np.asarray(shape, dtype=np.float64))
