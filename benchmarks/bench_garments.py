@@ -1,7 +1,7 @@
 """Garment prediction time against the draping simulation it replaces (not a timed test).
 
 For each garment type, on the same random (pose, shape, style) samples:
-(a) simulation: one PBD draping run (`simulator.garments.drape.Draper.run`, the
+(a) simulation: one PBD draping run (`simulator.garments.training.drape.Draper.run`, the
     training-data generator) per sample, CPU process time (the median of the samples);
 (b) prediction: the body stage (`Wardrobe.body`: bone transforms and rest surface, which
     the renderer's body model evaluates anyway) and the garment stage (`Wardrobe.dress`:
@@ -29,8 +29,8 @@ import numpy as np
 def bench(name: str, n: int, seed: int = 0, new_styles: int = 200) -> dict:
     from simulator.garments import get_spec, get_wardrobe
     from simulator.garments.collision import BodyCollider
-    from simulator.garments.drape import Draper
-    from simulator.garments.train import sample_poses, sample_shapes
+    from simulator.garments.training.drape import Draper
+    from simulator.garments.training.train import sample_poses, sample_shapes
 
     wd = get_wardrobe()
     rng = np.random.default_rng(seed)

@@ -34,7 +34,7 @@ def naive(params_list):
     import pyrender
 
     from simulator import camera as cm
-    from simulator.render import get_renderer, pose_vector, shape_vector
+    from simulator.renderer import get_renderer, pose_vector, shape_vector
 
     body = get_renderer().body  # same body model instance; called at batch 1 below
     for p in params_list:
@@ -76,7 +76,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=96)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     args = ap.parse_args()
-    from simulator.render import RenderConfig, render_batch
+    from simulator.renderer import RenderConfig, render_batch
 
     scenes = _scenes(args.n)
     own, low_share = {}, 0.0

@@ -39,7 +39,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds; the median is reported")
     args = ap.parse_args()
     from simulator.params import Dimension, ParamSpace, SceneParams
-    from simulator.render import render_batch
+    from simulator.renderer import render_batch
 
     base = SceneParams()
     # The old camera group: distance instead of framing and truncation.

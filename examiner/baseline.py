@@ -127,7 +127,7 @@ def render_dataset(
                 if on_progress:
                     on_progress(min(chunk, n - start))
     else:
-        from simulator.render import render_batch
+        from simulator.renderer import render_batch
 
         for start in range(0, n, chunk):
             consume(render_batch(params[start:start + chunk]), start)

@@ -33,7 +33,7 @@ def _root(
 def _render_config(backend: str, backgrounds: Optional[str], body: str = "anny"):
     from pathlib import Path
 
-    from simulator.render import RenderConfig
+    from simulator.renderer import RenderConfig
 
     if backgrounds is not None:
         folder = Path(backgrounds)

@@ -25,23 +25,13 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from simulator.errors import PoseExaminerError
+from simulator.joints import COCO17, FEET6, H36M17  # the simulator owns the tables it labels
 
 
 class ConventionError(PoseExaminerError, ValueError):
     """Unknown joint convention or a malformed user mapping."""
 
 
-COCO17 = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
-)
-FEET6 = ("left_big_toe", "left_small_toe", "left_heel", "right_big_toe", "right_small_toe", "right_heel")
-H36M17 = (
-    "pelvis", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",
-    "spine", "thorax", "neck", "head_top",
-    "left_shoulder", "left_elbow", "left_wrist", "right_shoulder", "right_elbow", "right_wrist",
-)
 SMPL24 = (
     "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
     "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck",

@@ -29,6 +29,7 @@ from generators.dense import encode_image
 from generators.engine import CommonConfig
 from generators.errors import GeneratorError
 from generators.registry import GeneratorSpec
+from simulator.rotations import axis_angle_matrix
 
 CLASS_NAMES = (
     "Normal Human",
@@ -243,7 +244,7 @@ def apply_operation(fig, op: str, side: int, p: dict) -> None:
     if op == "extra_head":
         fm = fig.faces_of(("head", "neck"))
         pivot = fig.attachment(fig.vertices_of(("head", "neck")))
-        R = A._axis_rotation(forward, (1 if side == 0 else -1) * (45 + 20 * t) * DEG)
+        R = axis_angle_matrix(forward, (1 if side == 0 else -1) * (45 + 20 * t) * DEG)
         A.duplicate(fig, fm, R, pivot, lateral * (0.05 + 0.03 * t), "head", -1, op)
     elif op == "misplaced_head":
         fm = fig.faces_of("head")
@@ -251,7 +252,7 @@ def apply_operation(fig, op: str, side: int, p: dict) -> None:
         target = _side_joint(fig, "shoulder", side) + up * 0.02 + lateral * 0.05
         if p["count"] == 2:
             target = 0.5 * (J["spine"] + J["thorax"]) + forward * 0.12  # on the chest
-        R = A._axis_rotation(up, (p["angle"]))
+        R = axis_angle_matrix(up, (p["angle"]))
         A.move(fig, fm, R, pivot, target - pivot, "head", -1, op)
     elif op == "reversed_head":
         vm = fig.vertices_of("head")
@@ -279,7 +280,7 @@ def apply_operation(fig, op: str, side: int, p: dict) -> None:
     elif op == "extra_arm":
         fm = fig.faces_of(("arm", "hand"), side)
         pivot = _side_joint(fig, "shoulder", side)
-        R = A._axis_rotation(forward, (1 if side == 0 else -1) * (45 + 30 * t) * DEG)  # raised above the original
+        R = axis_angle_matrix(forward, (1 if side == 0 else -1) * (45 + 30 * t) * DEG)  # raised above the original
         A.duplicate(fig, fm, R, pivot, forward * 0.04, "arm", side, op)
     elif op == "missing_arm":
         A.remove(fig, fig.faces_of(("arm", "hand"), side), "arm", side, op, radius=0.07)
@@ -299,7 +300,7 @@ def apply_operation(fig, op: str, side: int, p: dict) -> None:
         fig.mark(fig.instance_index("hand", side), op)
     elif op == "extra_leg":
         pivot = _side_joint(fig, "hip", side)
-        R = A._axis_rotation(forward, (1 if side == 0 else -1) * (35 + 25 * t) * DEG)  # sticking out sideways
+        R = axis_angle_matrix(forward, (1 if side == 0 else -1) * (35 + 25 * t) * DEG)  # sticking out sideways
         A.duplicate(fig, fig.faces_of(("leg", "foot"), side), R, pivot, lateral * 0.03, "leg", side, op)
     elif op == "missing_leg":
         A.remove(fig, fig.faces_of(("leg", "foot"), side), "leg", side, op, radius=0.08)
@@ -318,7 +319,7 @@ def apply_operation(fig, op: str, side: int, p: dict) -> None:
         fig.mark(fig.instance_index("foot", side), op)
     elif op == "extra_foot":
         ankle = _side_joint(fig, "ankle", side)
-        R = A._axis_rotation(up, (1 if side == 0 else -1) * (70 + 40 * t) * DEG)
+        R = axis_angle_matrix(up, (1 if side == 0 else -1) * (70 + 40 * t) * DEG)
         A.duplicate(fig, fig.faces_of("foot", side), R, ankle, lateral * 0.02, "foot", side, op)
     elif op == "giant_foot":
         vm = fig.vertices_of("foot", side)
@@ -346,7 +347,7 @@ def _finger_op(fig, op: str, side: int, p: dict) -> None:
     if op == "extra_fingers":
         for j, k in enumerate(sorted({max(2, k) for k in p["fingers"][: p["count"]]})):
             outward = 1.0 if k <= 3 else -1.0  # index / middle fan towards the thumb side, others away
-            R = A._axis_rotation(normal, outward * (24 + 10 * j) * DEG)
+            R = axis_angle_matrix(normal, outward * (24 + 10 * j) * DEG)
             A.duplicate(fig, fig.faces_with(finger(k)), R, knuck[k], across * 0.008 * outward, "hand", side,
                         "extra_finger", instance=hand)
     elif op == "missing_fingers":
@@ -384,9 +385,7 @@ def build_figures(spec: Spec, bodies_out: list[tuple], anat, faces) -> tuple[lis
 
 
 def _yaw(fig, angle: float) -> None:
-    from simulator import anomaly as A
-
-    R = A._axis_rotation(np.array([0.0, 0.0, 1.0]), angle)
+    R = axis_angle_matrix(np.array([0.0, 0.0, 1.0]), angle)
     c = fig.joints["pelvis"].copy()
     fig.vertices = (fig.vertices - c) @ R.T + c
     fig.joints = {k: (v - c) @ R.T + c for k, v in fig.joints.items()}
@@ -455,16 +454,16 @@ def _scramble(fig, spec: Spec) -> None:
     for side in (0, 1):
         sgn = 1.0 if side == 0 else -1.0
         s = "left_" if side == 0 else "right_"
-        R = A._axis_rotation(forward, -sgn * (130 + 20 * spec.params["factor"]) * DEG)
+        R = axis_angle_matrix(forward, -sgn * (130 + 20 * spec.params["factor"]) * DEG)
         A.move(fig, fig.faces_of(("leg", "foot"), side), R, J[s + "hip"], J[s + "shoulder"] - J[s + "hip"], "leg", side, "leg_on_shoulder")
-        A.move(fig, fig.faces_of(("arm", "hand"), side), A._axis_rotation(forward, sgn * 10 * DEG), J[s + "shoulder"],
+        A.move(fig, fig.faces_of(("arm", "hand"), side), axis_angle_matrix(forward, sgn * 10 * DEG), J[s + "shoulder"],
                J[s + "hip"] - J[s + "shoulder"] + np.array([sgn * 0.06, 0.0, 0.0]), "arm", side, "arm_on_hip")
     if flags[0]:
         pivot = fig.attachment(fig.vertices_of("head"))
         A.move(fig, fig.faces_of("head"), np.eye(3), pivot, J["spine"] + forward * 0.1 - pivot, "head", -1, "head_on_belly")
     if flags[1]:
         legs = fig.vertices_of(("leg", "foot"), 1)
-        A.duplicate(fig, fig.faces_with(legs), A._axis_rotation(np.array([1.0, 0.0, 0.0]), math.pi / 2),
+        A.duplicate(fig, fig.faces_with(legs), axis_angle_matrix(np.array([1.0, 0.0, 0.0]), math.pi / 2),
                     J["right_shoulder"], J["thorax"] - J["right_shoulder"] + forward * 0.05, "leg", 1, "leg_from_chest")
     fig.ops.append({"op": "non_human"})
 

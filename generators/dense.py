@@ -109,7 +109,7 @@ def candidate_points(renderer, sample, points: int):
 class DenseWriter(engine.SampleWriter):
     def __init__(self, config: DenseConfig) -> None:
         from simulator.iuv import get_dense_renderer
-        from simulator.render import RenderConfig
+        from simulator.renderer import RenderConfig
 
         self.config = config
         self.sampler = SceneSampler(scene_source(config))

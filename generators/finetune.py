@@ -63,7 +63,7 @@ class FinetuneWriter(engine.SampleWriter):
 
     def __init__(self, config: FinetuneConfig) -> None:
         from simulator.iuv import get_dense_renderer
-        from simulator.render import RenderConfig
+        from simulator.renderer import RenderConfig
 
         self.config = config
         self.sampler = SceneSampler(_source(config))

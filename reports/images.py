@@ -176,7 +176,7 @@ def gallery_items(samples: Sequence[Any], records: Sequence[dict | None], qualit
 def render_scenes(params_list: Sequence[Any], size: int = 256) -> list[Any]:
     """Render scenes at `size` x `size` pixels (aspect kept from the scene's camera) in
     one batch. Raises the simulator's RenderError when no GL backend works."""
-    from simulator.render import render_batch
+    from simulator.renderer import render_batch
 
     scenes = []
     for p in params_list:

@@ -416,7 +416,7 @@ def skeletons(params_list: Sequence[SceneParams], body_model: str = "anny", aver
     scene's own: the body model then reuses its rest skeleton, which is ~10x faster when
     shapes vary, and angle-based codes do not depend on the phenotype."""
     from simulator.body import get_body_model
-    from simulator.render import pose_vector, shape_vector
+    from simulator.renderer import pose_vector, shape_vector
 
     if body_model not in _BODY_CACHE:
         _BODY_CACHE[body_model] = get_body_model(body_model)

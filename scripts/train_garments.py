@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     from simulator.garments.spec import GARMENTS
     import torch
 
-    from simulator.garments.train import TrainConfig, train_all
+    from simulator.garments.training.train import TrainConfig, train_all
 
     torch.set_num_threads(1)
 
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: simulated {k}/{n}", file=sys.stderr, flush=True)
 
     if args.evaluate_only:
-        from simulator.garments.train import evaluate_saved
+        from simulator.garments.training.train import evaluate_saved
 
         metrics = evaluate_saved(cfg, out_dir=args.out, data_dir=args.data)
     else:
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     from pathlib import Path
 
     from simulator.garments.dress import WEIGHTS_DIR
-    from simulator.garments.train import model_card
+    from simulator.garments.training.train import model_card
 
     if all("garment_seconds_batch1" in m for m in metrics["garments"].values()):
         (Path(args.out or WEIGHTS_DIR) / "MODEL_CARD.md").write_text(model_card(metrics))

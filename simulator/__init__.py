@@ -11,13 +11,13 @@ from simulator.params import SCHEMA_VERSION, Dimension, ParamSpace, SceneParams,
 
 
 def render(params, config=None):
-    from simulator.render import render as _render
+    from simulator.renderer import render as _render
 
     return _render(params, config)
 
 
 def render_batch(params_list, config=None):
-    from simulator.render import render_batch as _render_batch
+    from simulator.renderer import render_batch as _render_batch
 
     return _render_batch(params_list, config)
 

@@ -30,14 +30,15 @@ are produced by posing the body model with out-of-range angles before these oper
 
 from __future__ import annotations
 
-import atexit
 import functools
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from simulator import gl
 from simulator.errors import AssetError, RenderError
+from simulator.rotations import axis_angle_matrix
 
 PART_KINDS = ("head", "neck", "body", "arm", "hand", "leg", "foot")
 SIDES = ("left", "right")
@@ -230,13 +231,6 @@ class Figure:
 # --------------------------------------------------------------------------------------
 
 
-def _axis_rotation(axis: np.ndarray, angle: float) -> np.ndarray:
-    a = np.asarray(axis, dtype=np.float64)
-    a = a / np.linalg.norm(a)
-    K = np.array([[0, -a[2], a[1]], [a[2], 0, -a[0]], [-a[1], a[0], 0]])
-    return np.eye(3) + math.sin(angle) * K + (1 - math.cos(angle)) * K @ K
-
-
 def stretch(fig: Figure, vmask: np.ndarray, a: np.ndarray, b: np.ndarray, factor: float) -> None:
     d = b - a
     L = np.linalg.norm(d)
@@ -255,13 +249,13 @@ def twist(fig: Figure, vmask: np.ndarray, a: np.ndarray, b: np.ndarray, angle: f
     t = np.clip(x @ d / L, 0.0, 1.0)
     out = np.empty_like(x)
     for i, (p, ti) in enumerate(zip(x, t)):
-        out[i] = _axis_rotation(d, angle * ti) @ p
+        out[i] = axis_angle_matrix(d, angle * ti) @ p
     fig.vertices[vmask] = out + a
     fig.ops.append({"op": "twist", "degrees": round(math.degrees(angle), 1)})
 
 
 def rotate(fig: Figure, vmask: np.ndarray, pivot: np.ndarray, axis: np.ndarray, angle: float, name: str = "rotate") -> None:
-    R = _axis_rotation(axis, angle)
+    R = axis_angle_matrix(axis, angle)
     fig.vertices[vmask] = (fig.vertices[vmask] - pivot) @ R.T + pivot
     fig.ops.append({"op": name, "degrees": round(math.degrees(angle), 1)})
 
@@ -427,7 +421,7 @@ class CompositeRenderer:
                 self._renderer = self._pyrender.OffscreenRenderer(W, H)
             except Exception as e:  # the platform's own error types vary
                 raise RenderError(f"could not create a headless OpenGL context with {self.backend} ({e})") from None
-            from simulator.iuv import install_face_id_shader
+            from simulator.face_ids import install_face_id_shader
 
             install_face_id_shader(self._renderer)
         elif self._size != (W, H):
@@ -446,7 +440,7 @@ class CompositeRenderer:
         light: LightParams; background: BackgroundParams."""
         from simulator import appearance
         from simulator import camera as cam_math
-        from simulator.iuv import decode_face_ids, encode_face_colors
+        from simulator.face_ids import decode_face_ids, encode_face_colors
 
         pyrender = self._pyrender
         W, H = int(camera.width), int(camera.height)
@@ -521,11 +515,4 @@ def get_composite_renderer(gl_backend: str = "auto") -> CompositeRenderer:
     return _COMPOSITE[gl_backend]
 
 
-@atexit.register
-def _close_composites() -> None:
-    for r in _COMPOSITE.values():
-        try:
-            r.close()
-        except Exception:  # best effort at exit
-            pass
-    _COMPOSITE.clear()
+gl.close_at_exit(_COMPOSITE)

@@ -15,7 +15,7 @@ from simulator.params import ParamSpace, SceneParams, validate_params
 def render_scene_file(params_path: str, out_dir: str, clamp: bool = False, config=None) -> dict:
     from simulator.io import load_params, write_sample
     from simulator.overlay import sample_overlay
-    from simulator.render import render
+    from simulator.renderer import render
 
     params = validate_params(load_params(params_path), clamp=clamp)
     sample = render(params, config)
@@ -41,7 +41,7 @@ def sample_scenes(
     a contact sheet with skeleton overlays and a manifest."""
     from simulator.io import write_sample
     from simulator.overlay import contact_sheet, sample_overlay
-    from simulator.render import render_batch
+    from simulator.renderer import render_batch
 
     from simulator.errors import ParamError
     from simulator.params import check_image_size

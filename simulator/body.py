@@ -1,12 +1,8 @@
-"""Body models behind one protocol.
+"""The ``anny`` body backend (default; Apache-2.0, ships in its wheel).
 
-World frame of every body model: metres, +Z up, the subject faces -Y, the subject's
-left is +X, the pelvis (root joint) at the origin. A backend maps anatomical pose
-angles (``simulator.joints``) and phenotypes (``simulator.params.SHAPE_NAMES``) to a
-posed mesh, anatomical joint centres and surface keypoints.
-
-Backends: ``anny`` (default; Apache-2.0, ships in its wheel) and ``smplx`` (user-supplied
-SMPL / SMPL-X files), registered in ``BODY_MODELS``.
+The protocol, its output and the registry live in ``simulator.body_model`` (re-exported
+here, with the joint tables of ``simulator.joints``, for existing importers); the SMPL
+family is in ``simulator.smpl_body``.
 """
 
 from __future__ import annotations
@@ -14,89 +10,40 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
 
 import numpy as np
 
+from simulator.body_model import (
+    BODY_MODELS,
+    BodyModel,
+    BodyOutput,
+    available_body_models,
+    get_body_model,
+    h36m_from_joints,
+    register_body_model,
+)
 from simulator.errors import AssetError
-from simulator.joints import POSE_DOFS
+from simulator.joints import (
+    COCO17,
+    FEET6,
+    H36M17,
+    JOINT_NAMES,
+    KEYPOINT_CONVENTIONS,
+    SURFACE_KEYPOINTS,
+)
 from simulator.parts import REGION_NAMES, face_parts
 from simulator.paths import configure_caches
-from simulator.rotations import axis_angle, np_axis_angle, rx, ry, rz, unit
+from simulator.pose_mapping import SIDES, bone_rotations
+from simulator.rotations import axis_angle_matrix, lazy_torch as _torch, unit
+
+__all__ = [  # the backend, plus the protocol, registry and joint tables re-exported for existing importers
+    "AnnyBody", "BODY_MODELS", "BodyModel", "BodyOutput", "available_body_models", "get_body_model",
+    "h36m_from_joints", "register_body_model", "COCO17", "FEET6", "H36M17", "JOINT_NAMES",
+    "KEYPOINT_CONVENTIONS", "SURFACE_KEYPOINTS",
+]
 
 log = logging.getLogger(__name__)
-
-COCO17 = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
-    "left_wrist", "right_wrist", "left_hip", "right_hip",
-    "left_knee", "right_knee", "left_ankle", "right_ankle",
-)
-FEET6 = ("left_big_toe", "left_small_toe", "left_heel", "right_big_toe", "right_small_toe", "right_heel")
-H36M17 = (
-    "pelvis", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",
-    "spine", "thorax", "neck", "head_top", "left_shoulder", "left_elbow", "left_wrist",
-    "right_shoulder", "right_elbow", "right_wrist",
-)
-# Anatomical joint centres every backend provides (superset of what H36M-17 needs).
-JOINT_NAMES = (
-    "pelvis", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
-    "left_toe", "right_toe", "spine", "thorax", "neck", "head", "head_top",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-    "left_hand", "right_hand",
-)
-KEYPOINT_CONVENTIONS: dict[str, tuple[str, ...]] = {"coco17": COCO17, "feet6": FEET6, "h36m17": H36M17}
-# Keypoints on the skin (depth-tested tightly for visibility); all others (COCO limb points,
-# H36M joint centres) lie inside the body and get a looser tolerance.
-SURFACE_KEYPOINTS = frozenset(("nose", "left_eye", "right_eye", "left_ear", "right_ear") + FEET6)
-
-
-@dataclass
-class BodyOutput:
-    """vertices (B, V, 3) float32 metres, world frame; joints (B, len(JOINT_NAMES), 3);
-    keypoints {"coco17": (B, 17, 3), "feet6": (B, 6, 3), "h36m17": (B, 17, 3)}.
-    rig: the body model's own bone poses, rest bone poses and rest vertices (anny: torch
-    tensors "bone_poses", "rest_bone_poses", "rest_vertices"), so the garment rig can
-    reuse this evaluation (`BodyRig.from_body_output`); None for other models."""
-
-    vertices: np.ndarray
-    joints: np.ndarray
-    keypoints: dict[str, np.ndarray]
-    rig: dict[str, Any] | None = None
-
-
-class BodyModel(Protocol):
-    name: str
-    faces: np.ndarray  # (F, 3) int32
-    face_parts: np.ndarray  # (F,) uint8 DensePose 1..24
-    vertex_region: np.ndarray  # (V,) int index into simulator.parts.REGION_NAMES
-    texcoords: np.ndarray | None  # (V, 2) float32 or None
-
-    def forward(self, pose: np.ndarray, shape: np.ndarray) -> BodyOutput:
-        """pose (B, len(POSE_DOFS)) radians; shape (B, 6) phenotypes in [0, 1]."""
-        ...
-
-
-def h36m_from_joints(joints: np.ndarray) -> np.ndarray:
-    """(B, len(JOINT_NAMES), 3) -> (B, 17, 3) in H36M17 order."""
-    idx = [JOINT_NAMES.index(n) for n in H36M17]
-    return joints[:, idx]
-
-
-# --------------------------------------------------------------------------------------
-# Rotation helpers (torch, batched)
-# --------------------------------------------------------------------------------------
-
-
-def _torch():
-    import torch
-
-    return torch
-
-
-
 
 # --------------------------------------------------------------------------------------
 # anny backend
@@ -209,6 +156,16 @@ class AnnyBody:
         "torso_width": "torso-scale-horiz-incr",
     }
     NECK_BONES = ("neck01", "neck02", "neck03")
+    # simulator.pose_mapping rotation group -> anny bones carrying it.
+    _bone_map = {
+        "root": ("root",), "spine": SPINE_BONES, "neck": NECK_BONES, "head": ("head",),
+        **{
+            f"{s}_{group}": (f"{bone}.{s.upper()}",)
+            for s in SIDES
+            for group, bone in (("shoulder", "upperarm01"), ("elbow", "lowerarm01"), ("wrist", "wrist"),
+                                ("hip", "upperleg01"), ("knee", "lowerleg01"), ("ankle", "foot"))
+        },
+    }
 
     def __init__(self, dtype: str = "float32") -> None:
         configure_caches()
@@ -314,11 +271,11 @@ class AnnyBody:
         written as Rx(phi) Ry(theta) Rz(psi) like the pose mapping."""
         theta = math.asin(np.clip(-d[0], -1, 1))
         phi = math.atan2(d[1], -d[2])
-        rx = np_axis_angle(np.array([1.0, 0, 0]), phi)
-        ry = np_axis_angle(np.array([0, 1.0, 0]), theta)
+        rx = axis_angle_matrix(np.array([1.0, 0, 0]), phi)
+        ry = axis_angle_matrix(np.array([0, 1.0, 0]), theta)
         n = ry.T @ rx.T @ hinge_rest
         a = math.atan2(hinge_neutral[0] * n[1] - hinge_neutral[1] * n[0], hinge_neutral @ n)  # angle e -> n_xy
-        rz = np_axis_angle(np.array([0, 0, 1.0]), a)
+        rz = axis_angle_matrix(np.array([0, 0, 1.0]), a)
         return rx @ ry @ rz
 
     def pose_deltas(self, pose: np.ndarray):
@@ -329,39 +286,7 @@ class AnnyBody:
         torch = _torch()
         p = pose if torch.is_tensor(pose) else torch.as_tensor(np.asarray(pose), dtype=self._dtype)
         B = p.shape[0]
-        col = {n: p[:, i] for i, n in enumerate(POSE_DOFS)}
-        R: dict[str, object] = {}
-        R["root"] = rz(col["root_yaw"]) @ rx(col["root_pitch"]) @ ry(col["root_roll"])
-        n = len(self.SPINE_BONES)
-        spine = rz(col["spine_rotation"] / n) @ ry(col["spine_lateral"] / n) @ rx(col["spine_flexion"] / n)
-        for b in self.SPINE_BONES:
-            R[b] = spine
-        n = len(self.NECK_BONES)
-        neck = rz(col["neck_rotation"] / n) @ ry(col["neck_lateral"] / n) @ rx(col["neck_flexion"] / n)
-        for b in self.NECK_BONES:
-            R[b] = neck
-        R["head"] = rx(col["head_flexion"])
-        c = self._consts
-        for s, S in (("l", "L"), ("r", "R")):
-            side = -1.0 if s == "l" else 1.0  # abduction / internal rotation axis sign
-            R[f"upperarm01.{S}"] = (
-                rx(-col[f"{s}_shoulder_flexion"])
-                @ ry(side * col[f"{s}_shoulder_abduction"])
-                @ rz(side * col[f"{s}_shoulder_rotation"])
-                @ c[f"{s}_shoulder_rest_inv"]
-            )
-            R[f"lowerarm01.{S}"] = axis_angle(c[f"{s}_elbow_axis"], col[f"{s}_elbow_flexion"] - c[f"{s}_elbow_rest"])
-            R[f"wrist.{S}"] = axis_angle(c[f"{s}_wrist_flex_axis"], col[f"{s}_wrist_flexion"]) @ axis_angle(
-                c[f"{s}_wrist_dev_axis"], col[f"{s}_wrist_deviation"]
-            )
-            R[f"upperleg01.{S}"] = (
-                rx(-col[f"{s}_hip_flexion"])
-                @ ry(side * col[f"{s}_hip_abduction"])
-                @ rz(side * col[f"{s}_hip_rotation"])
-                @ c[f"{s}_hip_rest_inv"]
-            )
-            R[f"lowerleg01.{S}"] = rx(col[f"{s}_knee_flexion"] - c[f"{s}_knee_rest"])
-            R[f"foot.{S}"] = rx(-col[f"{s}_ankle_flexion"]) @ ry(-side * col[f"{s}_ankle_inversion"])
+        R = bone_rotations(p, self._consts, self._bone_map)
         deltas = torch.eye(4, dtype=p.dtype).repeat(B, len(self.bone_labels), 1, 1)
         for bone, rot in R.items():
             deltas[:, self._bone[bone], :3, :3] = rot
@@ -439,27 +364,4 @@ class AnnyBody:
         )
 
 
-# --------------------------------------------------------------------------------------
-# Registry
-# --------------------------------------------------------------------------------------
-
-BODY_MODELS: dict[str, Callable[..., BodyModel]] = {"anny": AnnyBody}
-
-
-def register_body_model(name: str, factory: Callable[..., BodyModel]) -> None:
-    BODY_MODELS[name] = factory
-
-
-def available_body_models() -> list[str]:
-    return sorted(BODY_MODELS)
-
-
-@functools.lru_cache(maxsize=4)
-def get_body_model(name: str = "anny", **kwargs) -> BodyModel:
-    """One instance per process and configuration (models hold large buffers)."""
-    if name not in BODY_MODELS:
-        if name in ("smpl", "smplx", "smplh"):
-            from simulator import smpl_body  # noqa: F401  (registers itself)
-        if name not in BODY_MODELS:
-            raise AssetError(f"unknown body model {name!r}; available: {', '.join(available_body_models())}")
-    return BODY_MODELS[name](**kwargs)
+register_body_model("anny", AnnyBody)

@@ -7,8 +7,10 @@ OSMesa is the fallback (no anti-aliasing, slower).
 
 from __future__ import annotations
 
+import atexit
 import ctypes.util
 import os
+from typing import Callable, Iterable
 
 from simulator.errors import RenderError
 
@@ -66,3 +68,26 @@ def select_backend(requested: str = "auto") -> str:
         )
     os.environ["PYOPENGL_PLATFORM"] = requested
     return requested
+
+
+# GL objects each module keeps for the whole process, closed at exit (last registered first).
+_KEPT_UNTIL_EXIT: list[tuple[Callable[[], Iterable], Callable[[object], None], Callable[[], None]]] = []
+
+
+def close_at_exit(container: dict | list, close: Callable[[object], None] = lambda obj: obj.close()) -> None:
+    """Call `close` on every object in `container` (a dict's values or a list's items, read
+    at exit) and empty it when the interpreter exits: GL contexts must be released before
+    teardown starts (PyOpenGL cannot afterwards). Best effort: errors are ignored."""
+    items = container.values if isinstance(container, dict) else container.copy
+    _KEPT_UNTIL_EXIT.append((items, close, container.clear))
+
+
+@atexit.register
+def _close_kept() -> None:
+    for items, close, clear in reversed(_KEPT_UNTIL_EXIT):
+        for obj in list(items()):
+            try:
+                close(obj)
+            except Exception:  # best effort at exit
+                pass
+        clear()

@@ -1,4 +1,8 @@
-"""Named body joint rotations and their anatomical limits.
+"""Named body joints: the keypoint conventions the simulator labels, the anatomical joint
+centres every body backend provides, and the pose degrees of freedom with their limits.
+
+Keypoint tables (`COCO17`, `FEET6`, `H36M17`) are defined here only;
+`examiner.conventions` imports them.
 
 Every pose degree of freedom is an anatomical angle in radians, measured from the
 anatomical neutral position (standing, arms hanging at the sides, palms facing the
@@ -81,3 +85,30 @@ _NEUTRAL = {
 def neutral_pose() -> dict[str, float]:
     """The base pose (radians for every DOF)."""
     return {k: _NEUTRAL.get(k, 0.0) for k in POSE_DOFS}
+
+
+# ---- keypoint conventions and joint centres ----------------------------------------
+
+COCO17 = (
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
+    "left_wrist", "right_wrist", "left_hip", "right_hip",
+    "left_knee", "right_knee", "left_ankle", "right_ankle",
+)
+FEET6 = ("left_big_toe", "left_small_toe", "left_heel", "right_big_toe", "right_small_toe", "right_heel")
+H36M17 = (
+    "pelvis", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",
+    "spine", "thorax", "neck", "head_top", "left_shoulder", "left_elbow", "left_wrist",
+    "right_shoulder", "right_elbow", "right_wrist",
+)
+# Anatomical joint centres every backend provides (superset of what H36M-17 needs).
+JOINT_NAMES = (
+    "pelvis", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+    "left_toe", "right_toe", "spine", "thorax", "neck", "head", "head_top",
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+    "left_hand", "right_hand",
+)
+KEYPOINT_CONVENTIONS: dict[str, tuple[str, ...]] = {"coco17": COCO17, "feet6": FEET6, "h36m17": H36M17}
+# Keypoints on the skin (depth-tested tightly for visibility); all others (COCO limb points,
+# H36M joint centres) lie inside the body and get a looser tolerance.
+SURFACE_KEYPOINTS = frozenset(("nose", "left_eye", "right_eye", "left_ear", "right_ear") + FEET6)

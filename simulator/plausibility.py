@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulator.body import JOINT_NAMES
+from simulator.joints import JOINT_NAMES
 
 _J = {n: i for i, n in enumerate(JOINT_NAMES)}
 # name -> (start joint, end joint, region used to measure the radius)
@@ -51,15 +51,19 @@ def _segment_point_distance(a: np.ndarray, b: np.ndarray, p: np.ndarray) -> np.n
     return np.linalg.norm(p - (a + t[:, None] * ab), axis=1)
 
 
-def capsule_radii(rest_vertices: np.ndarray, vertex_region: np.ndarray, joints: np.ndarray) -> np.ndarray:
-    """(len(CAPSULES),) radii in metres from a rest pose: joints (len(JOINT_NAMES), 3)."""
+def capsule_radii(
+    rest_vertices: np.ndarray, vertex_region: np.ndarray, joints: np.ndarray, percentile: float = 30.0
+) -> np.ndarray:
+    """(len(CAPSULES),) radii in metres from a rest pose: joints (len(JOINT_NAMES), 3);
+    each the `percentile` of its region's vertex distances to the segment (the default
+    sits inside the skin; about 70 reaches the skin surface)."""
     from simulator.parts import REGION_NAMES
 
     radii = []
     for a, b, region in CAPSULES.values():
         pts = rest_vertices[vertex_region == REGION_NAMES.index(region)]
         d = _segment_point_distance(joints[_J[a]], joints[_J[b]], pts)
-        radii.append(float(np.percentile(d, 30)))
+        radii.append(float(np.percentile(d, percentile)))
     return np.array(radii)
 
 

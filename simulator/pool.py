@@ -22,7 +22,7 @@ def _init(config, threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)  # W workers x default threads would oversubscribe the cores
-    from simulator.render import Renderer
+    from simulator.renderer import Renderer
 
     _worker_renderer = Renderer(config)
 

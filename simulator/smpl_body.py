@@ -31,42 +31,33 @@ import math
 import os
 import pickle
 import zipfile
-from pathlib import Path
 from typing import Iterable, Mapping
 
 import numpy as np
 
-from simulator.body import (
-    COCO17,
-    FEET6,
-    JOINT_NAMES,
-    BodyOutput,
-    _torch,
-    h36m_from_joints,
-    register_body_model,
-)
+from simulator.body_model import BodyOutput, h36m_from_joints, register_body_model
 from simulator.errors import AssetError
-from simulator.joints import POSE_DOFS
-from simulator.rotations import axis_angle, rx, ry, rz, unit
+from simulator.smpl_files import (  # noqa: F401  (ENV_VAR: re-exported)
+    ENV_VAR,
+    MODEL_SPECS,
+    model_texcoords,
+    read_model_file,
+    resolve_model_file,
+)
+from simulator.joints import COCO17, FEET6, JOINT_NAMES
+from simulator.pose_mapping import SIDES, bone_rotations
+from simulator.rotations import lazy_torch as _torch, unit
 from simulator.params import SHAPE_NAMES
 from simulator.parts import REGION_NAMES, face_parts
 
 log = logging.getLogger(__name__)
 
-ENV_VAR = "POSEEXAMINER_SMPL_DIR"
 
 # Our world frame from SMPL's: (x, y, z)_smpl -> (x, -z, y).
 SMPL_TO_WORLD = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 
 # Phenotype -> beta: a phenotype of 0 / 1 gives -BETA_RANGE / +BETA_RANGE standard deviations.
 BETA_RANGE = 2.0
-
-_SPECS = {
-    # model type: (file prefix, extensions in the order tried, where users get the files, smplx layer)
-    "smpl": ("SMPL", ("pkl", "npz"), "https://smpl.is.tue.mpg.de", "SMPLLayer"),
-    "smplh": ("SMPLH", ("pkl", "npz"), "https://mano.is.tue.mpg.de (extended SMPL+H model)", "SMPLHLayer"),
-    "smplx": ("SMPLX", ("npz", "pkl"), "https://smpl-x.is.tue.mpg.de", "SMPLXLayer"),
-}
 
 _BODY_JOINTS = (
     "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
@@ -134,112 +125,6 @@ def joint_region(name: str) -> str:
     if base.rstrip("123") in ("index", "middle", "pinky", "ring", "thumb"):
         return f"{side}_hand"
     raise ValueError(f"unmapped SMPL joint {name}")
-
-
-# --------------------------------------------------------------------------------------
-# Files
-# --------------------------------------------------------------------------------------
-
-
-def _missing(model_type: str, expected: str) -> AssetError:
-    prefix, _, url, _ = _SPECS[model_type]
-    return AssetError(
-        f"{prefix} model file not found: expected {expected}; set {ENV_VAR} to the folder holding it "
-        f"(or pass the model_path body option); the files are licence-gated, download them from {url}"
-    )
-
-
-def resolve_model_file(
-    model_type: str, model_path: str | os.PathLike | None = None, gender: str = "neutral"
-) -> Path:
-    """The model file for `model_type`: `model_path` (a file, or a folder holding
-    ``<PREFIX>_<GENDER>.<ext>`` directly or in a ``<model_type>/`` subfolder as
-    ``smplx.create`` lays them out), else $POSEEXAMINER_SMPL_DIR."""
-    prefix, exts, _, _ = _SPECS[model_type]
-    root = model_path if model_path not in (None, "") else os.environ.get(ENV_VAR)
-    stem = f"{prefix}_{gender.upper()}"
-    if not root:
-        raise _missing(model_type, f"{stem}.{exts[0]} in the folder named by {ENV_VAR} (unset)")
-    root = Path(root).expanduser()
-    if root.is_file():
-        return root
-    if not root.is_dir():
-        raise _missing(model_type, str(root))
-    for folder in (root, root / model_type):
-        for ext in exts:
-            if (folder / f"{stem}.{ext}").is_file():
-                return folder / f"{stem}.{ext}"
-    expected = root / f"{stem}.{exts[0]}"
-    raise _missing(model_type, f"{expected} (or .{exts[1]}, or under {root / model_type}/)")
-
-
-class _ChumpyStub:
-    """Stands in for a chumpy array while unpickling official .pkl files without chumpy."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        self.state = None
-
-    def __setstate__(self, state) -> None:
-        self.state = state
-
-    def to_array(self) -> np.ndarray:
-        # A leaf ``chumpy.Ch`` pickles its __dict__, the value under "x".
-        state = getattr(self, "state", None)
-        if isinstance(state, dict) and "x" in state:
-            x = state["x"]
-            return x.to_array() if isinstance(x, _ChumpyStub) else np.asarray(x)
-        raise TypeError("chumpy object without a stored value")
-
-
-class _NoChumpyUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str):
-        if module == "chumpy" or module.startswith("chumpy."):
-            return _ChumpyStub
-        if module.startswith("scipy.sparse.") and name.endswith("_matrix"):
-            import scipy.sparse  # old pickles name the private modules (scipy.sparse.csc)
-
-            return getattr(scipy.sparse, name)
-        return super().find_class(module, name)
-
-
-def read_model_file(path: Path) -> dict:
-    """The arrays of a SMPL-family file: .npz, or a .pkl of numpy arrays (the official
-    chumpy-pickled .pkl files load too, without chumpy: their leaf arrays are unwrapped)."""
-    if path.suffix == ".npz":
-        with np.load(path, allow_pickle=True) as f:
-            return {k: f[k] for k in f.files}
-    with open(path, "rb") as fh:
-        try:
-            data = pickle.load(fh, encoding="latin1")
-        except ModuleNotFoundError as e:
-            if "chumpy" not in str(e):
-                raise
-            fh.seek(0)
-            data = _NoChumpyUnpickler(fh, encoding="latin1").load()
-    out = {}
-    for k, v in data.items():
-        if isinstance(v, _ChumpyStub):
-            try:
-                v = v.to_array()
-            except TypeError:
-                raise AssetError(
-                    f"{path}: entry {k!r} is a chumpy expression that cannot be read without chumpy; "
-                    "convert the file to .npz (docs/body_models.md)"
-                ) from None
-        out[k] = v
-    return out
-
-
-def _texcoords(data: Mapping, faces: np.ndarray, n_vertices: int) -> np.ndarray | None:
-    """Per-vertex UVs from ``vt`` / ``ft`` when the file has them (seams: last face wins)."""
-    if "vt" not in data or "ft" not in data:
-        return None
-    vt, ft = np.asarray(data["vt"], dtype=np.float32), np.asarray(data["ft"], dtype=np.int64)
-    if ft.shape != faces.shape:
-        return None
-    out = np.zeros((n_vertices, 2), dtype=np.float32)
-    out[faces.reshape(-1)] = vt[ft.reshape(-1)]
-    return out
 
 
 # --------------------------------------------------------------------------------------
@@ -320,6 +205,18 @@ def _import_smplx():
     return smplx
 
 
+# simulator.pose_mapping rotation group -> SMPL joints carrying it (the root, the global
+# orientation, is composed with the change of frame in `local_rotations`).
+_BONE_MAP = {
+    "root": ("pelvis",), "spine": ("spine1", "spine2", "spine3"), "neck": ("neck",), "head": ("head",),
+    **{
+        f"{s}_{group}": (f"{side}_{group}",)
+        for s, side in zip(SIDES, ("left", "right"))
+        for group in ("shoulder", "elbow", "wrist", "hip", "knee", "ankle")
+    },
+}
+
+
 class SmplBody:
     """SMPL / SMPL+H / SMPL-X through `smplx`, in PoseExaminer's frame and pose parameters.
 
@@ -339,8 +236,8 @@ class SmplBody:
         keypoint_vertex_ids: Mapping[str, int] | Iterable[tuple[str, int]] | None = None,
         dtype: str = "float32",
     ) -> None:
-        if model_type not in _SPECS:
-            raise AssetError(f"unknown SMPL model type {model_type!r}; one of {', '.join(_SPECS)}")
+        if model_type not in MODEL_SPECS:
+            raise AssetError(f"unknown SMPL model type {model_type!r}; one of {', '.join(MODEL_SPECS)}")
         if gender not in ("neutral", "male", "female"):
             raise AssetError(f"unknown SMPL gender {gender!r}; one of neutral, male, female")
         torch = _torch()
@@ -379,7 +276,7 @@ class SmplBody:
         self.face_parts = face_parts(self.vertex_region, faces, rest_v)
         head = np.flatnonzero(self.vertex_region == REGION_NAMES.index("head"))
         self._head_top_vertex = int(head[np.argmax(rest_v[head, 2])])
-        self.texcoords = _texcoords(data, faces, len(rest_v))
+        self.texcoords = model_texcoords(data, faces, len(rest_v))
         self.landmark_vertices = self._landmarks(keypoint_vertex_ids, rest_v)
 
         self._setup_pose_mapping(rest_j)
@@ -389,7 +286,7 @@ class SmplBody:
     def _load(self, gender: str, num_betas: int):
         smplx = _import_smplx()
         torch = _torch()
-        _, _, url, layer = _SPECS[self.model_type]
+        _, _, url, layer = MODEL_SPECS[self.model_type]
         path = self.path
         ext = "npz" if path.suffix == ".npz" else "pkl"
         kwargs = dict(gender=gender, num_betas=num_betas, dtype=self._dtype)
@@ -505,42 +402,14 @@ class SmplBody:
         torch = _torch()
         p = torch.as_tensor(np.asarray(pose), dtype=self._dtype)
         B = p.shape[0]
-        col = {n: p[:, i] for i, n in enumerate(POSE_DOFS)}
-        c = self._consts
         j = self._j
-        R: dict[str, object] = {}
-        spine = rz(col["spine_rotation"] / 3) @ ry(col["spine_lateral"] / 3) @ rx(col["spine_flexion"] / 3)
-        for name in ("spine1", "spine2", "spine3"):
-            R[name] = spine
-        R["neck"] = rz(col["neck_rotation"]) @ ry(col["neck_lateral"]) @ rx(col["neck_flexion"])
-        R["head"] = rx(col["head_flexion"])
-        for s, name in (("l", "left"), ("r", "right")):
-            side = -1.0 if s == "l" else 1.0  # abduction / internal rotation axis sign
-            R[f"{name}_shoulder"] = (
-                rx(-col[f"{s}_shoulder_flexion"])
-                @ ry(side * col[f"{s}_shoulder_abduction"])
-                @ rz(side * col[f"{s}_shoulder_rotation"])
-                @ c[f"{s}_shoulder_rest_inv"]
-            )
-            elbow = col[f"{s}_elbow_flexion"] - c[f"{s}_elbow_rest"]
-            R[f"{name}_elbow"] = axis_angle(c[f"{s}_elbow_axis"], elbow)
-            R[f"{name}_wrist"] = axis_angle(c[f"{s}_wrist_flex_axis"], col[f"{s}_wrist_flexion"]) @ axis_angle(
-                c[f"{s}_wrist_dev_axis"], col[f"{s}_wrist_deviation"]
-            )
-            R[f"{name}_hip"] = (
-                rx(-col[f"{s}_hip_flexion"])
-                @ ry(side * col[f"{s}_hip_abduction"])
-                @ rz(side * col[f"{s}_hip_rotation"])
-                @ c[f"{s}_hip_rest_inv"]
-            )
-            R[f"{name}_knee"] = rx(col[f"{s}_knee_flexion"] - c[f"{s}_knee_rest"])
-            R[f"{name}_ankle"] = rx(-col[f"{s}_ankle_flexion"]) @ ry(-side * col[f"{s}_ankle_inversion"])
+        R = bone_rotations(p, self._consts, _BONE_MAP)
+        root = R.pop("pelvis")
         C = self._C
         rots = torch.eye(3, dtype=self._dtype).repeat(B, len(self.skeleton), 1, 1)
         for name, rot in R.items():
             rots[:, j[name]] = C.T @ rot @ C
-        root = rz(col["root_yaw"]) @ rx(col["root_pitch"]) @ ry(col["root_roll"])
-        rots[:, 0] = root @ C
+        rots[:, j["pelvis"]] = root @ C
         if self.model_type != "smpl":
             rots[:, j["left_index1"]:] = self._hand_rest[None]  # relaxed hands (the model's mean)
         return rots
@@ -569,7 +438,7 @@ class SmplBody:
             self.beta_signs[1] = 1.0 if vol[0] >= vol[1] else -1.0
 
     def betas(self, shape: np.ndarray) -> np.ndarray:
-        """(B, 6) phenotypes in [0, 1] -> (B, num_betas)."""
+        """(B, >= 6) shape values in [0, 1], ``SHAPE_NAMES`` first -> (B, num_betas)."""
         shape = np.atleast_2d(np.asarray(shape, dtype=np.float64))
         out = np.zeros((len(shape), len(self.beta_signs)))
         for k, pheno in enumerate(("height", "weight")[: len(self.beta_signs)]):
@@ -578,8 +447,9 @@ class SmplBody:
 
     # ---- forward -----------------------------------------------------------------------
     def forward(self, pose: np.ndarray, shape: np.ndarray) -> BodyOutput:
-        """pose (B, len(POSE_DOFS)) radians; shape (B, 6) phenotypes in [0, 1] (B may be 1
-        for either). Returns metres in our world frame, pelvis at the origin."""
+        """pose (B, len(POSE_DOFS)) radians; shape (B, 6) or (B, 10) values in [0, 1] in
+        ``simulator.params.ALL_SHAPE_NAMES`` order (only height and weight act, the local
+        changes are ignored; B may be 1 for either). Returns metres in our world frame, pelvis at the origin."""
         torch = _torch()
         pose = np.atleast_2d(np.asarray(pose, dtype=np.float64))
         shape = np.atleast_2d(np.asarray(shape, dtype=np.float64))

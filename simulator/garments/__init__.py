@@ -2,16 +2,18 @@
 
     from simulator.garments import get_wardrobe
     g = get_wardrobe().dress("t-shirt", style=[0.5, 0.5, 0.3, 0.0], pose=pose, shape=shape)
-    # pose (B, 34) radians, shape (B, 6) phenotypes -> g.vertices (B, N, 3), g.faces, g.face_parts
+    # pose (B, 34) radians, shape (B, 6) phenotypes or (B, 10) -> g.vertices (B, N, 3), g.faces, g.face_parts
 
 In scenes: `SceneParams(clothing=ClothingParams(upper="t-shirt", lower="skirt"))`; the
 renderer dresses the body and returns `Sample.clothing_mask`.
 
-Modules: `spec` (types, style), `rig` (anny rest / skinning), `template` (templates on the
-body's topology, style -> anchors -> rest shape), `drape` (PBD draping simulation, the
-training data), `model` (LF MLP + RBF-mixed pivot HF predictor), `train`, `collision`
-(penetration + push-out), `dress` (the fast path), `fabric` (textures), `tailornet`
-(loader for TailorNet's released weights and SMPL). See docs/clothing.md.
+Modules: `spec` (types, style), `rig` (anny rest / skinning), `chains` (cylindrical
+coordinates around trunk and limbs), `template` (templates on the body's topology),
+`anchors` (style -> anchors), `geometry` (`GarmentGeometry`: anchors -> rest shape and
+skinning), `model` (LF MLP + RBF-mixed pivot HF predictor), `collision` (penetration +
+push-out), `dress` (the fast path), `fabric` (textures), `tailornet` (loader for
+TailorNet's released weights and SMPL); offline, in `training/`: `drape` (PBD draping
+simulation, the training data) and `train`. See docs/clothing.md.
 Heavy modules load lazily.
 """
 

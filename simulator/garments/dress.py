@@ -14,7 +14,7 @@ from simulator.garments.collision import BodyCollider
 from simulator.garments.model import GarmentPredictor, PredictorWeights
 from simulator.garments.rig import BodyRig, PosedRig, get_rig
 from simulator.garments.spec import check_style, get_spec
-from simulator.garments.template import GarmentGeometry
+from simulator.garments.geometry import GarmentGeometry
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "assets" / "garments"
 
@@ -60,7 +60,8 @@ class Wardrobe:
 
     def body(self, pose: np.ndarray, shape: np.ndarray) -> PosedRig:
         """The posed rig garments need (bone transforms, rest surface), without skinning
-        the body mesh: pose (B, 34) radians, shape (B, 6)."""
+        the body mesh: pose (B, 34) radians, shape (B, 6) phenotypes or (B, 10) with the local
+        changes (``ALL_SHAPE_NAMES``, what the renderer passes)."""
         import torch
 
         pose = np.atleast_2d(np.asarray(pose, dtype=np.float64))
@@ -110,7 +111,7 @@ class Wardrobe:
     def dress(self, name: str, style, pose: np.ndarray, shape: np.ndarray, push_out: bool = True,
               use_model: bool = True, body: PosedRig | None = None) -> DressedGarment:
         """Garment `name` with style (4,) or (B, 4) on bodies pose (B, 34) radians and
-        shape (B, 6) phenotypes. use_model=False skips the learned displacement (the
+        shape (B, 6) phenotypes or (B, 10) with the local changes. use_model=False skips the learned displacement (the
         canonical rest garment, skinned). `body` (from `Wardrobe.body`) shares one body
         evaluation between several garments; `seconds` excludes it."""
         if body is None:

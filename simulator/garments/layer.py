@@ -1,4 +1,4 @@
-"""Garments in a pyrender scene, for `simulator.render.Renderer`.
+"""Garments in a pyrender scene, for `simulator.renderer.Renderer`.
 
 Per garment type the layer keeps, created once:
 * one colour node per fabric pattern (shared vertices, smooth normals, texture

@@ -18,6 +18,7 @@ import numpy as np
 
 from simulator.garments.spec import GarmentError
 from simulator.parts import REGION_NAMES
+from simulator.rotations import lazy_torch as _torch
 
 # Limb chains (bone heads, root -> tip) used for the length coordinates of sleeves and legs.
 CHAINS = {
@@ -33,12 +34,6 @@ CHAIN_REGIONS = {
     "leg_r": ("upper_leg_right", "lower_leg_right"),
     "torso": ("torso",),
 }
-
-
-def _torch():
-    import torch
-
-    return torch
 
 
 @dataclass
@@ -79,7 +74,7 @@ class BodyRig:
     def __init__(self, body=None) -> None:
         torch = _torch()
         if body is None:
-            from simulator.body import get_body_model
+            from simulator.body_model import get_body_model
 
             body = get_body_model("anny")
         if getattr(body, "name", None) != "anny":
@@ -156,7 +151,7 @@ class BodyRig:
 
     def pose(self, deltas, shape: np.ndarray, vertices: bool = True) -> PosedRig:
         """deltas (B, nb, 4, 4) anny local-ref bone deltas (see AnnyBody.pose_deltas);
-        shape (B, 6) or (1, 6). vertices=False skips skinning the whole body mesh
+        shape (B, 6) or (B, 10) with the local changes (B may be 1). vertices=False skips skinning the whole body mesh
         (`PosedRig.vertices` is then None); the transforms are the same."""
         torch = _torch()
         shape = np.atleast_2d(np.asarray(shape, dtype=np.float64))
@@ -240,6 +235,6 @@ def unskin(posed: np.ndarray, weights: np.ndarray, transforms: np.ndarray) -> np
 
 @functools.lru_cache(maxsize=2)
 def get_rig(body_model: str = "anny") -> BodyRig:
-    from simulator.body import get_body_model
+    from simulator.body_model import get_body_model
 
     return BodyRig(get_body_model(body_model))

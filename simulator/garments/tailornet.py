@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from simulator.errors import AssetError
+from simulator.rotations import rotvec_matrices
 
 VALID_THETA = {
     "t-shirt": [0, 1, 2, 3, 6, 9, 12, 13, 14, 16, 17, 18, 19],
@@ -238,22 +239,11 @@ def loop_subdivision(v: np.ndarray, f: np.ndarray):
     return M, np.array(nf, dtype=np.int64)
 
 
-def _rodrigues(r: np.ndarray) -> np.ndarray:
-    """(..., 3) axis-angle -> (..., 3, 3)."""
-    theta = np.linalg.norm(r, axis=-1, keepdims=True)
-    k = r / np.maximum(theta, 1e-12)
-    K = np.zeros(r.shape[:-1] + (3, 3))
-    K[..., 0, 1], K[..., 0, 2], K[..., 1, 0] = -k[..., 2], k[..., 1], k[..., 2]
-    K[..., 1, 2], K[..., 2, 0], K[..., 2, 1] = -k[..., 0], -k[..., 1], k[..., 0]
-    s, c = np.sin(theta)[..., None], np.cos(theta)[..., None]
-    return np.eye(3) + s * K + (1 - c) * (K @ K)
-
-
 class HresSMPL:
     """SMPL upsampled once with Loop subdivision (TailorNet's `get_hres_smpl_model_data`)."""
 
     def __init__(self, smpl_path: str | Path) -> None:
-        from simulator.smpl_body import read_model_file
+        from simulator.smpl_files import read_model_file
 
         path = _require(Path(smpl_path), "SMPL model file")
         d = read_model_file(path)
@@ -287,7 +277,7 @@ class HresSMPL:
         b[: len(beta)] = beta[: len(b)]
         v_shaped = self.v_template + self.shapedirs @ b
         J = self.J_regressor @ v_shaped
-        R = _rodrigues(np.asarray(theta, np.float64).reshape(-1, 3))
+        R = rotvec_matrices(np.asarray(theta, np.float64).reshape(-1, 3))
         feat = (R[1:] - np.eye(3)).reshape(-1)
         v_posed = v_shaped + self.posedirs @ feat
         G = np.zeros((len(J), 4, 4))

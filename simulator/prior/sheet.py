@@ -14,7 +14,7 @@ def render_poses(poses: np.ndarray, size: int = 256, azimuth_deg: float = 30.0, 
     from PIL import Image
 
     from simulator.params import SceneParams
-    from simulator.render import render_batch
+    from simulator.renderer import render_batch
 
     base = SceneParams().with_values({
         "camera.width": size, "camera.height": size, "camera.azimuth": np.radians(azimuth_deg),

@@ -40,7 +40,7 @@ class AnnySkeleton:
     def __init__(self, body=None, shape: np.ndarray | None = None) -> None:
         import torch
 
-        from simulator.body import get_body_model
+        from simulator.body_model import get_body_model
 
         self.body = body if body is not None else get_body_model("anny")
         self.dtype = self.body._dtype  # the mapping's constants carry the body's dtype

@@ -14,7 +14,7 @@ def test_everyday_bounds_lie_inside_the_default_space():
 
 
 def test_example_targets_match_the_crop():
-    from simulator.render import render
+    from simulator.renderer import render
 
     s = render(SceneParams())
     crop, j3, j2 = bl.sample_to_example(s)

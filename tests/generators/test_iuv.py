@@ -43,7 +43,7 @@ def test_charts_are_continuous_inside_each_part(dense):
 
 
 def test_dense_renderer_matches_base_renderer_exactly(dense, scenes):
-    from simulator.render import RenderConfig, get_renderer
+    from simulator.renderer import RenderConfig, get_renderer
 
     base = get_renderer(RenderConfig(detail="full"))  # the dense renderer always draws full detail
     for p in scenes[:3]:
@@ -130,7 +130,7 @@ def test_subpixel_samples_equal_a_twice_larger_render(dense):
 
 
 def test_clothed_body_matches_base_and_reports_the_surface_behind_garments(dense):
-    from simulator.render import RenderConfig, get_renderer
+    from simulator.renderer import RenderConfig, get_renderer
 
     p = SceneParams().with_values({"clothing.upper": "t-shirt"})
     a, b = dense.render(p), get_renderer(RenderConfig(detail="full")).render(p)

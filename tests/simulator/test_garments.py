@@ -57,7 +57,7 @@ def test_templates_are_coarse_meshes_on_the_body(wardrobe):
 
 @pytest.mark.parametrize("name", ["t-shirt", "shirt"])
 def test_longer_sleeves_cover_more_arm(wardrobe, name):
-    from simulator.garments.template import chain_coords, chain_points
+    from simulator.garments.chains import chain_coords, chain_points
 
     geom = wardrobe.geometry(name)
     rig = wardrobe.rig
@@ -113,7 +113,7 @@ def test_hip_flexion_moves_the_trouser_leg_forward(wardrobe):
 
 
 def test_penetration_below_one_percent(wardrobe):
-    from simulator.garments.train import sample_poses, sample_shapes
+    from simulator.garments.training.train import sample_poses, sample_shapes
 
     rng = np.random.default_rng(11)
     for name, spec in GARMENTS.items():
@@ -129,7 +129,7 @@ def test_fast_path_matches_the_whole_body_reference(wardrobe):
     """`Wardrobe.dress` poses only the collider's body vertices (batched), takes their
     normals from the faces around them and blends rest shapes with cached sparse anchor
     matrices; it must give what the plain whole-body computation gives."""
-    from simulator.garments.train import sample_poses, sample_shapes
+    from simulator.garments.training.train import sample_poses, sample_shapes
 
     rng = np.random.default_rng(3)
     rig = wardrobe.rig
@@ -321,7 +321,7 @@ def test_the_renderers_body_evaluation_serves_as_the_garment_rig(wardrobe):
 
 def test_prediction_is_close_to_the_simulation(wardrobe):
     """One fresh draping run (not in the training data) against the predictor."""
-    from simulator.garments.drape import Draper
+    from simulator.garments.training.drape import Draper
 
     pose = _pose(l_shoulder_flexion=50, r_shoulder_abduction=60, r_elbow_flexion=40, spine_flexion=15)
     shape = np.array([0.3, 0.6, 0.5, 0.6, 0.4, 0.5])
@@ -335,7 +335,7 @@ def test_prediction_is_close_to_the_simulation(wardrobe):
 
 
 def test_drape_simulation_hangs_cloth_on_the_body(wardrobe):
-    from simulator.garments.drape import DrapeConfig, Draper
+    from simulator.garments.training.drape import DrapeConfig, Draper
 
     r = Draper(wardrobe.geometry("shorts"), DrapeConfig(pose_frames=4, settle_frames=6)).run(
         [0, 0.5, 0.8, 0.5], _pose(l_knee_flexion=60), MEAN_SHAPE)
@@ -367,7 +367,7 @@ def test_user_errors_are_one_line(wardrobe, tmp_path):
 
 
 def test_per_garment_training_settings():
-    from simulator.garments.train import TrainConfig, _data_key
+    from simulator.garments.training.train import TrainConfig, _data_key
 
     cfg = TrainConfig()
     skirt = cfg.for_garment("skirt")

@@ -15,7 +15,7 @@ BODY_ONLY = {3, 4, 5, 6, 23, 24}  # hands, feet, head: never under a garment
 
 @pytest.fixture(scope="module")
 def renderer():
-    from simulator.render import get_renderer
+    from simulator.renderer import get_renderer
 
     return get_renderer()
 

@@ -75,14 +75,29 @@ def test_single_dimension_and_overrides():
     assert space.to_params(np.r_[0.0, np.full(space.dim - 1, 1.0)]).camera.framing == 0.8
 
 
-@pytest.mark.parametrize("groups", ["pose", "joints", "pose,joints"])
-def test_sampled_poses_within_anatomical_limits(groups):
+# groups -> (most samples allowed on a limit, least share of each varying DOF's range covered).
+# Every pose is clipped to the limits, so "within the limits" alone cannot fail; a mapping
+# that ignored the vector, used the wrong bounds or leaned on the clip fails these.
+@pytest.mark.parametrize("groups, max_at_limit, min_coverage", [
+    ("joints", 0.0, 0.9),  # each DOF mapped linearly onto its limits
+    ("pose", 0.03, 0.1),  # prior poses: the clip is a safety net (measured 1% of values)
+    ("pose,joints", 0.08, 0.1),  # prior pose + offsets of +-JOINT_OFFSET (measured 4%)
+])
+def test_sampled_poses_fill_the_anatomical_limits(groups, max_at_limit, min_coverage):
     space = ParamSpace.from_groups(groups)
-    for u in space.sample(np.random.default_rng(2), 200):
-        p = space.to_params(u)
-        for n in POSE_DOFS:
-            lo, hi, _ = POSE_LIMITS[n]
-            assert lo - 1e-12 <= p.pose[n] <= hi + 1e-12
+    params = space.to_params_batch(space.sample(np.random.default_rng(2), 200))
+    P = np.array([[p.pose[n] for n in POSE_DOFS] for p in params])
+    lo = np.array([POSE_LIMITS[n][0] for n in POSE_DOFS])
+    hi = np.array([POSE_LIMITS[n][1] for n in POSE_DOFS])
+    assert (P >= lo - 1e-12).all() and (P <= hi + 1e-12).all()
+    at_limit = np.isclose(P, lo, rtol=0, atol=1e-9) | np.isclose(P, hi, rtol=0, atol=1e-9)
+    assert at_limit.mean() <= max_at_limit
+    coverage = np.ptp(P, axis=0) / (hi - lo)
+    varying = coverage > 0
+    # The prior is yaw-free (root_yaw is its own search dimension); everything else moves.
+    assert set(np.array(POSE_DOFS)[~varying]) <= {"root_yaw"}
+    assert coverage[varying].min() >= min_coverage
+    for p in params[:20]:
         validate_params(p)  # no error
 
 

@@ -11,7 +11,7 @@ from simulator.sample import OCCLUDED, OUT_OF_FRAME, VISIBLE
 
 @pytest.fixture(scope="module")
 def renderer():
-    from simulator.render import get_renderer
+    from simulator.renderer import get_renderer
 
     return get_renderer()
 
@@ -148,10 +148,13 @@ def test_missing_gl_names_the_debian_packages(monkeypatch):
         gl.select_backend("osmesa")
 
 
-def test_package_render_callable_after_module_import():
-    import simulator
-    import simulator.render  # rebinds the package attribute to the module
+def test_package_render_is_the_function_after_module_import():
+    import types
 
+    import simulator
+    import simulator.renderer  # noqa: F401  (the module has its own name: no rebinding)
+
+    assert isinstance(simulator.render, types.FunctionType)
     s = simulator.render(SceneParams())
     assert s.mask.any()
     assert len(simulator.render_batch([SceneParams()])) == 1
@@ -168,7 +171,7 @@ def test_osmesa_fallback_renders_the_same_person(tmp_path, renderer):
         pytest.skip("libOSMesa not installed (apt-get install libosmesa6)")
     code = (
         "import numpy as np, sys\n"
-        "from simulator.render import Renderer, RenderConfig\n"
+        "from simulator.renderer import Renderer, RenderConfig\n"
         "from simulator.params import SceneParams\n"
         "s = Renderer(RenderConfig(gl_backend='osmesa')).render(SceneParams())\n"
         f"np.savez(r'{tmp_path}/o.npz', mask=s.mask, parts=s.parts)\n"
@@ -182,7 +185,7 @@ def test_osmesa_fallback_renders_the_same_person(tmp_path, renderer):
 
 
 def test_local_shape_changes_move_the_surface(renderer):
-    from simulator.render import pose_vector, shape_vector
+    from simulator.renderer import pose_vector, shape_vector
 
     def verts(**shape):
         p = SceneParams(shape=shape)
@@ -201,7 +204,7 @@ def test_local_shape_changes_move_the_surface(renderer):
 def test_a_discarded_renderer_does_not_kill_other_gl_contexts(renderer):
     import gc
 
-    from simulator.render import RenderConfig, Renderer
+    from simulator.renderer import RenderConfig, Renderer
 
     extra = Renderer(RenderConfig(check_plausibility=False))
     extra.render(SceneParams())
@@ -245,7 +248,7 @@ def test_low_detail_level_is_a_face_subset_with_measured_deviation(renderer):
 
 
 def test_levels_of_detail_render_the_same_person(renderer):
-    from simulator.render import RenderConfig, Renderer
+    from simulator.renderer import RenderConfig, Renderer
 
     full = Renderer(RenderConfig(detail="full"))
     low = Renderer(RenderConfig(detail="low"))

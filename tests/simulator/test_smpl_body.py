@@ -314,7 +314,7 @@ def test_renders_with_the_synthetic_smpl(models):
     if not available_backends():
         pytest.skip("no headless OpenGL library")
     from simulator.params import SceneParams
-    from simulator.render import RenderConfig, Renderer
+    from simulator.renderer import RenderConfig, Renderer
 
     config = RenderConfig(body_model="smpl", body_options=(("model_path", str(models["smpl"].path)),))
     renderer = Renderer(config)

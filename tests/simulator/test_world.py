@@ -8,12 +8,12 @@ import pytest
 
 from simulator.camera import MIN_CAMERA_HEIGHT, camera_to_world_gl
 from simulator.params import CameraParams, OccluderParams, ParamSpace, SceneParams
-from simulator.render import OCCLUDER_REGION_PARTS, occlusion_fractions
+from simulator.renderer import OCCLUDER_REGION_PARTS, occlusion_fractions
 
 
 @pytest.fixture(scope="module")
 def renderer():
-    from simulator.render import get_renderer
+    from simulator.renderer import get_renderer
 
     return get_renderer()
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from simulator.garments.rig import BodyRig, skin
-from simulator.garments.template import GarmentGeometry
+from simulator.garments.geometry import GarmentGeometry
 from simulator.parts import REGION_NAMES
 
 

@@ -18,22 +18,21 @@ when its surface deviation projects to at most `RenderConfig.lod_tolerance_px` p
 
 from __future__ import annotations
 
-import atexit
 import math
-import os
-import sys
 import types
 from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 
-from simulator import appearance, camera as cam_math, floor
-from simulator.body import KEYPOINT_CONVENTIONS, SURFACE_KEYPOINTS, get_body_model
+from simulator import appearance, camera as cam_math, floor, gl
+from simulator.body_model import get_body_model
+from simulator.joints import KEYPOINT_CONVENTIONS, SURFACE_KEYPOINTS
 from simulator.errors import RenderError
 from simulator.joints import POSE_DOFS
 from simulator.params import ALL_SHAPE_NAMES, SceneParams
 from simulator.plausibility import capsule_radii, check_penetration
+from simulator.pyrender_patches import read_colour_only, shader_cache, single_sample_segmentation
 from simulator.sample import OCCLUDED, OUT_OF_FRAME, VISIBLE, Keypoints, Sample
 
 N_PARTS = 24
@@ -161,8 +160,8 @@ class Renderer:
                     ) from None
                 if self.config.shading not in ("fast", "pbr"):
                     raise RenderError(f"unknown shading {self.config.shading!r}; use fast or pbr")
-                self._renderer._renderer._program_cache = _shader_cache(fast=self.config.shading == "fast")
-                _single_sample_segmentation(self._renderer._renderer)
+                self._renderer._renderer._program_cache = shader_cache(fast=self.config.shading == "fast")
+                single_sample_segmentation(self._renderer._renderer)
             else:
                 self._renderer.viewport_width, self._renderer.viewport_height = width, height
             self._size = (width, height)
@@ -355,7 +354,7 @@ class Renderer:
         self._show(colour_pass=True)
         inner = r._renderer
         own_read = inner._read_main_framebuffer
-        inner._read_main_framebuffer = types.MethodType(_read_colour_only, inner)
+        inner._read_main_framebuffer = types.MethodType(read_colour_only, inner)
         try:  # the colour pass needs no depth: skip its readback and conversion
             color, _ = r.render(self.scene, flags=pyrender.RenderFlags.RGBA)
         finally:
@@ -498,99 +497,6 @@ class _BodyMesh:
         return self._data
 
 
-def _single_sample_segmentation(inner) -> None:
-    """Make pyrender's SEG passes draw into its single-sample framebuffer and read it
-    directly. pyrender draws every pass into a 4x multisampled buffer and resolves it with
-    blits; with MSAA disabled for SEG all four samples hold the same value, so drawing one
-    sample gives the same labels and depth for a quarter of the fragment writes and no
-    resolve. Other passes keep pyrender's own path."""
-    from OpenGL.GL import (
-        GL_DEPTH_COMPONENT, GL_DEPTH_TEST, GL_DRAW_FRAMEBUFFER, GL_FLOAT, GL_LESS, GL_READ_FRAMEBUFFER, GL_RGB,
-        GL_TRUE, GL_UNSIGNED_BYTE, glBindFramebuffer, glDepthFunc, glDepthMask, glDepthRange, glEnable,
-        glReadPixels, glViewport,
-    )
-    from pyrender.constants import RenderFlags
-
-    own_viewport = inner._configure_forward_pass_viewport
-    own_read = inner._read_main_framebuffer
-
-    def configure_viewport(flags):
-        if not (flags & RenderFlags.SEG and flags & RenderFlags.OFFSCREEN):
-            return own_viewport(flags)
-        inner._configure_main_framebuffer()
-        glBindFramebuffer(GL_DRAW_FRAMEBUFFER, inner._main_fb)
-        glViewport(0, 0, inner.viewport_width, inner.viewport_height)
-        glEnable(GL_DEPTH_TEST)
-        glDepthMask(GL_TRUE)
-        glDepthFunc(GL_LESS)
-        glDepthRange(0.0, 1.0)
-
-    def read(scene, flags):
-        if not flags & RenderFlags.SEG:
-            return own_read(scene, flags)
-        width, height = inner._main_fb_dims
-        glBindFramebuffer(GL_READ_FRAMEBUFFER, inner._main_fb)
-        z = np.frombuffer(glReadPixels(0, 0, width, height, GL_DEPTH_COMPONENT, GL_FLOAT), dtype=np.float32)
-        rgb = np.frombuffer(glReadPixels(0, 0, width, height, GL_RGB, GL_UNSIGNED_BYTE), dtype=np.uint8)
-        cam = scene.main_camera_node.camera
-        zn, zf = float(cam.znear), float(cam.zfar)
-        # OpenGL window depth -> metres along the optical axis (0 where nothing was drawn).
-        depth = np.float32(2.0 * zn * zf) / (np.float32(zf + zn) - (np.float32(2.0) * z - 1) * np.float32(zf - zn))
-        depth[z == 1.0] = 0.0
-        return np.flip(rgb.reshape(height, width, 3), 0), np.flip(depth.reshape(height, width), 0)
-
-    inner._configure_forward_pass_viewport = configure_viewport
-    inner._read_main_framebuffer = read
-
-
-def _read_colour_only(self, scene, flags):
-    """pyrender `Renderer._read_main_framebuffer` for an RGBA pass whose depth is not
-    wanted: resolve the multisampled colour buffer and read it, nothing else."""
-    from OpenGL.GL import (
-        GL_COLOR_BUFFER_BIT, GL_DRAW_FRAMEBUFFER, GL_LINEAR, GL_READ_FRAMEBUFFER, GL_RGBA,
-        GL_UNSIGNED_BYTE, glBindFramebuffer, glBlitFramebuffer, glReadPixels,
-    )
-
-    width, height = self._main_fb_dims
-    glBindFramebuffer(GL_READ_FRAMEBUFFER, self._main_fb_ms)
-    glBindFramebuffer(GL_DRAW_FRAMEBUFFER, self._main_fb)
-    glBlitFramebuffer(0, 0, width, height, 0, 0, width, height, GL_COLOR_BUFFER_BIT, GL_LINEAR)
-    glBindFramebuffer(GL_READ_FRAMEBUFFER, self._main_fb)
-    buf = glReadPixels(0, 0, width, height, GL_RGBA, GL_UNSIGNED_BYTE)
-    return np.flip(np.frombuffer(buf, dtype=np.uint8).reshape(height, width, 4), axis=0), None
-
-
-SHADER_DIR = os.path.join(os.path.dirname(__file__), "shaders")
-VERTEX_COLOUR_SHADERS = (os.path.join(SHADER_DIR, "vertex_colour.vert"), os.path.join(SHADER_DIR, "vertex_colour.frag"))
-
-
-def _shader_cache(fast: bool = True):
-    """pyrender's shader cache with our routing: the lit mesh shaders come from
-    simulator/shaders/ when `fast` (else pyrender's PBR ones) and never see vertex
-    colours (they carry labels, not albedo); the segmentation pass draws primitives with
-    vertex colours with `vertex_colour.*` (flat label per face) and everything else with
-    pyrender's per-node colour. Other passes keep pyrender's shaders."""
-    from pyrender.shader_program import ShaderProgramCache
-
-    class _Cache(ShaderProgramCache):
-        def __init__(self) -> None:
-            super().__init__()
-            self._pyrender_dir = self.shader_dir  # resolved once (realpath is slow)
-
-        def get_program(self, vertex_shader, fragment_shader, geometry_shader=None, defines=None):
-            defines = dict(defines or {})
-            self.shader_dir = self._pyrender_dir
-            if (vertex_shader, fragment_shader) == ("mesh.vert", "mesh.frag"):
-                defines.pop("COLOR_0_LOC", None)
-                if fast:
-                    self.shader_dir = SHADER_DIR
-            elif vertex_shader == "segmentation.vert" and "COLOR_0_LOC" in defines:
-                vertex_shader, fragment_shader = VERTEX_COLOUR_SHADERS
-            return super().get_program(vertex_shader, fragment_shader, geometry_shader, defines)
-
-    return _Cache()
-
-
 def _visibility(xy, z, depth, tol, rect) -> np.ndarray:
     H, W = depth.shape
     vis = np.full(len(xy), VISIBLE, dtype=np.int8)
@@ -614,16 +520,8 @@ _RENDERERS: dict[RenderConfig, Renderer] = {}
 _LIVE_GL: list = []
 
 
-@atexit.register
-def _close_renderers() -> None:
-    # Release GL contexts before interpreter teardown (PyOpenGL cannot after it starts).
-    for gl_renderer in _LIVE_GL:
-        try:
-            gl_renderer.delete()
-        except Exception:  # best effort at exit
-            pass
-    _LIVE_GL.clear()
-    _RENDERERS.clear()
+gl.close_at_exit(_RENDERERS, close=lambda renderer: None)
+gl.close_at_exit(_LIVE_GL, close=lambda gl_renderer: gl_renderer.delete())
 
 
 def get_renderer(config: RenderConfig | None = None) -> Renderer:
@@ -641,15 +539,3 @@ def render(params: SceneParams, config: RenderConfig | None = None) -> Sample:
 def render_batch(params_list: Sequence[SceneParams], config: RenderConfig | None = None) -> list[Sample]:
     """Render many scenes; the body model runs once for the whole batch."""
     return get_renderer(config).render_batch(list(params_list))
-
-
-class _CallableModule(types.ModuleType):
-    """`simulator.render(params)` is the public entry point, but importing this module
-    (`simulator.render`) rebinds that package attribute to the module; making the module
-    callable keeps `simulator.render(params)` working either way."""
-
-    def __call__(self, params: SceneParams, config: RenderConfig | None = None) -> Sample:
-        return render(params, config)
-
-
-sys.modules[__name__].__class__ = _CallableModule

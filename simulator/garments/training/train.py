@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from simulator.garments.drape import DrapeConfig, Draper
+from simulator.garments.training.drape import DrapeConfig, Draper
 from simulator.garments.model import GarmentPredictor, PredictorWeights, pose_inputs
 from simulator.garments.rig import get_rig, skin
 from simulator.garments.spec import GARMENTS, get_spec
-from simulator.garments.template import GarmentGeometry
+from simulator.garments.geometry import GarmentGeometry
 from simulator.joints import POSE_DOFS, POSE_LIMITS, neutral_pose
 from simulator.params import SHAPE_NAMES, default_dimensions
 
@@ -478,7 +478,7 @@ Loaded by `simulator.garments.dress.Wardrobe`; architecture in `simulator/garmen
 background in `docs/clothing.md`.
 
 ## Data
-Our own position-based-dynamics draping simulation (`simulator/garments/drape.py`, default
+Our own position-based-dynamics draping simulation (`simulator/garments/training/drape.py`, default
 `DrapeConfig`) on the anny body; per garment type ("sims" below): {cfg['n_pivots']} pivots
 (random shape + style) x {cfg['poses_per_pivot']} poses (high-frequency pivot models), {cfg['n_random']}
 random (pose, shape, style) (low-frequency model, kernel width), {cfg['n_test']} held-out random
