@@ -1,7 +1,7 @@
 """Hostile and damaged input (issue 17): a run directory someone sent runs no code, damaged
 files lose nothing, exit codes are honest, errors are one line.
 
-Every test goes through the real CLI (`examiner.cli.main`, in process; the SIGINT test in a
+Every test goes through the real CLI (`examiner.app.cli.main`, in process; the SIGINT test in a
 subprocess) on the analytic target, which needs no renderer."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from examiner.cli import main
+from examiner.app.cli import main
 from examiner.store import CHECKPOINT_FILE, CHECKPOINT_MAGIC, EVAL_FILE, KEY_FILE, META_FILE, MODES_FILE, SUMMARY_FILE
 
 REPO = Path(__file__).resolve().parents[2]
@@ -338,7 +338,7 @@ def test_evaluate_fails_when_every_sample_is_a_model_error(tmp_path, capsys, mon
 
 def test_sigint_exits_130_and_the_run_resumes_to_the_uninterrupted_log(tmp_path, _own_home):
     env = {**os.environ, "PYTHONPATH": str(REPO), "POSEEXAMINER_HOME": str(_own_home)}
-    args = [sys.executable, "-m", "examiner.cli", "-q", "run", "--model", "analytic:planted?delay=0.05",
+    args = [sys.executable, "-m", "examiner.app.cli", "-q", "run", "--model", "analytic:planted?delay=0.05",
             "--space", "joints,camera", "--strategy", "random", "--agents", "4", "--seed", "5", "--budget", "400",
             "--no-report"]
     whole, cut = tmp_path / "whole", tmp_path / "cut"
@@ -363,7 +363,7 @@ def test_sigint_exits_130_and_the_run_resumes_to_the_uninterrupted_log(tmp_path,
     assert_one_line(err)
     assert "interrupted after" in err and f"examiner run --resume {cut}" in err
     assert not (cut / SUMMARY_FILE).exists()
-    done = subprocess.run([sys.executable, "-m", "examiner.cli", "-q", "run", "--resume", str(cut), "--no-report"],
+    done = subprocess.run([sys.executable, "-m", "examiner.app.cli", "-q", "run", "--resume", str(cut), "--no-report"],
                           env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert log_lines(cut) == log_lines(whole)

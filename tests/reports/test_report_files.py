@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from reports import cli
+from examiner.app import report as cli
 from reports.errors import ReportError
 from reports.report import RESULTS_SCHEMA, load_results, write_report
 from tests.reports.conftest import HOSTILE_MODEL, write_synthetic_run

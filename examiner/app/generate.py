@@ -1,6 +1,6 @@
 """`examiner generate ...`: thin commands over `generators.engine.run_dataset`.
 
-Mounted by the main CLI as a Typer sub-app (`app`). Every option also reads an
+Mounted by `examiner.app.cli` as a Typer sub-app (`app`). Every option also reads an
 environment variable (EXAMINER_GENERATE_<COMMAND>_<OPTION> through the root's prefix).
 """
 
@@ -10,6 +10,8 @@ import time
 from typing import Optional
 
 import typer
+
+from examiner import console
 
 app = typer.Typer(
     add_completion=False,
@@ -26,16 +28,9 @@ _SIZE = typer.Option(256, "--size", help="Image width and height in pixels.")
 _JSON = typer.Option(False, "--json", help="Print a summary as JSON on stdout.")
 
 
-def _console():
-    from examiner import console
-
-    return console
-
-
 def _run(kind: str, config, out: str, workers: int, backend: str, resume: bool, json_out: bool) -> dict:
     from generators.engine import run_dataset
 
-    console = _console()
     first: list[float] = []  # time and count at the first completed image (after start-up)
     done = [0]
     with console.progress(f"generate {kind}", total=config.n) as advance:
@@ -137,11 +132,9 @@ def finetune(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run this sub-app alone (`python -m generators.cli dense ...`), with the main CLI's
-    one-line errors."""
-    from examiner.console import run_app
-
-    return run_app(app, argv)
+    """Run this sub-app alone (`python -m examiner.app.generate dense ...`), with the main
+    CLI's one-line errors."""
+    return console.run_app(app, argv)
 
 
 if __name__ == "__main__":
