@@ -26,6 +26,8 @@ _SHARD = typer.Option(64, "--shard-size", help="Samples per shard (the unit of r
 _SEED = typer.Option(0, "--seed", help="Root seed; sample i uses SeedSequence(seed, spawn_key=(i,)).")
 _SIZE = typer.Option(256, "--size", help="Image width and height in pixels.")
 _JSON = typer.Option(False, "--json", help="Print a summary as JSON on stdout.")
+_IMAGE_FORMAT = typer.Option("jpg", "--image-format", help="jpg or png.")
+_GL = typer.Option("auto", "--gl", help="OpenGL backend: auto, egl, osmesa.")
 
 
 def _run(kind: str, config, out: str, workers: int, backend: str, resume: bool, json_out: bool) -> dict:
@@ -69,8 +71,8 @@ def dense(
     size: int = _SIZE,
     seed: int = _SEED,
     shard_size: int = _SHARD,
-    image_format: str = typer.Option("jpg", "--image-format", help="jpg or png."),
-    gl: str = typer.Option("auto", "--gl", help="OpenGL backend: auto, egl, osmesa."),
+    image_format: str = _IMAGE_FORMAT,
+    gl: str = _GL,
     workers: int = _WORKERS,
     backend: str = _BACKEND,
     resume: bool = _RESUME,
@@ -93,7 +95,8 @@ def anomaly(
     seed: int = _SEED,
     shard_size: int = _SHARD,
     val_every: int = typer.Option(10, "--val-every", help="Every k-th image goes to the val split (0 = none)."),
-    gl: str = typer.Option("auto", "--gl", help="OpenGL backend: auto, egl, osmesa."),
+    image_format: str = _IMAGE_FORMAT,
+    gl: str = _GL,
     workers: int = _WORKERS,
     backend: str = _BACKEND,
     resume: bool = _RESUME,
@@ -103,7 +106,7 @@ def anomaly(
     from generators.anomaly import AnomalyConfig
 
     config = AnomalyConfig(n=n, seed=seed, shard_size=shard_size, size=size, scenarios=classes,
-                           val_every=val_every, gl=gl)
+                           val_every=val_every, image_format=image_format, gl=gl)
     _run("anomaly", config, out, workers, backend, resume, json_out)
 
 
@@ -116,8 +119,8 @@ def finetune(
     size: int = _SIZE,
     seed: int = _SEED,
     shard_size: int = _SHARD,
-    image_format: str = typer.Option("jpg", "--image-format", help="jpg or png."),
-    gl: str = typer.Option("auto", "--gl", help="OpenGL backend: auto, egl, osmesa."),
+    image_format: str = _IMAGE_FORMAT,
+    gl: str = _GL,
     workers: int = _WORKERS,
     backend: str = _BACKEND,
     resume: bool = _RESUME,
