@@ -108,6 +108,49 @@ def test_a_crafted_checkpoint_executes_nothing(run_copy, tmp_path, capsys, frami
     assert not marker.exists()
 
 
+def test_read_only_commands_never_unpickle(run_copy, capsys, monkeypatch):
+    """report, diff, recheck and runs repair read a run without unpickling anything from it,
+    even with a valid signed checkpoint in it. `pickle.loads` (how the store reads a
+    checkpoint) raises whatever the bytes; `pickle.load`, `pickle.Unpickler` and
+    `torch.load` raise on a file in the run directory (the body model loads its own shipped
+    tensors with `torch.load(weights_only=True)`)."""
+    import torch
+
+    assert (run_copy / CHECKPOINT_FILE).read_bytes().startswith(CHECKPOINT_MAGIC)
+    calls = []
+    root = str(run_copy.resolve())
+
+    def refuse(what):
+        calls.append(what)
+        raise AssertionError(f"a read-only command unpickled ({what})")
+
+    def in_run(f) -> bool:
+        name = getattr(f, "name", f)
+        return isinstance(name, (str, os.PathLike)) and os.path.abspath(name).startswith(root)
+
+    real_load, real_torch_load, real_unpickler = pickle.load, torch.load, pickle.Unpickler
+
+    class GuardedUnpickler(real_unpickler):
+        def __init__(self, file, *a, **k):
+            if in_run(file):
+                refuse(f"Unpickler({file})")
+            super().__init__(file, *a, **k)
+
+    monkeypatch.setattr(pickle, "loads", lambda *a, **k: refuse("pickle.loads"))
+    monkeypatch.setattr(pickle, "load", lambda f, *a, **k: refuse(f"load({f})") if in_run(f) else real_load(f, *a, **k))
+    monkeypatch.setattr(pickle, "Unpickler", GuardedUnpickler)
+    monkeypatch.setattr(torch, "load", lambda f, *a, **k: refuse(f"torch.load({f})") if in_run(f)
+                        else real_torch_load(f, *a, **k))
+    assert cli(capsys, "report", str(run_copy), "--no-images", "--json")[0] == 0
+    assert cli(capsys, "diff", str(run_copy), str(run_copy), "--json")[0] == 0
+    assert cli(capsys, "recheck", str(run_copy), "--model", "analytic:planted", "--samples", "3", "--probe", "5",
+               "--json")[0] == 0
+    assert cli(capsys, "runs", "repair", str(run_copy), "--json")[0] == 0
+    assert calls == []
+    cli(capsys, "run", "--resume", str(run_copy), "--no-report")  # the trap works: resuming unpickles
+    assert calls == ["pickle.loads"]
+
+
 def test_checkpoints_are_signed_with_a_private_key(finished_run, run_copy, _own_home, capsys, monkeypatch, tmp_path):
     key = _own_home / KEY_FILE
     assert key.is_file() and key.stat().st_mode & 0o777 == 0o600 and len(key.read_bytes()) >= 32
