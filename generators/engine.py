@@ -23,18 +23,17 @@ Ray actors (`backend="ray"`, optional dependency).
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import json
 import multiprocessing as mp
 import os
 import shutil
-import sys
 import threading
 import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from examiner.store import fsync_dir
 from generators.base import (  # noqa: F401  (the shard layout, re-exported for readers of datasets)
@@ -44,7 +43,9 @@ from generators.base import (  # noqa: F401  (the shard layout, re-exported for 
 )
 from generators.errors import GeneratorError
 from generators.registry import generator_spec
+from simulator.batch import SIMULATOR_PACKAGES, package_versions
 from simulator.errors import PoseExaminerError
+from simulator.pool import WorkerPool, require_ray, set_worker_threads, start_local_ray, torch_threads
 
 
 def make_writer(kind: str, config) -> SampleWriter:
@@ -112,63 +113,27 @@ def write_shard(
 
 # ---- local process pool ----------------------------------------------------------------------
 
-_W: dict[str, Any] = {}
+class _ShardWorker:
+    """A worker process's generator state (built once per process by `WorkerPool`)."""
+
+    def __init__(self, kind: str, config, out: str, queue) -> None:
+        self.kind, self.config, self.out, self.queue = kind, config, Path(out), queue
+        self.writer = make_writer(kind, config)
 
 
-def _die_with_parent(parent_pid: int) -> None:
-    """Linux: SIGKILL this worker when its parent dies, so a killed run leaves no orphan
-    finishing a shard while a resumed run redoes it."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-    import signal
-
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
-    except OSError:
-        return
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os._exit(1)
-
-
-def _init_worker(kind: str, config, out: str, queue, threads: int, parent_pid: int) -> None:
-    _die_with_parent(parent_pid)
-    os.environ["LP_NUM_THREADS"] = str(threads)
-    import torch
-
-    torch.set_num_threads(threads)
-    _W.update(kind=kind, config=config, out=out, queue=queue, writer=make_writer(kind, config))
-
-
-def _worker_shard(k: int) -> dict:
-    q = _W["queue"]
-    return write_shard(_W["kind"], _W["config"], Path(_W["out"]), k, _W["writer"], tick=q.put if q is not None else None)
-
-
-@contextlib.contextmanager
-def _single_thread_torch():
-    """One torch thread while rendering in this process: the body model at small batches
-    runs several times faster single-threaded than with threads competing with the GL
-    rasteriser (measured: 22 vs 100 ms per body at batch 1 on 2 busy cores)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+def _write_shard_in_worker(worker: _ShardWorker, k: int) -> dict:
+    q = worker.queue
+    return write_shard(worker.kind, worker.config, worker.out, k, worker.writer, tick=q.put if q is not None else None)
 
 
 def _run_local(kind, config, out: Path, todo: list[int], workers: int, on_progress, on_shard) -> None:
     if workers <= 1:
-        with _single_thread_torch():
+        with torch_threads(1):  # the body model at small batches beside the GL rasteriser
             writer = make_writer(kind, config)
             for k in todo:
                 on_shard(write_shard(kind, config, out, k, writer, tick=on_progress))
         return
-    ctx = mp.get_context("spawn")  # GL contexts and torch do not survive fork
-    queue = ctx.Queue()
+    queue = mp.get_context("spawn").Queue()
     stop = threading.Event()
 
     def drain() -> None:
@@ -186,43 +151,27 @@ def _run_local(kind, config, out: Path, todo: list[int], workers: int, on_progre
     th = threading.Thread(target=drain, daemon=True)
     th.start()
     threads = max(1, (os.cpu_count() or 1) // workers)
-    pool = ctx.Pool(workers, initializer=_init_worker, initargs=(kind, config, str(out), queue, threads, os.getpid()))
+    pool = WorkerPool(workers, functools.partial(_ShardWorker, kind, config, str(out), queue), threads=threads,
+                      die_with_parent=True)
     try:
-        for summary in pool.imap_unordered(_worker_shard, todo):
+        for summary in pool.imap_unordered(_write_shard_in_worker, todo):
             on_shard(summary)
         pool.close()
-        pool.join()
     finally:
         pool.terminate()
         stop.set()
         th.join(timeout=2)
 
 
-def _import_ray():
-    from examiner.search.backends import import_ray
-
-    try:
-        return import_ray()
-    except ImportError as e:
-        raise GeneratorError(
-            f"--backend ray needs the optional dependency ray ({e}); install it with `pip install poseexaminer[ray]`"
-        ) from None
-
-
 def _run_ray(kind, config, out: Path, todo: list[int], workers: int, on_progress, on_shard) -> None:
-    ray = _import_ray()
-    from examiner.search.backends import start_local_ray
-
+    ray = require_ray(GeneratorError)
     # a local instance listening on loopback only; an existing cluster (RAY_ADDRESS) sizes itself
-    owns = start_local_ray(ray, workers)
+    owns = start_local_ray(ray, workers, error=GeneratorError)
 
     @ray.remote(num_cpus=1)
     class ShardActor:
         def __init__(self, kind, config, out):
-            os.environ["LP_NUM_THREADS"] = "1"
-            import torch
-
-            torch.set_num_threads(1)
+            set_worker_threads(1)
             self.kind, self.config, self.out = kind, config, Path(out)
             self.writer = make_writer(kind, config)
 
@@ -264,17 +213,7 @@ def _run_ray(kind, config, out: Path, todo: list[int], workers: int, on_progress
 
 
 def versions() -> dict[str, str]:
-    from simulator.batch import versions as sim_versions
-
-    v = sim_versions()
-    import importlib.metadata as md
-
-    for pkg in ("pycocotools", "pillow", "ray"):
-        try:
-            v[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            v[pkg] = "not installed"
-    return v
+    return package_versions(SIMULATOR_PACKAGES + ("pycocotools", "pillow", "ray"))
 
 
 def _comparable(config_dict: dict) -> dict:
@@ -300,7 +239,7 @@ def run_dataset(
     if backend not in ("local", "ray"):
         raise GeneratorError(f"unknown backend {backend!r}; choose local or ray")
     if backend == "ray":
-        _import_ray()
+        require_ray(GeneratorError)
     gen.prepare(config)  # validate inputs (run directory, space) before any work
     out = Path(out)
     cfg = config_to_dict(config)
