@@ -90,7 +90,7 @@ def make_target(name: str, args):
     size = args.size if name == "whitebox" else args.baseline_size
     space = ParamSpace.from_groups(args.space, base=SceneParams().with_values({"camera.width": size, "camera.height": size}))
     if name == "demo":  # `examiner demo`'s space (pose, camera, occluder); threshold set per run
-        from examiner.demo import demo_space
+        from examiner.app.demo import demo_space
 
         space = demo_space()
     if name == "whitebox":
@@ -120,7 +120,7 @@ def bench_strategies(args) -> list[dict]:
                         threshold = args.baseline_threshold if target == "baseline" else None
                         space_spec = args.space
                         if target == "demo":
-                            from examiner.demo import DEMO_SPACE
+                            from examiner.app.demo import DEMO_SPACE
 
                             space_spec = DEMO_SPACE
                         cfg = SearchConfig(strategy=strategy, budget=budget, agents=args.agents, seed=seed,

@@ -24,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from generators import coco, engine
+from generators import base, coco
 from generators.dense import encode_image
-from generators.engine import CommonConfig
+from generators.base import CommonConfig, GeneratorSpec
 from generators.errors import GeneratorError
-from generators.registry import GeneratorSpec
+from simulator import anomaly as A
 from simulator.rotations import axis_angle_matrix
 
 CLASS_NAMES = (
@@ -61,14 +61,12 @@ def class_id(name: str) -> int:
 class AnomalyConfig(CommonConfig):
     """scenarios: "all" or a comma list of SCENARIOS, cycled by sample index; val_every:
     every k-th image goes to the val split (0: none); min_pixels: smallest visible part
-    box kept, in pixels at 256 x 256 (scaled with the image area); gl: OpenGL backend."""
+    box kept, in pixels at 256 x 256 (scaled with the image area). Image format, JPEG
+    quality and OpenGL backend: `CommonConfig`."""
 
     scenarios: str = "all"
     val_every: int = 10
     min_pixels: int = 12
-    image_format: str = "jpg"
-    jpeg_quality: int = 95
-    gl: str = "auto"
     schema_version: int = 1
 
     def scenario_list(self) -> tuple[str, ...]:
@@ -85,8 +83,6 @@ class AnomalyConfig(CommonConfig):
         self.scenario_list()
         if self.val_every < 0:
             raise GeneratorError(f"--val-every must be >= 0, got {self.val_every}")
-        if self.image_format not in ("jpg", "png"):
-            raise GeneratorError(f"image format must be jpg or png, got {self.image_format!r}")
 
 
 # --------------------------------------------------------------------------------------
@@ -232,109 +228,178 @@ def _side_joint(fig, base: str, side: int) -> np.ndarray:
     return fig.joints[("left_" if side == 0 else "right_") + base]
 
 
+@dataclass(frozen=True)
+class _Frame:
+    """What an operation needs besides the figure: its name, side (0 left, 1 right), drawn
+    parameters p (p["factor"] = t in [0, 1] scales the distortion), the body's joints J,
+    and its up, lateral (towards `side`) and forward directions (unit vectors)."""
+
+    op: str
+    side: int
+    p: dict
+    t: float
+    J: dict
+    up: np.ndarray
+    lateral: np.ndarray
+    forward: np.ndarray
+
+    @property
+    def sign(self) -> int:
+        return 1 if self.side == 0 else -1
+
+
+def _extra_head(fig, f: _Frame) -> None:
+    fm = fig.faces_of(("head", "neck"))
+    pivot = fig.attachment(fig.vertices_of(("head", "neck")))
+    R = axis_angle_matrix(f.forward, f.sign * (45 + 20 * f.t) * DEG)
+    A.duplicate(fig, fm, R, pivot, f.lateral * (0.05 + 0.03 * f.t), "head", -1, f.op)
+
+
+def _misplaced_head(fig, f: _Frame) -> None:
+    fm = fig.faces_of("head")
+    pivot = fig.attachment(fig.vertices_of("head"))
+    target = _side_joint(fig, "shoulder", f.side) + f.up * 0.02 + f.lateral * 0.05
+    if f.p["count"] == 2:
+        target = 0.5 * (f.J["spine"] + f.J["thorax"]) + f.forward * 0.12  # on the chest
+    R = axis_angle_matrix(f.up, (f.p["angle"]))
+    A.move(fig, fm, R, pivot, target - pivot, "head", -1, f.op)
+
+
+def _reversed_head(fig, f: _Frame) -> None:
+    A.rotate(fig, fig.vertices_of("head"), f.J["head"], f.up, math.pi, f.op)
+    fig.mark(fig.instance_index("head"), f.op)
+
+
+def _scaled(part: str, joint: str, base: float, slope: float):
+    """Scale `part` about `joint` of its side by base + slope * t."""
+
+    def op(fig, f: _Frame) -> None:
+        A.scale(fig, fig.vertices_of(part, f.side), _side_joint(fig, joint, f.side), base + slope * f.t)
+        fig.mark(fig.instance_index(part, f.side), f.op)
+
+    return op
+
+
+def _giant_head(fig, f: _Frame) -> None:
+    vm = fig.vertices_of("head")
+    A.scale(fig, vm, fig.attachment(vm), 1.7 + 0.5 * f.t)
+    fig.mark(fig.instance_index("head"), f.op)
+
+
+def _long_neck(fig, f: _Frame) -> None:
+    vm = fig.vertices_of(("head", "neck"))
+    a = fig.attachment(fig.vertices_of("neck") | fig.vertices_of("head"))
+    A.stretch(fig, vm, a, f.J["head"], 3.0 + 1.5 * f.t)
+    fig.mark(fig.instance_index("neck"), f.op)
+
+
+def _pose_only(part: str, sided: bool):
+    """Joint-limit anomalies: the pose does the work (see `draw_spec`); record and mark it."""
+
+    def op(fig, f: _Frame) -> None:
+        fig.ops.append({"op": f.op})
+        fig.mark(fig.instance_index(part, f.side) if sided else fig.instance_index(part), f.op)
+
+    return op
+
+
+def _long_torso(fig, f: _Frame) -> None:
+    A.stretch(fig, ~fig.vertices_of(("leg", "foot")), f.J["pelvis"], f.J["neck"], 1.5 + 0.4 * f.t)
+    fig.mark(fig.instance_index("body"), f.op)
+
+
+def _extra_arm(fig, f: _Frame) -> None:
+    fm = fig.faces_of(("arm", "hand"), f.side)
+    pivot = _side_joint(fig, "shoulder", f.side)
+    R = axis_angle_matrix(f.forward, f.sign * (45 + 30 * f.t) * DEG)  # raised above the original
+    A.duplicate(fig, fm, R, pivot, f.forward * 0.04, "arm", f.side, f.op)
+
+
+def _missing(parts: tuple[str, str], label: str, radius: float):
+    def op(fig, f: _Frame) -> None:
+        A.remove(fig, fig.faces_of(parts, f.side), label, f.side, f.op, radius=radius)
+
+    return op
+
+
+def _stretched(parts: tuple[str, str], label: str, root: str, joint: str, base: float, slope: float):
+    """Stretch `parts` of the side along root -> joint by base + slope * t."""
+
+    def op(fig, f: _Frame) -> None:
+        A.stretch(fig, fig.vertices_of(parts, f.side), _side_joint(fig, root, f.side), _side_joint(fig, joint, f.side),
+                  base + slope * f.t)
+        fig.mark(fig.instance_index(label, f.side), f.op)
+
+    return op
+
+
+def _fingers(fig, f: _Frame) -> None:
+    _finger_op(fig, f.op, f.side, f.p)
+    fig.mark(fig.instance_index("hand", f.side), f.op)
+
+
+def _extra_leg(fig, f: _Frame) -> None:
+    pivot = _side_joint(fig, "hip", f.side)
+    R = axis_angle_matrix(f.forward, f.sign * (35 + 25 * f.t) * DEG)  # sticking out sideways
+    A.duplicate(fig, fig.faces_of(("leg", "foot"), f.side), R, pivot, f.lateral * 0.03, "leg", f.side, f.op)
+
+
+def _reversed_foot(fig, f: _Frame) -> None:
+    ankle = _side_joint(fig, "ankle", f.side)
+    axis = _unit(_side_joint(fig, "knee", f.side) - ankle)
+    A.rotate(fig, fig.vertices_of("foot", f.side), ankle, axis, math.pi, f.op)
+    fig.mark(fig.instance_index("foot", f.side), f.op)
+
+
+def _extra_foot(fig, f: _Frame) -> None:
+    ankle = _side_joint(fig, "ankle", f.side)
+    R = axis_angle_matrix(f.up, f.sign * (70 + 40 * f.t) * DEG)
+    A.duplicate(fig, fig.faces_of("foot", f.side), R, ankle, f.lateral * 0.02, "foot", f.side, f.op)
+
+
+# Every operation in OPERATIONS -> fig, frame -> None (a test applies each one).
+OPERATION_TABLE = {
+    "extra_head": _extra_head,
+    "misplaced_head": _misplaced_head,
+    "reversed_head": _reversed_head,
+    "giant_head": _giant_head,
+    "long_neck": _long_neck,
+    "neck_bent_beyond_limit": _pose_only("neck", sided=False),
+    "neck_flexed_beyond_limit": _pose_only("neck", sided=False),
+    "long_torso": _long_torso,
+    "torso_twisted_beyond_limit": _pose_only("body", sided=False),
+    "torso_bent_back_beyond_limit": _pose_only("body", sided=False),
+    "extra_arm": _extra_arm,
+    "missing_arm": _missing(("arm", "hand"), "arm", 0.07),
+    "elbow_bent_backwards": _pose_only("arm", sided=True),
+    "long_arm": _stretched(("arm", "hand"), "arm", "shoulder", "elbow", 1.8, 0.5),
+    "extra_fingers": _fingers,
+    "missing_fingers": _fingers,
+    "fingers_bent_backwards": _fingers,
+    "giant_hand": _scaled("hand", "wrist", 2.0, 0.6),
+    "extra_leg": _extra_leg,
+    "missing_leg": _missing(("leg", "foot"), "leg", 0.08),
+    "knee_bent_backwards": _pose_only("leg", sided=True),
+    "long_leg": _stretched(("leg", "foot"), "leg", "hip", "knee", 1.6, 0.4),
+    "reversed_foot": _reversed_foot,
+    "extra_foot": _extra_foot,
+    "giant_foot": _scaled("foot", "ankle", 2.0, 0.6),
+    "ankle_bent_beyond_limit": _pose_only("foot", sided=True),
+}
+
+
 def apply_operation(fig, op: str, side: int, p: dict) -> None:
     """Apply anomaly `op` to figure `fig` (see module docstring and docs)."""
-    from simulator import anomaly as A
-
-    J = fig.joints
-    up = _unit(J["head_top"] - J["pelvis"])
-    lateral = np.array([1.0, 0.0, 0.0]) if side == 0 else np.array([-1.0, 0.0, 0.0])
-    forward = np.array([0.0, -1.0, 0.0])
-    t = p["factor"]
-    if op == "extra_head":
-        fm = fig.faces_of(("head", "neck"))
-        pivot = fig.attachment(fig.vertices_of(("head", "neck")))
-        R = axis_angle_matrix(forward, (1 if side == 0 else -1) * (45 + 20 * t) * DEG)
-        A.duplicate(fig, fm, R, pivot, lateral * (0.05 + 0.03 * t), "head", -1, op)
-    elif op == "misplaced_head":
-        fm = fig.faces_of("head")
-        pivot = fig.attachment(fig.vertices_of("head"))
-        target = _side_joint(fig, "shoulder", side) + up * 0.02 + lateral * 0.05
-        if p["count"] == 2:
-            target = 0.5 * (J["spine"] + J["thorax"]) + forward * 0.12  # on the chest
-        R = axis_angle_matrix(up, (p["angle"]))
-        A.move(fig, fm, R, pivot, target - pivot, "head", -1, op)
-    elif op == "reversed_head":
-        vm = fig.vertices_of("head")
-        A.rotate(fig, vm, J["head"], up, math.pi, op)
-        fig.mark(fig.instance_index("head"), op)
-    elif op == "giant_head":
-        vm = fig.vertices_of("head")
-        A.scale(fig, vm, fig.attachment(vm), 1.7 + 0.5 * t)
-        fig.mark(fig.instance_index("head"), op)
-    elif op == "long_neck":
-        vm = fig.vertices_of(("head", "neck"))
-        a = fig.attachment(fig.vertices_of("neck") | fig.vertices_of("head"))
-        A.stretch(fig, vm, a, J["head"], 3.0 + 1.5 * t)
-        fig.mark(fig.instance_index("neck"), op)
-    elif op in ("neck_bent_beyond_limit", "neck_flexed_beyond_limit"):
-        fig.ops.append({"op": op})
-        fig.mark(fig.instance_index("neck"), op)
-    elif op == "long_torso":
-        vm = ~fig.vertices_of(("leg", "foot"))
-        A.stretch(fig, vm, J["pelvis"], J["neck"], 1.5 + 0.4 * t)
-        fig.mark(fig.instance_index("body"), op)
-    elif op in ("torso_twisted_beyond_limit", "torso_bent_back_beyond_limit"):
-        fig.ops.append({"op": op})
-        fig.mark(fig.instance_index("body"), op)
-    elif op == "extra_arm":
-        fm = fig.faces_of(("arm", "hand"), side)
-        pivot = _side_joint(fig, "shoulder", side)
-        R = axis_angle_matrix(forward, (1 if side == 0 else -1) * (45 + 30 * t) * DEG)  # raised above the original
-        A.duplicate(fig, fm, R, pivot, forward * 0.04, "arm", side, op)
-    elif op == "missing_arm":
-        A.remove(fig, fig.faces_of(("arm", "hand"), side), "arm", side, op, radius=0.07)
-    elif op == "elbow_bent_backwards":
-        fig.ops.append({"op": op})
-        fig.mark(fig.instance_index("arm", side), op)
-    elif op == "long_arm":
-        vm = fig.vertices_of(("arm", "hand"), side)
-        A.stretch(fig, vm, _side_joint(fig, "shoulder", side), _side_joint(fig, "elbow", side), 1.8 + 0.5 * t)
-        fig.mark(fig.instance_index("arm", side), op)
-    elif op in ("extra_fingers", "missing_fingers", "fingers_bent_backwards"):
-        _finger_op(fig, op, side, p)
-        fig.mark(fig.instance_index("hand", side), op)
-    elif op == "giant_hand":
-        vm = fig.vertices_of("hand", side)
-        A.scale(fig, vm, _side_joint(fig, "wrist", side), 2.0 + 0.6 * t)
-        fig.mark(fig.instance_index("hand", side), op)
-    elif op == "extra_leg":
-        pivot = _side_joint(fig, "hip", side)
-        R = axis_angle_matrix(forward, (1 if side == 0 else -1) * (35 + 25 * t) * DEG)  # sticking out sideways
-        A.duplicate(fig, fig.faces_of(("leg", "foot"), side), R, pivot, lateral * 0.03, "leg", side, op)
-    elif op == "missing_leg":
-        A.remove(fig, fig.faces_of(("leg", "foot"), side), "leg", side, op, radius=0.08)
-    elif op == "knee_bent_backwards":
-        fig.ops.append({"op": op})
-        fig.mark(fig.instance_index("leg", side), op)
-    elif op == "long_leg":
-        vm = fig.vertices_of(("leg", "foot"), side)
-        A.stretch(fig, vm, _side_joint(fig, "hip", side), _side_joint(fig, "knee", side), 1.6 + 0.4 * t)
-        fig.mark(fig.instance_index("leg", side), op)
-    elif op == "reversed_foot":
-        vm = fig.vertices_of("foot", side)
-        ankle = _side_joint(fig, "ankle", side)
-        axis = _unit(_side_joint(fig, "knee", side) - ankle)
-        A.rotate(fig, vm, ankle, axis, math.pi, op)
-        fig.mark(fig.instance_index("foot", side), op)
-    elif op == "extra_foot":
-        ankle = _side_joint(fig, "ankle", side)
-        R = axis_angle_matrix(up, (1 if side == 0 else -1) * (70 + 40 * t) * DEG)
-        A.duplicate(fig, fig.faces_of("foot", side), R, ankle, lateral * 0.02, "foot", side, op)
-    elif op == "giant_foot":
-        vm = fig.vertices_of("foot", side)
-        A.scale(fig, vm, _side_joint(fig, "ankle", side), 2.0 + 0.6 * t)
-        fig.mark(fig.instance_index("foot", side), op)
-    elif op == "ankle_bent_beyond_limit":
-        fig.ops.append({"op": op})
-        fig.mark(fig.instance_index("foot", side), op)
-    else:  # pragma: no cover - OPERATIONS and this function are kept in sync by a test
+    operation = OPERATION_TABLE.get(op)
+    if operation is None:
         raise GeneratorError(f"unknown anomaly operation {op!r}")
+    J = fig.joints
+    lateral = np.array([1.0, 0.0, 0.0]) if side == 0 else np.array([-1.0, 0.0, 0.0])
+    operation(fig, _Frame(op, side, p, p["factor"], J, _unit(J["head_top"] - J["pelvis"]), lateral,
+                          np.array([0.0, -1.0, 0.0])))
 
 
 def _finger_op(fig, op: str, side: int, p: dict) -> None:
-    from simulator import anomaly as A
-
     def finger(k: int) -> np.ndarray:
         return fig.bone_vertices(f"finger{k}-", side)
 
@@ -446,8 +511,6 @@ def _scramble(fig, spec: Spec) -> None:
     """Non-human body plan: legs moved to the shoulders (pointing up and out) and arms to
     the hips; with the spec's flags also the head moved onto the belly and a third leg
     sticking out of the chest."""
-    from simulator import anomaly as A
-
     J = fig.joints
     forward = np.array([0.0, -1.0, 0.0])
     flags = spec.params["scramble"]
@@ -594,7 +657,7 @@ def _focus(figs, spec: Spec) -> tuple[np.ndarray | None, np.ndarray | None]:
     return (pts if len(pts) else None), view
 
 
-class AnomalyWriter(engine.SampleWriter):
+class AnomalyWriter(base.SampleWriter):
     batch_size = 8
     max_attempts = 6
 
@@ -691,7 +754,7 @@ def finalize(config: AnomalyConfig, out: Path) -> dict:
     images, annotations, splits = [], [], {"train": [], "val": []}
     per_class = np.zeros(len(CLASS_NAMES), dtype=int)
     missing = 0
-    for shard in engine.iter_shards(out):
+    for shard in base.iter_shards(out):
         for r in shard["records"]:
             images.append(r["image"])
             annotations += r["annotations"]
@@ -703,12 +766,12 @@ def finalize(config: AnomalyConfig, out: Path) -> dict:
                   for i, n in enumerate(CLASS_NAMES)]
     info = {"description": "PoseExaminer anatomical anomalies (AbHuman classes)", "version": "1.0",
             "generator": "poseexaminer", "seed": config.seed, "n": config.n}
-    engine.atomic_write_text(out / "annotations.json", engine.dumps(coco.coco_dataset(images, annotations, categories, info)))
+    base.atomic_write_text(out / "annotations.json", base.dumps(coco.coco_dataset(images, annotations, categories, info)))
     for split, lines in splits.items():
-        engine.atomic_write_text(out / f"{split}.txt", "\n".join(lines) + ("\n" if lines else ""))
+        base.atomic_write_text(out / f"{split}.txt", "\n".join(lines) + ("\n" if lines else ""))
     data = {"path": str(out.resolve()), "train": "train.txt", "val": "val.txt", "nc": len(CLASS_NAMES),
             "names": {i: n for i, n in enumerate(CLASS_NAMES)}}
-    engine.atomic_write_text(out / "data.yaml", "# PoseExaminer anomaly dataset (Ultralytics YOLO)\n"
+    base.atomic_write_text(out / "data.yaml", "# PoseExaminer anomaly dataset (Ultralytics YOLO)\n"
                              + yaml.safe_dump(data, sort_keys=False))
     return {"annotations": "annotations.json", "data_yaml": "data.yaml", "train": "train.txt", "val": "val.txt",
             "images": len(images), "boxes_per_class": {n: int(c) for n, c in zip(CLASS_NAMES, per_class)},

@@ -19,10 +19,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from generators import coco, engine
-from generators.engine import CommonConfig
+from generators import base, coco
+from generators.base import CommonConfig, GeneratorSpec
 from generators.errors import GeneratorError
-from generators.registry import GeneratorSpec
 from generators.scenes import SceneSampler, SceneSource
 
 # Keep the person large enough for UltraPose-like density at 256 x 256 (only applied to
@@ -37,24 +36,19 @@ MAX_ATTEMPTS = 20
 class DenseConfig(CommonConfig):
     """points: DensePose points per person (0 = every visible body pixel); space: groups
     sampled uniformly; from_run / mode_share: sample failure-mode boxes of a search run
-    instead (mode_share of them, the rest from the run's whole space); image_format: jpg or
-    png; jpeg_quality; gl: OpenGL backend."""
+    instead (mode_share of them, the rest from the run's whole space). Image format, JPEG
+    quality and OpenGL backend: `CommonConfig`."""
 
     points: int = 2600
     space: str = "pose,shape,camera,light,background"
     from_run: str | None = None
     mode_share: float = 1.0
-    image_format: str = "jpg"
-    jpeg_quality: int = 95
-    gl: str = "auto"
     schema_version: int = 1
 
     def check(self) -> None:
         super().check()
         if self.points < 0:
             raise GeneratorError(f"--points must be >= 0 (0 = every body pixel), got {self.points}")
-        if self.image_format not in ("jpg", "png"):
-            raise GeneratorError(f"--image-format must be jpg or png, got {self.image_format!r}")
 
 
 def scene_source(config) -> SceneSource:
@@ -106,7 +100,7 @@ def candidate_points(renderer, sample, points: int):
     return np.concatenate(xs), np.concatenate(ys), np.concatenate(part), np.concatenate(uv), extra
 
 
-class DenseWriter(engine.SampleWriter):
+class DenseWriter(base.SampleWriter):
     def __init__(self, config: DenseConfig) -> None:
         from simulator.iuv import get_dense_renderer
         from simulator.renderer import RenderConfig
@@ -212,24 +206,24 @@ def merge_coco(config, out: Path, categories: list[dict], description: str) -> d
     out = Path(out)
     images, annotations = [], []
     scenes = []
-    for shard in engine.iter_shards(out):
+    for shard in base.iter_shards(out):
         for r in shard["records"]:
             images.append(r["image"])
             annotations += r["annotations"]
-            scenes.append(engine.dumps({"image_id": r["image"]["id"], "index": r["index"], "scene": r["scene"],
-                                        "source": r["source"]}))
+            scenes.append(base.dumps({"image_id": r["image"]["id"], "index": r["index"], "scene": r["scene"],
+                                      "source": r["source"]}))
     info = {"description": description, "version": "1.0", "generator": "poseexaminer",
             "seed": config.seed, "n": config.n}
     data = coco.coco_dataset(images, annotations, categories, info)
-    engine.atomic_write_text(out / "annotations.json", engine.dumps(data))
-    engine.atomic_write_text(out / "scenes.jsonl", "\n".join(scenes) + "\n")
+    base.atomic_write_text(out / "annotations.json", base.dumps(data))
+    base.atomic_write_text(out / "scenes.jsonl", "\n".join(scenes) + "\n")
     return {"annotations": "annotations.json", "scenes": "scenes.jsonl", "images": len(images),
             "annotations_count": len(annotations)}
 
 
 def finalize(config: DenseConfig, out: Path) -> dict:
     merged = merge_coco(config, out, [coco.PERSON_CATEGORY], "PoseExaminer dense correspondence (DensePose-COCO format)")
-    pts = [r["points"] for s in engine.iter_shards(out) for r in s["records"] if r["annotations"]]
+    pts = [r["points"] for s in base.iter_shards(out) for r in s["records"] if r["annotations"]]
     merged["points_per_person"] = {"mean": float(np.mean(pts)) if pts else 0.0, "min": int(min(pts)) if pts else 0}
     return merged
 

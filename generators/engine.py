@@ -23,163 +23,33 @@ Ray actors (`backend="ray"`, optional dependency).
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import json
 import multiprocessing as mp
 import os
 import shutil
-import sys
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Callable
 
-import numpy as np
-
-from examiner.store import atomic_write_bytes, fsync_dir  # one atomic-write implementation
+from examiner.store import fsync_dir
+from generators.base import (  # noqa: F401  (the shard layout, re-exported for readers of datasets)
+    DATASET_FORMAT, DATASET_VERSION, INDEX, MANIFEST, SHARD_FILE, SHARDS, CommonConfig, GeneratorSpec, SampleWriter,
+    atomic_write_text, complete_shards, config_from_dict, config_to_dict, dumps, iter_shards, read_shard,
+    remove_partial_shards, sample_rng, sample_seed_sequence, shard_dir, shard_name,
+)
 from generators.errors import GeneratorError
+from generators.registry import generator_spec
+from simulator.batch import SIMULATOR_PACKAGES, package_versions
 from simulator.errors import PoseExaminerError
-
-DATASET_FORMAT = "poseexaminer-dataset"
-DATASET_VERSION = 1
-MANIFEST = "manifest.json"
-INDEX = "index.json"
-SHARDS = "shards"
-SHARD_FILE = "shard.json"
-
-
-# --------------------------------------------------------------------------------------
-# Seeds
-# --------------------------------------------------------------------------------------
-
-
-def sample_seed_sequence(seed: int, index: int) -> np.random.SeedSequence:
-    """The seed sequence of sample `index` (equal to SeedSequence(seed).spawn(index + 1)[index])."""
-    return np.random.SeedSequence(int(seed), spawn_key=(int(index),))
-
-
-def sample_rng(seed: int, index: int) -> np.random.Generator:
-    return np.random.default_rng(sample_seed_sequence(seed, index))
-
-
-# --------------------------------------------------------------------------------------
-# Files
-# --------------------------------------------------------------------------------------
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write to a temporary name, fsync, rename over `path`: readers see old or new."""
-    atomic_write_bytes(path, text.encode())
-
-
-def dumps(obj: Any, indent: int | None = None) -> str:
-    return json.dumps(obj, indent=indent, allow_nan=False, separators=(",", ":") if indent is None else None)
-
-
-def shard_name(k: int) -> str:
-    return f"shard-{k:05d}"
-
-
-def shard_dir(out: Path, k: int) -> Path:
-    return Path(out) / SHARDS / shard_name(k)
-
-
-def complete_shards(out: Path) -> dict[int, Path]:
-    """Shards whose directory was renamed into place (their shard.json is inside)."""
-    root = Path(out) / SHARDS
-    found: dict[int, Path] = {}
-    if not root.is_dir():
-        return found
-    for d in root.iterdir():
-        if d.is_dir() and d.name.startswith("shard-") and (d / SHARD_FILE).is_file():
-            found[int(d.name.split("-")[1])] = d
-    return found
-
-
-def remove_partial_shards(out: Path) -> int:
-    root = Path(out) / SHARDS
-    n = 0
-    if root.is_dir():
-        for d in root.iterdir():
-            if d.name.startswith(".shard-") and ".partial" in d.name:
-                shutil.rmtree(d, ignore_errors=True)
-                n += 1
-    return n
-
-
-def read_shard(d: Path) -> dict:
-    return json.loads((Path(d) / SHARD_FILE).read_text())
-
-
-def iter_shards(out: Path) -> Iterable[dict]:
-    """Complete shards in order (their shard.json contents)."""
-    for k, d in sorted(complete_shards(out).items()):
-        yield read_shard(d)
-
-
-# --------------------------------------------------------------------------------------
-# Generators
-# --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CommonConfig:
-    """What every dataset shares. n: samples; seed: root seed; shard_size: samples per
-    shard; size: image width and height (pixels)."""
-
-    n: int = 100
-    seed: int = 0
-    shard_size: int = 64
-    size: int = 256
-
-    def check(self) -> None:
-        if self.n < 1:
-            raise GeneratorError(f"--n must be at least 1, got {self.n}")
-        if self.shard_size < 1:
-            raise GeneratorError(f"--shard-size must be at least 1, got {self.shard_size}")
-        if not 16 <= self.size <= 4096:
-            raise GeneratorError(f"--size must be between 16 and 4096 pixels, got {self.size}")
-
-
-def config_to_dict(config) -> dict:
-    return asdict(config)
-
-
-def config_from_dict(cls, d: dict):
-    names = {f.name for f in fields(cls)}
-    kw = {k: (tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v)
-          for k, v in d.items() if k in names}
-    return cls(**kw)
-
-
-class SampleWriter:
-    """Per-process state of a generator (renderer, charts ...).
-
-    `write_batch(indices, rngs, shard_dir, rel_dir)` renders the samples `indices` (each
-    drawing only from its own rng), writes their files under `shard_dir` (named relative
-    to the dataset root through `rel_dir`) and returns their JSON records. The result must
-    not depend on how samples are grouped into batches. `batch_size`: samples per call."""
-
-    batch_size: int = 1
-
-    def write(self, index: int, rng: np.random.Generator, shard_dir: Path, rel_dir: str) -> dict:  # pragma: no cover
-        raise NotImplementedError
-
-    def write_batch(self, indices, rngs, shard_dir: Path, rel_dir: str) -> list[dict]:
-        return [self.write(i, r, shard_dir, rel_dir) for i, r in zip(indices, rngs)]
-
-
-def _registry():
-    from generators import registry
-
-    return registry.GENERATORS
+from simulator.pool import WorkerPool, require_ray, set_worker_threads, start_local_ray, torch_threads
 
 
 def make_writer(kind: str, config) -> SampleWriter:
-    return _registry()[kind].writer(config)
+    return generator_spec(kind).writer(config)
 
 
 # --------------------------------------------------------------------------------------
@@ -243,63 +113,27 @@ def write_shard(
 
 # ---- local process pool ----------------------------------------------------------------------
 
-_W: dict[str, Any] = {}
+class _ShardWorker:
+    """A worker process's generator state (built once per process by `WorkerPool`)."""
+
+    def __init__(self, kind: str, config, out: str, queue) -> None:
+        self.kind, self.config, self.out, self.queue = kind, config, Path(out), queue
+        self.writer = make_writer(kind, config)
 
 
-def _die_with_parent(parent_pid: int) -> None:
-    """Linux: SIGKILL this worker when its parent dies, so a killed run leaves no orphan
-    finishing a shard while a resumed run redoes it."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-    import signal
-
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
-    except OSError:
-        return
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os._exit(1)
-
-
-def _init_worker(kind: str, config, out: str, queue, threads: int, parent_pid: int) -> None:
-    _die_with_parent(parent_pid)
-    os.environ["LP_NUM_THREADS"] = str(threads)
-    import torch
-
-    torch.set_num_threads(threads)
-    _W.update(kind=kind, config=config, out=out, queue=queue, writer=make_writer(kind, config))
-
-
-def _worker_shard(k: int) -> dict:
-    q = _W["queue"]
-    return write_shard(_W["kind"], _W["config"], Path(_W["out"]), k, _W["writer"], tick=q.put if q is not None else None)
-
-
-@contextlib.contextmanager
-def _single_thread_torch():
-    """One torch thread while rendering in this process: the body model at small batches
-    runs several times faster single-threaded than with threads competing with the GL
-    rasteriser (measured: 22 vs 100 ms per body at batch 1 on 2 busy cores)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+def _write_shard_in_worker(worker: _ShardWorker, k: int) -> dict:
+    q = worker.queue
+    return write_shard(worker.kind, worker.config, worker.out, k, worker.writer, tick=q.put if q is not None else None)
 
 
 def _run_local(kind, config, out: Path, todo: list[int], workers: int, on_progress, on_shard) -> None:
     if workers <= 1:
-        with _single_thread_torch():
+        with torch_threads(1):  # the body model at small batches beside the GL rasteriser
             writer = make_writer(kind, config)
             for k in todo:
                 on_shard(write_shard(kind, config, out, k, writer, tick=on_progress))
         return
-    ctx = mp.get_context("spawn")  # GL contexts and torch do not survive fork
-    queue = ctx.Queue()
+    queue = mp.get_context("spawn").Queue()
     stop = threading.Event()
 
     def drain() -> None:
@@ -317,43 +151,27 @@ def _run_local(kind, config, out: Path, todo: list[int], workers: int, on_progre
     th = threading.Thread(target=drain, daemon=True)
     th.start()
     threads = max(1, (os.cpu_count() or 1) // workers)
-    pool = ctx.Pool(workers, initializer=_init_worker, initargs=(kind, config, str(out), queue, threads, os.getpid()))
+    pool = WorkerPool(workers, functools.partial(_ShardWorker, kind, config, str(out), queue), threads=threads,
+                      die_with_parent=True)
     try:
-        for summary in pool.imap_unordered(_worker_shard, todo):
+        for summary in pool.imap_unordered(_write_shard_in_worker, todo):
             on_shard(summary)
         pool.close()
-        pool.join()
     finally:
         pool.terminate()
         stop.set()
         th.join(timeout=2)
 
 
-def _import_ray():
-    from examiner.search.backends import import_ray
-
-    try:
-        return import_ray()
-    except ImportError as e:
-        raise GeneratorError(
-            f"--backend ray needs the optional dependency ray ({e}); install it with `pip install poseexaminer[ray]`"
-        ) from None
-
-
 def _run_ray(kind, config, out: Path, todo: list[int], workers: int, on_progress, on_shard) -> None:
-    ray = _import_ray()
-    from examiner.search.backends import start_local_ray
-
+    ray = require_ray(GeneratorError)
     # a local instance listening on loopback only; an existing cluster (RAY_ADDRESS) sizes itself
-    owns = start_local_ray(ray, workers)
+    owns = start_local_ray(ray, workers, error=GeneratorError)
 
     @ray.remote(num_cpus=1)
     class ShardActor:
         def __init__(self, kind, config, out):
-            os.environ["LP_NUM_THREADS"] = "1"
-            import torch
-
-            torch.set_num_threads(1)
+            set_worker_threads(1)
             self.kind, self.config, self.out = kind, config, Path(out)
             self.writer = make_writer(kind, config)
 
@@ -395,17 +213,7 @@ def _run_ray(kind, config, out: Path, todo: list[int], workers: int, on_progress
 
 
 def versions() -> dict[str, str]:
-    from simulator.batch import versions as sim_versions
-
-    v = sim_versions()
-    import importlib.metadata as md
-
-    for pkg in ("pycocotools", "pillow", "ray"):
-        try:
-            v[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            v[pkg] = "not installed"
-    return v
+    return package_versions(SIMULATOR_PACKAGES + ("pycocotools", "pillow", "ray"))
 
 
 def _comparable(config_dict: dict) -> dict:
@@ -424,16 +232,14 @@ def run_dataset(
     on_progress: Callable[[int], None] | None = None,
 ) -> dict:
     """Generate (or resume) dataset `kind` with `config` into `out`; returns a summary."""
-    gen = _registry().get(kind)
-    if gen is None:
-        raise GeneratorError(f"unknown generator {kind!r}; available: {', '.join(sorted(_registry()))}")
+    gen = generator_spec(kind)
     config.check()
     if workers < 1:
         raise GeneratorError(f"--workers must be at least 1, got {workers}")
     if backend not in ("local", "ray"):
         raise GeneratorError(f"unknown backend {backend!r}; choose local or ray")
     if backend == "ray":
-        _import_ray()
+        require_ray(GeneratorError)
     gen.prepare(config)  # validate inputs (run directory, space) before any work
     out = Path(out)
     cfg = config_to_dict(config)
@@ -542,7 +348,7 @@ def regenerate_sample(out: str | os.PathLike, index: int, dest: str | os.PathLik
         manifest = json.loads((out / MANIFEST).read_text())
     except (OSError, json.JSONDecodeError):
         raise GeneratorError(f"{out} holds no readable {MANIFEST}; is it a generated dataset?") from None
-    gen = _registry()[manifest["kind"]]
+    gen = generator_spec(manifest["kind"])
     config = config_from_dict(gen.config_class, manifest["config"])
     if not 0 <= index < config.n:
         raise GeneratorError(f"sample index {index} is outside 0..{config.n - 1}")

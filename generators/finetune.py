@@ -21,11 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from generators import coco, engine
+from generators import base, coco
 from generators.dense import encode_image
-from generators.engine import CommonConfig
+from generators.base import CommonConfig, GeneratorSpec
 from generators.errors import GeneratorError
-from generators.registry import GeneratorSpec
 from generators.scenes import SceneSampler, SceneSource, run_summary
 
 MIN_PERSON_PIXELS = 64
@@ -35,13 +34,11 @@ MAX_ATTEMPTS = 20
 @dataclass(frozen=True)
 class FinetuneConfig(CommonConfig):
     """from_run: the search run directory; base_share: fraction of samples drawn from the
-    run's whole space instead of its failure modes; image_format: jpg or png; gl."""
+    run's whole space instead of its failure modes. Image format, JPEG quality and OpenGL
+    backend: `CommonConfig`."""
 
     from_run: str = ""
     base_share: float = 0.2
-    image_format: str = "jpg"
-    jpeg_quality: int = 95
-    gl: str = "auto"
     schema_version: int = 1
 
     def check(self) -> None:
@@ -50,15 +47,13 @@ class FinetuneConfig(CommonConfig):
             raise GeneratorError("finetune needs --from-run RUN_DIR (a search run with failure modes)")
         if not 0.0 <= self.base_share <= 1.0:
             raise GeneratorError(f"--base-share must be in [0, 1], got {self.base_share}")
-        if self.image_format not in ("jpg", "png"):
-            raise GeneratorError(f"--image-format must be jpg or png, got {self.image_format!r}")
 
 
 def _source(config: FinetuneConfig) -> SceneSource:
     return SceneSource(from_run=config.from_run, mode_share=1.0 - config.base_share, size=config.size)
 
 
-class FinetuneWriter(engine.SampleWriter):
+class FinetuneWriter(base.SampleWriter):
     batch_size = 16
 
     def __init__(self, config: FinetuneConfig) -> None:
@@ -143,11 +138,11 @@ def finalize(config: FinetuneConfig, out: Path) -> dict:
     cols: dict[str, list] = {k: [] for k in ("image", "keypoints2d", "h36m17_cam", "joints_cam", "pose", "shape", "K",
                                              "extrinsics", "mode", "bbox")}
     n_mode = 0
-    for shard in engine.iter_shards(out):
+    for shard in base.iter_shards(out):
         for r in shard["records"]:
             images.append(r["image"])
             annotations += r["annotations"]
-            lines.append(engine.dumps(r))
+            lines.append(base.dumps(r))
             if not r["annotations"]:
                 continue
             a = r["annotations"][0]
@@ -165,9 +160,9 @@ def finalize(config: FinetuneConfig, out: Path) -> dict:
             n_mode += mode is not None
     info = {"description": "PoseExaminer fine-tuning set from failure regions", "version": "1.0",
             "generator": "poseexaminer", "seed": config.seed, "n": config.n, "run": config.from_run}
-    engine.atomic_write_text(out / "annotations.json",
-                             engine.dumps(coco.coco_dataset(images, annotations, [coco.PERSON_CATEGORY], info)))
-    engine.atomic_write_text(out / "samples.jsonl", "\n".join(lines) + "\n")
+    base.atomic_write_text(out / "annotations.json",
+                             base.dumps(coco.coco_dataset(images, annotations, [coco.PERSON_CATEGORY], info)))
+    base.atomic_write_text(out / "samples.jsonl", "\n".join(lines) + "\n")
     buf = io.BytesIO()
     np.savez(buf, **{k: np.asarray(v, dtype=np.float32 if k not in ("image", "mode") else None) for k, v in cols.items()})
     tmp = out / ".labels.npz.tmp"

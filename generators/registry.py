@@ -1,24 +1,12 @@
-"""Registry of dataset generators: name -> how to configure, render and merge one."""
+"""Registry of dataset generators: name -> its `GeneratorSpec` (how to configure, render and
+merge one). Generator modules load on first lookup."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
-
-@dataclass(frozen=True)
-class GeneratorSpec:
-    """config_class: the generator's frozen config dataclass; writer(config) builds the
-    per-process SampleWriter; prepare(config) validates inputs before any work (raises
-    GeneratorError); finalize(config, out) merges the shards into the dataset's top-level
-    files and returns their names; layout: a description of the files, for the manifest."""
-
-    name: str
-    config_class: type
-    writer: Callable[[Any], Any]
-    prepare: Callable[[Any], None]
-    finalize: Callable[[Any, Any], dict]
-    layout: dict
+from generators.base import GeneratorSpec
+from generators.errors import GeneratorError
 
 
 def _dense() -> GeneratorSpec:
@@ -40,37 +28,22 @@ def _finetune() -> GeneratorSpec:
 
 
 _FACTORIES: dict[str, Callable[[], GeneratorSpec]] = {"dense": _dense, "anomaly": _anomaly, "finetune": _finetune}
+_LOADED: dict[str, GeneratorSpec] = {}
 
 
-class _Lazy(dict):
-    """Imports a generator module on first lookup."""
-
-    def __missing__(self, key: str) -> GeneratorSpec:
-        if key not in _FACTORIES:
-            raise KeyError(key)
-        spec = _FACTORIES[key]()
-        self[key] = spec
-        return spec
-
-    def get(self, key, default=None):
-        try:
-            return self[key]
-        except KeyError:
-            return default
-
-    def __iter__(self):
-        return iter(_FACTORIES)
-
-    def __len__(self) -> int:
-        return len(_FACTORIES)
-
-
-GENERATORS: dict[str, GeneratorSpec] = _Lazy()
+def generator_spec(name: str) -> GeneratorSpec:
+    """The spec of generator `name` (its module is imported on first use); GeneratorError
+    naming the available ones for an unknown name."""
+    if name not in _FACTORIES:
+        raise GeneratorError(f"unknown generator {name!r}; available: {', '.join(available_generators())}")
+    if name not in _LOADED:
+        _LOADED[name] = _FACTORIES[name]()
+    return _LOADED[name]
 
 
 def register_generator(name: str, factory: Callable[[], GeneratorSpec]) -> None:
     _FACTORIES[name] = factory
-    GENERATORS.pop(name, None)
+    _LOADED.pop(name, None)
 
 
 def available_generators() -> list[str]:

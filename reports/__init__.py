@@ -1,6 +1,7 @@
 """PoseExaminer reports: a self-contained HTML report, results.json, JUnit and CI gating
-for a run directory, run comparison (`diff`, `recheck`) and scene descriptions in words
-(`reports.posecodes`).
+for a run directory, run comparisons (`diff`; the rendering of `recheck`, whose models run
+in `examiner.recheck`) and scene descriptions in words (`reports.posecodes`). Reports
+read run directories; they never run models.
 
     >>> from reports import write_report
     >>> paths = write_report("runs/r1")            # doctest: +SKIP
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["write_report", "ReportPaths", "diff_runs", "recheck_run", "ReportError", "GateRuleError"]
+__all__ = ["write_report", "ReportPaths", "diff_runs", "recheck_comparison", "ReportError", "GateRuleError"]
 
 
 def __getattr__(name: str) -> Any:
@@ -21,7 +22,7 @@ def __getattr__(name: str) -> Any:
         from reports import report
 
         return getattr(report, name)
-    if name in ("diff_runs", "recheck_run"):
+    if name in ("diff_runs", "recheck_comparison"):
         from reports import compare
 
         return getattr(compare, name)

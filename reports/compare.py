@@ -3,9 +3,8 @@
 - `diff_runs(A, B)`: two finished runs over the same space. Each of A's modes is matched
   against B's modes (box overlap) and against B's own evaluations inside A's box; B's
   modes that match none of A's are new.
-- `recheck_run(A, model_spec)`: re-evaluate each of A's modes on another model with fresh
-  uniform samples inside its box, probe the whole space for failures that are new (fail
-  on B, pass on A), and optionally run a full search on B and diff it with A.
+- `recheck_comparison(A, result)`: A's modes against fresh samples of another model
+  inside each box (`examiner.recheck` runs the model; `examiner recheck` composes the two).
 
 Status of one of A's modes on B (`rate` = B's failing fraction of the samples):
   still_failing  rate >= A's acceptance level (`region.min_failure_rate`, default 0.8)
@@ -20,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -28,7 +27,6 @@ from examiner.search.regions import box_overlap, wilson_interval
 from reports import views
 from reports.errors import ReportError
 from reports.rundata import RunData, load_run
-from simulator.errors import PoseExaminerError
 
 STATUSES = ("still_failing", "improved", "fixed", "not_found")
 
@@ -162,129 +160,22 @@ def diff_runs(run_a: str | Path, run_b: str | Path, overlap: float = 0.25, fixed
     return Comparison("diff", str(a.root), str(b.root), checks, new, None, notes)
 
 
-def _evaluate(evaluator: Any, U: np.ndarray, metric: str, threshold: float, batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """(failed (N,), value (N,)) with the search's definition of failure."""
-    from examiner.search.evaluator import check_outcomes
-    from examiner.search.session import judge
-
-    failed, values = [], []
-    for i in range(0, len(U), batch):
-        chunk = U[i:i + batch]
-        for o in check_outcomes(evaluator.evaluate(chunk), len(chunk)):
-            v = float("nan") if o.model_error or o.missed else float(o.metrics.get(metric, o.error))
-            values.append(v)
-            failed.append(judge(o, v, threshold)[1])
-    return np.array(failed, bool), np.array(values, float)
-
-
-def recheck_run(
-    run_a: str | Path,
-    model_spec: str,
-    samples: int = 40,
-    probe: int = 200,
-    seed: int = 0,
-    fixed_below: float = 0.1,
-    search_budget: int = 0,
-    search_out: str | Path | None = None,
-    progress: Callable[[str], None] | None = None,
-    model_a: str | None = None,
-) -> Comparison:
-    """Re-evaluate run A's failure modes on `model_spec` (see module docstring).
-
-    samples: fresh uniform samples per mode box; probe: uniform samples over the whole
-    space looking for new failures (0 = none); search_budget > 0 runs a full search on
-    the new model into `search_out` with run A's configuration and diffs it with A.
-    model_a: run A's model for the probe. Without it, the model named in A's meta.json is
-    used only when it is a built-in (`safe_from_a_run`): a run directory someone sent
-    never gets a command, module or file of its choosing started."""
-    from examiner.search.evaluator import build_evaluator, safe_from_a_run
-
-    say = progress or (lambda _m: None)
-    if samples < 1:
-        raise ReportError("--samples must be at least 1")
-    if probe < 0:
-        raise ReportError(f"--probe must be 0 or more, got {probe}")
-    if search_budget < 0:
-        raise ReportError(f"--search-budget must be 0 (no search) or a positive number of evaluations, got {search_budget}")
-    if seed < 0:
-        raise ReportError(f"--seed must be a non-negative integer, got {seed}")
-    if search_budget > 0 and search_out is None:
-        raise ReportError("--search-budget needs --search-out DIR for the new run")
-    a = load_run(run_a)
-    ev_b = build_evaluator(model_spec, a.space, a.threshold, seed)
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0xEC4E]))
+def recheck_comparison(a: RunData, result: Any, new: Sequence[dict] = (), notes: Sequence[str] = (),
+                       fixed_below: float = 0.1) -> Comparison:
+    """The comparison for `examiner recheck`: run A's modes against the fresh samples of
+    `result` (an `examiner.recheck.RecheckResult` over `a`), plus `new` modes and `notes`
+    from a search of the new model (`diff_runs(a, search_out).new`)."""
+    by_id = {s.id: s for s in result.modes}
     min_rate = _min_rate(a)
     checks = []
-    try:
-        for m in a.modes:
-            say(f"mode {m['rank']}")
-            lo, hi = np.asarray(m["lo"]), np.asarray(m["hi"])
-            U = rng.uniform(lo, hi, size=(samples, a.space.dim))
-            failed, _ = _evaluate(ev_b, U, a.metric, a.threshold)
-            k, n = int(failed.sum()), len(failed)
-            checks.append(ModeCheck(
-                m["rank"], m["id"], region_text(a, lo, hi), m["verified"]["rate"], list(m["verified"]["interval"]),
-                _status(k / n, min_rate, fixed_below), n, k, k / n, list(wilson_interval(k, n)),
-                evidence=f"{k} of {n} fresh samples in the box fail on {model_spec}",
-            ))
-        probe_result = None
-        notes: list[str] = []
-        if probe > 0:
-            say("probing the whole space")
-            U = a.space.sample(rng, probe)
-            fb, _ = _evaluate(ev_b, U, a.metric, a.threshold)
-            outside = np.ones(len(U), bool)
-            for m in a.modes:
-                outside &= ~np.all((U >= np.asarray(m["lo"])) & (U <= np.asarray(m["hi"])), axis=1)
-            fa = None
-            spec_a = model_a or a.meta.get("model_spec")
-            if spec_a and not model_a and not (isinstance(spec_a, str) and safe_from_a_run(spec_a)):
-                notes.append(f"run A names the model {spec_a!r}, which is not started from a run directory; pass "
-                             "--model-a to compare the probe with it; new failures are those outside A's modes")
-                spec_a = None
-            if spec_a:
-                try:
-                    ev_a = build_evaluator(spec_a, a.space, a.threshold, int((a.meta.get("seeds") or {}).get("root", 0)))
-                    fa, _ = _evaluate(ev_a, U, a.metric, a.threshold)
-                    _close(ev_a)
-                except PoseExaminerError as e:
-                    notes.append(f"run A's model {spec_a!r} could not be re-evaluated ({e}); new failures are "
-                                 "those outside A's modes")
-            new_mask = fb & outside & (~fa if fa is not None else True)
-            k = int(new_mask.sum())
-            probe_result = {
-                "n": int(len(U)), "failures_b": int(fb.sum()), "outside_a_modes": int(outside.sum()),
-                "new_failures": k, "rate": k / len(U), "interval": list(wilson_interval(k, len(U))),
-                "compared_with_a": fa is not None,
-                "examples": [{"u": U[i].tolist()} for i in np.flatnonzero(new_mask)[:5]],
-            }
-    finally:
-        _close(ev_b)
-    new: list[dict] = []
-    if search_budget > 0:
-        new, run_notes = _search_and_diff(a, model_spec, search_budget, Path(search_out), say)  # type: ignore[arg-type]
-        notes += run_notes
-    return Comparison("recheck", str(a.root), model_spec, checks, new, probe_result, notes)
-
-
-def _close(ev: Any) -> None:
-    close = getattr(ev, "close", None)
-    if callable(close):
-        close()
-
-
-def _search_and_diff(a: RunData, model_spec: str, budget: int, out: Path, say) -> tuple[list[dict], list[str]]:
-    import dataclasses
-
-    from examiner.search.backends import make_evaluator
-    from examiner.search.config import SearchConfig
-    from examiner.search.evaluator import EvaluatorFactory
-    from examiner.search.runner import run_search
-
-    say(f"searching {model_spec} ({budget} evaluations)")
-    cfg = dataclasses.replace(SearchConfig.from_dict(a.meta["config"], source=f"{a.root}/meta.json"), budget=budget).validate()
-    factory = EvaluatorFactory(model_spec, a.space.to_dict(), cfg.failure_threshold, cfg.seed)
-    evaluator = make_evaluator(factory, cfg.backend, cfg.workers)
-    run_search(cfg, evaluator, a.space, out, model_spec=model_spec)
-    d = diff_runs(a.root, out)
-    return d.new, [f"new modes come from a {budget}-evaluation search of {model_spec} in {out}"]
+    for m in a.modes:
+        s = by_id[m["id"]]
+        k, n = s.k, s.n
+        lo, hi = np.asarray(m["lo"]), np.asarray(m["hi"])
+        checks.append(ModeCheck(
+            m["rank"], m["id"], region_text(a, lo, hi), m["verified"]["rate"], list(m["verified"]["interval"]),
+            _status(k / n, min_rate, fixed_below), n, k, k / n, list(wilson_interval(k, n)),
+            evidence=f"{k} of {n} fresh samples in the box fail on {result.model_spec}",
+        ))
+    return Comparison("recheck", str(a.root), result.model_spec, checks, list(new), result.probe,
+                      list(result.notes) + list(notes))

@@ -391,6 +391,14 @@ def write_report(
     return ReportPaths(html_path, results_path, junit_path, list(gates), gate_failure, time.perf_counter() - t0)
 
 
+RESULTS_SCHEMA_FILE = Path(__file__).parent / "schemas" / "results.schema.json"
+
+
+def results_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of results.json, shipped with the package."""
+    return json.loads(RESULTS_SCHEMA_FILE.read_text())
+
+
 def load_results(path: str | Path) -> dict[str, Any]:
     """Read a results.json, checking its schema and version."""
     path = Path(path)

@@ -154,25 +154,19 @@ def projection(U: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def convex_hull(points: np.ndarray) -> np.ndarray:
-    """Monotone-chain convex hull of (N, 2) points, counter-clockwise."""
-    pts = sorted(set(map(tuple, np.asarray(points, float).round(9))))
+    """Convex hull of (N, 2) points: (H, 2) vertices counter-clockwise from the
+    lexicographically smallest, without collinear points; fewer than three distinct
+    points, or all on one line, give the distinct ones (at most the two ends)."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    pts = np.unique(np.asarray(points, float).round(9), axis=0)  # sorted rows
     if len(pts) <= 2:
-        return np.array(pts)
-
-    def cross(o, a, b):
-        return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
-
-    lower: list = []
-    for p in pts:
-        while len(lower) >= 2 and cross(lower[-2], lower[-1], p) <= 0:
-            lower.pop()
-        lower.append(p)
-    upper: list = []
-    for p in reversed(pts):
-        while len(upper) >= 2 and cross(upper[-2], upper[-1], p) <= 0:
-            upper.pop()
-        upper.append(p)
-    return np.array(lower[:-1] + upper[:-1])
+        return pts
+    try:
+        vertices = ConvexHull(pts).vertices  # counter-clockwise in 2D
+    except QhullError:  # all points on one line
+        return pts[[0, -1]]
+    return pts[np.roll(vertices, -int(np.argmin(vertices)))]
 
 
 def evaluation_map(run: RunData) -> dict[str, Any] | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -87,14 +87,24 @@ def sample_scenes(
     return {"out": str(out), "contact_sheet": str(sheet), "n": n, "plausible": plausible, "seconds": elapsed}
 
 
-def versions() -> dict[str, str]:
+SIMULATOR_PACKAGES = ("poseexaminer", "anny", "pyrender-maintained", "torch", "numpy")
+
+
+def package_versions(packages: Sequence[str]) -> dict[str, str]:
+    """{"python": version, package: installed version or "not installed", ...} in the given
+    order: the one recipe behind every `versions` stored with runs, datasets and models."""
     import importlib.metadata as md
     import platform
 
     out = {"python": platform.python_version()}
-    for pkg in ("poseexaminer", "anny", "pyrender-maintained", "torch", "numpy"):
+    for pkg in packages:
         try:
             out[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
             out[pkg] = "not installed"
     return out
+
+
+def versions() -> dict[str, str]:
+    """The simulator's package versions (stored with rendered scenes)."""
+    return package_versions(SIMULATOR_PACKAGES)

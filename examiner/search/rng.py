@@ -18,6 +18,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from simulator.pool import torch_threads  # noqa: F401  (re-exported: the one torch-thread scope)
+
 
 def _torch():
     import torch
@@ -81,19 +83,3 @@ def isolated_global_rng() -> Iterator[None]:
 def child_seed_int(seq: np.random.SeedSequence) -> int:
     """A 32-bit integer seed for libraries that want an int (torch, cma)."""
     return int(seq.generate_state(1, dtype=np.uint32)[0])
-
-
-@contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run the body with torch using n intra-op threads, then restore the caller's count.
-    Small policy MLPs are fastest (and bit-reproducible) on one thread; with more, OpenMP
-    synchronisation dominates on a busy 2-core machine (~1000x slower per layer)."""
-    torch = _torch()
-    before = torch.get_num_threads()
-    if before != n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        if before != n:
-            torch.set_num_threads(before)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import datetime as _dt
-import platform
 import time
 from dataclasses import dataclass
-from importlib import metadata as _md
 from pathlib import Path
 from typing import Any, Callable
 
@@ -47,13 +45,9 @@ STATE_VERSION = 4
 
 
 def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for pkg in ("poseexaminer", "numpy", "torch", "gymnasium", "stable-baselines3", "cma", "scipy"):
-        try:
-            out[pkg] = _md.version(pkg)
-        except _md.PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
+    from simulator.batch import package_versions
+
+    return package_versions(("poseexaminer", "numpy", "torch", "gymnasium", "stable-baselines3", "cma", "scipy"))
 
 
 def _seeds(config: SearchConfig):

@@ -1,6 +1,6 @@
 """`examiner targets ...`: install, list, register and check target models.
 
-A Typer sub-app (``app``) mounted by ``examiner/cli.py``; every command is a thin layer
+A Typer sub-app (``app``) mounted by ``examiner/app/cli.py``; every command is a thin layer
 over library functions in ``examiner.targets``.
 """
 

@@ -4,13 +4,14 @@ import json
 
 import pytest
 
-from examiner.cli import main
+from examiner.app.cli import main
 from examiner.targets.baseline import baseline_available
 
 
 @pytest.mark.skipif(not baseline_available(), reason="baseline weights not in assets/baseline/")
 def test_demo_writes_a_report_and_refuses_foreign_folders(tmp_path):
     out = tmp_path / "demo"
+    out.mkdir()  # an existing empty folder is accepted like a missing one
     assert main(["-q", "demo", "--out", str(out), "--budget", "48", "--workers", "1"]) == 0
     assert (out / "report.html").stat().st_size > 10_000
     summary = json.loads((out / "summary.json").read_text())
@@ -21,4 +22,5 @@ def test_demo_writes_a_report_and_refuses_foreign_folders(tmp_path):
     assert main(["-q", "demo", "--out", str(out), "--budget", "48", "--workers", "1"]) == 0
     other = tmp_path / "mine"
     other.mkdir()
+    (other / "notes.txt").write_text("mine")
     assert main(["-q", "demo", "--out", str(other), "--budget", "48"]) == 2

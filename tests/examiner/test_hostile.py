@@ -1,7 +1,7 @@
 """Hostile and damaged input (issue 17): a run directory someone sent runs no code, damaged
 files lose nothing, exit codes are honest, errors are one line.
 
-Every test goes through the real CLI (`examiner.cli.main`, in process; the SIGINT test in a
+Every test goes through the real CLI (`examiner.app.cli.main`, in process; the SIGINT test in a
 subprocess) on the analytic target, which needs no renderer."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from examiner.cli import main
+from examiner.app.cli import main
 from examiner.store import CHECKPOINT_FILE, CHECKPOINT_MAGIC, EVAL_FILE, KEY_FILE, META_FILE, MODES_FILE, SUMMARY_FILE
 
 REPO = Path(__file__).resolve().parents[2]
@@ -106,6 +106,49 @@ def test_a_crafted_checkpoint_executes_nothing(run_copy, tmp_path, capsys, frami
     assert cli(capsys, "report", str(run_copy), "--no-images")[0] == 0
     assert cli(capsys, "diff", str(run_copy), str(run_copy))[0] == 0
     assert not marker.exists()
+
+
+def test_read_only_commands_never_unpickle(run_copy, capsys, monkeypatch):
+    """report, diff, recheck and runs repair read a run without unpickling anything from it,
+    even with a valid signed checkpoint in it. `pickle.loads` (how the store reads a
+    checkpoint) raises whatever the bytes; `pickle.load`, `pickle.Unpickler` and
+    `torch.load` raise on a file in the run directory (the body model loads its own shipped
+    tensors with `torch.load(weights_only=True)`)."""
+    import torch
+
+    assert (run_copy / CHECKPOINT_FILE).read_bytes().startswith(CHECKPOINT_MAGIC)
+    calls = []
+    root = str(run_copy.resolve())
+
+    def refuse(what):
+        calls.append(what)
+        raise AssertionError(f"a read-only command unpickled ({what})")
+
+    def in_run(f) -> bool:
+        name = getattr(f, "name", f)
+        return isinstance(name, (str, os.PathLike)) and os.path.abspath(name).startswith(root)
+
+    real_load, real_torch_load, real_unpickler = pickle.load, torch.load, pickle.Unpickler
+
+    class GuardedUnpickler(real_unpickler):
+        def __init__(self, file, *a, **k):
+            if in_run(file):
+                refuse(f"Unpickler({file})")
+            super().__init__(file, *a, **k)
+
+    monkeypatch.setattr(pickle, "loads", lambda *a, **k: refuse("pickle.loads"))
+    monkeypatch.setattr(pickle, "load", lambda f, *a, **k: refuse(f"load({f})") if in_run(f) else real_load(f, *a, **k))
+    monkeypatch.setattr(pickle, "Unpickler", GuardedUnpickler)
+    monkeypatch.setattr(torch, "load", lambda f, *a, **k: refuse(f"torch.load({f})") if in_run(f)
+                        else real_torch_load(f, *a, **k))
+    assert cli(capsys, "report", str(run_copy), "--no-images", "--json")[0] == 0
+    assert cli(capsys, "diff", str(run_copy), str(run_copy), "--json")[0] == 0
+    assert cli(capsys, "recheck", str(run_copy), "--model", "analytic:planted", "--samples", "3", "--probe", "5",
+               "--json")[0] == 0
+    assert cli(capsys, "runs", "repair", str(run_copy), "--json")[0] == 0
+    assert calls == []
+    cli(capsys, "run", "--resume", str(run_copy), "--no-report")  # the trap works: resuming unpickles
+    assert calls == ["pickle.loads"]
 
 
 def test_checkpoints_are_signed_with_a_private_key(finished_run, run_copy, _own_home, capsys, monkeypatch, tmp_path):
@@ -338,7 +381,7 @@ def test_evaluate_fails_when_every_sample_is_a_model_error(tmp_path, capsys, mon
 
 def test_sigint_exits_130_and_the_run_resumes_to_the_uninterrupted_log(tmp_path, _own_home):
     env = {**os.environ, "PYTHONPATH": str(REPO), "POSEEXAMINER_HOME": str(_own_home)}
-    args = [sys.executable, "-m", "examiner.cli", "-q", "run", "--model", "analytic:planted?delay=0.05",
+    args = [sys.executable, "-m", "examiner.app.cli", "-q", "run", "--model", "analytic:planted?delay=0.05",
             "--space", "joints,camera", "--strategy", "random", "--agents", "4", "--seed", "5", "--budget", "400",
             "--no-report"]
     whole, cut = tmp_path / "whole", tmp_path / "cut"
@@ -363,7 +406,7 @@ def test_sigint_exits_130_and_the_run_resumes_to_the_uninterrupted_log(tmp_path,
     assert_one_line(err)
     assert "interrupted after" in err and f"examiner run --resume {cut}" in err
     assert not (cut / SUMMARY_FILE).exists()
-    done = subprocess.run([sys.executable, "-m", "examiner.cli", "-q", "run", "--resume", str(cut), "--no-report"],
+    done = subprocess.run([sys.executable, "-m", "examiner.app.cli", "-q", "run", "--resume", str(cut), "--no-report"],
                           env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert log_lines(cut) == log_lines(whole)

@@ -1,6 +1,6 @@
 """Fuzz the CLI with malformed values and damaged files (issue 17).
 
-Every case goes through the real command line (`examiner.cli.main`, in process) and must
+Every case goes through the real command line (`examiner.app.cli.main`, in process) and must
 end with exit status 1 or 2, exactly one line on stderr, no traceback, and every file in
 the workspace unchanged (no input rewritten, no output folder left behind)."""
 
@@ -14,7 +14,7 @@ from typing import Callable
 
 import pytest
 
-from examiner.cli import main
+from examiner.app.cli import main
 from examiner.store import EVAL_FILE, META_FILE, MODES_FILE, SUMMARY_FILE
 
 GOOD_SCENE = {"pose": {"l_knee_flexion": 0.5}}

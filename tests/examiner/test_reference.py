@@ -68,7 +68,7 @@ def test_most_space_fails_warning():
 def _cli(*args: str) -> subprocess.CompletedProcess:
     # A process of its own: rendering in this one first changes the last decimals of the
     # dense generator's IUV in later in-process tests (see the session note).
-    return subprocess.run([sys.executable, "-m", "examiner.cli", *args], capture_output=True, text=True, timeout=300,
+    return subprocess.run([sys.executable, "-m", "examiner.app.cli", *args], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
 
 

@@ -13,7 +13,7 @@ import pytest
 from examiner.search import (
     PPOConfig, ResumeError, SearchConfig, SearchConfigError, build_evaluator, run_search,
 )
-from examiner.search.cli import main as cli_main
+from examiner.app.run import main as cli_main
 from examiner.store import RunStore
 from simulator.errors import ParamError, PoseExaminerError
 from simulator.params import ParamSpace
@@ -246,7 +246,7 @@ def test_resume_after_kill_9_loses_and_duplicates_nothing(tmp_path, strategy):
         "ppo:\n  n_steps: 6\n  batch_size: 24\n  n_epochs: 2\n  net_arch: [32, 32]\n"
     )
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "examiner.search.cli", "run", "--config", str(cfg_file),
+    cmd = [sys.executable, "-m", "examiner.app.run", "run", "--config", str(cfg_file),
            "--model", "analytic:planted?delay=0.05", "--out", str(run), "-q"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -263,7 +263,7 @@ def test_resume_after_kill_9_loses_and_duplicates_nothing(tmp_path, strategy):
     killed_at = _count_lines(run / "evaluations.jsonl")
     assert 0 < killed_at < 500 and not (run / "summary.json").exists()
 
-    r = subprocess.run([sys.executable, "-m", "examiner.search.cli", "run", "--resume", str(run), "-q", "--json"],
+    r = subprocess.run([sys.executable, "-m", "examiner.app.run", "run", "--resume", str(run), "-q", "--json"],
                        cwd=REPO, env=env, capture_output=True, timeout=300)
     assert r.returncode == 0, r.stderr.decode()[-1000:]
     resumed = log(run)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from examiner.search import SearchConfig, SearchConfigError, build_evaluator, run_search
-from examiner.search.cli import main as cli_main
+from examiner.app.run import main as cli_main
 from examiner.search.sim_evaluator import RENDER_GROUP, SimulatorEvaluator, split_spec
 from examiner.store import RunStore
 from simulator.params import ParamSpace, SceneParams

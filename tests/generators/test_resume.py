@@ -19,7 +19,7 @@ CONFIG = DenseConfig(n=18, seed=5, shard_size=3, size=64, points=50)
 
 
 def _cli(out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "generators.cli", *ARGS, "--out", str(out), *extra]
+    return [sys.executable, "-m", "examiner.app.generate", *ARGS, "--out", str(out), *extra]
 
 
 def _wait_for(cond, proc, timeout=120.0) -> None:
@@ -77,7 +77,7 @@ def test_resume_after_kill_9_completes_without_duplicates(tmp_path):
 
 
 def test_cli_progress_json_and_one_line_errors(tmp_path):
-    from generators.cli import main
+    from examiner.app.generate import main
 
     out = tmp_path / "cli"
     assert main([*ARGS[:2], "2", *ARGS[3:], "--out", str(out), "--json"]) == 0
@@ -92,7 +92,7 @@ def test_cli_mounts_as_examiner_generate(tmp_path):
     import typer
     from typer.testing import CliRunner
 
-    from generators.cli import app
+    from examiner.app.generate import app
 
     root = typer.Typer()
     root.command("version")(lambda: None)
@@ -113,7 +113,7 @@ def test_ray_backend_runs_shards_as_ray_tasks(tmp_path):
     result = run_dataset("dense", config, out, backend="ray", workers=1)
     assert result["rendered"] == 2 and sorted(complete_shards(out)) == [0, 1]
     local = tmp_path / "local"  # in a fresh process, like the Ray worker (see above)
-    subprocess.run([sys.executable, "-m", "generators.cli", "dense", "--n", "2", "--shard-size", "1", "--size", "64",
+    subprocess.run([sys.executable, "-m", "examiner.app.generate", "dense", "--n", "2", "--shard-size", "1", "--size", "64",
                     "--points", "50", "--seed", "5", "--out", str(local)], check=True, capture_output=True,
                    cwd=Path(__file__).resolve().parents[2])
     assert json.loads((out / "annotations.json").read_text())["annotations"] == \

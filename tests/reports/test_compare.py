@@ -11,8 +11,9 @@ import pytest
 from examiner.search.config import SearchConfig
 from examiner.search.evaluator import build_evaluator
 from examiner.search.runner import run_search
-from reports import cli
-from reports.compare import diff_runs, recheck_run
+from examiner.app import report as cli
+from examiner.app.report import recheck_run
+from reports.compare import diff_runs
 from reports.errors import ReportError
 from reports.rundata import load_run
 from simulator.params import ParamSpace

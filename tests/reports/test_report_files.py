@@ -9,9 +9,9 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from reports import cli
+from examiner.app import report as cli
 from reports.errors import ReportError
-from reports.report import RESULTS_SCHEMA, load_results, write_report
+from reports.report import RESULTS_SCHEMA, load_results, results_schema, write_report
 from tests.reports.conftest import HOSTILE_MODEL, write_synthetic_run
 
 
@@ -44,6 +44,23 @@ def test_results_json(planted_run, planted_report):
     assert lo <= stats["failure_rate"]["rate"] <= hi
     assert res["run"]["model_spec"] == "analytic:planted" and res["run"]["seeds"]["root"] == 0
     assert [g["tripped"] for g in res["gates"]] == [True, False]
+
+
+def test_results_json_matches_the_published_schema(planted_report, synthetic_run, tmp_path):
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = results_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    res = load_results(planted_report.results)
+    jsonschema.validate(res, schema)
+    other = load_results(write_report(synthetic_run, out_dir=tmp_path / "r", images=False).results)
+    assert other["per_joint"] is not None and other["stats"]["model_errors"] > 0
+    jsonschema.validate(other, schema)
+    # the schema can fail: a missing section, a wrong type, an unknown field
+    for broken in ({k: v for k, v in res.items() if k != "stats"},
+                   {**res, "modes": [{**res["modes"][0], "rank": "1"}]},
+                   {**res, "run": {**res["run"], "surprise": 1}}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(broken, schema)
 
 
 def test_planted_modes_are_found_and_described(planted_report):
@@ -162,4 +179,6 @@ def test_map_projection_separates_modes_and_hull_is_convex():
     assert n_disc == 1 and P.shape == (12, 2)
     assert abs(P[7, 0]) > 0.9  # the discriminant direction is the mode's dimension
     hull = convex_hull(np.array([[0, 0], [1, 0], [1, 1], [0, 1], [0.5, 0.5], [0.2, 0.7]]))
-    assert sorted(map(tuple, hull.tolist())) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert hull.tolist() == [[0, 0], [1, 0], [1, 1], [0, 1]]  # counter-clockwise from the smallest
+    assert convex_hull(np.array([[2, 2], [0, 0], [1, 1], [1, 1]])).tolist() == [[0, 0], [2, 2]]  # one line
+    assert convex_hull(np.array([[3, 1], [3, 1]])).tolist() == [[3, 1]]

@@ -6,7 +6,7 @@ import math
 import numpy as np
 from PIL import Image
 
-from examiner.cli import main
+from examiner.app.cli import main
 from simulator.params import SceneParams
 
 
@@ -74,7 +74,7 @@ def test_render_with_clothing_writes_the_clothing_mask(tmp_path, capsys):
 def test_usage_errors_are_a_message_not_a_traceback(capsys):
     # Typer >= 0.22 raises its own copy of click's usage errors; both must end as a usage
     # message with click's exit code 2.
-    from examiner.cli import main as examiner_main
+    from examiner.app.cli import main as examiner_main
 
     assert examiner_main(["demo", "--no-such-option"]) == 2
     assert examiner_main(["run", "--budget", "many"]) == 2

@@ -1,7 +1,7 @@
-"""`examiner run`: the Typer command function over `run_search`.
+"""`examiner run`: the Typer command over `run_search`, then the report ("run, then report").
 
-Mount it with `app.command("run")(run_command)`; `python -m examiner.search.cli run ...`
-runs it standalone (used by the kill -9 resume test).
+Mounted by `examiner.app.cli`; `python -m examiner.app.run run ...` runs it standalone (used
+by the kill -9 resume test).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import typer
 
 from examiner.search.config import SearchConfig
 from examiner.search.errors import ResumeError, SearchConfigError
-from examiner.search.evaluator import EvaluatorFactory, build_evaluator  # noqa: F401  (re-exported)
+from examiner.search.evaluator import EvaluatorFactory
 from examiner.search.reference import most_space_fails_warning, resolve_threshold, uses_relative_threshold
 from simulator.params import ParamSpace
 

@@ -1,15 +1,10 @@
-"""Typer command functions for `examiner report`, `examiner diff` and `examiner recheck`.
-
-Mount them in examiner/cli.py:
-
-    from reports import cli as reports_cli
-    app.command("report")(reports_cli.report_command)
-    app.command("diff")(reports_cli.diff_command)
-    app.command("recheck")(reports_cli.recheck_command)
+"""`examiner report`, `examiner diff` and `examiner recheck`: Typer commands over `reports`,
+and `recheck_run`, which composes the recheck (`examiner.recheck` runs the models,
+`reports.compare` renders the comparison). Mounted by `examiner.app.cli`.
 
 Exit status: 0 fine; 1 a --fail-on rule tripped (one line on stderr naming it); 2 a user
 error such as a bad rule or run directory (raised as PoseExaminerError, printed as one
-line by examiner.cli.main).
+line by examiner.app.cli.main).
 """
 
 from __future__ import annotations
@@ -17,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 import typer
 
@@ -30,6 +25,41 @@ def _console():
     from examiner import console
 
     return console
+
+
+def recheck_run(
+    run_a: str | Path,
+    model_spec: str,
+    samples: int = 40,
+    probe: int = 200,
+    seed: int = 0,
+    fixed_below: float = 0.1,
+    search_budget: int = 0,
+    search_out: str | Path | None = None,
+    progress: Callable[[str], None] | None = None,
+    model_a: str | None = None,
+):
+    """Re-evaluate run A's failure modes on `model_spec` and compare: fixed, still failing,
+    new (`reports.compare.Comparison`).
+
+    samples: fresh uniform samples per mode box; probe: uniform samples over the whole
+    space looking for new failures (0 = none); search_budget > 0 runs a full search on
+    the new model into `search_out` with run A's configuration and diffs it with A.
+    model_a: run A's model for the probe (see `examiner.recheck.recheck_modes`)."""
+    from examiner.recheck import check_recheck_options, recheck_modes, search_model
+    from reports.compare import diff_runs, recheck_comparison
+    from reports.rundata import load_run
+
+    check_recheck_options(samples, probe, seed, search_budget, search_out)
+    a = load_run(run_a)
+    result = recheck_modes(a, model_spec, samples=samples, probe=probe, seed=seed, progress=progress, model_a=model_a)
+    new: list[dict] = []
+    notes: list[str] = []
+    if search_budget > 0:
+        out = search_model(a, model_spec, search_budget, search_out, progress)  # type: ignore[arg-type]
+        new = diff_runs(a.root, out).new
+        notes.append(f"new modes come from a {search_budget}-evaluation search of {model_spec} in {out}")
+    return recheck_comparison(a, result, new, notes, fixed_below=fixed_below)
 
 
 def _check_out_file(out: Optional[Path], what: str = "--out") -> None:
@@ -178,8 +208,6 @@ def recheck_command(
     json_out: bool = typer.Option(False, "--json", help="Print the comparison as JSON on stdout."),
 ) -> None:
     """Re-evaluate a run's failure modes on another model: fixed, still failing, new."""
-    from reports.compare import recheck_run
-
     rules = parse_rules(fail_on, COMPARE_QUANTITIES)
     _check_out_file(out)
     _check_out_file(junit, "--junit")
@@ -203,7 +231,7 @@ app.command("recheck")(recheck_command)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Standalone entry (`python -m reports.cli report RUN`), same exit codes as examiner."""
+    """Standalone entry (`python -m examiner.app.report report RUN`), same exit codes as examiner."""
     from examiner.console import run_app
 
     return run_app(app, argv)

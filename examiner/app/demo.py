@@ -39,6 +39,8 @@ def run_demo(out: str = "demo_out", seed: int = 0, budget: int = 2000, workers: 
     from simulator.errors import PoseExaminerError
 
     out_dir = Path(out)
+    if out_dir.is_dir() and not any(out_dir.iterdir()):
+        out_dir.rmdir()  # an empty folder is as good as a missing one
     if out_dir.exists():
         if not (out_dir / DEMO_MARKER).exists():
             raise PoseExaminerError(f"{out_dir} exists and is not a demo output; pass another --out")

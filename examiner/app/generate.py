@@ -1,6 +1,6 @@
 """`examiner generate ...`: thin commands over `generators.engine.run_dataset`.
 
-Mounted by the main CLI as a Typer sub-app (`app`). Every option also reads an
+Mounted by `examiner.app.cli` as a Typer sub-app (`app`). Every option also reads an
 environment variable (EXAMINER_GENERATE_<COMMAND>_<OPTION> through the root's prefix).
 """
 
@@ -10,6 +10,8 @@ import time
 from typing import Optional
 
 import typer
+
+from examiner import console
 
 app = typer.Typer(
     add_completion=False,
@@ -24,18 +26,13 @@ _SHARD = typer.Option(64, "--shard-size", help="Samples per shard (the unit of r
 _SEED = typer.Option(0, "--seed", help="Root seed; sample i uses SeedSequence(seed, spawn_key=(i,)).")
 _SIZE = typer.Option(256, "--size", help="Image width and height in pixels.")
 _JSON = typer.Option(False, "--json", help="Print a summary as JSON on stdout.")
-
-
-def _console():
-    from examiner import console
-
-    return console
+_IMAGE_FORMAT = typer.Option("jpg", "--image-format", help="jpg or png.")
+_GL = typer.Option("auto", "--gl", help="OpenGL backend: auto, egl, osmesa.")
 
 
 def _run(kind: str, config, out: str, workers: int, backend: str, resume: bool, json_out: bool) -> dict:
     from generators.engine import run_dataset
 
-    console = _console()
     first: list[float] = []  # time and count at the first completed image (after start-up)
     done = [0]
     with console.progress(f"generate {kind}", total=config.n) as advance:
@@ -74,8 +71,8 @@ def dense(
     size: int = _SIZE,
     seed: int = _SEED,
     shard_size: int = _SHARD,
-    image_format: str = typer.Option("jpg", "--image-format", help="jpg or png."),
-    gl: str = typer.Option("auto", "--gl", help="OpenGL backend: auto, egl, osmesa."),
+    image_format: str = _IMAGE_FORMAT,
+    gl: str = _GL,
     workers: int = _WORKERS,
     backend: str = _BACKEND,
     resume: bool = _RESUME,
@@ -98,7 +95,8 @@ def anomaly(
     seed: int = _SEED,
     shard_size: int = _SHARD,
     val_every: int = typer.Option(10, "--val-every", help="Every k-th image goes to the val split (0 = none)."),
-    gl: str = typer.Option("auto", "--gl", help="OpenGL backend: auto, egl, osmesa."),
+    image_format: str = _IMAGE_FORMAT,
+    gl: str = _GL,
     workers: int = _WORKERS,
     backend: str = _BACKEND,
     resume: bool = _RESUME,
@@ -108,7 +106,7 @@ def anomaly(
     from generators.anomaly import AnomalyConfig
 
     config = AnomalyConfig(n=n, seed=seed, shard_size=shard_size, size=size, scenarios=classes,
-                           val_every=val_every, gl=gl)
+                           val_every=val_every, image_format=image_format, gl=gl)
     _run("anomaly", config, out, workers, backend, resume, json_out)
 
 
@@ -121,8 +119,8 @@ def finetune(
     size: int = _SIZE,
     seed: int = _SEED,
     shard_size: int = _SHARD,
-    image_format: str = typer.Option("jpg", "--image-format", help="jpg or png."),
-    gl: str = typer.Option("auto", "--gl", help="OpenGL backend: auto, egl, osmesa."),
+    image_format: str = _IMAGE_FORMAT,
+    gl: str = _GL,
     workers: int = _WORKERS,
     backend: str = _BACKEND,
     resume: bool = _RESUME,
@@ -137,11 +135,9 @@ def finetune(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run this sub-app alone (`python -m generators.cli dense ...`), with the main CLI's
-    one-line errors."""
-    from examiner.console import run_app
-
-    return run_app(app, argv)
+    """Run this sub-app alone (`python -m examiner.app.generate dense ...`), with the main
+    CLI's one-line errors."""
+    return console.run_app(app, argv)
 
 
 if __name__ == "__main__":

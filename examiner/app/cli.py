@@ -1,0 +1,237 @@
+"""`examiner` command line: the root Typer app, a thin layer over library functions.
+
+Commands are mounted here from their modules in `examiner.app` (run, report/diff/recheck,
+generate, demo) and from `examiner.targets.cli`. Every option also reads an environment
+variable (EXAMINER_<OPTION>). User errors print one line; `-v` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import typer
+
+from examiner import console
+from simulator.errors import PoseExaminerError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Find where human pose and shape estimators break, show it, and generate data to fix it.",
+    context_settings={"auto_envvar_prefix": "EXAMINER"},
+)
+
+
+@app.callback()
+def _root(
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="Show tracebacks and debug output."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or info lines."),
+) -> None:
+    console.set_verbosity(verbose, quiet)
+
+
+def _render_config(backend: str, backgrounds: Optional[str], body: str = "anny"):
+    from pathlib import Path
+
+    from simulator.renderer import RenderConfig
+
+    if backgrounds is not None:
+        folder = Path(backgrounds)
+        if not folder.exists():
+            raise PoseExaminerError(f"--backgrounds {folder} does not exist; give a folder of png/jpg images")
+        if not folder.is_dir():
+            raise PoseExaminerError(f"--backgrounds {folder} is a file; give the folder that holds the images")
+        if not any(p.suffix.lower() in (".png", ".jpg", ".jpeg") for p in folder.iterdir()):
+            raise PoseExaminerError(f"--backgrounds {folder} holds no png/jpg images; add some or drop the option")
+
+    return RenderConfig(gl_backend=backend, background_dir=backgrounds, body_model=body)
+
+
+@app.command()
+def render(
+    params: str = typer.Option(..., "--params", help="Scene JSON (SceneParams)."),
+    out: str = typer.Option(..., "--out", help="Output folder."),
+    clamp: bool = typer.Option(False, "--clamp", help="Clip out-of-range values instead of failing."),
+    backend: str = typer.Option("auto", "--gl", help="OpenGL backend: auto, egl, osmesa."),
+    backgrounds: Optional[str] = typer.Option(None, "--backgrounds", help="Folder of background images."),
+    json_out: bool = typer.Option(False, "--json", help="Print the written paths as JSON."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty --out folder."),
+) -> None:
+    """Render one scene from a JSON file, with ground truth."""
+    from pathlib import Path
+
+    from simulator.batch import render_scene_file
+
+    from simulator.io import load_params
+    from simulator.params import validate_params
+
+    if Path(params).is_dir():
+        raise PoseExaminerError(f"--params {params} is a folder; give the scene JSON file")
+    validate_params(load_params(params), clamp=clamp)  # bad scenes fail before --out is touched
+    console.check_out_dir(out, overwrite)
+    config = _render_config(backend, backgrounds)
+    with console.removed_if_failed(out):
+        paths = render_scene_file(params, out, clamp=clamp, config=config)
+    if json_out:
+        console.emit_json(paths)
+    else:
+        console.info(f"wrote {paths['rgb']} and ground truth {paths['gt']}")
+
+
+@app.command()
+def sample(
+    n: int = typer.Option(16, "--n", help="Number of scenes."),
+    seed: int = typer.Option(0, "--seed"),
+    space: str = typer.Option("pose,shape,camera", "--space", help="Parameter groups to sample."),
+    out: str = typer.Option(..., "--out", help="Output folder."),
+    size: int = typer.Option(256, "--size", help="Image width and height in pixels."),
+    backend: str = typer.Option("auto", "--gl", help="OpenGL backend: auto, egl, osmesa."),
+    backgrounds: Optional[str] = typer.Option(None, "--backgrounds", help="Folder of background images."),
+    json_out: bool = typer.Option(False, "--json", help="Print a summary as JSON."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty --out folder."),
+) -> None:
+    """Render random scenes with ground truth and a contact sheet."""
+    from simulator.batch import sample_scenes
+    from simulator.params import ParamSpace, check_image_size
+
+    if n <= 0:
+        raise PoseExaminerError(f"--n must be positive, got {n}")
+    if seed < 0:
+        raise PoseExaminerError(f"--seed must be a non-negative integer, got {seed}")
+    check_image_size(size)
+    ParamSpace.from_groups(space)  # a bad --space fails before the folder exists
+    console.check_out_dir(out, overwrite)
+    config = _render_config(backend, backgrounds)
+    done = [0]
+    try:
+        with console.removed_if_failed(out), console.progress("rendering", total=n) as advance:
+            def on_progress(k: int) -> None:
+                done[0] += k
+                advance(k)
+
+            result = sample_scenes(n, seed, space, out, config=config, image_size=size, on_progress=on_progress)
+    except KeyboardInterrupt:
+        raise console.Interrupted(
+            f"interrupted after {done[0]} of {n} scenes (written to {out}); nothing to resume: run the same command "
+            "again with --overwrite (the scenes are seeded, so the same ones come out)"
+        ) from None
+    if json_out:
+        console.emit_json(result)
+    else:
+        console.info(
+            f"wrote {n} scenes to {result['out']} ({n / result['seconds']:.1f} scenes/s); "
+            f"contact sheet {result['contact_sheet']}"
+        )
+
+
+@app.command("space")
+def space_cmd(
+    space: str = typer.Option("all", "--space", help="Groups or dimension names."),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """List the searchable dimensions with units and bounds."""
+    from simulator.params import ParamSpace
+
+    ps = ParamSpace.from_groups(space)
+    if json_out:
+        console.emit_json(ps.to_dict()["dimensions"])
+        return
+    from rich.table import Table
+
+    table = Table("dimension", "low", "high", "unit", "description")
+    for d in ps.dimensions:
+        if d.choices:
+            table.add_row(d.name, "", "", "choice", " | ".join(d.choices))
+        else:
+            table.add_row(d.name, d.format(d.low), d.format(d.high), d.unit, d.description)
+    console.console.print(table)
+
+
+@app.command()
+def demo(
+    out: str = typer.Option("demo_out", "--out", help="Output folder (replaced if it holds an earlier demo)."),
+    seed: int = typer.Option(0, "--seed"),
+    budget: int = typer.Option(2000, "--budget", help="Evaluations."),
+    workers: int = typer.Option(2, "--workers", help="Evaluation processes."),
+) -> None:
+    """The main job on the embedded default: examine the bundled baseline, write an HTML report."""
+    from examiner.app.demo import run_demo
+
+    report = run_demo(out, seed=seed, budget=budget, workers=workers, quiet=console._state["quiet"])
+    console.info(f"open {report}")
+
+
+@app.command("train-baseline")
+def train_baseline_cmd(
+    n: int = typer.Option(8000, "--n", help="Training scenes."),
+    val_n: int = typer.Option(500, "--val-n", help="Held-out scenes."),
+    epochs: int = typer.Option(30, "--epochs"),
+    seed: int = typer.Option(0, "--seed"),
+    workers: int = typer.Option(2, "--workers", help="Render processes."),
+    out: str = typer.Option("assets/baseline", "--out", help="Folder for baseline.onnx, baseline.yaml, MODEL_CARD.md."),
+) -> None:
+    """Reproduce the bundled baseline network (render data, train, export, model card)."""
+    from examiner.baseline import TrainConfig, train_baseline  # lazily: training is heavy
+
+    if n <= 0 or val_n <= 0 or epochs <= 0:
+        raise PoseExaminerError("--n, --val-n and --epochs must be positive")
+    card = train_baseline(
+        TrainConfig(n=n, val_n=val_n, epochs=epochs, seed=seed, workers=workers), out, log=console.info
+    )
+    m = card["val_metrics"]
+    console.info(f"wrote {out}: held-out MPJPE {m['mpjpe_mm']:.1f} mm, PA-MPJPE {m['pa_mpjpe_mm']:.1f} mm")
+
+
+runs_app = typer.Typer(no_args_is_help=True, help="Maintain run directories.")
+
+
+@runs_app.command("repair")
+def runs_repair(
+    run_dir: str = typer.Argument(..., help="Run directory whose evaluations.jsonl has damaged lines."),
+    json_out: bool = typer.Option(False, "--json", help="Print what was done as JSON."),
+) -> None:
+    """Drop the unparsable lines of a run's evaluation log (a backup is kept first)."""
+    from examiner.store import repair_evaluations
+
+    result = repair_evaluations(run_dir)
+    if json_out:
+        console.emit_json(result)
+    elif not result["dropped"]:
+        console.info(f"{run_dir}: all {result['kept']} records parse; nothing to repair")
+    else:
+        lines = ", ".join(map(str, result["dropped_lines"][:10])) + (" ..." if result["dropped"] > 10 else "")
+        console.info(f"{run_dir}: dropped {result['dropped']} unparsable line(s) ({lines}), kept {result['kept']} "
+                     f"records; the original is {result['backup']}")
+
+
+def _mount_subcommands() -> None:
+    """Commands defined in their own modules; plain imports, so readers and linters see them."""
+    from examiner.app import generate, report, run
+    from examiner.evaluate import evaluate_command
+    from examiner.targets import cli as targets_cli
+
+    if getattr(app, "_mounted", False):
+        return
+    app._mounted = True
+    app.add_typer(targets_cli.app, name="targets")
+    app.add_typer(runs_app, name="runs")
+    app.add_typer(generate.app, name="generate")
+    app.command("run", help="Search a model's failure regions (strategies: marl, random, cmaes, reinforce).")(
+        run.run_command
+    )
+    app.command("report", help="Write report.html + results.json for a run; --junit, --fail-on gates.")(
+        report.report_command
+    )
+    app.command("diff", help="Compare two runs' failure modes: fixed, still failing, new.")(report.diff_command)
+    app.command("recheck", help="Re-evaluate a run's failure modes on another model.")(report.recheck_command)
+    app.command("evaluate", help="Evaluate a model on random scenes; per-sample table and summary.")(evaluate_command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    _mount_subcommands()
+    return console.run_app(app, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
