@@ -66,7 +66,7 @@ def evaluate_failures(evaluator: Any, U: np.ndarray, metric: str, threshold: flo
                       batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """(failed (N,) bool, value (N,) float) of the rows of U (N, D) in [-1, 1], with the
     search's definition of failure."""
-    from examiner.search.evaluator import check_outcomes
+    from examiner.search.outcome import check_outcomes
     from examiner.search.session import judge
 
     failed, values = [], []
@@ -103,7 +103,7 @@ def recheck_modes(
     model_a: run A's model for the probe. Without it, the model named in A's meta.json is
     used only when it is a built-in (`safe_from_a_run`): a run directory someone sent
     never gets a command, module or file of its choosing started."""
-    from examiner.search.evaluator import build_evaluator, safe_from_a_run
+    from examiner.search.factory import build_evaluator, safe_from_a_run
 
     check_recheck_options(samples, probe, seed)
     say = progress or (lambda _m: None)
@@ -159,7 +159,7 @@ def search_model(run: Any, model_spec: str, budget: int, out: str | Path,
     into the new run directory `out`; returns `out`."""
     from examiner.search.backends import make_evaluator
     from examiner.search.config import SearchConfig
-    from examiner.search.evaluator import EvaluatorFactory
+    from examiner.search.factory import EvaluatorFactory
     from examiner.search.runner import run_search
 
     (progress or (lambda _m: None))(f"searching {model_spec} ({budget} evaluations)")

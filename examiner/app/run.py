@@ -16,7 +16,7 @@ import typer
 
 from examiner.search.config import SearchConfig
 from examiner.search.errors import ResumeError, SearchConfigError
-from examiner.search.evaluator import EvaluatorFactory
+from examiner.search.factory import EvaluatorFactory
 from examiner.search.reference import most_space_fails_warning, resolve_threshold, uses_relative_threshold
 from simulator.params import ParamSpace
 
@@ -59,7 +59,7 @@ def run_command(
     from examiner import console
     from examiner.console import Interrupted, check_out_dir, removed_if_failed
     from examiner.search.backends import make_evaluator
-    from examiner.search.evaluator import safe_from_a_run
+    from examiner.search.factory import safe_from_a_run
     from examiner.search.progress import RichProgress
     from examiner.search.runner import run_search
     from examiner.store import RunStore, StoreError

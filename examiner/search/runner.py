@@ -12,7 +12,7 @@ import numpy as np
 
 from examiner.search.config import SearchConfig
 from examiner.search.errors import ResumeError
-from examiner.search.evaluator import Evaluator
+from examiner.search.outcome import Evaluator
 from examiner.search.session import ProgressEvent, SearchSession
 from examiner.search.strategies import get_strategy
 from examiner.store import RunStore, StoreError

@@ -24,7 +24,7 @@ import numpy as np
 
 from examiner.search.config import SearchConfig
 from examiner.search.errors import EvaluatorError, ResumeError
-from examiner.search.evaluator import Evaluator, Outcome, check_outcomes
+from examiner.search.outcome import Evaluator, Outcome, check_outcomes
 from examiner.search.regions import FailureArchive, GrownRegion, ModeSet, RegionGrowth
 from examiner.search.rng import isolated_global_rng
 from examiner.store import RunStore

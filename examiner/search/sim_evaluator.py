@@ -285,7 +285,7 @@ class SimulatorEvaluator:
 
     def _score(self, samples: list[Any], t_render: float) -> list:
         from examiner.evaluate import score_batch
-        from examiner.search.evaluator import Outcome
+        from examiner.search.outcome import Outcome
         from examiner.targets.base import TargetBatch, checked_predict
 
         n = len(samples)

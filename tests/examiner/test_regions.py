@@ -90,7 +90,7 @@ def test_a_group_probe_that_lands_in_another_region_is_re_probed_alone():
     # fails, and puts root_yaw's edge at +1. Verification then fails, every side a group
     # probe put at its bound is probed alone, root_yaw's passes and bisection recovers
     # the true edge.
-    from examiner.search.evaluator import PLANTED_REGIONS, AnalyticEvaluator
+    from examiner.search.analytic import PLANTED_REGIONS, AnalyticEvaluator
 
     space = ParamSpace.from_groups("joints,shape,camera")
     regions = {r.name: r for r in PLANTED_REGIONS}

@@ -77,7 +77,7 @@ def test_marl_finds_planted_modes_and_logs_complete_records(tmp_path, space):
 
 
 def test_many_target_has_small_regions_in_every_group(space):
-    from examiner.search.evaluator import MANY_REGIONS
+    from examiner.search.analytic import MANY_REGIONS
 
     ev = build_evaluator("analytic:many", space)
     assert len(ev.regions) == len(MANY_REGIONS) == 32  # all in the benchmark space

@@ -1,0 +1,124 @@
+"""Model specs -> evaluators: `build_evaluator` and the picklable `EvaluatorFactory`, plus
+the rules on which spec kinds a run directory may start (`safe_from_a_run`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from examiner.search.analytic import ANALYTIC_REGION_SETS, AnalyticEvaluator, BoxEvaluator
+from examiner.search.errors import SearchConfigError
+from examiner.search.outcome import Evaluator
+from simulator.params import ParamSpace
+
+ANALYTIC_TARGETS = ("planted", "hidden", "many", "box")
+
+
+def _parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
+    kind, _, rest = spec.partition(":")
+    name, _, query = rest.partition("?")
+    opts: dict[str, str] = {}
+    if query:
+        for part in query.split("&"):
+            k, sep, v = part.partition("=")
+            if not sep or not k:
+                raise SearchConfigError(f"model spec {spec!r}: option {part!r} must look like key=value")
+            opts[k] = v
+    return kind, name, opts
+
+
+# Model kinds a command may start from a run directory's meta.json without the user naming
+# them: built-ins that run no code or files named by the spec. Every other kind (cmd:,
+# worker:, python:, onnx:, anything unknown) runs a command, module or file the spec names,
+# so a run directory someone sent must not be able to start it.
+KINDS_SAFE_FROM_A_RUN = ("analytic", "whitebox", "baseline", "mediapipe")
+
+
+def spec_kind(model_spec: str) -> str:
+    """The kind of a model spec: the text before the first ':' or '?'."""
+    return re.split(r"[:?]", str(model_spec).strip(), maxsplit=1)[0]
+
+
+def safe_from_a_run(model_spec: str) -> bool:
+    """Whether a spec read from a run directory may be started without the user repeating
+    it on the command line (see KINDS_SAFE_FROM_A_RUN)."""
+    return spec_kind(model_spec) in KINDS_SAFE_FROM_A_RUN
+
+
+def build_evaluator(model_spec: str, space: ParamSpace, threshold: float = 90.0, seed: int = 0) -> Evaluator:
+    """Build the evaluator a model spec names.
+
+    - Analytic targets (no rendering): `analytic:planted[?noise=1&cpu_ms=0&delay=0&seed=0]`
+      (the planted white-box target), `analytic:hidden[?...]` (small planted regions only)
+      and `analytic:box?dims=NAME:LO:HI,NAME:LO:HI` (one box).
+    - Every target spec of `examiner.targets` (baseline, mediapipe, whitebox:..., onnx:...,
+      python:..., worker:..., cmd:"..."): a `SimulatorEvaluator` that renders each scene
+      and scores the target on it. Evaluator options ride along as `sim.*` query keys
+      (`baseline?sim.calibrate=32&sim.render_workers=2`; see
+      `examiner.search.sim_evaluator`).
+    """
+    kind, name, opts = _parse_spec(model_spec)
+    if kind != "analytic":
+        return _build_simulator(model_spec, space, seed)
+    if name not in ANALYTIC_TARGETS:
+        raise SearchConfigError(f"unknown analytic target {name!r}; choose one of {', '.join(ANALYTIC_TARGETS)}")
+    kw: dict = {"threshold": threshold, "seed": seed}
+    try:
+        for key in ("noise", "cpu_ms", "delay"):
+            if key in opts:
+                kw[key] = float(opts.pop(key))
+        if "seed" in opts:
+            kw["seed"] = int(opts.pop("seed"))
+    except ValueError:
+        raise SearchConfigError(f"model spec {model_spec!r}: option values must be numbers") from None
+    if name == "box":
+        if "dims" not in opts:
+            raise SearchConfigError("analytic:box needs ?dims=NAME:LO:HI[,NAME:LO:HI...]")
+        bounds = {}
+        for item in opts.pop("dims").split(","):
+            try:
+                dim, lo, hi = item.rsplit(":", 2)
+                bounds[dim] = (float(lo), float(hi))
+            except ValueError:
+                raise SearchConfigError(f"analytic:box dims item {item!r} must be NAME:LO:HI") from None
+            if dim not in space.names:
+                raise SearchConfigError(f"analytic:box dimension {dim!r} is not in the search space")
+        ev: Evaluator = BoxEvaluator(space, bounds, **kw)
+    else:
+        ev = AnalyticEvaluator(space, regions=ANALYTIC_REGION_SETS[name], **kw)
+    if opts:
+        raise SearchConfigError(f"model spec {model_spec!r}: unknown option(s) {sorted(opts)}")
+    return ev
+
+
+def _build_simulator(model_spec: str, space: ParamSpace, seed: int) -> Evaluator:
+    from examiner.targets.registry import available_adapters, parse_spec
+    from examiner.targets.base import TargetError
+
+    valid = ", ".join([f"analytic:{t}" for t in ANALYTIC_TARGETS]
+                      + [f"{a.kind}:" if a.takes_body else a.kind for a in available_adapters()])
+    try:
+        kind = parse_spec(model_spec)[0]
+    except TargetError as e:
+        if "unknown model kind" in str(e):
+            raise SearchConfigError(f"unknown model spec {model_spec!r}; valid kinds: {valid}") from None
+        raise
+    if kind not in {a.kind for a in available_adapters()}:
+        raise SearchConfigError(f"unknown model spec {model_spec!r}; valid kinds: {valid}")
+    from examiner.search.sim_evaluator import build_simulator_evaluator
+
+    return build_simulator_evaluator(model_spec, space, seed=seed)
+
+
+@dataclass(frozen=True)
+class EvaluatorFactory:
+    """A picklable recipe that builds an evaluator in a worker process."""
+
+    model_spec: str
+    space: dict
+    threshold: float = 90.0
+    seed: int = 0
+
+    def __call__(self) -> Evaluator:
+        return build_evaluator(self.model_spec, ParamSpace.from_dict(self.space), self.threshold, self.seed)
