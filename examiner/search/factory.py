@@ -16,16 +16,16 @@ ANALYTIC_TARGETS = ("planted", "hidden", "many", "box")
 
 
 def _parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
-    kind, _, rest = spec.partition(":")
-    name, _, query = rest.partition("?")
-    opts: dict[str, str] = {}
-    if query:
-        for part in query.split("&"):
-            k, sep, v = part.partition("=")
-            if not sep or not k:
-                raise SearchConfigError(f"model spec {spec!r}: option {part!r} must look like key=value")
-            opts[k] = v
-    return kind, name, opts
+    """(kind, name, options) of a model spec, with the one spec parser of
+    ``examiner.targets.registry``; a malformed spec raises SearchConfigError (one line)."""
+    from examiner.targets.base import TargetError
+    from examiner.targets.registry import parse_query, split_spec
+
+    try:
+        parts = split_spec(spec)
+        return parts.kind, parts.body, parse_query(parts.query, spec.strip())
+    except TargetError as e:
+        raise SearchConfigError(str(e)) from None
 
 
 # Model kinds a command may start from a run directory's meta.json without the user naming

@@ -47,30 +47,21 @@ OPTION_PREFIX = "sim."
 RenderFn = Callable[[list[SceneParams]], list[Any]]
 
 
-def split_spec(model_spec: str) -> tuple[str, dict[str, str]]:
+def split_evaluator_options(model_spec: str) -> tuple[str, dict[str, str]]:
     """'target?k=v&sim.opt=x' -> ('target?k=v', {'opt': 'x'}): separate the evaluator's
-    ``sim.*`` options from the target spec (a quoted cmd:"..." body may hold any text)."""
-    spec = model_spec.strip()
-    kind, sep, rest = spec.partition(":")
-    if sep and rest.startswith('"'):
-        end = rest.find('"', 1)
-        q = -1 if end < 0 else len(kind) + 1 + end + 1
-        q = q if 0 <= q < len(spec) and spec[q] == "?" else -1
-    else:
-        q = spec.find("?")
-    if q < 0:
-        return spec, {}
-    head, query = spec[:q], spec[q + 1 :]
-    keep, opts = [], {}
-    for item in filter(None, query.split("&")):
-        k, eq, v = item.partition("=")
-        if k.startswith(OPTION_PREFIX):
-            if not eq:
-                raise SearchConfigError(f"model spec {model_spec!r}: option {item!r} must look like {k}=VALUE")
-            opts[k[len(OPTION_PREFIX):]] = v
-        else:
-            keep.append(item)
-    return (head + "?" + "&".join(keep)) if keep else head, opts
+    ``sim.*`` options from the target spec (a quoted cmd:"..." body may hold any text).
+    Parsing is ``examiner.targets.registry``'s (split_spec / parse_query / format_query)."""
+    from examiner.targets.base import TargetError
+    from examiner.targets.registry import format_query, parse_query, split_spec
+
+    try:
+        parts = split_spec(model_spec)
+        options = parse_query(parts.query, model_spec.strip())
+    except TargetError as e:
+        raise SearchConfigError(str(e)) from None
+    keep = {k: v for k, v in options.items() if not k.startswith(OPTION_PREFIX)}
+    opts = {k[len(OPTION_PREFIX):]: v for k, v in options.items() if k.startswith(OPTION_PREFIX)}
+    return (parts.head + "?" + format_query(keep)) if keep else parts.head, opts
 
 
 def _round_up(n: int, k: int) -> int:
@@ -341,7 +332,7 @@ class SimulatorEvaluator:
 
 def build_simulator_evaluator(model_spec: str, space: ParamSpace, seed: int = 0, **overrides: Any) -> SimulatorEvaluator:
     """A `SimulatorEvaluator` from a search model spec (target spec + ``sim.*`` options)."""
-    target_spec, opts = split_spec(model_spec)
+    target_spec, opts = split_evaluator_options(model_spec)
     kw: dict[str, Any] = {}
     casts: dict[str, tuple[str, Callable[[str], Any]]] = {
         "metric": ("metric", str), "joint_set": ("joint_set", str), "calibrate": ("calibrate", int),
