@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from examiner.search.regions import wilson_interval
+from examiner.search.boxes import wilson_interval
 from simulator.errors import PoseExaminerError
 
 

@@ -127,7 +127,7 @@ class RegionConfig:
     claim_margin: a failing point inside a claimed box grown by this margin starts no new
         region.
     max_jobs: regions grown concurrently (the same for every strategy).
-    probe_group: dimensions probed together (adaptive group testing, regions.py); 1 =
+    probe_group: dimensions probed together (adaptive group testing, growth.py); 1 =
         one probe per dimension and side (2D probes), the default. Groups of 8 cost
         15-30% less per job on the analytic targets but about the same through the
         renderer, where moving 8 joints to their limits at once is often implausible

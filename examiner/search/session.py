@@ -25,7 +25,9 @@ import numpy as np
 from examiner.search.config import SearchConfig
 from examiner.search.errors import EvaluatorError, ResumeError
 from examiner.search.outcome import Evaluator, Outcome, check_outcomes
-from examiner.search.regions import FailureArchive, GrownRegion, ModeSet, RegionGrowth
+from examiner.search.archive import FailureArchive
+from examiner.search.growth import GrownRegion, RegionGrowth
+from examiner.search.modes import ModeSet
 from examiner.search.rng import isolated_global_rng
 from examiner.store import RunStore
 from simulator.params import ParamSpace

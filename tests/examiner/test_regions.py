@@ -7,9 +7,10 @@ import pytest
 
 from examiner.search import BoxEvaluator, SearchConfig
 from examiner.search.config import RegionConfig
-from examiner.search.regions import (
-    FailureArchive, GrownRegion, ModeSet, RegionGrowth, box_overlap, wilson_interval,
-)
+from examiner.search.archive import FailureArchive
+from examiner.search.boxes import box_overlap, wilson_interval
+from examiner.search.growth import GrownRegion, RegionGrowth
+from examiner.search.modes import ModeSet
 from examiner.search.session import SearchSession
 from simulator.params import ParamSpace
 

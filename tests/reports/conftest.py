@@ -11,7 +11,7 @@ import pytest
 
 from examiner.search.config import SearchConfig
 from examiner.search.factory import build_evaluator
-from examiner.search.regions import wilson_interval
+from examiner.search.boxes import wilson_interval
 from examiner.search.runner import run_search
 from examiner.store import RunStore
 from simulator.body import COCO17
