@@ -67,7 +67,7 @@ def evaluate_failures(evaluator: Any, U: np.ndarray, metric: str, threshold: flo
     """(failed (N,) bool, value (N,) float) of the rows of U (N, D) in [-1, 1], with the
     search's definition of failure."""
     from examiner.search.outcome import check_outcomes
-    from examiner.search.session import judge
+    from examiner.search.scorer import judge
 
     failed, values = [], []
     for i in range(0, len(U), batch):

@@ -38,7 +38,7 @@ from gymnasium import spaces
 from examiner.search.config import SearchConfig
 from examiner.search.outcome import Evaluator
 from examiner.search.archive import FailureArchive, far_start
-from examiner.search.session import Scored, Scorer
+from examiner.search.scorer import Scored, Scorer
 
 N_STATS = 6
 

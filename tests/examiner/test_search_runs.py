@@ -153,6 +153,39 @@ def test_checkpoint_from_another_state_version_replays_the_whole_log(tmp_path, s
     assert log(run) == reference
 
 
+def test_checkpoint_naming_moved_classes_replays_the_whole_log(tmp_path, space, monkeypatch):
+    """A checkpoint pickled before regions.py was split names examiner.search.regions,
+    which no longer exists: resume must replay the log, not fail."""
+    import sys
+    import types
+
+    ev = build_evaluator("analytic:planted", space)
+    run_search(config("random"), ev, space, tmp_path / "ref")
+    reference = log(tmp_path / "ref")
+    run = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="renderer died"):
+        run_search(config("random"), CrashingEvaluator(ev, 241), space, run)
+    store = RunStore.open(run)
+    n_ckpt, state = store.load_checkpoint()
+    assert n_ckpt > 0
+    old = types.ModuleType("examiner.search.regions")
+
+    class RegionGrowth:  # the old home of the job class
+        pass
+
+    RegionGrowth.__module__, RegionGrowth.__qualname__ = old.__name__, "RegionGrowth"
+    old.RegionGrowth = RegionGrowth
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, old.__name__, old)
+        state["session"]["jobs"] = [RegionGrowth()]
+        store.save_checkpoint(state)
+    assert "examiner.search.regions" not in sys.modules
+    assert store.load_checkpoint() is None
+    res = run_search(config("random"), ev, space, run, resume=True)
+    assert res.resumed_from == 0
+    assert log(run) == reference
+
+
 def test_finished_run_can_be_extended_but_interrupted_one_keeps_its_budget(tmp_path, space):
     ev = build_evaluator("analytic:planted", space)
     run = tmp_path / "run"
