@@ -208,7 +208,7 @@ def runs_repair(
 def _mount_subcommands() -> None:
     """Commands defined in their own modules; plain imports, so readers and linters see them."""
     from examiner.app import generate, report, run
-    from examiner.evaluate import evaluate_command
+    from examiner.evaluate_cli import evaluate_command
     from examiner.targets import cli as targets_cli
 
     if getattr(app, "_mounted", False):

@@ -4,9 +4,9 @@
              -> TargetBatch -> checked_predict(target) -> score_batch -> Outcome
 
 Any target spec of ``examiner.targets`` works (python:, onnx:, worker:, cmd:, whitebox:,
-mediapipe, baseline). Scoring is ``examiner.evaluate.score_batch`` (the same code as
-``examiner evaluate``); calibration is ``examiner.evaluate.calibrate`` on
-``examiner.evaluate.reference_scenes``.
+mediapipe, baseline). Scoring is ``examiner.scoring.score_batch`` (the same code as
+``examiner evaluate``); calibration is ``examiner.scoring.calibrate`` on
+``examiner.scoring.reference_scenes``.
 
 Evaluator options ride in the model spec as ``sim.*`` query keys, so they are recorded
 with the run (meta.json's ``model_spec``) and a resume rebuilds the same evaluator; every
@@ -208,7 +208,7 @@ class SimulatorEvaluator:
 
             self._pool = RenderPool(workers=self.render_workers, config=self.render_config)
         if self.calibration is None and self.calibrate_n > 0:
-            from examiner.evaluate import calibrate, reference_scenes
+            from examiner.scoring import calibrate, reference_scenes
 
             refs = self._render(reference_scenes(self.calibrate_n, self.seed, base=self.space.base))
             self.calibration = calibrate(self.model, refs, self.joint_set)
@@ -275,7 +275,7 @@ class SimulatorEvaluator:
         return outcomes
 
     def _score(self, samples: list[Any], t_render: float) -> list:
-        from examiner.evaluate import score_batch
+        from examiner.scoring import score_batch
         from examiner.search.outcome import Outcome
         from examiner.targets.base import TargetBatch, checked_predict
 

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from examiner.conventions import COCO17
-from examiner.evaluate import evaluate, ground_truth, reference_scenes, score_batch
+from examiner.evaluate import evaluate
+from examiner.scoring import ground_truth, reference_scenes, score_batch
 from examiner.targets import (
     ModelFailure,
     Prediction,
