@@ -165,7 +165,7 @@ def search_model(run: Any, model_spec: str, budget: int, out: str | Path,
     (progress or (lambda _m: None))(f"searching {model_spec} ({budget} evaluations)")
     cfg = dataclasses.replace(SearchConfig.from_dict(run.meta["config"], source=f"{run.root}/meta.json"),
                               budget=budget).validate()
-    factory = EvaluatorFactory(model_spec, run.space.to_dict(), cfg.failure_threshold, cfg.seed)
+    factory = EvaluatorFactory(model_spec, run.space.to_dict(), cfg.failure_threshold, cfg.seed, cfg.metric)
     evaluator = make_evaluator(factory, cfg.backend, cfg.workers)
     run_search(cfg, evaluator, run.space, Path(out), model_spec=model_spec)
     return Path(out)

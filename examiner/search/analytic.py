@@ -14,7 +14,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from examiner.search.errors import EvaluatorError
+from examiner.search.errors import EvaluatorError, SearchConfigError
 from examiner.search.outcome import Outcome
 from simulator.params import ParamSpace
 
@@ -114,6 +114,8 @@ MANY_REGIONS = many_regions()
 ANALYTIC_REGION_SETS = {"planted": PLANTED_REGIONS, "hidden": HIDDEN_REGIONS, "many": MANY_REGIONS}
 
 # Implausible scenes (never failures) and model crashes (NaN error) for the planted target.
+ANALYTIC_METRICS = ("pa_mpjpe", "mpjpe")
+
 IMPLAUSIBLE_BOUNDS = {"shape.age": (-1.0, -0.9), "shape.height": (0.85, 1.0)}
 MODEL_ERROR_BOUNDS = {"camera.framing": (-1.0, -0.95), "camera.fov_y": (0.9, 1.0)}
 
@@ -128,6 +130,9 @@ def _box_arrays(names: Sequence[str], bounds: Mapping[str, tuple[float, float]])
 
 class AnalyticEvaluator:
     """A white-box target: error(u) = base(u) + planted boxes with halos + noise.
+
+    Outcomes carry pa_mpjpe = error(u) and mpjpe = 1.25 error(u); `metric` names the one
+    that is `Outcome.error` (the run's metric).
 
     base(u) in ~[25, 35] mm is a smooth function of all coordinates. Noise is Gaussian
     with `noise` mm, drawn from a generator seeded by (seed, hash of the row), so a row
@@ -149,7 +154,11 @@ class AnalyticEvaluator:
         delay: float = 0.0,
         implausible: Mapping[str, tuple[float, float]] | None = IMPLAUSIBLE_BOUNDS,
         model_errors: Mapping[str, tuple[float, float]] | None = MODEL_ERROR_BOUNDS,
+        metric: str = "pa_mpjpe",
     ) -> None:
+        if metric not in ANALYTIC_METRICS:
+            raise SearchConfigError(f"analytic targets report {' and '.join(ANALYTIC_METRICS)}, not {metric!r}; pass --metric pa_mpjpe")
+        self.metric = metric
         self.names = list(space.names)
         self.dim = space.dim
         have = set(self.names)
@@ -227,7 +236,8 @@ class AnalyticEvaluator:
                                    "analytic target: planted model crash", bool(ok), {"model": dt}))
             else:
                 e = float(e)
-                out.append(Outcome(e, {"pa_mpjpe": e, "mpjpe": 1.25 * e}, False, None, bool(ok), {"model": dt}))
+                metrics = {"pa_mpjpe": e, "mpjpe": 1.25 * e}
+                out.append(Outcome(metrics[self.metric], metrics, False, None, bool(ok), {"model": dt}))
         return out
 
 

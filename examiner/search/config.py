@@ -54,7 +54,16 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "mpjpe": 90.0,  # mm
 }
 
-STRATEGIES = ("marl", "random", "cmaes", "reinforce")
+# The one list of strategies: name -> "module:class" (imported on use, so that importing
+# the config does not import SB3/torch or cma). `examiner.search.strategies.get_strategy`
+# loads them; the CLI's help and the config check read the names from here.
+STRATEGY_CLASSES: dict[str, str] = {
+    "marl": "examiner.search.strategies.marl:MARLStrategy",
+    "random": "examiner.search.strategies.random_search:RandomStrategy",
+    "cmaes": "examiner.search.strategies.cmaes:CMAESStrategy",
+    "reinforce": "examiner.search.strategies.reinforce:ReinforceStrategy",
+}
+STRATEGIES = tuple(STRATEGY_CLASSES)
 BACKENDS = ("local", "ray")
 
 
@@ -66,8 +75,8 @@ class EnvConfig:
     episode_length: steps before an episode is truncated and the agent restarts elsewhere.
     score_scale: error above threshold, in metric units, that maps to score +1
         (score = clip((error - threshold) / score_scale, -1, 1)); None = threshold.
-    claim_penalty / claim_radius: collaboration term: a proposal inside a claimed region
-        loses `claim_penalty`; the penalty falls linearly to 0 at `claim_radius`
+    claim_penalty / claim_radius: the claim-distance penalty: a proposal inside a claimed
+        region loses `claim_penalty`; the penalty falls linearly to 0 at `claim_radius`
         (L2 distance to the region's box, normalised units).
     implausible_penalty: subtracted for implausible scenes (they never count as failures).
     fail_bonus: reward for a new, unclaimed failure (which also ends the episode).

@@ -46,7 +46,8 @@ def safe_from_a_run(model_spec: str) -> bool:
     return spec_kind(model_spec) in KINDS_SAFE_FROM_A_RUN
 
 
-def build_evaluator(model_spec: str, space: ParamSpace, threshold: float = 90.0, seed: int = 0) -> Evaluator:
+def build_evaluator(model_spec: str, space: ParamSpace, threshold: float = 90.0, seed: int = 0,
+                    metric: str | None = None) -> Evaluator:
     """Build the evaluator a model spec names.
 
     - Analytic targets (no rendering): `analytic:planted[?noise=1&cpu_ms=0&delay=0&seed=0]`
@@ -57,13 +58,19 @@ def build_evaluator(model_spec: str, space: ParamSpace, threshold: float = 90.0,
       and scores the target on it. Evaluator options ride along as `sim.*` query keys
       (`baseline?sim.calibrate=32&sim.render_workers=2`; see
       `examiner.search.sim_evaluator`).
+
+    metric: the run's failure metric (`SearchConfig.metric`). The evaluator's
+    `Outcome.error` is then that metric, the same number as `Outcome.metrics[metric]`
+    and the search's `Scored.value` (one quantity, one source); a spec whose
+    `sim.metric` names another metric is refused. None: the evaluator's default
+    (pa_mpjpe; pck_miss for a 2D-only model).
     """
     kind, name, opts = _parse_spec(model_spec)
     if kind != "analytic":
-        return _build_simulator(model_spec, space, seed)
+        return _build_simulator(model_spec, space, seed, metric)
     if name not in ANALYTIC_TARGETS:
         raise SearchConfigError(f"unknown analytic target {name!r}; choose one of {', '.join(ANALYTIC_TARGETS)}")
-    kw: dict = {"threshold": threshold, "seed": seed}
+    kw: dict = {"threshold": threshold, "seed": seed, "metric": metric or "pa_mpjpe"}
     try:
         for key in ("noise", "cpu_ms", "delay"):
             if key in opts:
@@ -92,7 +99,7 @@ def build_evaluator(model_spec: str, space: ParamSpace, threshold: float = 90.0,
     return ev
 
 
-def _build_simulator(model_spec: str, space: ParamSpace, seed: int) -> Evaluator:
+def _build_simulator(model_spec: str, space: ParamSpace, seed: int, metric: str | None) -> Evaluator:
     from examiner.targets.registry import available_adapters, parse_spec
     from examiner.targets.base import TargetError
 
@@ -108,7 +115,7 @@ def _build_simulator(model_spec: str, space: ParamSpace, seed: int) -> Evaluator
         raise SearchConfigError(f"unknown model spec {model_spec!r}; valid kinds: {valid}")
     from examiner.search.sim_evaluator import build_simulator_evaluator
 
-    return build_simulator_evaluator(model_spec, space, seed=seed)
+    return build_simulator_evaluator(model_spec, space, seed=seed, **({"metric": metric} if metric else {}))
 
 
 @dataclass(frozen=True)
@@ -119,6 +126,7 @@ class EvaluatorFactory:
     space: dict
     threshold: float = 90.0
     seed: int = 0
+    metric: str | None = None  # the run's metric (see build_evaluator)
 
     def __call__(self) -> Evaluator:
-        return build_evaluator(self.model_spec, ParamSpace.from_dict(self.space), self.threshold, self.seed)
+        return build_evaluator(self.model_spec, ParamSpace.from_dict(self.space), self.threshold, self.seed, self.metric)

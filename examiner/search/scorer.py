@@ -60,12 +60,21 @@ class Scorer:
         self.archive = archive
 
     def value(self, o: Outcome) -> float:
+        """The run's metric of `o`: `o.metrics[metric]`, NaN for a model error or a miss.
+        It is also `o.error` (the evaluator is built for the run's metric); an outcome
+        where the two differ raises EvaluatorError, so they cannot disagree."""
         if o.model_error:
             return float("nan")
         if o.missed:
             return float("nan")
         if self.metric in o.metrics:
-            return float(o.metrics[self.metric])
+            value = float(o.metrics[self.metric])
+            if math.isfinite(o.error) and math.isfinite(value) and o.error != value:
+                raise EvaluatorError(
+                    f"the evaluator's error ({o.error:g}) is not its {self.metric} ({value:g}): it was built for another "
+                    f"metric; build it for the run's (EvaluatorFactory(..., metric=...), no other sim.metric in the spec)"
+                )
+            return value
         raise EvaluatorError(
             f"the evaluator reports no metric {self.metric!r} (it reports: {', '.join(sorted(o.metrics)) or 'none'}); "
             "pass --metric with one of those"

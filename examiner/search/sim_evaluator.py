@@ -349,6 +349,11 @@ def build_simulator_evaluator(model_spec: str, space: ParamSpace, seed: int = 0,
             kw[name] = cast(value)
         except ValueError:
             raise SearchConfigError(f"sim.{key}={value!r} in {model_spec!r} must be {cast.__name__}") from None
+    if "metric" in kw and "metric" in overrides and kw["metric"] != overrides["metric"]:
+        raise SearchConfigError(
+            f"model spec {model_spec!r} sets sim.metric={kw['metric']} but the run's metric is {overrides['metric']}: "
+            f"drop sim.metric or pass --metric {kw['metric']}"
+        )
     kw.update(overrides)
     return SimulatorEvaluator(target_spec, space, seed=seed, **kw)
 

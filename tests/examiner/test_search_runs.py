@@ -55,6 +55,30 @@ def test_same_seed_gives_identical_log(tmp_path, space, strategy):
     assert "search" in phases and "probe" in phases
 
 
+def test_error_value_and_metric_are_one_quantity(tmp_path, space):
+    """Outcome.error, Scored.value (the log's "value") and metrics[--metric] are the same
+    number: the evaluator is built for the run's metric, and an evaluator whose error is
+    another metric is refused instead of logging two different numbers."""
+    from examiner.search import EvaluatorError, Outcome
+    from examiner.search.factory import EvaluatorFactory
+
+    cfg = SearchConfig(strategy="random", budget=60, agents=4, seed=0, metric="mpjpe", threshold=110.0)
+    ev = EvaluatorFactory("analytic:planted", space.to_dict(), cfg.failure_threshold, cfg.seed, cfg.metric)()
+    run_search(cfg, ev, space, tmp_path / "a")
+    recs = [r for r in log(tmp_path / "a") if not r["model_error"]]
+    assert recs and all(r["error"] == r["value"] == r["metrics"]["mpjpe"] for r in recs)
+    assert any(r["metrics"]["mpjpe"] != r["metrics"]["pa_mpjpe"] for r in recs)
+
+    class OtherMetric:  # error is pa_mpjpe, the run's metric mpjpe
+        def evaluate(self, U):
+            return [Outcome(50.0, {"pa_mpjpe": 50.0, "mpjpe": 70.0}) for _ in U]
+
+    with pytest.raises(EvaluatorError, match="is not its mpjpe"):
+        run_search(cfg, OtherMetric(), space, tmp_path / "b")
+    with pytest.raises(SearchConfigError, match="analytic targets report pa_mpjpe and mpjpe"):
+        build_evaluator("analytic:planted", space, metric="pck")
+
+
 def test_marl_finds_planted_modes_and_logs_complete_records(tmp_path, space):
     ev = build_evaluator("analytic:planted", space)
     res = run_search(config("marl", budget=1200, agents=8), ev, space, tmp_path / "m")
@@ -329,3 +353,15 @@ def test_progress_callback_and_rich_display(tmp_path, space):
     assert [e.evaluations for e in events] == sorted(e.evaluations for e in events)
     assert events[-1].modes == len(res.modes) and events[-1].failures == res.failures
     assert show.last is events[-1] and "modes" in buf.getvalue()
+
+
+def test_one_list_of_strategies():
+    from examiner.search.config import STRATEGIES, STRATEGY_CLASSES
+    from examiner.search.strategies import Strategy, available_strategies, get_strategy
+
+    assert available_strategies() == STRATEGIES == tuple(STRATEGY_CLASSES)
+    for name in STRATEGIES:
+        cls = get_strategy(name)
+        assert issubclass(cls, Strategy) and cls.name == name
+    with pytest.raises(SearchConfigError, match="choose one of marl, random"):
+        get_strategy("annealing")

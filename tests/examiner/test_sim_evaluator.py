@@ -60,6 +60,16 @@ def test_split_spec_separates_evaluator_options():
     assert split_evaluator_options('cmd:"python w.py --x=1?y"?sim.batch=8') == ('cmd:"python w.py --x=1?y"', {"batch": "8"})
 
 
+def test_sim_metric_cannot_differ_from_the_runs_metric(space):
+    with pytest.raises(SearchConfigError, match="sets sim.metric=mpjpe but the run's metric is pa_mpjpe"):
+        build_evaluator(f"{WHITEBOX}&sim.metric=mpjpe", space, metric="pa_mpjpe")
+    with build_evaluator(f"{WHITEBOX}&sim.metric=mpjpe", space, metric="mpjpe") as ev:
+        assert ev.metric == "mpjpe"
+    with build_evaluator(WHITEBOX, space, metric="mpjpe") as ev:
+        o = ev.evaluate(np.zeros((1, space.dim)))[0]
+        assert o.error == o.metrics["mpjpe"]
+
+
 def test_bad_specs_are_one_line_config_errors(space):
     with pytest.raises(SearchConfigError, match="unknown model spec 'resnet:foo'"):
         build_evaluator("resnet:foo", space)
