@@ -81,7 +81,10 @@ class EnvConfig:
     implausible_penalty: subtracted for implausible scenes (they never count as failures).
     fail_bonus: reward for a new, unclaimed failure (which also ends the episode).
     accept_slack: the agent's anchor moves to a proposal whose score is at least the
-        anchor's minus this slack (a local search the policy learns to steer).
+        anchor's minus this slack: an accept-if-not-worse local search whose steps the
+        policy proposes. Measured (docs/search.md, "What PPO adds"): with PPO's learning
+        rate 0 MARL finds as many modes at 2000-5000 evaluations, so at these budgets the
+        walk, far restarts and the shared archive do the work, not what the policy learns.
     restart_candidates: an episode starts at the uniform draw, of this many, farthest
         from the claimed regions (1 = a plain uniform start).
     patience: an episode is truncated after this many steps without a better score
