@@ -329,11 +329,15 @@ def test_resume_after_kill_9_loses_and_duplicates_nothing(tmp_path, strategy):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
-    # Wait for the condition "a checkpoint exists and more lines were logged after it".
+    # Wait for the condition "a checkpoint exists and more lines were logged after it",
+    # between checks waiting on the child itself (so its exit ends the wait at once).
     while time.monotonic() < deadline and proc.poll() is None:
         if (run / "checkpoint.pkl").exists() and _count_lines(run / "evaluations.jsonl") >= 150:
             break
-        time.sleep(0.02)
+        try:
+            proc.wait(timeout=0.02)
+        except subprocess.TimeoutExpired:
+            pass
     assert proc.poll() is None, f"run ended before it could be killed: {proc.stderr.read().decode()[-500:]}"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
