@@ -88,8 +88,9 @@ class SimulatorEvaluator:
     space: the search's ``ParamSpace``; its base scene fixes everything not searched,
         the image size included (``camera.width`` / ``camera.height``).
     metric: which metric becomes ``Outcome.error`` (default pa_mpjpe; pck_miss for a
-        2D-only model). All of METRICS the model can produce are in ``Outcome.metrics``;
-        the search's ``--metric`` picks the one that defines failure.
+        2D-only model). All of METRICS the model can produce are in ``Outcome.metrics``.
+        A search builds it with the run's ``--metric`` (``build_evaluator(metric=)``), so
+        that ``Outcome.error`` is the metric that defines failure.
     joint_set: joint set the metrics use (default: the 12 limb joints, ``common12``).
     calibrate: estimate per-joint offsets on this many easy reference scenes before the
         first batch (0: off); or pass a ready ``calibration``.
@@ -158,7 +159,7 @@ class SimulatorEvaluator:
         self.metric = metric
         if metric not in self.metric_names:
             msg = (f"target {self.model.name!r} cannot produce metric {metric!r} (it outputs "
-                   f"{', '.join(sorted(outputs))}); choose one of {', '.join(self.metric_names)} with sim.metric= and --metric")
+                   f"{', '.join(sorted(outputs))}); choose one of {', '.join(self.metric_names)} with --metric")
             self.close()
             raise SearchConfigError(msg)
         _, valid = conversion_matrix(self.model.convention, joint_set)
