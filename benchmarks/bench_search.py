@@ -9,7 +9,7 @@ evaluation throughput.
 
 Targets (`--target`, several in one run):
 - `planted` / `hidden` / `many`: the analytic targets (no rendering;
-  examiner.search.evaluator). `many` has 32 regions (4 large, 4 medium, 24 small, every
+  examiner.search.analytic). `many` has 32 regions (4 large, 4 medium, 24 small, every
   one with an error halo), so that the number of distinct modes is not capped by a
   handful of planted regions that uniform sampling hits anyway.
 - `whitebox`: the white-box target model (examiner.targets.whitebox) through the real
@@ -42,9 +42,8 @@ import numpy as np
 
 from examiner.search import SearchConfig, run_search
 from examiner.search.backends import ProcessPoolEvaluator, make_evaluator
-from examiner.search.evaluator import (
-    ANALYTIC_REGION_SETS, PLANTED_REGIONS, AnalyticEvaluator, EvaluatorFactory, build_evaluator,
-)
+from examiner.search.analytic import ANALYTIC_REGION_SETS, PLANTED_REGIONS, AnalyticEvaluator
+from examiner.search.factory import EvaluatorFactory, build_evaluator
 from examiner.search.sim_evaluator import whitebox_regions_spec
 from simulator.params import ParamSpace, SceneParams
 

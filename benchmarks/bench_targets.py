@@ -68,7 +68,7 @@ def run(model, render, scenes, batch: int, prefetch: bool) -> dict:
     """Time one pass; returns seconds per stage and the overhead share."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from examiner.evaluate import score_batch
+    from examiner.scoring import score_batch
     from examiner.targets import TargetBatch, checked_predict
 
     t = dict(render_wait=0.0, pack=0.0, predict=0.0, inference=0.0, metrics=0.0)

@@ -67,33 +67,36 @@ def procrustes_transform(
 
     pred, gt (B, J, 3); mask (B, J). Returns scale (B,), rotation (B, 3, 3) with det +1,
     translation (B, 3). Umeyama (1991) closed form over the masked joints; samples with
-    fewer than 3 valid joints get the identity."""
+    fewer than 3 valid joints get the identity. Batched: one SVD call over all samples."""
     pred = np.asarray(pred, dtype=np.float64)
     gt = np.asarray(gt, dtype=np.float64)
     b, j, _ = pred.shape
     m = _as_mask(mask, (b, j)).astype(np.float64)
-    scale = np.ones(b)
-    rot = np.tile(np.eye(3), (b, 1, 1))
-    trans = np.zeros((b, 3))
-    for i in range(b):
-        w = m[i]
-        n = w.sum()
-        if n < 3:
-            continue
-        mu_p = (w[:, None] * pred[i]).sum(0) / n
-        mu_g = (w[:, None] * gt[i]).sum(0) / n
-        xp = (pred[i] - mu_p) * w[:, None]
-        xg = (gt[i] - mu_g) * w[:, None]
-        var_p = (xp**2).sum() / n
-        cov = xg.T @ xp / n
-        u, d, vt = np.linalg.svd(cov)
-        sign = np.ones(3)
-        if np.linalg.det(u) * np.linalg.det(vt) < 0:
-            sign[-1] = -1.0
-        r = u @ np.diag(sign) @ vt
-        s = (d * sign).sum() / var_p if var_p > 0 else 1.0
-        scale[i], rot[i] = s, r
-        trans[i] = mu_g - s * r @ mu_p
+    n = m.sum(axis=1)
+    ok = n >= 3
+    n_safe = np.where(ok, n, 1.0)
+    # Joints outside the mask (and whole samples with fewer than 3) contribute exact zeros,
+    # whatever their values; one batched SVD over all samples.
+    w = np.where(ok[:, None], m, 0.0)[..., None]
+    p = np.where(w > 0, pred, 0.0)
+    g = np.where(w > 0, gt, 0.0)
+    mu_p = p.sum(axis=1) / n_safe[:, None]
+    mu_g = g.sum(axis=1) / n_safe[:, None]
+    xp = (p - mu_p[:, None]) * w
+    xg = (g - mu_g[:, None]) * w
+    var_p = np.einsum("bjc,bjc->b", xp, xp) / n_safe
+    cov = np.einsum("bji,bjk->bik", xg, xp) / n_safe[:, None, None]
+    cov[~ok] = np.eye(3)
+    u, d, vt = np.linalg.svd(cov)
+    sign = np.ones((b, 3))
+    sign[:, -1] = np.where(np.linalg.det(u) * np.linalg.det(vt) < 0, -1.0, 1.0)
+    rot = np.einsum("bij,bj,bjk->bik", u, sign, vt)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scale = np.where(var_p > 0, (d * sign).sum(axis=1) / np.where(var_p > 0, var_p, 1.0), 1.0)
+    trans = mu_g - scale[:, None] * np.einsum("bij,bj->bi", rot, mu_p)
+    scale = np.where(ok, scale, 1.0)
+    rot[~ok] = np.eye(3)
+    trans[~ok] = 0.0
     return scale, rot, trans
 
 

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from examiner.search.regions import wilson_interval
+from examiner.search.boxes import wilson_interval
 from simulator.errors import PoseExaminerError
 
 
@@ -66,8 +66,8 @@ def evaluate_failures(evaluator: Any, U: np.ndarray, metric: str, threshold: flo
                       batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """(failed (N,) bool, value (N,) float) of the rows of U (N, D) in [-1, 1], with the
     search's definition of failure."""
-    from examiner.search.evaluator import check_outcomes
-    from examiner.search.session import judge
+    from examiner.search.outcome import check_outcomes
+    from examiner.search.scorer import judge
 
     failed, values = [], []
     for i in range(0, len(U), batch):
@@ -103,7 +103,7 @@ def recheck_modes(
     model_a: run A's model for the probe. Without it, the model named in A's meta.json is
     used only when it is a built-in (`safe_from_a_run`): a run directory someone sent
     never gets a command, module or file of its choosing started."""
-    from examiner.search.evaluator import build_evaluator, safe_from_a_run
+    from examiner.search.factory import build_evaluator, safe_from_a_run
 
     check_recheck_options(samples, probe, seed)
     say = progress or (lambda _m: None)
@@ -159,13 +159,13 @@ def search_model(run: Any, model_spec: str, budget: int, out: str | Path,
     into the new run directory `out`; returns `out`."""
     from examiner.search.backends import make_evaluator
     from examiner.search.config import SearchConfig
-    from examiner.search.evaluator import EvaluatorFactory
+    from examiner.search.factory import EvaluatorFactory
     from examiner.search.runner import run_search
 
     (progress or (lambda _m: None))(f"searching {model_spec} ({budget} evaluations)")
     cfg = dataclasses.replace(SearchConfig.from_dict(run.meta["config"], source=f"{run.root}/meta.json"),
                               budget=budget).validate()
-    factory = EvaluatorFactory(model_spec, run.space.to_dict(), cfg.failure_threshold, cfg.seed)
+    factory = EvaluatorFactory(model_spec, run.space.to_dict(), cfg.failure_threshold, cfg.seed, cfg.metric)
     evaluator = make_evaluator(factory, cfg.backend, cfg.workers)
     run_search(cfg, evaluator, run.space, Path(out), model_spec=model_spec)
     return Path(out)

@@ -421,7 +421,8 @@ class RunStore:
         atomic_write_bytes(self.root / CHECKPOINT_FILE, CHECKPOINT_MAGIC + _signature(blob) + blob)
 
     def load_checkpoint(self) -> tuple[int, Any] | None:
-        """(evaluation count, state) of the last checkpoint, or None before the first.
+        """(evaluation count, state) of the last checkpoint, or None before the first (or
+        when it was written by a version of the code whose pickled classes have moved).
 
         The file is unpickled only when its HMAC verifies with this installation's key;
         otherwise StoreError (nothing from the file is executed)."""
@@ -438,6 +439,10 @@ class RunStore:
             )
         try:
             data = pickle.loads(blob)
+        except (ModuleNotFoundError, AttributeError):
+            # Signed by us but pickled by a version whose classes lived elsewhere: a stale
+            # shortcut, not damage. Without it the run replays its log from the start.
+            return None
         except Exception:  # signed by us, so this is damage, not an attack
             raise StoreError(f"{path} is unreadable; delete it to replay the run from its start") from None
         if not isinstance(data, dict) or not isinstance(data.get("n_evaluations"), int):

@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from examiner.search.regions import box_overlap, wilson_interval
+from examiner.search.boxes import box_overlap, wilson_interval
 from reports import views
 from reports.errors import ReportError
 from reports.rundata import RunData, load_run

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from examiner.search.regions import wilson_interval
+from examiner.search.boxes import wilson_interval
 from examiner.store import MODES_FILE, SUMMARY_FILE, EvaluationTable, RunStore, StoreError, check_modes
 from reports.errors import ReportError
 from simulator.errors import ParamError

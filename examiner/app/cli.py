@@ -208,7 +208,8 @@ def runs_repair(
 def _mount_subcommands() -> None:
     """Commands defined in their own modules; plain imports, so readers and linters see them."""
     from examiner.app import generate, report, run
-    from examiner.evaluate import evaluate_command
+    from examiner.search.config import STRATEGIES
+    from examiner.evaluate_cli import evaluate_command
     from examiner.targets import cli as targets_cli
 
     if getattr(app, "_mounted", False):
@@ -217,7 +218,7 @@ def _mount_subcommands() -> None:
     app.add_typer(targets_cli.app, name="targets")
     app.add_typer(runs_app, name="runs")
     app.add_typer(generate.app, name="generate")
-    app.command("run", help="Search a model's failure regions (strategies: marl, random, cmaes, reinforce).")(
+    app.command("run", help=f"Search a model's failure regions (strategies: {', '.join(STRATEGIES)}).")(
         run.run_command
     )
     app.command("report", help="Write report.html + results.json for a run; --junit, --fail-on gates.")(

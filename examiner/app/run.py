@@ -14,9 +14,9 @@ from typing import Optional
 
 import typer
 
-from examiner.search.config import SearchConfig
+from examiner.search.config import STRATEGIES, SearchConfig
 from examiner.search.errors import ResumeError, SearchConfigError
-from examiner.search.evaluator import EvaluatorFactory
+from examiner.search.factory import EvaluatorFactory
 from examiner.search.reference import most_space_fails_warning, resolve_threshold, uses_relative_threshold
 from simulator.params import ParamSpace
 
@@ -42,7 +42,7 @@ def run_command(
     budget: Optional[int] = typer.Option(None, "--budget", help="Evaluations in total (region growing included)."),
     agents: Optional[int] = typer.Option(None, "--agents", help="Number of agents (default 8)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Run seed; the same seed gives the same evaluation log."),
-    strategy: Optional[str] = typer.Option(None, "--strategy", help="marl | random | cmaes | reinforce."),
+    strategy: Optional[str] = typer.Option(None, "--strategy", help=" | ".join(STRATEGIES) + "."),
     out: Optional[Path] = typer.Option(None, "--out", help="New run directory."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Resume the run in this directory."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file with SearchConfig fields."),
@@ -59,7 +59,7 @@ def run_command(
     from examiner import console
     from examiner.console import Interrupted, check_out_dir, removed_if_failed
     from examiner.search.backends import make_evaluator
-    from examiner.search.evaluator import safe_from_a_run
+    from examiner.search.factory import safe_from_a_run
     from examiner.search.progress import RichProgress
     from examiner.search.runner import run_search
     from examiner.store import RunStore, StoreError
@@ -107,14 +107,14 @@ def run_command(
         out_dir = out
     if not model:
         raise SearchConfigError("name the target with --model (e.g. analytic:planted)")
-    factory = EvaluatorFactory(model, param_space.to_dict(), cfg.failure_threshold, cfg.seed)
+    factory = EvaluatorFactory(model, param_space.to_dict(), cfg.failure_threshold, cfg.seed, cfg.metric)
     probe = factory()  # fail fast, in this process, on a bad spec
     threshold_rule = None
     if meta is None and uses_relative_threshold(model, cfg.metric) and cfg.threshold is None:
         if not quiet and not json_out and not console._state["quiet"]:
             typer.echo("calibrating the failure threshold on easy reference scenes ...", err=True)
         cfg, threshold_rule = resolve_threshold(cfg, model, param_space, probe)
-        factory = EvaluatorFactory(model, param_space.to_dict(), cfg.failure_threshold, cfg.seed)
+        factory = EvaluatorFactory(model, param_space.to_dict(), cfg.failure_threshold, cfg.seed, cfg.metric)
     close = getattr(probe, "close", None)
     if callable(close):
         close()

@@ -3,15 +3,9 @@ the runner. See docs/search.md."""
 
 from examiner.search.config import EnvConfig, PPOConfig, RegionConfig, SearchConfig
 from examiner.search.errors import BackendError, EvaluatorError, ResumeError, SearchConfigError
-from examiner.search.evaluator import (
-    AnalyticEvaluator,
-    BoxEvaluator,
-    Evaluator,
-    EvaluatorFactory,
-    Outcome,
-    PlantedRegion,
-    build_evaluator,
-)
+from examiner.search.analytic import AnalyticEvaluator, BoxEvaluator, PlantedRegion
+from examiner.search.factory import EvaluatorFactory, build_evaluator
+from examiner.search.outcome import Evaluator, Outcome
 from examiner.search.runner import SearchResult, run_search
 
 __all__ = [

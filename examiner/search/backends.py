@@ -21,7 +21,7 @@ from typing import Any, Callable
 import numpy as np
 
 from examiner.search.errors import BackendError
-from examiner.search.evaluator import Evaluator, Outcome, check_outcomes
+from examiner.search.outcome import Evaluator, Outcome, check_outcomes
 from simulator import pool
 from simulator.pool import LOOPBACK_RAY_ENV, import_ray, local_ray_init_kwargs  # noqa: F401  (re-exported)
 

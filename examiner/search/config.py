@@ -54,7 +54,16 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "mpjpe": 90.0,  # mm
 }
 
-STRATEGIES = ("marl", "random", "cmaes", "reinforce")
+# The one list of strategies: name -> "module:class" (imported on use, so that importing
+# the config does not import SB3/torch or cma). `examiner.search.strategies.get_strategy`
+# loads them; the CLI's help and the config check read the names from here.
+STRATEGY_CLASSES: dict[str, str] = {
+    "marl": "examiner.search.strategies.marl:MARLStrategy",
+    "random": "examiner.search.strategies.random_search:RandomStrategy",
+    "cmaes": "examiner.search.strategies.cmaes:CMAESStrategy",
+    "reinforce": "examiner.search.strategies.reinforce:ReinforceStrategy",
+}
+STRATEGIES = tuple(STRATEGY_CLASSES)
 BACKENDS = ("local", "ray")
 
 
@@ -66,13 +75,16 @@ class EnvConfig:
     episode_length: steps before an episode is truncated and the agent restarts elsewhere.
     score_scale: error above threshold, in metric units, that maps to score +1
         (score = clip((error - threshold) / score_scale, -1, 1)); None = threshold.
-    claim_penalty / claim_radius: collaboration term: a proposal inside a claimed region
-        loses `claim_penalty`; the penalty falls linearly to 0 at `claim_radius`
+    claim_penalty / claim_radius: the claim-distance penalty: a proposal inside a claimed
+        region loses `claim_penalty`; the penalty falls linearly to 0 at `claim_radius`
         (L2 distance to the region's box, normalised units).
     implausible_penalty: subtracted for implausible scenes (they never count as failures).
     fail_bonus: reward for a new, unclaimed failure (which also ends the episode).
     accept_slack: the agent's anchor moves to a proposal whose score is at least the
-        anchor's minus this slack (a local search the policy learns to steer).
+        anchor's minus this slack: an accept-if-not-worse local search whose steps the
+        policy proposes. Measured (docs/search.md, "What PPO adds"): with PPO's learning
+        rate 0 MARL finds as many modes at 2000-5000 evaluations, so at these budgets the
+        walk, far restarts and the shared archive do the work, not what the policy learns.
     restart_candidates: an episode starts at the uniform draw, of this many, farthest
         from the claimed regions (1 = a plain uniform start).
     patience: an episode is truncated after this many steps without a better score
@@ -127,7 +139,7 @@ class RegionConfig:
     claim_margin: a failing point inside a claimed box grown by this margin starts no new
         region.
     max_jobs: regions grown concurrently (the same for every strategy).
-    probe_group: dimensions probed together (adaptive group testing, regions.py); 1 =
+    probe_group: dimensions probed together (adaptive group testing, growth.py); 1 =
         one probe per dimension and side (2D probes), the default. Groups of 8 cost
         15-30% less per job on the analytic targets but about the same through the
         renderer, where moving 8 joints to their limits at once is often implausible

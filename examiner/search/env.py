@@ -36,9 +36,9 @@ import numpy as np
 from gymnasium import spaces
 
 from examiner.search.config import SearchConfig
-from examiner.search.evaluator import Evaluator
-from examiner.search.regions import FailureArchive, far_start
-from examiner.search.session import Scored, Scorer
+from examiner.search.outcome import Evaluator
+from examiner.search.archive import FailureArchive, far_start
+from examiner.search.scorer import Scored, Scorer
 
 N_STATS = 6
 

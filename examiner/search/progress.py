@@ -11,7 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from examiner.search.session import ProgressEvent
+from examiner.search.events import ProgressEvent
 
 
 class RichProgress:

@@ -12,8 +12,9 @@ import numpy as np
 
 from examiner.search.config import SearchConfig
 from examiner.search.errors import ResumeError
-from examiner.search.evaluator import Evaluator
-from examiner.search.session import ProgressEvent, SearchSession
+from examiner.search.outcome import Evaluator
+from examiner.search.events import ProgressEvent
+from examiner.search.session import SearchSession
 from examiner.search.strategies import get_strategy
 from examiner.store import RunStore, StoreError
 from simulator.params import ParamSpace
@@ -40,8 +41,10 @@ class SearchResult:
 
 # Layout of the pickled session and strategy state in checkpoints; bump it when the
 # classes whose state is pickled (jobs, archives, strategies) change their fields.
-# 3: region jobs and modes track implausible verification samples; 4: group-probe edges.
-STATE_VERSION = 4
+# 3: region jobs and modes track implausible verification samples; 4: group-probe edges;
+# 5: regions.py and the session split into modules (the pickled classes moved; a
+# checkpoint naming the old modules does not load and the log replays from the start).
+STATE_VERSION = 5
 
 
 def _versions() -> dict[str, str]:

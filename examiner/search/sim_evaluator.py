@@ -4,9 +4,9 @@
              -> TargetBatch -> checked_predict(target) -> score_batch -> Outcome
 
 Any target spec of ``examiner.targets`` works (python:, onnx:, worker:, cmd:, whitebox:,
-mediapipe, baseline). Scoring is ``examiner.evaluate.score_batch`` (the same code as
-``examiner evaluate``); calibration is ``examiner.evaluate.calibrate`` on
-``examiner.evaluate.reference_scenes``.
+mediapipe, baseline). Scoring is ``examiner.scoring.score_batch`` (the same code as
+``examiner evaluate``); calibration is ``examiner.scoring.calibrate`` on
+``examiner.scoring.reference_scenes``.
 
 Evaluator options ride in the model spec as ``sim.*`` query keys, so they are recorded
 with the run (meta.json's ``model_spec``) and a resume rebuilds the same evaluator; every
@@ -47,30 +47,21 @@ OPTION_PREFIX = "sim."
 RenderFn = Callable[[list[SceneParams]], list[Any]]
 
 
-def split_spec(model_spec: str) -> tuple[str, dict[str, str]]:
+def split_evaluator_options(model_spec: str) -> tuple[str, dict[str, str]]:
     """'target?k=v&sim.opt=x' -> ('target?k=v', {'opt': 'x'}): separate the evaluator's
-    ``sim.*`` options from the target spec (a quoted cmd:"..." body may hold any text)."""
-    spec = model_spec.strip()
-    kind, sep, rest = spec.partition(":")
-    if sep and rest.startswith('"'):
-        end = rest.find('"', 1)
-        q = -1 if end < 0 else len(kind) + 1 + end + 1
-        q = q if 0 <= q < len(spec) and spec[q] == "?" else -1
-    else:
-        q = spec.find("?")
-    if q < 0:
-        return spec, {}
-    head, query = spec[:q], spec[q + 1 :]
-    keep, opts = [], {}
-    for item in filter(None, query.split("&")):
-        k, eq, v = item.partition("=")
-        if k.startswith(OPTION_PREFIX):
-            if not eq:
-                raise SearchConfigError(f"model spec {model_spec!r}: option {item!r} must look like {k}=VALUE")
-            opts[k[len(OPTION_PREFIX):]] = v
-        else:
-            keep.append(item)
-    return (head + "?" + "&".join(keep)) if keep else head, opts
+    ``sim.*`` options from the target spec (a quoted cmd:"..." body may hold any text).
+    Parsing is ``examiner.targets.registry``'s (split_spec / parse_query / format_query)."""
+    from examiner.targets.base import TargetError
+    from examiner.targets.registry import format_query, parse_query, split_spec
+
+    try:
+        parts = split_spec(model_spec)
+        options = parse_query(parts.query, model_spec.strip())
+    except TargetError as e:
+        raise SearchConfigError(str(e)) from None
+    keep = {k: v for k, v in options.items() if not k.startswith(OPTION_PREFIX)}
+    opts = {k[len(OPTION_PREFIX):]: v for k, v in options.items() if k.startswith(OPTION_PREFIX)}
+    return (parts.head + "?" + format_query(keep)) if keep else parts.head, opts
 
 
 def _round_up(n: int, k: int) -> int:
@@ -97,8 +88,9 @@ class SimulatorEvaluator:
     space: the search's ``ParamSpace``; its base scene fixes everything not searched,
         the image size included (``camera.width`` / ``camera.height``).
     metric: which metric becomes ``Outcome.error`` (default pa_mpjpe; pck_miss for a
-        2D-only model). All of METRICS the model can produce are in ``Outcome.metrics``;
-        the search's ``--metric`` picks the one that defines failure.
+        2D-only model). All of METRICS the model can produce are in ``Outcome.metrics``.
+        A search builds it with the run's ``--metric`` (``build_evaluator(metric=)``), so
+        that ``Outcome.error`` is the metric that defines failure.
     joint_set: joint set the metrics use (default: the 12 limb joints, ``common12``).
     calibrate: estimate per-joint offsets on this many easy reference scenes before the
         first batch (0: off); or pass a ready ``calibration``.
@@ -167,7 +159,7 @@ class SimulatorEvaluator:
         self.metric = metric
         if metric not in self.metric_names:
             msg = (f"target {self.model.name!r} cannot produce metric {metric!r} (it outputs "
-                   f"{', '.join(sorted(outputs))}); choose one of {', '.join(self.metric_names)} with sim.metric= and --metric")
+                   f"{', '.join(sorted(outputs))}); choose one of {', '.join(self.metric_names)} with --metric")
             self.close()
             raise SearchConfigError(msg)
         _, valid = conversion_matrix(self.model.convention, joint_set)
@@ -217,7 +209,7 @@ class SimulatorEvaluator:
 
             self._pool = RenderPool(workers=self.render_workers, config=self.render_config)
         if self.calibration is None and self.calibrate_n > 0:
-            from examiner.evaluate import calibrate, reference_scenes
+            from examiner.scoring import calibrate, reference_scenes
 
             refs = self._render(reference_scenes(self.calibrate_n, self.seed, base=self.space.base))
             self.calibration = calibrate(self.model, refs, self.joint_set)
@@ -284,8 +276,8 @@ class SimulatorEvaluator:
         return outcomes
 
     def _score(self, samples: list[Any], t_render: float) -> list:
-        from examiner.evaluate import score_batch
-        from examiner.search.evaluator import Outcome
+        from examiner.scoring import score_batch
+        from examiner.search.outcome import Outcome
         from examiner.targets.base import TargetBatch, checked_predict
 
         n = len(samples)
@@ -341,7 +333,7 @@ class SimulatorEvaluator:
 
 def build_simulator_evaluator(model_spec: str, space: ParamSpace, seed: int = 0, **overrides: Any) -> SimulatorEvaluator:
     """A `SimulatorEvaluator` from a search model spec (target spec + ``sim.*`` options)."""
-    target_spec, opts = split_spec(model_spec)
+    target_spec, opts = split_evaluator_options(model_spec)
     kw: dict[str, Any] = {}
     casts: dict[str, tuple[str, Callable[[str], Any]]] = {
         "metric": ("metric", str), "joint_set": ("joint_set", str), "calibrate": ("calibrate", int),
@@ -358,6 +350,11 @@ def build_simulator_evaluator(model_spec: str, space: ParamSpace, seed: int = 0,
             kw[name] = cast(value)
         except ValueError:
             raise SearchConfigError(f"sim.{key}={value!r} in {model_spec!r} must be {cast.__name__}") from None
+    if "metric" in kw and "metric" in overrides and kw["metric"] != overrides["metric"]:
+        raise SearchConfigError(
+            f"model spec {model_spec!r} sets sim.metric={kw['metric']} but the run's metric is {overrides['metric']}: "
+            f"drop sim.metric or pass --metric {kw['metric']}"
+        )
     kw.update(overrides)
     return SimulatorEvaluator(target_spec, space, seed=seed, **kw)
 

@@ -134,7 +134,7 @@ def check_cmd(
     if n < 1 or seed < 0:
         raise TargetError(f"--n must be at least 1 and --seed non-negative, got --n {n} --seed {seed}")
     import simulator
-    from examiner.evaluate import reference_scenes
+    from examiner.scoring import reference_scenes
     from examiner.targets.base import TargetBatch
     from examiner.targets.conformance import check_target
     from examiner.targets.registry import load_target

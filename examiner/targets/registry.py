@@ -21,7 +21,8 @@ import importlib.util
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, NamedTuple
+from urllib.parse import parse_qsl, quote
 
 from examiner.targets.base import Prediction, TargetBatch, TargetError, TargetModel, validate_declaration
 
@@ -46,39 +47,79 @@ def available_adapters() -> list[Adapter]:
     return [ _ADAPTERS[k] for k in sorted(_ADAPTERS)]
 
 
-def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
-    """'kind:body?k=v&k2=v2' -> (kind, body, options). A body in double quotes may hold
-    any character (cmd:"python w.py --x=1")."""
+class SpecParts(NamedTuple):
+    """A model spec cut at its query: ``head`` is the raw text before the '?' (quotes kept),
+    ``kind`` and ``body`` its two parts (body unquoted), ``query`` the raw text after the '?'."""
+
+    head: str
+    kind: str
+    body: str
+    query: str
+
+
+def split_spec(spec: str) -> SpecParts:
+    """Cut 'kind:body?query' (or 'name?query') into its parts without interpreting them.
+
+    The kind ends at the first ':' or '?'; a body in double quotes may hold any character,
+    '?' included (cmd:"python w.py --x=1?"). Raises TargetError (one line) on an empty spec,
+    an unclosed quote or text after a quoted body that is not a query.
+    """
     spec = spec.strip()
     if not spec:
         raise TargetError("empty model spec; e.g. --model mediapipe or --model python:pkg.module:factory")
-    kind, sep, rest = spec.partition(":")
-    if not sep:
-        kind, _, query = spec.partition("?")
-        return kind, "", _parse_query(query, spec)
-    if kind not in _ADAPTERS:
-        hint = ", ".join(f"{a.kind}:" if a.takes_body else a.kind for a in available_adapters())
-        raise TargetError(f"unknown model kind {kind!r} in {spec!r}; valid: {hint}")
+    cut = min((i for i in (spec.find(":"), spec.find("?")) if i >= 0), default=len(spec))
+    kind = spec[:cut]
+    if cut == len(spec) or spec[cut] == "?":
+        return SpecParts(kind, kind, "", spec[cut + 1 :])
+    rest = spec[cut + 1 :]
     if rest.startswith('"'):
         end = rest.find('"', 1)
         if end < 0:
-            raise TargetError(f"unclosed quote in model spec {spec!r}")
+            raise TargetError(f"unclosed quote in model spec {spec!r}; close the quoted command with \"")
         body, tail = rest[1:end], rest[end + 1 :]
         if tail and not tail.startswith("?"):
-            raise TargetError(f"unexpected text after the quoted command in {spec!r}: {tail!r}")
-        return kind, body, _parse_query(tail[1:], spec)
+            raise TargetError(f"unexpected text after the quoted command in {spec!r}: {tail!r}; options go after '?'")
+        return SpecParts(spec[: cut + 1 + end + 1], kind, body, tail[1:])
     body, _, query = rest.partition("?")
-    return kind, body, _parse_query(query, spec)
+    return SpecParts(f"{kind}:{body}", kind, body, query)
 
 
-def _parse_query(query: str, spec: str) -> dict[str, str]:
+def parse_query(query: str, spec: str = "") -> dict[str, str]:
+    """'k=v&k2=v2' -> {'k': 'v', 'k2': 'v2'} (``urllib.parse``: %XX escapes and '+' decode;
+    empty items are skipped; a repeated key keeps its last value). An item that is not
+    key=value raises TargetError naming it."""
     out: dict[str, str] = {}
     for item in filter(None, query.split("&")):
-        k, sep, v = item.partition("=")
+        k, sep, _ = item.partition("=")
         if not sep or not k:
-            raise TargetError(f"bad option {item!r} in model spec {spec!r}; write key=value")
-        out[k] = v
+            raise TargetError(f"bad option {item!r} in model spec {spec or query!r}; write key=value (e.g. ?threads=1)")
+        try:
+            ((key, value),) = parse_qsl(item, keep_blank_values=True, strict_parsing=True)
+        except ValueError as e:
+            raise TargetError(f"bad option {item!r} in model spec {spec or query!r}: {e}") from None
+        out[key] = value
     return out
+
+
+# Characters format_query leaves unescaped: those the built-in specs use in values.
+_QUERY_SAFE = ":/,;.-_~*@"
+
+
+def format_query(options: Mapping[str, str]) -> str:
+    """The inverse of parse_query: parse_query(format_query(d)) == d."""
+    return "&".join(f"{quote(str(k), safe=_QUERY_SAFE)}={quote(str(v), safe=_QUERY_SAFE)}" for k, v in options.items())
+
+
+def parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
+    """'kind:body?k=v&k2=v2' -> (kind, body, options) for a target spec (the kind must be
+    a registered adapter when the spec has a body). A body in double quotes may hold any
+    character (cmd:"python w.py --x=1")."""
+    parts = split_spec(spec)
+    has_body = parts.head != parts.kind
+    if has_body and parts.kind not in _ADAPTERS:
+        hint = ", ".join(f"{a.kind}:" if a.takes_body else a.kind for a in available_adapters())
+        raise TargetError(f"unknown model kind {parts.kind!r} in {spec.strip()!r}; valid: {hint}")
+    return parts.kind, parts.body, parse_query(parts.query, spec.strip())
 
 
 def load_target(spec: str | TargetModel) -> TargetModel:

@@ -112,3 +112,47 @@ def test_pve_is_mean_vertex_distance():
 def test_shape_mismatch_raises():
     with pytest.raises(ValueError):
         metrics.mpjpe(np.zeros((1, 3, 3)), np.zeros((1, 4, 3)))
+
+
+def _procrustes_loop(pred, gt, mask):
+    """The per-sample loop procrustes_transform replaced (reference for the batched one)."""
+    b = len(pred)
+    scale, rot, trans = np.ones(b), np.tile(np.eye(3), (b, 1, 1)), np.zeros((b, 3))
+    for i in range(b):
+        w = mask[i].astype(float)
+        n = w.sum()
+        if n < 3:
+            continue
+        mu_p = (w[:, None] * pred[i]).sum(0) / n
+        mu_g = (w[:, None] * gt[i]).sum(0) / n
+        xp = (pred[i] - mu_p) * w[:, None]
+        xg = (gt[i] - mu_g) * w[:, None]
+        var_p = (xp**2).sum() / n
+        u, d, vt = np.linalg.svd(xg.T @ xp / n)
+        sign = np.ones(3)
+        if np.linalg.det(u) * np.linalg.det(vt) < 0:
+            sign[-1] = -1.0
+        r = u @ np.diag(sign) @ vt
+        s = (d * sign).sum() / var_p if var_p > 0 else 1.0
+        scale[i], rot[i], trans[i] = s, r, mu_g - s * r @ mu_p
+    return scale, rot, trans
+
+
+def test_batched_procrustes_matches_the_per_sample_loop():
+    rng = np.random.default_rng(0)
+    b, j = 500, 17
+    gt = rng.normal(size=(b, j, 3))
+    pred = gt @ np.stack([_rotation(rng.normal(size=3), rng.uniform(-3, 3)) for _ in range(b)]) * rng.uniform(0.5, 2, (b, 1, 1))
+    pred += rng.normal(scale=0.3, size=pred.shape) + rng.normal(size=(b, 1, 3))
+    pred[: b // 10] *= np.array([-1.0, 1.0, 1.0])  # mirrored: the reflection case
+    mask = rng.random((b, j)) < 0.8
+    mask[:20] = rng.random((20, j)) < 0.1  # some samples with fewer than 3 joints
+    pred[:5, 0] = 0.0
+    pred[:5, 1:] = 0.0  # a degenerate (zero-variance) prediction
+    mask[:5] = True
+    for got, want in zip(metrics.procrustes_transform(pred, gt, mask), _procrustes_loop(pred, gt, mask)):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(metrics.pa_mpjpe(pred, gt, mask), metrics.mpjpe(
+        (lambda s, r, t: s[:, None, None] * np.einsum("bij,bkj->bki", r, pred) + t[:, None])(*_procrustes_loop(pred, gt, mask)),
+        gt, mask), rtol=0, atol=1e-9)
+    assert (mask.sum(1) < 3).any() and ((pred[:, :, 0] < 0).any())

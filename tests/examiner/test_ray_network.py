@@ -99,7 +99,7 @@ def _loopback(addr_port: str) -> bool:
 def _constant_factory():
     """A picklable evaluator factory (a local class, so Ray's cloudpickle sends it by value):
     every row scores 0."""
-    from examiner.search.evaluator import Outcome
+    from examiner.search.outcome import Outcome
 
     class Constant:
         def __call__(self):

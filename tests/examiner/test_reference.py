@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from examiner.search.reference import most_space_fails_warning, uses_relative_threshold
-from examiner.search.evaluator import Outcome
+from examiner.search.outcome import Outcome
 from examiner.search.reference import REFERENCE_FACTOR, reference_vectors, relative_threshold
 from simulator.params import ParamSpace
 

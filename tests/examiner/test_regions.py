@@ -7,9 +7,10 @@ import pytest
 
 from examiner.search import BoxEvaluator, SearchConfig
 from examiner.search.config import RegionConfig
-from examiner.search.regions import (
-    FailureArchive, GrownRegion, ModeSet, RegionGrowth, box_overlap, wilson_interval,
-)
+from examiner.search.archive import FailureArchive
+from examiner.search.boxes import box_overlap, wilson_interval
+from examiner.search.growth import GrownRegion, RegionGrowth
+from examiner.search.modes import ModeSet
 from examiner.search.session import SearchSession
 from simulator.params import ParamSpace
 
@@ -90,7 +91,7 @@ def test_a_group_probe_that_lands_in_another_region_is_re_probed_alone():
     # fails, and puts root_yaw's edge at +1. Verification then fails, every side a group
     # probe put at its bound is probed alone, root_yaw's passes and bisection recovers
     # the true edge.
-    from examiner.search.evaluator import PLANTED_REGIONS, AnalyticEvaluator
+    from examiner.search.analytic import PLANTED_REGIONS, AnalyticEvaluator
 
     space = ParamSpace.from_groups("joints,shape,camera")
     regions = {r.name: r for r in PLANTED_REGIONS}

@@ -16,7 +16,7 @@ import pytest
 
 from examiner.search import SearchConfig, SearchConfigError, build_evaluator, run_search
 from examiner.app.run import main as cli_main
-from examiner.search.sim_evaluator import RENDER_GROUP, SimulatorEvaluator, split_spec
+from examiner.search.sim_evaluator import RENDER_GROUP, SimulatorEvaluator, split_evaluator_options
 from examiner.store import RunStore
 from simulator.params import ParamSpace, SceneParams
 
@@ -54,10 +54,20 @@ def log(out):
 
 
 def test_split_spec_separates_evaluator_options():
-    assert split_spec("baseline") == ("baseline", {})
-    assert split_spec("baseline?threads=1&sim.calibrate=8") == ("baseline?threads=1", {"calibrate": "8"})
-    assert split_spec("whitebox:a=0:1?sim.metric=mpjpe&error=0.3") == ("whitebox:a=0:1?error=0.3", {"metric": "mpjpe"})
-    assert split_spec('cmd:"python w.py --x=1?y"?sim.batch=8') == ('cmd:"python w.py --x=1?y"', {"batch": "8"})
+    assert split_evaluator_options("baseline") == ("baseline", {})
+    assert split_evaluator_options("baseline?threads=1&sim.calibrate=8") == ("baseline?threads=1", {"calibrate": "8"})
+    assert split_evaluator_options("whitebox:a=0:1?sim.metric=mpjpe&error=0.3") == ("whitebox:a=0:1?error=0.3", {"metric": "mpjpe"})
+    assert split_evaluator_options('cmd:"python w.py --x=1?y"?sim.batch=8') == ('cmd:"python w.py --x=1?y"', {"batch": "8"})
+
+
+def test_sim_metric_cannot_differ_from_the_runs_metric(space):
+    with pytest.raises(SearchConfigError, match="sets sim.metric=mpjpe but the run's metric is pa_mpjpe"):
+        build_evaluator(f"{WHITEBOX}&sim.metric=mpjpe", space, metric="pa_mpjpe")
+    with build_evaluator(f"{WHITEBOX}&sim.metric=mpjpe", space, metric="mpjpe") as ev:
+        assert ev.metric == "mpjpe"
+    with build_evaluator(WHITEBOX, space, metric="mpjpe") as ev:
+        o = ev.evaluate(np.zeros((1, space.dim)))[0]
+        assert o.error == o.metrics["mpjpe"]
 
 
 def test_bad_specs_are_one_line_config_errors(space):

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from examiner.conventions import COCO17
-from examiner.evaluate import evaluate, ground_truth, reference_scenes, score_batch
+from examiner.evaluate import evaluate
+from examiner.scoring import ground_truth, reference_scenes, score_batch
 from examiner.targets import (
     ModelFailure,
     Prediction,
@@ -44,6 +45,36 @@ def test_parse_spec_forms():
         "cmd", "/env/bin/python w.py --x=1?", {"timeout": "5"})
     assert parse_spec("mediapipe?crop=full") == ("mediapipe", "", {"crop": "full"})
     assert parse_spec("whitebox:camera.azimuth=0.5:1;light.ambient=-1:0?seed=3")[2] == {"seed": "3"}
+
+
+def test_one_spec_parser_splits_parses_and_formats():
+    from examiner.targets.registry import format_query, parse_query, split_spec
+
+    assert split_spec("baseline") == ("baseline", "baseline", "", "")
+    assert split_spec("baseline?x=a:b") == ("baseline", "baseline", "", "x=a:b")  # ':' in the query is not a body
+    assert split_spec('cmd:"w --q=1?"?t=5') == ('cmd:"w --q=1?"', "cmd", "w --q=1?", "t=5")
+    assert split_spec("analytic:box?dims=pose.a:0:1,pose.b:-1:0") == (
+        "analytic:box", "analytic", "box", "dims=pose.a:0:1,pose.b:-1:0")
+    assert parse_query("a=1&&b=&c=x%20y&a=2") == {"a": "2", "b": "", "c": "x y"}
+    opts = {"dims": "pose.a:0:1,pose.b:-1:0", "path": "/m/x.onnx", "odd": "a&b=c d+e%"}
+    assert parse_query(format_query(opts)) == opts
+    assert format_query({"error": "0.3", "seed": "3"}) == "error=0.3&seed=3"
+
+
+@pytest.mark.parametrize("query", ["novalue", "=1", "a=1&justakey"])
+def test_a_malformed_query_is_a_one_line_error(query):
+    from examiner.targets.registry import parse_query
+    from examiner.search.factory import build_evaluator
+    from examiner.search.errors import SearchConfigError
+    from simulator.params import ParamSpace
+
+    with pytest.raises(TargetError, match="write key=value") as e:
+        parse_query(query, f"baseline?{query}")
+    assert "\n" not in str(e.value)
+    for spec in (f"baseline?{query}", f"analytic:planted?{query}", f"baseline?sim.calibrate=0&{query}"):
+        with pytest.raises((SearchConfigError, TargetError), match="write key=value") as e:
+            build_evaluator(spec, ParamSpace.from_groups("camera"))
+        assert "\n" not in str(e.value)
 
 
 @pytest.mark.parametrize("spec, needle", [

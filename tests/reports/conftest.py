@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from examiner.search.config import SearchConfig
-from examiner.search.evaluator import build_evaluator
-from examiner.search.regions import wilson_interval
+from examiner.search.factory import build_evaluator
+from examiner.search.boxes import wilson_interval
 from examiner.search.runner import run_search
 from examiner.store import RunStore
 from simulator.body import COCO17

@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from examiner.search.config import SearchConfig
-from examiner.search.evaluator import build_evaluator
+from examiner.search.factory import build_evaluator
 from examiner.search.runner import run_search
 from examiner.app import report as cli
 from examiner.app.report import recheck_run

@@ -1,46 +1,24 @@
-"""Search strategies, by name. All share the env's score, the session's budget
-accounting, region growing and the run store."""
+"""Search strategies, by name (`examiner.search.config.STRATEGY_CLASSES`, the one list).
+All share the env's score, the session's budget accounting, region growing and the run
+store."""
 
 from __future__ import annotations
 
+import importlib
+
+from examiner.search.config import STRATEGY_CLASSES
 from examiner.search.strategies.base import Strategy
 
 
-def _marl():
-    from examiner.search.strategies.marl import MARLStrategy
-
-    return MARLStrategy
-
-
-def _random():
-    from examiner.search.strategies.random_search import RandomStrategy
-
-    return RandomStrategy
-
-
-def _cmaes():
-    from examiner.search.strategies.cmaes import CMAESStrategy
-
-    return CMAESStrategy
-
-
-def _reinforce():
-    from examiner.search.strategies.reinforce import ReinforceStrategy
-
-    return ReinforceStrategy
-
-
-# Lazy registry: importing the package does not import SB3/torch or cma.
-STRATEGY_REGISTRY = {"marl": _marl, "random": _random, "cmaes": _cmaes, "reinforce": _reinforce}
-
-
 def available_strategies() -> tuple[str, ...]:
-    return tuple(STRATEGY_REGISTRY)
+    return tuple(STRATEGY_CLASSES)
 
 
 def get_strategy(name: str) -> type[Strategy]:
+    """The strategy class `name` names (imported now: SB3/torch or cma load on use)."""
     from examiner.search.errors import SearchConfigError
 
-    if name not in STRATEGY_REGISTRY:
-        raise SearchConfigError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGY_REGISTRY)}")
-    return STRATEGY_REGISTRY[name]()
+    if name not in STRATEGY_CLASSES:
+        raise SearchConfigError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGY_CLASSES)}")
+    module, _, cls = STRATEGY_CLASSES[name].partition(":")
+    return getattr(importlib.import_module(module), cls)

@@ -13,7 +13,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from examiner.search.config import SearchConfig
-from examiner.search.session import Scored, SearchSession
+from examiner.search.scorer import Scored
+from examiner.search.session import SearchSession
 from simulator.params import ParamSpace
 
 

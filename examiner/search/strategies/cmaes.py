@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from examiner.search.rng import GlobalRNGState, child_seed_int, scoped_global_rng
-from examiner.search.session import Scored
+from examiner.search.scorer import Scored
 from examiner.search.strategies.base import Strategy
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from examiner.search.session import Scored
+from examiner.search.scorer import Scored
 from examiner.search.strategies.base import Strategy
 
 

@@ -1,80 +1,22 @@
-"""The `Evaluator` contract between the search and whatever scores a scene, analytic
-(white-box) evaluators with planted failure regions for tests and benchmarks, and
-`build_evaluator` / `EvaluatorFactory`, which turn a model spec into an evaluator.
-
-The real evaluator (render -> target model -> metric) is
-`examiner.search.sim_evaluator.SimulatorEvaluator`, behind the same protocol. It is
-batched: the search hands it all agents' proposals of a round in one call.
+"""Analytic (white-box) evaluators with planted failure regions, for tests and
+benchmarks: `AnalyticEvaluator` (the `planted`, `hidden` and `many` targets) and
+`BoxEvaluator` (one box). No rendering; every row's outcome is a closed-form function of
+its vector plus seeded noise.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-import re
 import time
-from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
+from dataclasses import dataclass
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from examiner.search.errors import EvaluatorError, SearchConfigError
+from examiner.search.outcome import Outcome
 from simulator.params import ParamSpace
-
-
-@dataclass
-class Outcome:
-    """The result of evaluating one scene.
-
-    error: the evaluator's primary failure metric (e.g. PA-MPJPE in mm); NaN when
-        model_error or missed. `metrics` holds every metric by name (the search's `metric` option
-        picks one of them).
-    plausible: False for scenes that are not humanly plausible; they are penalised and
-        never count as failures.
-    timings: seconds per stage ("render", "model", ...).
-    extra: JSON-able data for reports, not used by the search: the simulator evaluator
-        stores "prediction" ({"convention": name, "<name>_xy": [[x, y] | None, ...]},
-        pixels) and "joint_errors" ({"joints": [...], "mm": [...], "px": [...]}).
-    missed: the model ran and reported no person in a scene that has one (e.g. MediaPipe's
-        "no_detection"): a failure of the model whatever the threshold, not a model error.
-    """
-
-    error: float
-    metrics: dict[str, float] = field(default_factory=dict)
-    model_error: bool = False
-    model_error_message: str | None = None
-    plausible: bool = True
-    timings: dict[str, float] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
-    missed: bool = False
-
-
-@runtime_checkable
-class Evaluator(Protocol):
-    """Scores a batch of normalised parameter vectors.
-
-    evaluate(U): U is (N, D) float64 in [-1, 1] (rows are `ParamSpace` vectors); returns
-    N `Outcome`s in row order. Must be deterministic per row (the same vector gives the
-    same outcome whatever the batch it is in) for runs to be reproducible.
-    """
-
-    def evaluate(self, U: np.ndarray) -> list[Outcome]: ...
-
-
-def check_outcomes(outcomes: Sequence[Outcome], n: int) -> list[Outcome]:
-    """Validate an evaluator's answer; raise EvaluatorError naming the problem."""
-    if not isinstance(outcomes, Sequence) or len(outcomes) != n:
-        got = len(outcomes) if isinstance(outcomes, Sequence) else type(outcomes).__name__
-        raise EvaluatorError(f"evaluator returned {got} outcomes for a batch of {n}; it must return one per row")
-    for o in outcomes:
-        if not isinstance(o, Outcome):
-            raise EvaluatorError(f"evaluator returned a {type(o).__name__}, expected examiner.search.Outcome")
-    return list(outcomes)
-
-
-# ---------------------------------------------------------------------------------------
-# Analytic targets
-# ---------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -172,6 +114,8 @@ MANY_REGIONS = many_regions()
 ANALYTIC_REGION_SETS = {"planted": PLANTED_REGIONS, "hidden": HIDDEN_REGIONS, "many": MANY_REGIONS}
 
 # Implausible scenes (never failures) and model crashes (NaN error) for the planted target.
+ANALYTIC_METRICS = ("pa_mpjpe", "mpjpe")
+
 IMPLAUSIBLE_BOUNDS = {"shape.age": (-1.0, -0.9), "shape.height": (0.85, 1.0)}
 MODEL_ERROR_BOUNDS = {"camera.framing": (-1.0, -0.95), "camera.fov_y": (0.9, 1.0)}
 
@@ -186,6 +130,9 @@ def _box_arrays(names: Sequence[str], bounds: Mapping[str, tuple[float, float]])
 
 class AnalyticEvaluator:
     """A white-box target: error(u) = base(u) + planted boxes with halos + noise.
+
+    Outcomes carry pa_mpjpe = error(u) and mpjpe = 1.25 error(u); `metric` names the one
+    that is `Outcome.error` (the run's metric).
 
     base(u) in ~[25, 35] mm is a smooth function of all coordinates. Noise is Gaussian
     with `noise` mm, drawn from a generator seeded by (seed, hash of the row), so a row
@@ -207,7 +154,11 @@ class AnalyticEvaluator:
         delay: float = 0.0,
         implausible: Mapping[str, tuple[float, float]] | None = IMPLAUSIBLE_BOUNDS,
         model_errors: Mapping[str, tuple[float, float]] | None = MODEL_ERROR_BOUNDS,
+        metric: str = "pa_mpjpe",
     ) -> None:
+        if metric not in ANALYTIC_METRICS:
+            raise SearchConfigError(f"analytic targets report {' and '.join(ANALYTIC_METRICS)}, not {metric!r}; pass --metric pa_mpjpe")
+        self.metric = metric
         self.names = list(space.names)
         self.dim = space.dim
         have = set(self.names)
@@ -285,7 +236,8 @@ class AnalyticEvaluator:
                                    "analytic target: planted model crash", bool(ok), {"model": dt}))
             else:
                 e = float(e)
-                out.append(Outcome(e, {"pa_mpjpe": e, "mpjpe": 1.25 * e}, False, None, bool(ok), {"model": dt}))
+                metrics = {"pa_mpjpe": e, "mpjpe": 1.25 * e}
+                out.append(Outcome(metrics[self.metric], metrics, False, None, bool(ok), {"model": dt}))
         return out
 
 
@@ -297,118 +249,3 @@ class BoxEvaluator(AnalyticEvaluator):
         kw.setdefault("model_errors", None)
         super().__init__(space, regions=(PlantedRegion("box", dict(bounds)),), **kw)
 
-
-# ---------------------------------------------------------------------------------------
-# Model specs -> evaluators
-# ---------------------------------------------------------------------------------------
-
-ANALYTIC_TARGETS = ("planted", "hidden", "many", "box")
-
-
-def _parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
-    kind, _, rest = spec.partition(":")
-    name, _, query = rest.partition("?")
-    opts: dict[str, str] = {}
-    if query:
-        for part in query.split("&"):
-            k, sep, v = part.partition("=")
-            if not sep or not k:
-                raise SearchConfigError(f"model spec {spec!r}: option {part!r} must look like key=value")
-            opts[k] = v
-    return kind, name, opts
-
-
-# Model kinds a command may start from a run directory's meta.json without the user naming
-# them: built-ins that run no code or files named by the spec. Every other kind (cmd:,
-# worker:, python:, onnx:, anything unknown) runs a command, module or file the spec names,
-# so a run directory someone sent must not be able to start it.
-KINDS_SAFE_FROM_A_RUN = ("analytic", "whitebox", "baseline", "mediapipe")
-
-
-def spec_kind(model_spec: str) -> str:
-    """The kind of a model spec: the text before the first ':' or '?'."""
-    return re.split(r"[:?]", str(model_spec).strip(), maxsplit=1)[0]
-
-
-def safe_from_a_run(model_spec: str) -> bool:
-    """Whether a spec read from a run directory may be started without the user repeating
-    it on the command line (see KINDS_SAFE_FROM_A_RUN)."""
-    return spec_kind(model_spec) in KINDS_SAFE_FROM_A_RUN
-
-
-def build_evaluator(model_spec: str, space: ParamSpace, threshold: float = 90.0, seed: int = 0) -> Evaluator:
-    """Build the evaluator a model spec names.
-
-    - Analytic targets (no rendering): `analytic:planted[?noise=1&cpu_ms=0&delay=0&seed=0]`
-      (the planted white-box target), `analytic:hidden[?...]` (small planted regions only)
-      and `analytic:box?dims=NAME:LO:HI,NAME:LO:HI` (one box).
-    - Every target spec of `examiner.targets` (baseline, mediapipe, whitebox:..., onnx:...,
-      python:..., worker:..., cmd:"..."): a `SimulatorEvaluator` that renders each scene
-      and scores the target on it. Evaluator options ride along as `sim.*` query keys
-      (`baseline?sim.calibrate=32&sim.render_workers=2`; see
-      `examiner.search.sim_evaluator`).
-    """
-    kind, name, opts = _parse_spec(model_spec)
-    if kind != "analytic":
-        return _build_simulator(model_spec, space, seed)
-    if name not in ANALYTIC_TARGETS:
-        raise SearchConfigError(f"unknown analytic target {name!r}; choose one of {', '.join(ANALYTIC_TARGETS)}")
-    kw: dict = {"threshold": threshold, "seed": seed}
-    try:
-        for key in ("noise", "cpu_ms", "delay"):
-            if key in opts:
-                kw[key] = float(opts.pop(key))
-        if "seed" in opts:
-            kw["seed"] = int(opts.pop("seed"))
-    except ValueError:
-        raise SearchConfigError(f"model spec {model_spec!r}: option values must be numbers") from None
-    if name == "box":
-        if "dims" not in opts:
-            raise SearchConfigError("analytic:box needs ?dims=NAME:LO:HI[,NAME:LO:HI...]")
-        bounds = {}
-        for item in opts.pop("dims").split(","):
-            try:
-                dim, lo, hi = item.rsplit(":", 2)
-                bounds[dim] = (float(lo), float(hi))
-            except ValueError:
-                raise SearchConfigError(f"analytic:box dims item {item!r} must be NAME:LO:HI") from None
-            if dim not in space.names:
-                raise SearchConfigError(f"analytic:box dimension {dim!r} is not in the search space")
-        ev: Evaluator = BoxEvaluator(space, bounds, **kw)
-    else:
-        ev = AnalyticEvaluator(space, regions=ANALYTIC_REGION_SETS[name], **kw)
-    if opts:
-        raise SearchConfigError(f"model spec {model_spec!r}: unknown option(s) {sorted(opts)}")
-    return ev
-
-
-def _build_simulator(model_spec: str, space: ParamSpace, seed: int) -> Evaluator:
-    from examiner.targets.registry import available_adapters, parse_spec
-    from examiner.targets.base import TargetError
-
-    valid = ", ".join([f"analytic:{t}" for t in ANALYTIC_TARGETS]
-                      + [f"{a.kind}:" if a.takes_body else a.kind for a in available_adapters()])
-    try:
-        kind = parse_spec(model_spec)[0]
-    except TargetError as e:
-        if "unknown model kind" in str(e):
-            raise SearchConfigError(f"unknown model spec {model_spec!r}; valid kinds: {valid}") from None
-        raise
-    if kind not in {a.kind for a in available_adapters()}:
-        raise SearchConfigError(f"unknown model spec {model_spec!r}; valid kinds: {valid}")
-    from examiner.search.sim_evaluator import build_simulator_evaluator
-
-    return build_simulator_evaluator(model_spec, space, seed=seed)
-
-
-@dataclass(frozen=True)
-class EvaluatorFactory:
-    """A picklable recipe that builds an evaluator in a worker process."""
-
-    model_spec: str
-    space: dict
-    threshold: float = 90.0
-    seed: int = 0
-
-    def __call__(self) -> Evaluator:
-        return build_evaluator(self.model_spec, ParamSpace.from_dict(self.space), self.threshold, self.seed)
