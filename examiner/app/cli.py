@@ -172,7 +172,7 @@ def train_baseline_cmd(
     out: str = typer.Option("assets/baseline", "--out", help="Folder for baseline.onnx, baseline.yaml, MODEL_CARD.md."),
 ) -> None:
     """Reproduce the bundled baseline network (render data, train, export, model card)."""
-    from examiner.baseline import TrainConfig, train_baseline  # lazily: training is heavy
+    from examiner.training.baseline import TrainConfig, train_baseline  # lazily: training is heavy
 
     if n <= 0 or val_n <= 0 or epochs <= 0:
         raise PoseExaminerError("--n, --val-n and --epochs must be positive")

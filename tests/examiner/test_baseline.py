@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from examiner import baseline as bl
+from examiner.training import baseline as bl
 from simulator.params import ParamSpace, SceneParams
 
 
