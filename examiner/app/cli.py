@@ -207,7 +207,7 @@ def runs_repair(
 
 def _mount_subcommands() -> None:
     """Commands defined in their own modules; plain imports, so readers and linters see them."""
-    from examiner.app import generate, report, run
+    from examiner.app import finetune, generate, loop, report, run
     from examiner.evaluate import evaluate_command
     from examiner.targets import cli as targets_cli
 
@@ -225,6 +225,12 @@ def _mount_subcommands() -> None:
     )
     app.command("diff", help="Compare two runs' failure modes: fixed, still failing, new.")(report.diff_command)
     app.command("recheck", help="Re-evaluate a run's failure modes on another model.")(report.recheck_command)
+    app.command("finetune", help="Fine-tune a model on a run's failure modes, export it, recheck the modes.")(
+        finetune.finetune_command
+    )
+    app.command("loop", help="Examine, fine-tune, re-examine for R rounds; one HTML page tells the story.")(
+        loop.loop_command
+    )
     app.command("evaluate", help="Evaluate a model on random scenes; per-sample table and summary.")(evaluate_command)
 
 
