@@ -212,7 +212,7 @@ def run_loop(out: str | Path, *, model: str = "baseline", rounds: int = 2, space
 
             r["recheck"] = timed("recheck", recheck)
             save()
-        if r.get("everyday") is None:
+        if r.get("everyday") is None and everyday_n > 0:
             r["everyday"] = timed("everyday", lambda: {"n": everyday_n,
                                                        "before": everyday_error(current, everyday_n, seed),
                                                        "after": everyday_error(after, everyday_n, seed)})
@@ -250,10 +250,14 @@ def loop_command(
     seed: int = typer.Option(0, "--seed"),
     workers: int = typer.Option(2, "--workers"),
     trainer: str = typer.Option(BUILTIN, "--trainer", help="builtin or a training hook python:pkg.module:train."),
+    everyday_n: int = typer.Option(200, "--everyday-n", help="Everyday scenes for the in-distribution error of a "
+                                   "hook's model (0: skip; the built-in trainer measures its own)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress display."),
     json_out: bool = typer.Option(False, "--json", help="Print the loop state as JSON."),
 ) -> None:
     """Examine, fine-tune, re-examine for R rounds; resumable; writes OUT/loop.html."""
+    if everyday_n < 0:
+        raise LoopError(f"--everyday-n must be 0 (skip) or more, got {everyday_n}")
     if rounds < 1 or budget < 1 or n < 1 or samples < 1:
         raise LoopError("--rounds, --budget, --n and --samples must be at least 1")
     if not 0.0 <= base_share <= 1.0:
@@ -267,7 +271,7 @@ def loop_command(
     state = run_loop(out, model=model, rounds=rounds, space=space, budget=budget, agents=agents, strategy=strategy,
                      n=n, base_share=base_share, samples=samples, seed=seed, workers=workers, trainer=trainer,
                      finetune={"epochs": epochs, "lr": lr, "everyday_share": everyday_share}, threshold=threshold,
-                     quiet=quiet or console._state["quiet"])
+                     everyday_n=everyday_n, quiet=quiet or console._state["quiet"])
     html = write_loop_report(out)
     if json_out:
         console.emit_json(state)
@@ -280,7 +284,7 @@ app.command("loop")(loop_command)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Standalone entry (`python -m examiner.app.loop loop ...`; the kill -9 resume test)."""
+    """Standalone entry (`python -m examiner.app.loop --out DIR ...`; the kill -9 resume test)."""
     return console.run_app(app, argv)
 
 

@@ -207,7 +207,8 @@ def load_onnx_network(path: str | Path):
         raise PoseExaminerError(f"{path} is not a readable ONNX model ({type(e).__name__}); export it again") from None
     init = {t.name: t for t in graph.initializer}
     nodes = [n for n in graph.node if n.op_type in ("Conv", "Gemm")]
-    net = build_network(folded=True)
+    with torch.random.fork_rng():  # the initial weights are overwritten: leave the global RNG alone
+        net = build_network(folded=True)
     layers = [m for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
     if len(nodes) != len(layers):
         raise PoseExaminerError(f"{path} has {len(nodes)} Conv/Gemm layers, the baseline network {len(layers)}; "
