@@ -224,3 +224,25 @@ def test_loop_resumes_after_kill_9(tmp_path):
     ev_b = log.read_text().splitlines()
     assert len(ev_a) == len(ev_b)  # nothing lost, nothing logged twice
     assert (killed / "loop.html").read_text().count("<h2>Round") == len(b["rounds"])
+
+
+def test_commands_refuse_bad_input_in_one_line(tmp_path, capsys):
+    from examiner.app.cli import main
+
+    def run(*args):
+        capsys.readouterr()
+        rc = main(["-q", *args])
+        return rc, capsys.readouterr().err.strip()
+
+    rc, err = run("finetune", "--run", str(tmp_path / "nope"), "--out", str(tmp_path / "o"))
+    assert rc != 0 and "is not a search run" in err and "\n" not in err
+    assert not (tmp_path / "o").exists()
+    rc, err = run("finetune", "--run", str(tmp_path), "--out", str(tmp_path / "o"), "--trainer", "python:x")
+    assert rc != 0 and "\n" not in err
+    loop = tmp_path / "loop"
+    loop.mkdir()
+    (loop / "loop.json").write_text(json.dumps({"config": {"model": "analytic:planted", "budget": 999}}))
+    rc, err = run("loop", "--model", "analytic:planted", "--out", str(loop), "--budget", "50", "--threshold", "90")
+    assert rc != 0 and "other options" in err and "budget" in err and "\n" not in err
+    rc, err = run("loop", "--out", str(tmp_path / "l2"), "--rounds", "0")
+    assert rc != 0 and "--rounds" in err and "\n" not in err
