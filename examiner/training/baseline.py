@@ -438,5 +438,9 @@ Crops from the ground-truth box (x1.2). Bounds that differ from the default sear
 **Metrics (held-out everyday scenes, 17 joints, root-relative).** MPJPE {m['mpjpe_mm']:.1f} mm,
 PA-MPJPE {m['pa_mpjpe_mm']:.1f} mm.
 
+**Fine-tuning on its failure modes.** `examiner finetune --run RUN --model baseline` and
+`examiner loop --model baseline` fine-tune these weights on the failure modes a search finds
+(docs/finetune.md); before/after numbers: benchmarks/RESULTS-finetune.md.
+
 **Versions.** {', '.join(f'{k} {v}' for k, v in card['versions'].items())}
 """
