@@ -54,11 +54,12 @@ def round_section(r: dict) -> str:
         rows = []
         by_id_b = {m["id"]: m for m in (rc or {}).get("before", [])}
         by_id_a = {m["id"]: m for m in (rc or {}).get("after", [])}
-        for m in ex["modes"]:
+        order = sorted(ex["modes"], key=lambda m: by_id_b.get(m["id"], {}).get("rank") or m.get("rank") or 0)
+        for m in order:
             b, a = by_id_b.get(m["id"], {}), by_id_a.get(m["id"], {})
             fixed = a.get("rate") is not None and a["rate"] < FIXED_BELOW
             rows.append(
-                f"<tr><td>{m.get('rank', m['id'])}</td><td class=l>{_constrained(m)}</td>"
+                f"<tr><td>{b.get('rank') or a.get('rank') or m.get('rank') or m['id']}</td><td class=l>{_constrained(m)}</td>"
                 f"<td>{_pct(m.get('rate'))}</td><td>{_pct(b.get('rate'))} {_bar(b.get('rate'), '#c0392b')}</td>"
                 f"<td>{_pct(a.get('rate'))} {_bar(a.get('rate'), '#2e86c1')}</td>"
                 f"<td>{_mm(b.get('median'))}</td><td>{_mm(a.get('median'))}</td>"
