@@ -81,7 +81,7 @@ def everyday_error(model_spec: str, n: int, seed: int, metric: str = "mpjpe") ->
     ev = build_evaluator(model_spec, space, 1e9, seed)
     try:
         _, values = evaluate_failures(ev, U, metric, 1e9)
-        pa_failed, pa = evaluate_failures(ev, U, "pa_mpjpe", 1e9)
+        _, pa = evaluate_failures(ev, U, "pa_mpjpe", 1e9)
     finally:
         close = getattr(ev, "close", None)
         if callable(close):
@@ -119,7 +119,8 @@ def run_finetune(run_dir: str | Path, model: str, out: str | Path, *, n: int = 4
     with _progress_bar(n, "fine-tuning set") as advance:
         build_set(run_dir, out / "set", n, seed, base_share, workers, on_progress=advance)
     set_s = time.perf_counter() - t0
-    total_steps = config.epochs * 2 * n  # an upper bound for the bar: set + everyday share per epoch
+    # examples seen: the set (less its hold-out) plus the everyday share, every epoch
+    total_steps = int(config.epochs * n * (1 - config.holdout) / (1 - config.everyday_share)) + 1
     with _progress_bar(total_steps, "fine-tuning") as advance:
         spec, card = train_model(trainer, model, [out / "set"], out / "model", config, on_progress=advance, log=log,
                                  extra={"run": str(run_dir)})

@@ -22,7 +22,7 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -386,7 +386,3 @@ def train_hook(dataset_dir: str, model_spec: str) -> str:
     out = Path(dataset_dir).parent / "model"
     card = finetune_baseline(model_spec, [dataset_dir], out, FinetuneConfig())
     return card["model_spec"]
-
-
-def with_overrides(config: FinetuneConfig, **kw) -> FinetuneConfig:
-    return replace(config, **{k: v for k, v in kw.items() if v is not None}).check()
