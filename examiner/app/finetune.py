@@ -126,6 +126,9 @@ def run_finetune(run_dir: str | Path, model: str, out: str | Path, *, n: int = 4
                                  extra={"run": str(run_dir)})
     train_s = time.perf_counter() - t0 - set_s
     log(f"new model: {spec}")
+    if card is not None and card["kept_epoch"] == 0:
+        log("no epoch improved the held-out part of the set within the everyday limit: the exported weights are "
+            "the starting ones (more scenes, --epochs or --lr may help)")
     rows = mode_table(run_dir, model, spec, samples, seed)
     if card is not None:
         every = card["everyday"]

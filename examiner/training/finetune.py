@@ -10,9 +10,6 @@ seeded. After every epoch it measures a held-out everyday split and keeps the be
 whose everyday error stays within `max_everyday_regression` of the start (early stopping).
 `export_model` writes `baseline.onnx`, the sidecar `baseline.yaml`, `training.json` and a
 model card.
-
-`train_hook(dataset_dir, model_spec)` is the same thing behind the training-hook contract
-of `examiner loop` (`examiner.training.hooks`): a model spec in, a model spec out.
 """
 
 from __future__ import annotations
@@ -377,12 +374,3 @@ def finetune_baseline(model: str, datasets: list[str | Path], out: str | Path, c
     card["model_spec"] = f"onnx:{path.resolve()}"
     write_card(out, card)
     return card
-
-
-def train_hook(dataset_dir: str, model_spec: str) -> str:
-    """The built-in trainer behind the hook contract: fine-tune the baseline (or an
-    earlier fine-tune, `onnx:PATH`) on `dataset_dir`, export next to it in
-    `<dataset_dir>/../model`, return the new spec."""
-    out = Path(dataset_dir).parent / "model"
-    card = finetune_baseline(model_spec, [dataset_dir], out, FinetuneConfig())
-    return card["model_spec"]
