@@ -30,11 +30,14 @@ class RecheckError(PoseExaminerError):
 
 @dataclass
 class ModeSamples:
-    """k of n fresh samples inside the box of run A's mode `id` fail on the new model."""
+    """k of n fresh samples inside the box of run A's mode `id` fail on the new model;
+    median: the median of the run's metric over the samples the model answered (None
+    when it answered none)."""
 
     id: int
     k: int
     n: int
+    median: float | None = None
 
 
 @dataclass
@@ -117,8 +120,9 @@ def recheck_modes(
             say(f"mode {m['rank']}")
             lo, hi = np.asarray(m["lo"]), np.asarray(m["hi"])
             U = rng.uniform(lo, hi, size=(samples, run.space.dim))
-            failed, _ = evaluate_failures(ev_b, U, run.metric, run.threshold)
-            modes.append(ModeSamples(m["id"], int(failed.sum()), len(failed)))
+            failed, values = evaluate_failures(ev_b, U, run.metric, run.threshold)
+            med = float(np.nanmedian(values)) if np.isfinite(values).any() else None
+            modes.append(ModeSamples(m["id"], int(failed.sum()), len(failed), med))
         if probe > 0:
             say("probing the whole space")
             U = run.space.sample(rng, probe)

@@ -136,7 +136,7 @@ def finalize(config: FinetuneConfig, out: Path) -> dict:
     out = Path(out)
     images, annotations, lines = [], [], []
     cols: dict[str, list] = {k: [] for k in ("image", "keypoints2d", "h36m17_cam", "joints_cam", "pose", "shape", "K",
-                                             "extrinsics", "mode", "bbox")}
+                                             "extrinsics", "mode", "bbox", "u", "scene")}
     n_mode = 0
     for shard in base.iter_shards(out):
         for r in shard["records"]:
@@ -155,6 +155,8 @@ def finalize(config: FinetuneConfig, out: Path) -> dict:
             cols["K"].append(r["image"]["K"])
             cols["extrinsics"].append(r["image"]["extrinsics"])
             cols["bbox"].append(a["bbox"])
+            cols["u"].append(r["source"]["u"])
+            cols["scene"].append(base.dumps(r["scene"]))
             mode = r["source"]["mode"]
             cols["mode"].append(-1 if mode is None else mode)
             n_mode += mode is not None
@@ -164,7 +166,7 @@ def finalize(config: FinetuneConfig, out: Path) -> dict:
                              base.dumps(coco.coco_dataset(images, annotations, [coco.PERSON_CATEGORY], info)))
     base.atomic_write_text(out / "samples.jsonl", "\n".join(lines) + "\n")
     buf = io.BytesIO()
-    np.savez(buf, **{k: np.asarray(v, dtype=np.float32 if k not in ("image", "mode") else None) for k, v in cols.items()})
+    np.savez(buf, **{k: np.asarray(v, dtype=np.float32 if k not in ("image", "mode", "scene") else None) for k, v in cols.items()})
     tmp = out / ".labels.npz.tmp"
     tmp.write_bytes(buf.getvalue())
     tmp.replace(out / "labels.npz")
@@ -177,7 +179,9 @@ def load_finetune(out: str | Path) -> dict[str, np.ndarray]:
     """The arrays of labels.npz: image (N,) image paths relative to `out`; keypoints2d
     (N, 17, 3) COCO x, y (pixels), v; h36m17_cam (N, 17, 3) and joints_cam (N, J, 3) metres,
     camera frame; pose (N, P) radians (names in samples.jsonl); shape (N, 6); K (N, 3, 3);
-    extrinsics (N, 4, 4); bbox (N, 4) xywh; mode (N,) failure-mode id, -1 = base."""
+    extrinsics (N, 4, 4); bbox (N, 4) xywh; mode (N,) failure-mode id, -1 = base;
+    u (N, D) the scene in the run's normalised space; scene (N,) the SceneParams as JSON
+    strings (`SceneParams.from_dict(json.loads(s))`)."""
     path = Path(out) / "labels.npz"
     if not path.is_file():
         raise GeneratorError(f"{path} does not exist; generate it with `examiner generate finetune --out {out}`")
@@ -188,7 +192,8 @@ def load_finetune(out: str | Path) -> dict[str, np.ndarray]:
 LAYOUT = {
     "annotations.json": "COCO person keypoints + keypoints_3d (H36M-17, camera frame, m), joints_3d, body (pose, shape)",
     "samples.jsonl": "one record per image: image (K, extrinsics), annotation, SceneParams, source (mode id / base, u)",
-    "labels.npz": "arrays for training: image, keypoints2d, h36m17_cam, joints_cam, pose, shape, K, extrinsics, bbox, mode",
+    "labels.npz": "arrays for training: image, keypoints2d, h36m17_cam, joints_cam, pose, shape, K, extrinsics, bbox, mode, "
+                  "u, scene (SceneParams JSON)",
     "shards/shard-NNNNN/images/": "RGB images",
 }
 

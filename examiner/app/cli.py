@@ -172,7 +172,7 @@ def train_baseline_cmd(
     out: str = typer.Option("assets/baseline", "--out", help="Folder for baseline.onnx, baseline.yaml, MODEL_CARD.md."),
 ) -> None:
     """Reproduce the bundled baseline network (render data, train, export, model card)."""
-    from examiner.baseline import TrainConfig, train_baseline  # lazily: training is heavy
+    from examiner.training.baseline import TrainConfig, train_baseline  # lazily: training is heavy
 
     if n <= 0 or val_n <= 0 or epochs <= 0:
         raise PoseExaminerError("--n, --val-n and --epochs must be positive")
@@ -207,7 +207,7 @@ def runs_repair(
 
 def _mount_subcommands() -> None:
     """Commands defined in their own modules; plain imports, so readers and linters see them."""
-    from examiner.app import generate, report, run
+    from examiner.app import finetune, generate, loop, report, run
     from examiner.search.config import STRATEGIES
     from examiner.evaluate_cli import evaluate_command
     from examiner.targets import cli as targets_cli
@@ -226,6 +226,12 @@ def _mount_subcommands() -> None:
     )
     app.command("diff", help="Compare two runs' failure modes: fixed, still failing, new.")(report.diff_command)
     app.command("recheck", help="Re-evaluate a run's failure modes on another model.")(report.recheck_command)
+    app.command("finetune", help="Fine-tune a model on a run's failure modes, export it, recheck the modes.")(
+        finetune.finetune_command
+    )
+    app.command("loop", help="Examine, fine-tune, re-examine for R rounds; one HTML page tells the story.")(
+        loop.loop_command
+    )
     app.command("evaluate", help="Evaluate a model on random scenes; per-sample table and summary.")(evaluate_command)
 
 

@@ -6,7 +6,7 @@ poses from the motion-capture prior out to its +-2.5 sigma tails (lying, inverte
 crouches), the camera all around, high and low, the person small or filling the frame
 and cut off at any side, a box or a pole over any body part; body shape, light, background
 and floor stay at the base scene. The baseline was trained on the everyday slice of this
-world (`examiner.baseline.everyday_space`: upright poses within 1.5 sigma, near eye
+world (`examiner.training.baseline.everyday_space`: upright poses within 1.5 sigma, near eye
 level, little truncation, no occluders), so the question the demo answers is "which
 departures from everyday photos break it?".
 

@@ -2,7 +2,7 @@
 
 Looks for weights in ``assets/baseline/`` (or ``$POSEEXAMINER_BASELINE_DIR``):
 - ``baseline.onnx`` with its sidecar ``baseline.yaml``: run through the ONNX adapter;
-- otherwise a torch checkpoint loaded by ``examiner.baseline.load_target(path)`` (the
+- otherwise a torch checkpoint loaded by ``examiner.training.baseline.load_target(path)`` (the
   training code provides it).
 Without weights it raises a one-line error that says how to make them.
 """
@@ -43,10 +43,10 @@ def make_baseline(options: dict[str, str]) -> TargetModel:
     checkpoints = sorted(d.glob("*.pt")) if d.is_dir() else []
     if checkpoints:
         try:
-            module = importlib.import_module("examiner.baseline")
+            module = importlib.import_module("examiner.training.baseline")
         except ImportError:
             raise TargetError(
-                f"baseline weights found in {d} but examiner.baseline (the network code) is missing; "
+                f"baseline weights found in {d} but examiner.training.baseline (the network code) is missing; "
                 "reinstall PoseExaminer"
             ) from None
         return module.load_target(checkpoints[0], **options)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from examiner import baseline as bl
+from examiner.training import baseline as bl
 from simulator.params import ParamSpace, SceneParams
 
 
@@ -46,3 +46,16 @@ def test_network_shapes_and_onnx_export_match(tmp_path):
 
     side = yaml.safe_load((tmp_path / "baseline.yaml").read_text())
     assert side["convention"] == "h36m17" and side["input"]["size"] == [bl.CROP, bl.CROP]
+
+
+@pytest.mark.slow
+def test_training_is_seeded_same_seed_same_weights(tmp_path):
+    """Dropout, shuffles, jitter and the initial weights all come from the seed."""
+    pytest.importorskip("torch")
+    cfg = bl.TrainConfig(n=6, val_n=3, epochs=2, batch=4, seed=0, workers=1)
+    a = bl.train_baseline(cfg, tmp_path / "a", log=lambda _m: None, cache_dir=tmp_path / "cache")
+    b = bl.train_baseline(cfg, tmp_path / "b", log=lambda _m: None, cache_dir=tmp_path / "cache")
+    assert a["history"] == b["history"]
+    wa = bl.load_onnx_network(tmp_path / "a" / "baseline.onnx").state_dict()
+    wb = bl.load_onnx_network(tmp_path / "b" / "baseline.onnx").state_dict()
+    assert all((wa[k] == wb[k]).all() for k in wa)

@@ -47,6 +47,9 @@ def test_finetune_samples_inside_failure_modes_with_3d_labels(run_dir, tmp_path)
     assert n == 10
     assert labels["keypoints2d"].shape == (n, 17, 3) and labels["h36m17_cam"].shape == (n, 17, 3)
     assert labels["pose"].shape[0] == n and labels["shape"].shape == (n, 6) and labels["K"].shape == (n, 3, 3)
+    assert labels["u"].shape == (n, space.dim) and labels["scene"].shape == (n,)  # SceneParams per sample
+    for s, r in zip(labels["scene"], records):
+        assert json.loads(str(s)) == r["scene"]
     assert (labels["h36m17_cam"][..., 2] > 0).all()  # in front of the camera
     # 2D keypoints are the projection of the 3D joints (COCO ones are regressed, so check H36M via K).
     xyz = labels["h36m17_cam"]

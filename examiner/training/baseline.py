@@ -146,14 +146,20 @@ def render_dataset(
 # --------------------------------------------------------------------------------------
 
 
-def build_network():
+def build_network(folded: bool = False):
+    """The baseline network. folded=True: BatchNorm folded into the convolutions (convs
+    with a bias, identity norm layers), the form the shipped ONNX holds
+    (`load_onnx_network`); the layer indices, and so the exported graph, stay the same."""
     import torch
     from torch import nn
 
+    def norm(c):
+        return nn.Identity() if folded else nn.BatchNorm2d(c)
+
     def block(cin, cout, stride):
         return nn.Sequential(
-            nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-            nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+            nn.Conv2d(cin, cout, 3, stride, 1, bias=folded), norm(cout), nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 3, 1, 1, bias=folded), norm(cout), nn.ReLU(inplace=True),
         )
 
     class BaselineNet(nn.Module):
@@ -176,6 +182,50 @@ def build_network():
             return j3, j2
 
     return BaselineNet()
+
+
+def load_onnx_network(path: str | Path):
+    """The baseline network with the weights of an exported `baseline.onnx` (BatchNorm was
+    folded at export, so the network is rebuilt with `build_network(folded=True)`). The
+    ONNX graph's Conv and Gemm nodes are matched, in order, with the network's Conv2d and
+    Linear layers; a file of another architecture raises a one-line error."""
+    import torch
+
+    from simulator.errors import PoseExaminerError
+
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError:  # pragma: no cover - a main dependency
+        raise PoseExaminerError("reading ONNX weights needs the onnx package; pip install onnx") from None
+    path = Path(path)
+    if not path.is_file():
+        raise PoseExaminerError(f"{path} does not exist; give a baseline.onnx (assets/baseline/ or `examiner finetune --out`)")
+    try:
+        graph = onnx.load(str(path)).graph
+    except Exception as e:  # a damaged or foreign file: protobuf errors have many types
+        raise PoseExaminerError(f"{path} is not a readable ONNX model ({type(e).__name__}); export it again") from None
+    init = {t.name: t for t in graph.initializer}
+    nodes = [n for n in graph.node if n.op_type in ("Conv", "Gemm")]
+    with torch.random.fork_rng():  # the initial weights are overwritten: leave the global RNG alone
+        net = build_network(folded=True)
+    layers = [m for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    if len(nodes) != len(layers):
+        raise PoseExaminerError(f"{path} has {len(nodes)} Conv/Gemm layers, the baseline network {len(layers)}; "
+                                "it is not a baseline export")
+    with torch.no_grad():
+        for node, layer in zip(nodes, layers):
+            for name, param in zip(node.input[1:3], (layer.weight, layer.bias)):
+                if name not in init:
+                    raise PoseExaminerError(f"{path}: weight {name!r} of node {node.name!r} is not an initializer")
+                w = torch.as_tensor(numpy_helper.to_array(init[name]).copy())
+                if node.op_type == "Gemm" and w.ndim == 2 and w.shape != param.shape and w.T.shape == param.shape:
+                    w = w.T  # transB = 0
+                if w.shape != param.shape:
+                    raise PoseExaminerError(f"{path}: weight {name!r} has shape {tuple(w.shape)}, the baseline "
+                                            f"layer {tuple(param.shape)}; it is not a baseline export")
+                param.copy_(w)
+    return net
 
 
 def _normalise(images_uint8):
@@ -264,6 +314,8 @@ def train_baseline(
     j2 = torch.as_tensor(train["joints2d"])
     t_train = time.perf_counter()
     history = []
+    rng_state = torch.random.get_rng_state()
+    torch.manual_seed(config.seed + 1)  # dropout draws from the global generator: seeded, restored below
     for epoch in range(config.epochs):
         net.train()
         order = torch.randperm(n, generator=gen)
@@ -286,6 +338,7 @@ def train_baseline(
         history.append({"epoch": epoch + 1, "loss": total / n, **metrics})
         log(f"epoch {epoch + 1}/{config.epochs} loss {total / n:.4f} val MPJPE {metrics['mpjpe_mm']:.1f} mm "
             f"PA-MPJPE {metrics['pa_mpjpe_mm']:.1f} mm")
+    torch.random.set_rng_state(rng_state)
     train_wall = time.perf_counter() - t_train
     final = evaluate_arrays(net, datasets["val"])
     torch.set_num_threads(previous_threads)
@@ -363,7 +416,7 @@ deliberately small: it works on everyday scenes and breaks outside them.
 
 **Data.** {card['train_examples']} training and {card['val_examples']} held-out scenes rendered by the
 simulator (anny body, 256x256, pyrender) from the "everyday" distribution
-(`examiner.baseline.everyday_space`): poses from the motion-capture pose prior within
+(`examiner.training.baseline.everyday_space`): poses from the motion-capture pose prior within
 +-{EVERYDAY_LATENT_SIGMA} standard deviations of every latent, kept when the body is upright (tilt under
 {EVERYDAY_MAX_TILT_DEG:g} degrees: standing, walking, running, reaching, bending; no lying or inverted
 bodies), on a floor with its shadow, camera anywhere around the subject but near eye level and framing the
@@ -384,6 +437,10 @@ Crops from the ground-truth box (x1.2). Bounds that differ from the default sear
 
 **Metrics (held-out everyday scenes, 17 joints, root-relative).** MPJPE {m['mpjpe_mm']:.1f} mm,
 PA-MPJPE {m['pa_mpjpe_mm']:.1f} mm.
+
+**Fine-tuning on its failure modes.** `examiner finetune --run RUN --model baseline` and
+`examiner loop --model baseline` fine-tune these weights on the failure modes a search finds
+(docs/finetune.md); before/after numbers: benchmarks/RESULTS-finetune.md.
 
 **Versions.** {', '.join(f'{k} {v}' for k, v in card['versions'].items())}
 """

@@ -1,0 +1,206 @@
+"""Does fine-tuning on the failure modes make the baseline better? (issue 18)
+
+One `examiner loop` of R rounds on the bundled baseline (search space pose,camera,occluder),
+then a control: the baseline fine-tuned with the same trainer and options on the same
+number of scenes drawn uniformly from the same space (the `finetune` generator with
+base_share 1). Measured:
+
+- round 1's modes, before/after: failure rate and median PA-MPJPE on fresh samples inside
+  each mode (the same samples for every model), for the loop's round-1 model, the
+  control and the loop's final model;
+- held-out everyday MPJPE before/after (250 everyday scenes disjoint from every training
+  and early-stopping scene);
+- an independent stress set: M scenes drawn uniformly from the whole space with their own
+  seed, checked disjoint from every training scene; failure rate and median PA-MPJPE for
+  the baseline, the loop's models and the control;
+- round 2: what it finds and whether round 1's modes stay fixed;
+- CPU time of one round (this process + its reaped render / evaluation workers).
+
+    nice -n 10 python benchmarks/bench_finetune.py --out /tmp/bench_ft [--budget 2000 --n 600 ...]
+
+Resumable (the loop is; the control and the stress evaluations are cached in OUT).
+Writes OUT/bench.json and prints the markdown for benchmarks/RESULTS-finetune.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def cpu_now() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def cached(path: Path, fn):
+    if path.is_file():
+        return json.loads(path.read_text())
+    value = fn()
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(value, indent=1))
+    tmp.replace(path)
+    return value
+
+
+def stress_eval(run_dir: str, spec: str, m: int, seed: int, threshold: float) -> dict:
+    from examiner.recheck import evaluate_failures
+    from examiner.search.factory import build_evaluator
+    from reports.rundata import load_run
+
+    run = load_run(run_dir)
+    U = run.space.sample(np.random.default_rng(np.random.SeedSequence([seed, 0x57E55])), m)
+    ev = build_evaluator(spec, run.space, threshold, seed)
+    try:
+        failed, values = evaluate_failures(ev, U, "pa_mpjpe", threshold)
+    finally:
+        close = getattr(ev, "close", None)
+        if callable(close):
+            close()
+    ok = np.isfinite(values)
+    return {"n": int(m), "failing": int(failed.sum()), "rate": float(failed.mean()),
+            "median_pa_mpjpe": float(np.median(values[ok])) if ok.any() else None,
+            "mean_pa_mpjpe": float(np.mean(values[ok])) if ok.any() else None, "unanswered": int((~ok).sum())}
+
+
+def stress_u(run_dir: str, m: int, seed: int) -> np.ndarray:
+    from reports.rundata import load_run
+
+    run = load_run(run_dir)
+    return run.space.sample(np.random.default_rng(np.random.SeedSequence([seed, 0x57E55])), m)
+
+
+def training_u(set_dir: Path) -> np.ndarray:
+    rows = [json.loads(line)["source"]["u"] for line in (set_dir / "samples.jsonl").read_text().splitlines() if line]
+    return np.asarray(rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default="/tmp/bench_finetune")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--budget", type=int, default=2000)
+    ap.add_argument("--n", type=int, default=600)
+    ap.add_argument("--samples", type=int, default=50)
+    ap.add_argument("--stress", type=int, default=400)
+    ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args()
+    from examiner.app.finetune import build_uniform_set, train_model
+    from examiner.app.loop import run_loop, write_loop_report, _rates_on
+    from examiner.training.finetune import FinetuneConfig
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    marks = cached(out / "cpu_marks.json", lambda: {"start": cpu_now()})
+    state = run_loop(out / "loop", model="baseline", rounds=args.rounds, budget=args.budget, n=args.n,
+                     samples=args.samples, seed=args.seed, workers=args.workers,
+                     finetune={"epochs": args.epochs}, quiet=True, log=lambda m: print(m, flush=True))
+    write_loop_report(out / "loop")
+    cfg = FinetuneConfig(seed=args.seed, epochs=args.epochs)
+    r1 = state["rounds"][0]
+    run1 = r1["examine"]["run"]
+    thr = state["threshold"]
+    loop1 = r1.get("model_after")
+    final = state.get("final_model")
+
+    def control():
+        print("control: uniform set + fine-tune", flush=True)
+        c = cpu_now()
+        build_uniform_set(run1, out / "control" / "set", args.n, args.seed + 777, workers=args.workers)
+        spec, card = train_model("builtin", "baseline", [out / "control" / "set"], out / "control" / "model", cfg,
+                                 log=lambda m: print(m, flush=True))
+        return {"model": spec, "everyday": card["everyday"], "kept_epoch": card["kept_epoch"], "cpu_s": cpu_now() - c}
+
+    ctrl = cached(out / "control.json", control) if loop1 else None
+    models = {"baseline": "baseline"}
+    if loop1:
+        models["loop round 1"] = loop1
+        models["control (uniform)"] = ctrl["model"]
+    if final and final not in models.values():
+        models[f"loop round {len(state['rounds'])}"] = final
+
+    # Disjointness of the stress set from every training scene (fine-tuning sets + control).
+    U = stress_u(run1, args.stress, args.seed + 4242)
+    train_sets = [Path(r["set"]) for r in state["rounds"] if r.get("set")] + ([out / "control" / "set"] if loop1 else [])
+    min_dist = min(float(np.min(np.linalg.norm(U[:, None, :] - training_u(s)[None, :, :], axis=2))) for s in train_sets) \
+        if train_sets else None
+    stress = {name: cached(out / f"stress_{i}.json", lambda spec=spec: stress_eval(run1, spec, args.stress,
+                                                                                   args.seed + 4242, thr))
+              for i, (name, spec) in enumerate(models.items())}
+    modes = {name: cached(out / f"modes_{i}.json", lambda spec=spec: _rates_on(run1, spec, args.samples, args.seed))
+             for i, (name, spec) in enumerate(models.items())}
+    result = {"args": vars(args), "threshold": thr, "models": models, "stress": stress, "round1_modes": modes,
+              "stress_min_distance_to_training": min_dist, "control": ctrl, "loop": state,
+              "wall_s": round(time.perf_counter() - t0, 1), "cpu_total_s": round(cpu_now() - marks["start"], 1)}
+    (out / "bench.json").write_text(json.dumps(result, indent=1))
+    print(markdown(result))
+
+
+def markdown(res: dict) -> str:
+    st = res["loop"]
+    a = res["args"]
+    lines = [f"Config: {a['rounds']} round(s), search budget {a['budget']} per round (MARL, 4 agents, space "
+             f"pose,camera,occluder), {a['n']} scenes per fine-tuning set (20% from the whole space), "
+             f"{a['samples']} fresh samples per mode, stress set {a['stress']} uniform scenes, up to {a['epochs']} "
+             f"epochs, seed {a['seed']}; failure = PA-MPJPE > {res['threshold']:.1f} mm.", ""]
+    names = list(res["models"])
+    lines += ["**Round 1's modes** (fresh samples, same for every model): failing rate / median PA-MPJPE (mm)", "",
+              "| mode | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    base = res["round1_modes"]["baseline"]
+    for i, m in enumerate(base):
+        cells = []
+        for nm in names:
+            x = res["round1_modes"][nm][i]
+            cells.append(f"{100 * x['rate']:.0f}% / {x['median']:.0f}" if x["median"] is not None else f"{100 * x['rate']:.0f}% / -")
+        lines.append(f"| {m['rank']} | " + " | ".join(cells) + " |")
+    lines += ["", "**Stress set** (uniform over the whole space, own seed; nearest training scene at normalised "
+              f"distance {res['stress_min_distance_to_training']:.2f}):", "",
+              "| model | failing | median PA-MPJPE | mean PA-MPJPE |", "|---|---|---|---|"]
+    for nm in names:
+        s = res["stress"][nm]
+        lines.append(f"| {nm} | {100 * s['rate']:.1f}% ({s['failing']}/{s['n']}) | {s['median_pa_mpjpe']:.1f} | "
+                     f"{s['mean_pa_mpjpe']:.1f} |")
+    lines += ["", "**Held-out everyday MPJPE** (250 scenes, mm):", ""]
+    for r in st["rounds"]:
+        ev = r.get("everyday")
+        if ev:
+            b, aft = ev["before"]["mpjpe_mm"], ev["after"]["mpjpe_mm"]
+            lines.append(f"- round {r['round']}: {b:.1f} -> {aft:.1f} ({100 * (aft - b) / b:+.1f}%), kept epoch "
+                         f"{r.get('kept_epoch')}")
+    if res.get("control"):
+        ev = res["control"]["everyday"]
+        b, aft = ev["before"]["mpjpe_mm"], ev["after"]["mpjpe_mm"]
+        lines.append(f"- control: {b:.1f} -> {aft:.1f} ({100 * (aft - b) / b:+.1f}%), kept epoch "
+                     f"{res['control']['kept_epoch']}")
+    lines += ["", "**Rounds:**", ""]
+    for r in st["rounds"]:
+        ex = r.get("examine", {})
+        rc = r.get("recheck") or {}
+        txt = f"- round {r['round']}: {len(ex.get('modes', []))} mode(s) found"
+        if rc.get("before"):
+            txt += "; before -> after: " + ", ".join(
+                f"mode {b['rank']} {100 * b['rate']:.0f}% -> {100 * x['rate']:.0f}%" for b, x in zip(rc["before"], rc["after"]))
+        for j, rows in (rc.get("earlier_rounds_after") or {}).items():
+            txt += f"; round {j}'s modes on this round's model: " + ", ".join(
+                f"mode {x['rank']} {100 * x['rate']:.0f}%" for x in rows)
+        if r.get("stopped"):
+            txt += f" ({r['stopped']})"
+        cpu = sum(r.get("cpu", {}).values())
+        wall = sum(r.get("wall", {}).values())
+        txt += f"; {wall:.0f} s wall, {cpu:.0f} s CPU ({', '.join(f'{k} {v:.0f}' for k, v in r.get('wall', {}).items())} s wall)"
+        lines.append(txt)
+    lines.append(f"\nWhole benchmark: {res['wall_s']:.0f} s wall (this invocation), {res['cpu_total_s']:.0f} s CPU "
+                 "(this process and reaped workers, all invocations).")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""`examiner finetune`: close the loop once on a finished run.
+
+Builds the fine-tuning set from the run's verified failure modes (+ a share of scenes from
+the run's whole space; `generators.finetune`), fine-tunes the model (the bundled baseline
+with the built-in trainer `examiner.training.finetune`, any model with a training hook
+`--trainer python:pkg.module:train`), exports it, then rechecks: every mode of the run
+re-verified on the old and the new model with the same fresh samples
+(`examiner.recheck.recheck_modes`), and held-out everyday (in-distribution) error before
+and after. OUT/ holds set/ (the dataset), model/ (baseline.onnx, baseline.yaml,
+training.json, MODEL_CARD.md) and finetune.json (the numbers).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+import typer
+
+from examiner import console
+from examiner.training.hooks import BUILTIN, call_hook
+from simulator.errors import PoseExaminerError
+
+
+def build_set(run_dir: str | Path, out: str | Path, n: int, seed: int, base_share: float = 0.2,
+              workers: int = 1, on_progress: Callable[[int], None] | None = None) -> dict:
+    """The fine-tuning set of `run_dir` in `out` (resumes a partial one)."""
+    from generators.engine import run_dataset
+    from generators.finetune import FinetuneConfig as SetConfig
+
+    config = SetConfig(n=n, seed=seed, from_run=str(Path(run_dir).resolve()), base_share=base_share,
+                       image_format="png")
+    out = Path(out)
+    done = out / "labels.npz"
+    if done.is_file() and (out / "manifest.json").is_file() and \
+            json.loads((out / "manifest.json").read_text()).get("status") == "complete":
+        return {"out": str(out), "resumed": True}
+    return run_dataset("finetune", config, out, workers=workers, resume=(out / "manifest.json").exists(),
+                       on_progress=on_progress)
+
+
+def build_uniform_set(run_dir: str | Path, out: str | Path, n: int, seed: int, workers: int = 1) -> dict:
+    """The control: n scenes drawn uniformly from the run's whole space (same generator)."""
+    return build_set(run_dir, out, n, seed, base_share=1.0, workers=workers)
+
+
+def mode_table(run_dir: str | Path, before: str, after: str, samples: int, seed: int,
+               progress: Callable[[str], None] | None = None, modes_of: str | Path | None = None) -> list[dict]:
+    """Every mode of `run_dir`, re-verified on `before` and `after` with the same fresh
+    samples (`recheck_modes` with the same seed draws the same samples): k/n failing and
+    the median error on each model."""
+    from examiner.recheck import recheck_modes
+    from reports.rundata import load_run
+
+    run = load_run(run_dir)
+    a = recheck_modes(run, before, samples=samples, probe=0, seed=seed, progress=progress)
+    b = recheck_modes(run, after, samples=samples, probe=0, seed=seed, progress=progress)
+    rows = []
+    for m, sa, sb in zip(run.modes, a.modes, b.modes):
+        rows.append({"rank": m["rank"], "id": m["id"], "n": sa.n, "k_before": sa.k, "k_after": sb.k,
+                     "rate_before": sa.k / sa.n, "rate_after": sb.k / sb.n,
+                     "median_before": sa.median, "median_after": sb.median,
+                     "run_rate": m["verified"]["rate"], "run": str(run_dir)})
+    return rows
+
+
+def everyday_error(model_spec: str, n: int, seed: int, metric: str = "mpjpe") -> dict:
+    """Held-out everyday (in-distribution) error of any model spec: n everyday scenes
+    (the baseline's training distribution, a seed disjoint from its training and
+    validation seeds), rendered and evaluated like a search evaluation."""
+    import numpy as np
+
+    from examiner.recheck import evaluate_failures
+    from examiner.search.factory import build_evaluator
+    from examiner.training.baseline import everyday_space, sample_everyday
+
+    space = everyday_space()
+    U, _ = sample_everyday(space, np.random.default_rng(np.random.SeedSequence([seed, 0xE7E7])), n)
+    ev = build_evaluator(model_spec, space, 1e9, seed)
+    try:
+        _, values = evaluate_failures(ev, U, metric, 1e9)
+        _, pa = evaluate_failures(ev, U, "pa_mpjpe", 1e9)
+    finally:
+        close = getattr(ev, "close", None)
+        if callable(close):
+            close()
+    ok = np.isfinite(values)
+    return {"n": int(n), "answered": int(ok.sum()), "mpjpe_mm": float(np.mean(values[ok])) if ok.any() else None,
+            "pa_mpjpe_mm": float(np.nanmean(pa)) if np.isfinite(pa).any() else None}
+
+
+def train_model(trainer: str, model: str, datasets: list[Path], out: Path, config,
+                on_progress=None, log=None, extra: dict | None = None) -> tuple[str, dict | None]:
+    """(new model spec, the built-in trainer's card or None)."""
+    if trainer == BUILTIN:
+        from examiner.training.finetune import finetune_baseline
+
+        card = finetune_baseline(model, datasets, out, config, on_progress=on_progress, log=log, extra=extra)
+        return card["model_spec"], card
+    return call_hook(trainer, datasets[-1], model), None
+
+
+def _progress_bar(total: int, what: str):
+    return console.progress(what, total=total)
+
+
+def run_finetune(run_dir: str | Path, model: str, out: str | Path, *, n: int = 400, base_share: float = 0.2,
+                 samples: int = 40, seed: int = 0, workers: int = 1, trainer: str = BUILTIN, config=None,
+                 everyday_n: int = 200, log: Callable[[str], None] = console.info) -> dict:
+    """The whole of `examiner finetune`; returns (and writes to OUT/finetune.json) the numbers."""
+    from examiner.training.finetune import FinetuneConfig
+
+    config = (config or FinetuneConfig(seed=seed)).check()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0, c0 = time.perf_counter(), time.process_time()
+    with _progress_bar(n, "fine-tuning set") as advance:
+        build_set(run_dir, out / "set", n, seed, base_share, workers, on_progress=advance)
+    set_s = time.perf_counter() - t0
+    # examples seen: the set (less its hold-out) plus the everyday share, every epoch
+    total_steps = int(config.epochs * n * (1 - config.holdout) / (1 - config.everyday_share)) + 1
+    with _progress_bar(total_steps, "fine-tuning") as advance:
+        spec, card = train_model(trainer, model, [out / "set"], out / "model", config, on_progress=advance, log=log,
+                                 extra={"run": str(run_dir)})
+    train_s = time.perf_counter() - t0 - set_s
+    log(f"new model: {spec}")
+    if card is not None and card["kept_epoch"] == 0:
+        log("no epoch improved the held-out part of the set within the everyday limit: the exported weights are "
+            "the starting ones (more scenes, --epochs or --lr may help)")
+    rows = mode_table(run_dir, model, spec, samples, seed)
+    if card is not None:
+        every = card["everyday"]
+    else:
+        every = {"before": everyday_error(model, everyday_n, seed), "after": everyday_error(spec, everyday_n, seed)}
+        every["n"] = everyday_n
+    result = {
+        "schema": "poseexaminer-finetune-result", "schema_version": 1, "run": str(run_dir), "model": model,
+        "new_model": spec, "trainer": trainer, "set": str(out / "set"), "modes": rows, "everyday": every,
+        "seconds": {"set": round(set_s, 1), "train": round(train_s, 1), "total": round(time.perf_counter() - t0, 1)},
+        "cpu_seconds_main_process": round(time.process_time() - c0, 1),
+    }
+    if card is not None:  # the before/after numbers go into the model card too
+        from examiner.training.finetune import write_card
+
+        card["modes"] = rows
+        write_card(out / "model", card)
+    tmp = out / ".finetune.json.tmp"
+    tmp.write_text(json.dumps(result, indent=1))
+    tmp.replace(out / "finetune.json")
+    return result
+
+
+def print_result(result: dict) -> None:
+    from rich.table import Table
+
+    table = Table("mode", "samples", "failing before", "failing after", "median before", "median after")
+    for r in result["modes"]:
+        fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
+        table.add_row(str(r["rank"]), str(r["n"]), f"{r['rate_before']:.0%}", f"{r['rate_after']:.0%}",
+                      fmt(r["median_before"]), fmt(r["median_after"]))
+    console.console.print(table)
+    e = result["everyday"]
+    b, a = e["before"].get("mpjpe_mm"), e["after"].get("mpjpe_mm")
+    if b is not None and a is not None:
+        console.info(f"held-out everyday MPJPE ({e['n']} scenes): {b:.1f} -> {a:.1f} mm ({100 * (a - b) / b:+.1f}%)")
+    console.info(f"new model: {result['new_model']}")
+
+
+def finetune_command(
+    run: Path = typer.Option(..., "--run", help="Finished search run whose failure modes to fine-tune on."),
+    model: str = typer.Option("baseline", "--model", help="The model to fine-tune (baseline, or onnx:PATH of an earlier fine-tune)."),
+    out: Path = typer.Option(..., "--out", help="New folder: set/, model/, finetune.json."),
+    n: int = typer.Option(400, "--n", help="Scenes in the fine-tuning set."),
+    base_share: float = typer.Option(0.2, "--base-share", help="Fraction of the set drawn from the run's whole space."),
+    everyday_share: float = typer.Option(0.75, "--everyday-share", help="Fraction of each epoch drawn from everyday scenes."),
+    epochs: int = typer.Option(6, "--epochs", help="Epochs at most (early stopping keeps the best admissible one)."),
+    lr: float = typer.Option(1e-4, "--lr", help="AdamW learning rate."),
+    samples: int = typer.Option(40, "--samples", help="Fresh samples per mode for the recheck."),
+    seed: int = typer.Option(0, "--seed"),
+    workers: int = typer.Option(1, "--workers", help="Render processes for the set."),
+    trainer: str = typer.Option(BUILTIN, "--trainer", help="builtin (the baseline) or a hook python:pkg.module:train."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Fine-tune a model on a run's failure modes, export it, recheck the modes."""
+    from examiner.training.finetune import FinetuneConfig
+
+    if not (Path(run) / "meta.json").is_file():
+        raise PoseExaminerError(f"--run {run} is not a search run (no meta.json); pass the folder of `examiner run --out`")
+    if n < 1 or samples < 1:
+        raise PoseExaminerError("--n and --samples must be at least 1")
+    if not 0.0 <= base_share <= 1.0:
+        raise PoseExaminerError(f"--base-share must be in [0, 1], got {base_share}")
+    config = FinetuneConfig(epochs=epochs, lr=lr, everyday_share=everyday_share, seed=seed).check()
+    if trainer != BUILTIN:
+        from examiner.training.hooks import load_hook
+
+        load_hook(trainer)  # a bad hook fails before any rendering
+    console.check_out_dir(out, overwrite=None)
+    with console.removed_if_failed(out):
+        result = run_finetune(run, model, out, n=n, base_share=base_share, samples=samples, seed=seed,
+                              workers=workers, trainer=trainer, config=config)
+    if json_out:
+        console.emit_json(result)
+    else:
+        print_result(result)
+

@@ -1,0 +1,376 @@
+"""Fine-tune the bundled baseline on a fine-tuning set (the failure modes a search found).
+
+The set is what `examiner generate finetune` writes (`labels.npz` + images: COCO boxes,
+H36M-17 joints in the camera frame, intrinsics); `load_examples` turns it into the
+baseline's training examples with the same crop the ONNX adapter runs at inference.
+`finetune` starts from the shipped weights (read back from `baseline.onnx`,
+`baseline.load_onnx_network`) and trains on the set mixed with a share of everyday scenes
+(the baseline's own training distribution, so it does not forget it), PyTorch on the CPU,
+seeded. After every epoch it measures a held-out everyday split and keeps the best epoch
+whose everyday error stays within `max_everyday_regression` of the start (early stopping).
+`export_model` writes `baseline.onnx`, the sidecar `baseline.yaml`, `training.json` and a
+model card.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from examiner.training import baseline as bl
+from simulator.errors import PoseExaminerError
+
+
+class FinetuneError(PoseExaminerError):
+    """A fine-tuning input or option is wrong (one line, names the fix)."""
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """epochs: passes over the fine-tuning set (at most; early stopping may keep an
+    earlier one); everyday_share: fraction of every epoch's examples drawn from everyday
+    scenes; lr: AdamW learning rate (cosine to 10% of it); holdout: fraction of the set
+    held out to choose the epoch; max_everyday_regression: an epoch whose held-out
+    everyday MPJPE is worse than the start by more than this fraction is not kept;
+    everyday_pool / everyday_val: everyday scenes to draw from / to stop on (rendered once
+    and cached under $POSEEXAMINER_HOME/baseline_data)."""
+
+    epochs: int = 6
+    batch: int = 64
+    lr: float = 1e-4
+    everyday_share: float = 0.75
+    holdout: float = 0.1
+    max_everyday_regression: float = 0.015
+    everyday_pool: int = 8000
+    everyday_val: int = 500
+    optimizer: str = "adamw"
+    seed: int = 0
+    threads: int = 1
+    schema_version: int = 1
+
+    def check(self) -> "FinetuneConfig":
+        if self.epochs < 1:
+            raise FinetuneError(f"--epochs must be at least 1, got {self.epochs}")
+        if self.batch < 1:
+            raise FinetuneError(f"--batch must be at least 1, got {self.batch}")
+        if not self.lr > 0:
+            raise FinetuneError(f"--lr must be positive, got {self.lr}")
+        if not 0.0 <= self.everyday_share < 1.0:
+            raise FinetuneError(f"--everyday-share must be in [0, 1), got {self.everyday_share}")
+        if not 0.0 <= self.holdout < 0.5:
+            raise FinetuneError(f"the hold-out fraction must be in [0, 0.5), got {self.holdout}")
+        if self.optimizer not in ("adamw", "sgd"):
+            raise FinetuneError(f"--optimizer must be adamw or sgd, got {self.optimizer!r}")
+        if self.seed < 0:
+            raise FinetuneError(f"--seed must be a non-negative integer, got {self.seed}")
+        if self.everyday_pool < 1 or self.everyday_val < 2:
+            raise FinetuneError("the everyday pool needs at least 1 scene and the everyday hold-out at least 2")
+        return self
+
+
+# --------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------
+
+
+def load_examples(dataset_dir: str | Path, with_images: bool = True) -> dict[str, np.ndarray]:
+    """A fine-tuning set (`examiner generate finetune`) -> the baseline's examples:
+    images (N, 128, 128, 3) uint8 crops of the person box (x1.2), joints3d (N, 17, 3)
+    root-relative metres, joints2d (N, 17, 2) in [0, 1] crop coordinates, mode (N,)
+    failure-mode id or -1 (base scene)."""
+    from PIL import Image
+
+    from examiner.targets.preprocess import crop_and_resize, crop_region
+
+    root = Path(dataset_dir)
+    path = root / "labels.npz"
+    if not path.is_file():
+        raise FinetuneError(f"{root} holds no labels.npz; write the set with `examiner generate finetune --out {root}`")
+    with np.load(path, allow_pickle=False) as z:
+        lab = {k: z[k] for k in z.files}
+    if len(lab["image"]) == 0:
+        raise FinetuneError(f"{root} holds no samples with a visible person; generate more (--n)")
+    crops, j3s, j2s = [], [], []
+    for i, rel in enumerate(lab["image"]):
+        x, y, w, h = (float(v) for v in lab["bbox"][i])
+        region = crop_region(np.array([x, y, x + w, y + h]), (bl.CROP, bl.CROP), bl.BOX_SCALE)
+        xyz = lab["h36m17_cam"][i].astype(np.float64)
+        uvw = xyz @ lab["K"][i].astype(np.float64).T
+        uv = uvw[:, :2] / np.maximum(uvw[:, 2:3], 1e-6)
+        x0, y0, x1, y1 = region
+        j2s.append(np.stack([(uv[:, 0] - x0) / (x1 - x0), (uv[:, 1] - y0) / (y1 - y0)], axis=1))
+        j3s.append(xyz - xyz[0:1])
+        if with_images:
+            f = root / str(rel)
+            if not f.is_file():
+                raise FinetuneError(f"image {rel} of {root} is missing; regenerate the set (--resume)")
+            rgb = np.asarray(Image.open(f).convert("RGB"))
+            crops.append(np.clip(np.round(crop_and_resize(rgb, region, (bl.CROP, bl.CROP))), 0, 255).astype(np.uint8))
+    out = {"joints3d": np.asarray(j3s, np.float32), "joints2d": np.asarray(j2s, np.float32),
+           "mode": lab["mode"].astype(np.int64)}
+    if with_images:
+        out["images"] = np.stack(crops)
+    return out
+
+
+def concat_examples(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    keys = ("images", "joints3d", "joints2d", "mode")
+    return {k: np.concatenate([p[k] for p in parts]) for k in keys}
+
+
+def everyday_data(split: str, n: int, seed: int, workers: int = 2, cache_dir: str | Path | None = None,
+                  log: Callable[[str], None] | None = None) -> dict[str, np.ndarray]:
+    """n everyday scenes of `split` (the baseline's training distribution), from the
+    cache `train-baseline` fills when one holds at least n of them with this seed, else
+    rendered once and cached."""
+    from simulator.paths import home
+
+    cache = Path(cache_dir) if cache_dir else home() / "baseline_data"
+    key = hashlib.sha256(json.dumps(bl.everyday_space().to_dict(), sort_keys=True).encode()).hexdigest()[:10]
+    best = None
+    for f in cache.glob(f"{split}_n*_seed{seed}_{key}.npz") if cache.is_dir() else []:
+        try:
+            size = int(f.name.split("_n")[1].split("_")[0])
+        except ValueError:
+            continue
+        if size >= n and (best is None or size < best[0]):
+            best = (size, f)
+    if best is not None:
+        with np.load(best[1], allow_pickle=False) as z:
+            data = {k: z[k][:n] for k in ("images", "joints3d", "joints2d")}
+        if log:
+            log(f"everyday {split}: {len(data['images'])} cached scenes from {best[1]}")
+        return data
+    if log:
+        log(f"everyday {split}: rendering {n} scenes (cached for later runs)")
+    data = bl.render_dataset(n, seed, workers=workers)
+    cache.mkdir(parents=True, exist_ok=True)
+    f = cache / f"{split}_n{n}_seed{seed}_{key}.npz"
+    tmp = f.with_name(f.stem + ".tmp.npz")
+    np.savez(tmp, **data)
+    tmp.replace(f)
+    return {k: data[k] for k in ("images", "joints3d", "joints2d")}
+
+
+def everyday_splits(config: FinetuneConfig, workers: int = 2, log: Callable[[str], None] | None = None,
+                    cache_dir: str | Path | None = None) -> tuple[dict, dict, dict]:
+    """(pool, stop, report): the everyday training pool (train-baseline's training scenes),
+    and the held-out everyday scenes (train-baseline's validation seed) split in two
+    disjoint halves: `stop` chooses the epoch, `report` is what before/after numbers use."""
+    pool = everyday_data("train", config.everyday_pool, 0, workers, cache_dir, log)
+    val = everyday_data("val", config.everyday_val, 10_000, workers, cache_dir, log)
+    stop = {k: v[0::2] for k, v in val.items()}
+    report = {k: v[1::2] for k, v in val.items()}
+    return pool, stop, report
+
+
+# --------------------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------------------
+
+
+def load_network(model: str | Path):
+    """A baseline network from `baseline` (the shipped weights), `onnx:PATH` or a path to a
+    baseline.onnx."""
+    from examiner.targets.baseline import baseline_dir
+
+    spec = str(model)
+    if spec == "baseline":
+        path = baseline_dir() / "baseline.onnx"
+    elif spec.startswith("onnx:"):
+        path = Path(spec[5:].split("?")[0])
+    elif spec.endswith(".onnx"):
+        path = Path(spec)
+    else:
+        raise FinetuneError(f"the built-in trainer fine-tunes the baseline network; got model {spec!r}: pass "
+                            "--model baseline (or onnx:PATH of an earlier fine-tune), or train your own model "
+                            "with --trainer python:pkg.module:train")
+    return bl.load_onnx_network(path)
+
+
+def state_hash(net) -> str:
+    h = hashlib.sha256()
+    for k, v in net.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def finetune(net, train: dict[str, np.ndarray], everyday: dict[str, np.ndarray], stop: dict[str, np.ndarray],
+             config: FinetuneConfig, on_progress: Callable[[int], None] | None = None,
+             log: Callable[[str], None] | None = None) -> tuple[object, dict]:
+    """Fine-tune `net` in place on `train` (the fine-tuning examples) mixed with `everyday`;
+    returns (net with the kept epoch's weights, history). Same inputs and seed -> same
+    weights (one torch thread, seeded shuffles, jitter and dropout; the global torch RNG
+    is restored afterwards)."""
+    import torch
+
+    config.check()
+    say = log or (lambda _m: None)
+    n_all = len(train["images"])
+    rng = np.random.default_rng(np.random.SeedSequence([config.seed, 0xF17E]))
+    order = rng.permutation(n_all)
+    n_hold = int(round(config.holdout * n_all)) if n_all >= 10 else 0
+    hold_idx, fit_idx = order[:n_hold], order[n_hold:]
+    hold = {k: v[hold_idx] for k, v in train.items()} if n_hold else None
+    n_fit = len(fit_idx)
+    n_every = int(round(n_fit * config.everyday_share / (1.0 - config.everyday_share))) if len(everyday["images"]) else 0
+    n_every = min(n_every, len(everyday["images"]))
+    per_epoch = n_fit + n_every
+    steps = config.epochs * math.ceil(per_epoch / config.batch)
+
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    rng_state = torch.random.get_rng_state()
+    torch.manual_seed(config.seed)  # dropout draws from the global generator
+    gen = torch.Generator().manual_seed(config.seed)
+    try:
+        start = bl.evaluate_arrays(net, stop)
+        start_hold = bl.evaluate_arrays(net, hold) if hold else None
+        limit = start["mpjpe_mm"] * (1.0 + config.max_everyday_regression)
+        if config.optimizer == "sgd":
+            opt = torch.optim.SGD(net.parameters(), lr=config.lr, momentum=0.9)
+        else:
+            opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=1e-4)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1), eta_min=config.lr * 0.1)
+        f_img = torch.as_tensor(train["images"][fit_idx])
+        f_j3 = torch.as_tensor(train["joints3d"][fit_idx])
+        f_j2 = torch.as_tensor(train["joints2d"][fit_idx])
+        history = [{"epoch": 0, "everyday_mpjpe_mm": start["mpjpe_mm"],
+                    "holdout_mpjpe_mm": start_hold["mpjpe_mm"] if start_hold else None}]
+        best = (start_hold["mpjpe_mm"] if start_hold else math.inf, 0, copy.deepcopy(net.state_dict()))
+        for epoch in range(1, config.epochs + 1):
+            net.train()
+            e_idx = rng.choice(len(everyday["images"]), size=n_every, replace=False) if n_every else np.zeros(0, int)
+            img = torch.cat([f_img, torch.as_tensor(everyday["images"][e_idx])]) if n_every else f_img
+            j3 = torch.cat([f_j3, torch.as_tensor(everyday["joints3d"][e_idx])]) if n_every else f_j3
+            j2 = torch.cat([f_j2, torch.as_tensor(everyday["joints2d"][e_idx])]) if n_every else f_j2
+            perm = torch.randperm(len(img), generator=gen)
+            total = 0.0
+            for i in range(0, len(img), config.batch):
+                idx = perm[i:i + config.batch]
+                x = bl._normalise(img[idx])
+                scale = 1.0 + 0.2 * (torch.rand(len(idx), 1, 1, 1, generator=gen) - 0.5)
+                shift = 0.2 * (torch.rand(len(idx), 1, 1, 1, generator=gen) - 0.5)
+                p3, p2 = net(x * scale + shift)
+                loss = (p3 - j3[idx]).abs().mean() * 10.0 + (p2 - j2[idx]).abs().mean() * 5.0
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+                total += loss.item() * len(idx)
+                if on_progress:
+                    on_progress(len(idx))
+            every = bl.evaluate_arrays(net, stop)
+            h = bl.evaluate_arrays(net, hold) if hold else None
+            row = {"epoch": epoch, "loss": total / len(img), "everyday_mpjpe_mm": every["mpjpe_mm"],
+                   "holdout_mpjpe_mm": h["mpjpe_mm"] if h else None, "kept": False}
+            history.append(row)
+            score = h["mpjpe_mm"] if h else -epoch  # no hold-out: the last admissible epoch
+            ok = every["mpjpe_mm"] <= limit
+            say(f"epoch {epoch}/{config.epochs} loss {row['loss']:.4f} everyday MPJPE {every['mpjpe_mm']:.1f} mm"
+                + (f" (limit {limit:.1f})" if not ok else "")
+                + (f", held-out set MPJPE {h['mpjpe_mm']:.1f} mm" if h else ""))
+            if ok and score < best[0]:
+                best = (score, epoch, copy.deepcopy(net.state_dict()))
+        net.load_state_dict(best[2])
+        for row in history:
+            row["kept"] = row["epoch"] == best[1]
+    finally:
+        torch.random.set_rng_state(rng_state)
+        torch.set_num_threads(previous_threads)
+    return net, {"history": history, "kept_epoch": best[1], "fit_examples": n_fit, "holdout_examples": n_hold,
+                 "everyday_per_epoch": n_every, "everyday_limit_mm": limit}
+
+
+def export_model(net, out: str | Path, card: dict) -> Path:
+    """baseline.onnx + baseline.yaml (the baseline's sidecar) + training.json + MODEL_CARD.md
+    into `out`; returns the ONNX path (`onnx:<path>` is its model spec)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    bl.export(net, out)
+    write_card(out, card)
+    return out / "baseline.onnx"
+
+
+def write_card(out: str | Path, card: dict) -> None:
+    out = Path(out)
+    tmp = out / ".training.json.tmp"
+    tmp.write_text(json.dumps(card, indent=1, default=float))
+    tmp.replace(out / "training.json")
+    (out / "MODEL_CARD.md").write_text(model_card(card))
+
+
+def _fmt(v, unit: str = "") -> str:
+    return "-" if v is None else f"{v:.1f}{unit}"
+
+
+def model_card(card: dict) -> str:
+    c = card.get("config", {})
+    ev = card.get("everyday", {})
+    lines = [
+        "# Fine-tuned baseline HPS network — model card", "",
+        f"**What it is.** The bundled baseline network (`assets/baseline/`, see its model card), fine-tuned from "
+        f"{card.get('start_model', 'baseline')} on {card.get('fit_examples', '?')} scenes of a fine-tuning set "
+        f"({', '.join(card.get('datasets', [])) or '-'}) mixed with {card.get('everyday_per_epoch', '?')} everyday "
+        "scenes per epoch (its own training distribution, so it does not forget it).", "",
+        f"**Training.** seed {c.get('seed')}, up to {c.get('epochs')} epochs (kept epoch {card.get('kept_epoch')}: "
+        f"the best on {card.get('holdout_examples', 0)} held-out fine-tuning scenes among the epochs whose held-out "
+        f"everyday MPJPE stayed within +{100 * c.get('max_everyday_regression', 0):.1f}% of the start), batch "
+        f"{c.get('batch')}, AdamW lr {c.get('lr')} (cosine), L1 on 3D (x10) and 2D (x5), brightness/contrast "
+        f"jitter, {c.get('threads', 1)} torch thread(s); CPU time {_fmt(card.get('cpu_seconds'), ' s')}.", "",
+        "**Held-out everyday scenes** (MPJPE / PA-MPJPE, mm; disjoint from every training and stopping scene): "
+        f"before {_fmt(ev.get('before', {}).get('mpjpe_mm'))} / {_fmt(ev.get('before', {}).get('pa_mpjpe_mm'))}, "
+        f"after {_fmt(ev.get('after', {}).get('mpjpe_mm'))} / {_fmt(ev.get('after', {}).get('pa_mpjpe_mm'))}.", "",
+    ]
+    modes = card.get("modes") or []
+    if modes:
+        lines += [f"**Failure modes of {card.get('run', 'the run')}** (fresh samples inside each mode's box; the "
+                  "same samples before and after; failure as the run defines it):", "",
+                  "| mode | samples | failing before | failing after | median error before | after |",
+                  "|---|---|---|---|---|---|"]
+        for m in modes:
+            lines.append(f"| {m['rank']} | {m['n']} | {m['rate_before']:.0%} | {m['rate_after']:.0%} | "
+                         f"{_fmt(m.get('median_before'))} | {_fmt(m.get('median_after'))} |")
+        lines.append("")
+    lines.append(f"**Versions.** {', '.join(f'{k} {v}' for k, v in card.get('versions', {}).items())}")
+    return "\n".join(lines) + "\n"
+
+
+def finetune_baseline(model: str, datasets: list[str | Path], out: str | Path, config: FinetuneConfig,
+                      workers: int = 2, on_progress: Callable[[int], None] | None = None,
+                      log: Callable[[str], None] | None = None, extra: dict | None = None) -> dict:
+    """Load `model` (baseline / onnx:PATH), fine-tune on the union of `datasets` (a growing
+    pool across rounds) + everyday scenes, export into `out`. Returns the card dict (also
+    written as training.json); its `model_spec` is the new model."""
+    config.check()
+    say = log or (lambda _m: None)
+    t0 = time.process_time()
+    if not datasets:
+        raise FinetuneError("no fine-tuning set given; build one with `examiner generate finetune --from-run RUN`")
+    train = concat_examples([load_examples(d) for d in datasets])
+    pool, stop, report = everyday_splits(config, workers=workers, log=log)
+    net = load_network(model)
+    before = bl.evaluate_arrays(net, report)
+    start_hash = state_hash(net)
+    net, info = finetune(net, train, pool, stop, config, on_progress=on_progress, log=say)
+    after = bl.evaluate_arrays(net, report)
+    card = {
+        "schema": "poseexaminer-finetune", "schema_version": 1, "config": asdict(config), "start_model": str(model),
+        "datasets": [str(Path(d)) for d in datasets], **info,
+        "everyday": {"n": int(len(report["images"])), "before": before, "after": after},
+        "weights_before": start_hash, "weights_after": state_hash(net),
+        "cpu_seconds": round(time.process_time() - t0, 1), "versions": bl._versions(), **(extra or {}),
+    }
+    path = export_model(net, out, card)
+    card["model_spec"] = f"onnx:{path.resolve()}"
+    write_card(out, card)
+    return card

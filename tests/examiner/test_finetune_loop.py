@@ -1,0 +1,248 @@
+"""Closing the loop (issue 18): fine-tuning the baseline, the recheck table, the training
+hook contract, and `examiner loop` resuming after a real kill -9.
+
+Small sizes throughout: the baseline is fine-tuned on a handful of rendered scenes, the
+loop runs on the analytic target (no renderer in the search) with a hook as trainer."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from generators.engine import run_dataset
+from simulator.params import ParamSpace
+
+REPO = Path(__file__).resolve().parents[2]
+HOOK = f"python:{REPO / 'docs' / 'examples' / 'finetune_hook.py'}:train"
+
+
+@pytest.fixture(scope="module")
+def tiny_set(tmp_path_factory):
+    """A fine-tuning set of 8 scenes from a hand-made run with one failure mode."""
+    from examiner.store import RunStore
+    from generators.finetune import FinetuneConfig
+
+    base = tmp_path_factory.mktemp("ftset")
+    root = base / "run"
+    space = ParamSpace.from_groups("pose.l_knee_flexion,pose.r_knee_flexion,camera.azimuth,camera.elevation")
+    store = RunStore.create(root, {"space": space.to_dict(), "dimension_names": space.names, "strategy": "test",
+                                   "metric": "mpjpe", "threshold": 90.0, "seeds": {"root": 0}})
+    store.write_modes([{"id": 0, "lo": [0.5, -1.0, 0.8, -0.2], "hi": [1.0, 1.0, 1.0, 0.2],
+                        "verified": {"n": 10, "k": 9, "rate": 0.9}}])
+    store.close()
+    out = base / "set"
+    run_dataset("finetune", FinetuneConfig(n=8, seed=1, shard_size=8, size=160, from_run=str(root), base_share=0.25,
+                                           image_format="png"), out)
+    return out
+
+
+def test_set_npz_carries_scene_params_and_u(tiny_set):
+    from generators.finetune import load_finetune
+    from simulator.params import SceneParams
+
+    lab = load_finetune(tiny_set)
+    assert lab["u"].shape == (8, 4) and lab["scene"].shape == (8,)
+    records = [json.loads(x) for x in (tiny_set / "samples.jsonl").read_text().splitlines()]
+    for s, r in zip(lab["scene"], records):
+        assert SceneParams.from_dict(json.loads(str(s))).to_dict() == SceneParams.from_dict(r["scene"]).to_dict()
+
+
+@pytest.mark.slow
+def test_finetune_moves_the_baseline_weights_and_is_reproducible(tiny_set, tmp_path):
+    torch = pytest.importorskip("torch")
+    ort = pytest.importorskip("onnxruntime")
+    from examiner.training import baseline as bl
+    from examiner.training import finetune as ft
+
+    ex = ft.load_examples(tiny_set)
+    assert ex["images"].shape == (8, bl.CROP, bl.CROP, 3) and ex["joints3d"].shape == (8, 17, 3)
+    assert np.all((ex["joints2d"] > -0.05) & (ex["joints2d"] < 1.05))  # joints land inside the box crop
+    data = {k: ex[k] for k in ("images", "joints3d", "joints2d")}
+    cfg = ft.FinetuneConfig(epochs=2, batch=4, lr=1e-3, everyday_share=0.5, max_everyday_regression=10.0, seed=3)
+
+    def run(config):
+        net = ft.load_network("baseline")
+        start = ft.state_hash(net)
+        net, info = ft.finetune(net, ex, data, data, config)
+        return start, ft.state_hash(net), net, info
+
+    global_state = torch.random.get_rng_state()
+    s1, h1, net, info = run(cfg)
+    assert torch.equal(torch.random.get_rng_state(), global_state)  # the global RNG is restored
+    s2, h2, _, _ = run(cfg)
+    _, h3, _, _ = run(ft.FinetuneConfig(**{**cfg.__dict__, "seed": 4}))
+    assert s1 == s2 and info["kept_epoch"] > 0
+    assert h1 != s1  # the weights moved
+    assert h1 == h2  # same seed, same weights
+    assert h3 != h1  # another seed, other weights
+    path = ft.export_model(net, tmp_path / "m", {"config": cfg.__dict__, **info})
+    assert (tmp_path / "m" / "MODEL_CARD.md").read_text().startswith("# Fine-tuned baseline")
+    back = bl.load_onnx_network(path).eval()
+    x = bl._normalise(ex["images"][:3])
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        np.testing.assert_allclose(sess.run(None, {"image": x.numpy()})[0], back(x)[0].numpy(), atol=1e-4)
+        np.testing.assert_allclose(net.eval()(x)[0].numpy(), back(x)[0].numpy(), atol=1e-5)
+
+
+def test_load_onnx_network_refuses_other_models(tmp_path):
+    from examiner.training import baseline as bl
+    from simulator.errors import PoseExaminerError
+
+    with pytest.raises(PoseExaminerError, match="does not exist"):
+        bl.load_onnx_network(tmp_path / "missing.onnx")
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    with pytest.raises(PoseExaminerError) as e:
+        bl.load_onnx_network(tmp_path / "junk.onnx")
+    assert "\n" not in str(e.value)
+
+
+@pytest.fixture(scope="module")
+def analytic_run(tmp_path_factory):
+    from examiner.app.cli import main
+
+    out = tmp_path_factory.mktemp("arun") / "run"
+    rc = main(["-q", "run", "--model", "analytic:planted", "--space", "joints,camera", "--strategy", "random",
+               "--agents", "4", "--seed", "3", "--budget", "400", "--out", str(out), "--no-report"])
+    assert rc == 0
+    return out
+
+
+def test_recheck_table_matches_examiner_recheck_by_hand(analytic_run, capsys):
+    from examiner.app.cli import main
+    from examiner.app.finetune import mode_table
+
+    rows = mode_table(analytic_run, "analytic:planted", "analytic:hidden", samples=12, seed=5)
+    assert rows, "the analytic run has failure modes"
+    for spec, key in (("analytic:planted", "k_before"), ("analytic:hidden", "k_after")):
+        capsys.readouterr()
+        rc = main(["-q", "recheck", str(analytic_run), "--model", spec, "--samples", "12", "--probe", "0",
+                   "--seed", "5", "--json"])
+        assert rc == 0
+        cmp = json.loads(capsys.readouterr().out)
+        by_id = {m["id"]: m for m in cmp["modes"]}
+        for r in rows:
+            assert by_id[r["id"]]["k_b"] == r[key] and by_id[r["id"]]["n_b"] == r["n"] == 12
+    assert any(r["k_before"] != r["k_after"] for r in rows)  # the two models differ somewhere
+
+
+def test_hook_contract_one_line_errors(tmp_path):
+    from examiner.training.hooks import HookError, call_hook, check_returned_spec, load_hook
+
+    mod = tmp_path / "hooks_mod.py"
+    mod.write_text("def good(d, m):\n    return 'analytic:hidden'\n"
+                   "def number(d, m):\n    return 42\n"
+                   "def empty(d, m):\n    return ''\n"
+                   "def kind(d, m):\n    return 'nonsense:thing'\n"
+                   "def gone(d, m):\n    return 'onnx:/nowhere/model.onnx'\n"
+                   "def boom(d, m):\n    raise ValueError('out of memory')\n"
+                   "NOT_CALLABLE = 3\n")
+    spec = f"python:{mod}"
+    assert call_hook(f"{spec}:good", tmp_path, "analytic:planted") == "analytic:hidden"
+    for name, words in (("number", "returned int"), ("empty", "empty string"), ("kind", "not a model spec"),
+                        ("gone", "does not exist"), ("boom", "raised ValueError: out of memory"),
+                        ("NOT_CALLABLE", "not a function"), ("missing", "has no function")):
+        with pytest.raises(HookError) as e:
+            call_hook(f"{spec}:{name}", tmp_path, "analytic:planted")
+        assert words in str(e.value) and "\n" not in str(e.value), str(e.value)
+    for bad in ("pkg.module:train", "python:nomodule_xyz_123:train", "python:x.py", f"python:{tmp_path}/no.py:train"):
+        with pytest.raises(HookError) as e:
+            load_hook(bad)
+        assert "\n" not in str(e.value)
+    with pytest.raises(HookError, match="multi-line"):
+        check_returned_spec("analytic:planted\nrm -rf", "h")
+
+
+def test_documented_hook_trains_a_tiny_model_end_to_end(tiny_set):
+    pytest.importorskip("torch")
+    from examiner.search.factory import build_evaluator
+    from examiner.training.hooks import call_hook
+
+    spec = call_hook(HOOK, tiny_set, "baseline")
+    assert spec.startswith("onnx:") and Path(spec[5:]).is_file()
+    w1 = Path(spec[5:]).with_suffix(".pt").read_bytes()
+    spec2 = call_hook(HOOK, tiny_set, spec)  # continues from its own export
+    assert spec2 == spec and Path(spec[5:]).with_suffix(".pt").read_bytes() != w1
+    space = ParamSpace.from_groups("pose.l_knee_flexion,camera.azimuth")
+    ev = build_evaluator(spec, space, 90.0, 0)
+    try:
+        outcomes = ev.evaluate(np.zeros((2, space.dim)))
+    finally:
+        ev.close()
+    assert len(outcomes) == 2 and all(np.isfinite(o.error) for o in outcomes)
+
+
+LOOP_ARGS = ["--model", "analytic:planted?cpu_ms=4", "--space", "joints,camera", "--strategy", "random",
+             "--agents", "4", "--budget", "240", "--rounds", "2", "--n", "4", "--samples", "6", "--seed", "2",
+             "--workers", "1", "--threshold", "90", "--everyday-n", "0", "--quiet"]
+
+
+def _loop(out: Path, hook: str, env: dict) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "examiner.app.loop", *LOOP_ARGS, "--trainer", hook, "--out", str(out)],
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.slow
+def test_loop_resumes_after_kill_9(tmp_path):
+    hook_file = tmp_path / "idhook.py"
+    hook_file.write_text("def train(d, m):\n    return 'analytic:hidden?cpu_ms=4'\n")
+    hook = f"python:{hook_file}:train"
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    ref, killed = tmp_path / "ref", tmp_path / "killed"
+    p = _loop(ref, hook, env)
+    assert p.wait(timeout=300) == 0, p.stderr.read()
+    p = _loop(killed, hook, env)
+    log = killed / "round-1" / "run" / "evaluations.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (log.is_file() and len(log.read_text().splitlines()) > 40):
+        time.sleep(0.05)
+    assert p.poll() is None, "the loop finished before it could be killed"
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    state = json.loads((killed / "loop.json").read_text())
+    assert state["status"] == "running" and "examine" not in state["rounds"][0]
+    p = _loop(killed, hook, env)
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    a = json.loads((ref / "loop.json").read_text())
+    b = json.loads((killed / "loop.json").read_text())
+    assert b["status"] == "complete" and len(b["rounds"]) == len(a["rounds"])
+    for ra, rb in zip(a["rounds"], b["rounds"]):
+        assert ra.get("stopped") == rb.get("stopped")
+        assert ra["examine"]["evaluations"] == rb["examine"]["evaluations"]
+        assert ra["examine"]["modes"] == rb["examine"]["modes"]
+        assert ra.get("recheck") == rb.get("recheck")
+    ev_a = (ref / "round-1" / "run" / "evaluations.jsonl").read_text().splitlines()
+    ev_b = log.read_text().splitlines()
+    assert len(ev_a) == len(ev_b)  # nothing lost, nothing logged twice
+    assert (killed / "loop.html").read_text().count("<h2>Round") == len(b["rounds"])
+
+
+def test_commands_refuse_bad_input_in_one_line(tmp_path, capsys):
+    from examiner.app.cli import main
+
+    def run(*args):
+        capsys.readouterr()
+        rc = main(["-q", *args])
+        return rc, capsys.readouterr().err.strip()
+
+    rc, err = run("finetune", "--run", str(tmp_path / "nope"), "--out", str(tmp_path / "o"))
+    assert rc != 0 and "is not a search run" in err and "\n" not in err
+    assert not (tmp_path / "o").exists()
+    rc, err = run("finetune", "--run", str(tmp_path), "--out", str(tmp_path / "o"), "--trainer", "python:x")
+    assert rc != 0 and "\n" not in err
+    loop = tmp_path / "loop"
+    loop.mkdir()
+    (loop / "loop.json").write_text(json.dumps({"config": {"model": "analytic:planted", "budget": 999}}))
+    rc, err = run("loop", "--model", "analytic:planted", "--out", str(loop), "--budget", "50", "--threshold", "90")
+    assert rc != 0 and "other options" in err and "budget" in err and "\n" not in err
+    rc, err = run("loop", "--out", str(tmp_path / "l2"), "--rounds", "0")
+    assert rc != 0 and "--rounds" in err and "\n" not in err

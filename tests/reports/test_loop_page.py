@@ -1,0 +1,30 @@
+"""The loop page (reports/loop.py) from a loop.json state."""
+
+from reports.loop import loop_html
+
+
+def test_loop_page_tells_each_round():
+    mode = lambda i, rank, rate, med: {"id": i, "rank": rank, "n": 10, "k": int(rate * 10), "rate": rate, "median": med}  # noqa: E731
+    state = {
+        "config": {"model": "baseline", "rounds": 2, "space": "pose", "budget": 100, "strategy": "marl", "n": 50,
+                   "base_share": 0.2, "trainer": "builtin", "seed": 0},
+        "threshold": 90.0, "status": "complete", "final_model": "onnx:/m2.onnx",
+        "rounds": [
+            {"round": 1, "model_before": "baseline", "model_after": "onnx:/m1.onnx",
+             "examine": {"evaluations": 100, "failures": 40, "modes": [{"id": 7, "rank": None, "rate": 0.9},
+                                                                        {"id": 3, "rank": None, "rate": 0.8}]},
+             "recheck": {"before": [mode(3, 1, 0.9, 150.0), mode(7, 2, 0.8, 120.0)],
+                         "after": [mode(3, 1, 0.1, 60.0), mode(7, 2, 0.5, 100.0)], "earlier_rounds_after": {}},
+             "everyday": {"n": 250, "before": {"mpjpe_mm": 94.0}, "after": {"mpjpe_mm": 95.0}},
+             "cpu": {"examine": 10.0}, "wall": {"examine": 20.0}},
+            {"round": 2, "model_before": "onnx:/m1.onnx", "examine": {"evaluations": 100, "failures": 5, "modes": []},
+             "stopped": "the search found no failure mode; nothing to fine-tune on"},
+        ],
+    }
+    html = loop_html(state)
+    assert html.count("<h2>Round") == 2
+    assert "None" not in html
+    assert html.index("<tr><td>1</td><td class=l>") < html.index("<tr><td>2</td><td class=l>")  # worst mode first
+    assert "90%" in html and "10%" in html and "fixed" in html and "not fixed" in html
+    assert "94.0 &rarr; <b>95.0</b> mm (+1.1%)" in html
+    assert "nothing to fine-tune on" in html
