@@ -279,6 +279,7 @@ def evaluate(
     render_fn: RenderFn | None = None,
     render_workers: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    render_config: Any = None,
 ) -> dict[str, Any]:
     """Render ``n`` scenes drawn uniformly from ``space`` (seeded), run the model, score.
 
@@ -293,15 +294,20 @@ def evaluate(
     (``simulator.pool.RenderPool``) and prefetches: batch k+1 renders while the model
     runs on batch k, so render time hides behind inference (the render column then
     shows only the time spent waiting for a batch). A custom ``render_fn`` must then be
-    callable from a background thread."""
+    callable from a background thread. ``render_config``: a
+    ``simulator.renderer.RenderConfig`` (e.g. ``renderer="blender"``); None: the default."""
     check_evaluate_options(n, seed, batch_size, calibrate_n, render_workers)
     space = space if isinstance(space, ParamSpace) else ParamSpace.from_groups(space)
     pool = None
     if render_fn is None and render_workers > 0:
         from simulator.pool import RenderPool
 
-        pool = RenderPool(workers=render_workers)
+        pool = RenderPool(workers=render_workers, config=render_config)
         render_fn = pool.render_batch
+    if render_fn is None and render_config is not None:
+        from simulator.renderer import render_batch as _render_batch
+
+        render_fn = lambda ps: _render_batch(ps, render_config)  # noqa: E731
     render = render_fn or _default_render()
     prefetch = render_workers > 0
     rng = np.random.default_rng(seed)
@@ -378,6 +384,9 @@ def evaluate(
             pool.close()
     wall = time.perf_counter() - t_start
     summary = _summarise(rows, describe, space, seed, joint_set, calibration, wall, t_render, t_model, t_infer, t_metrics)
+    renderer = getattr(render_config, "renderer", "pyrender")
+    if renderer != "pyrender":  # pyrender summaries stay as they were
+        summary["renderer"] = {"name": renderer, "samples": render_config.blender_samples}
     if outdir is not None:
         _write_csv(outdir / "evaluations.csv", rows)
         (outdir / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -448,6 +457,8 @@ def evaluate_command(
     calibrate_n: int = typer.Option(0, "--calibrate", help="estimate joint offsets on N easy scenes first (0: off)"),
     render_workers: int = typer.Option(1, "--render-workers", help="render processes that prefetch scenes (0: render in this process)"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+    renderer: str = typer.Option("pyrender", "--renderer", help="renderer of the RGB: pyrender or blender "
+                                 "(Cycles; `examiner renderers install blender`)"),
 ) -> None:
     """Render N scenes of a parameter space, run a model on them, and write a per-sample table."""
     from rich.console import Console
@@ -456,6 +467,9 @@ def evaluate_command(
     from examiner import console as out_layer
 
     check_evaluate_options(n, seed, batch_size, calibrate_n, render_workers)
+    from simulator.renderer import RenderConfig, check_renderer
+
+    render_config = RenderConfig(renderer=check_renderer(renderer)) if renderer != "pyrender" else None
     out_layer.check_out_dir(out, overwrite)
     console = Console(stderr=as_json)
     done = [0]
@@ -470,6 +484,7 @@ def evaluate_command(
             summary = evaluate(
                 model, n=n, seed=seed, space=space, out=out, batch_size=batch_size, joint_set=joint_set,
                 calibrate_n=calibrate_n, render_workers=render_workers, progress=on_progress,
+                render_config=render_config,
             )
     except KeyboardInterrupt:
         raise out_layer.Interrupted(

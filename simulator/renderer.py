@@ -91,10 +91,11 @@ class RenderConfig:
     body_options: tuple = field(default_factory=tuple)
     # "pyrender" or "blender" (simulator.blender: Cycles RGB, ground truth from this
     # renderer's pass at the same camera); blender_samples / blender_threads: Cycles
-    # samples per pixel (adaptive, denoised) and CPU threads of the Blender worker.
+    # samples per pixel (adaptive, denoised) and CPU threads of the Blender worker (0: all
+    # cores this process may use; the pixels do not depend on it, see docs/blender.md).
     renderer: str = "pyrender"
     blender_samples: int = 16
-    blender_threads: int = 1
+    blender_threads: int = 0
 
 
 def pose_vector(params: SceneParams) -> np.ndarray:
@@ -543,13 +544,28 @@ gl.close_at_exit(_RENDERERS, close=lambda renderer: None)
 gl.close_at_exit(_LIVE_GL, close=lambda gl_renderer: gl_renderer.delete())
 
 
+RENDERERS = ("pyrender", "blender")
+
+
+def check_renderer(name: str) -> str:
+    """A renderer name that can be used now: pyrender, or blender when its environment is
+    installed; otherwise a one-line RenderError naming the fix."""
+    if name not in RENDERERS:
+        raise RenderError(f"unknown renderer {name!r}; use {' or '.join(RENDERERS)}")
+    if name == "blender":
+        from simulator.blender.client import require_blender
+
+        require_blender()
+    return name
+
+
 def get_renderer(config: RenderConfig | None = None) -> Renderer:
     config = config or RenderConfig()
     if config not in _RENDERERS:
         if config.renderer == "blender":
             from simulator.blender.client import BlenderRenderer
 
-            _RENDERERS[config] = BlenderRenderer(config)  # type: ignore[assignment]
+            _RENDERERS[config] = BlenderRenderer(config, Renderer)  # type: ignore[assignment]
         elif config.renderer == "pyrender":
             _RENDERERS[config] = Renderer(config)
         else:

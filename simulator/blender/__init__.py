@@ -32,10 +32,3 @@ RECIPE = EnvRecipe(
 
 INSTALL_HINT = "examiner renderers install blender"
 
-
-def __getattr__(name: str):
-    if name in ("BlenderRenderer", "BlenderClient", "blender_available"):
-        from simulator.blender import client
-
-        return getattr(client, name)
-    raise AttributeError(name)

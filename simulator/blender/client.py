@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import hashlib
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -20,6 +21,14 @@ from simulator.worker_protocol import WorkerFailure, WorkerProcess, WorkerSpec
 WORKER_SCRIPT = Path(__file__).resolve().parent / "worker.py"
 # Sun strength (W/m^2 in Blender) per unit of pyrender's key-light intensity.
 SUN_PER_INTENSITY = 0.6
+
+
+def default_threads() -> int:
+    """Cycles threads when RenderConfig.blender_threads is 0: every core this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
 
 
 def blender_available() -> bool:
@@ -110,15 +119,17 @@ class BlenderRenderer:
     """Renders `SceneParams` to `Sample`s whose RGB comes from Blender Cycles and whose
     ground truth comes from pyrender at the same camera. One per process."""
 
-    def __init__(self, config=None) -> None:
-        from simulator.renderer import RenderConfig, Renderer
-
-        self.config = config or RenderConfig(renderer="blender")
+    def __init__(self, config, make_ground_truth_renderer) -> None:
+        """config: a `simulator.renderer.RenderConfig`; make_ground_truth_renderer(config)
+        builds the pyrender `Renderer` for the ground truth (passed in by
+        `simulator.renderer.get_renderer`, which owns the renderer registry)."""
+        self.config = config
         if self.config.blender_samples < 1:
             raise RenderError(f"blender_samples must be at least 1, got {self.config.blender_samples}")
         require_blender()  # before the (slower) pyrender set-up
-        self.gt = Renderer(dataclasses.replace(self.config, renderer="pyrender", detail="full"))
-        self.client = BlenderClient(threads=self.config.blender_threads)
+        # The full mesh: the Blender body is always drawn at full detail.
+        self.gt = make_ground_truth_renderer(dataclasses.replace(self.config, renderer="pyrender", detail="full"))
+        self.client = BlenderClient(threads=self.config.blender_threads or default_threads())
         atexit.register(self.close)
 
     def close(self) -> None:
