@@ -20,7 +20,7 @@ from simulator.worker_protocol import WorkerFailure, WorkerProcess, WorkerSpec
 
 WORKER_SCRIPT = Path(__file__).resolve().parent / "worker.py"
 # Sun strength (W/m^2 in Blender) per unit of pyrender's key-light intensity.
-SUN_PER_INTENSITY = 0.6
+SUN_PER_INTENSITY = 0.25
 
 
 def default_threads() -> int:

@@ -37,6 +37,8 @@ _spec.loader.exec_module(proto)
 
 HDRIS = ("city", "courtyard", "forest", "interior", "night", "studio", "sunrise", "sunset")
 PERSON_INDEX = 1
+# Mean luminance every environment map is scaled to (light.hdri_strength 1).
+HDRI_MEAN = 0.5
 
 
 def srgb_to_linear(c):
@@ -150,7 +152,10 @@ class Scene:
         return mat, bsdf
 
     def _floor_material(self):
-        mat, bsdf = self._principled("floor", roughness=0.8)
+        mat, bsdf = self._principled("floor", roughness=0.9)
+        # Little specular: at grazing views a rough dielectric floor mirrors the bright
+        # horizon of the HDRI and looks washed out.
+        bsdf.inputs["Specular IOR Level"].default_value = 0.1
         nt = mat.node_tree
         coord = nt.nodes.new("ShaderNodeTexCoord")
         self.floor_checker = nt.nodes.new("ShaderNodeTexChecker")
@@ -253,8 +258,18 @@ class Scene:
         obj.data.update()
 
     def hdri_image(self, name: str):
+        """The map and its exposure factor: the shipped maps differ in brightness by an
+        order of magnitude, so each is scaled to the same mean luminance (HDRI_MEAN,
+        solid-angle weighted) before light.hdri_strength applies."""
         if name not in self.hdri_images:
-            self.hdri_images[name] = bpy.data.images.load(str(hdri_dir() / f"{name}.exr"), check_existing=True)
+            img = bpy.data.images.load(str(hdri_dir() / f"{name}.exr"), check_existing=True)
+            w, h = img.size
+            px = np.empty(w * h * 4, dtype=np.float32)
+            img.pixels.foreach_get(px)
+            lum = (px.reshape(h, w, 4)[..., :3] @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32))
+            weight = np.cos((np.arange(h) + 0.5) / h * np.pi - np.pi / 2)[:, None]  # equirectangular rows
+            mean = float((lum * weight).sum() / (weight.sum() * w))
+            self.hdri_images[name] = (img, HDRI_MEAN / max(mean, 1e-6))
         return self.hdri_images[name]
 
     # ---- one frame --------------------------------------------------------------------
@@ -292,9 +307,10 @@ class Scene:
         self.camera.matrix_world = _matrix(meta["camera_pose"])
 
         # Lighting: the HDRI (map, rotation about +Z, strength) and the key light.
-        self.env_tex.image = self.hdri_image(meta["hdri"])
+        image, exposure = self.hdri_image(meta["hdri"])
+        self.env_tex.image = image
         self.env_mapping.inputs["Rotation"].default_value = (0.0, 0.0, float(meta["hdri_rotation"]))
-        self.env_bg.inputs["Strength"].default_value = float(meta["hdri_strength"])
+        self.env_bg.inputs["Strength"].default_value = float(meta["hdri_strength"]) * exposure
         self.sun.matrix_world = _matrix(meta["sun_pose"])
         self.sun.data.energy = float(meta["sun_strength"])
 
@@ -324,8 +340,8 @@ class Scene:
             self.floor_checker.inputs["Color2"].default_value = (*(rgb * 0.75), 1.0)
             self.floor_checker.inputs["Scale"].default_value = 1.0 / max(float(fl["tile_size"]), 1e-3)
             self.floor_noise.inputs["Scale"].default_value = 1.0 / max(0.6 * float(fl["tile_size"]), 1e-3)
-            self.floor_mix.inputs[6].default_value = (*(rgb * 0.8), 1.0)
-            self.floor_mix.inputs[7].default_value = (*(rgb * 1.1), 1.0)
+            self.floor_mix.inputs[6].default_value = (*(rgb * 0.1), 1.0)
+            self.floor_mix.inputs[7].default_value = (*(rgb * 1.9), 1.0)
             pattern = fl["pattern"]
             if pattern == "solid":
                 self.floor_checker.inputs["Color2"].default_value = (*rgb, 1.0)
