@@ -200,7 +200,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("what", choices=("samples", "speed", "models", "sheets", "install"))
     ap.add_argument("--n", type=int, default=0)
-    ap.add_argument("--samples", type=int, default=16)
+    ap.add_argument("--samples", type=int, default=8)
     ap.add_argument("--sheets", type=int, default=0, help="models: also write contact sheets of the first N scenes")
     ap.add_argument("--json", type=str, default=None)
     args = ap.parse_args()

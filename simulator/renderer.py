@@ -94,7 +94,7 @@ class RenderConfig:
     # samples per pixel (adaptive, denoised) and CPU threads of the Blender worker (0: all
     # cores this process may use; the pixels do not depend on it, see docs/blender.md).
     renderer: str = "pyrender"
-    blender_samples: int = 16
+    blender_samples: int = 8
     blender_threads: int = 0
 
 
