@@ -115,28 +115,23 @@ class BlenderClient:
         self._worker.close()
 
 
-class BlenderRenderer:
-    """Renders `SceneParams` to `Sample`s whose RGB comes from Blender Cycles and whose
-    ground truth comes from pyrender at the same camera. One per process."""
+class BlenderRGB:
+    """Redraws the RGB of a scene a pyrender `Renderer` has just rendered with Blender
+    Cycles, from the geometry that renderer recorded (`Renderer.last_scene`): same posed
+    meshes, same camera. Used by `BlenderRenderer` and by the dataset generators."""
 
-    def __init__(self, config, make_ground_truth_renderer) -> None:
-        """config: a `simulator.renderer.RenderConfig`; make_ground_truth_renderer(config)
-        builds the pyrender `Renderer` for the ground truth (passed in by
-        `simulator.renderer.get_renderer`, which owns the renderer registry)."""
+    def __init__(self, config) -> None:
         self.config = config
         if self.config.blender_samples < 1:
             raise RenderError(f"blender_samples must be at least 1, got {self.config.blender_samples}")
-        require_blender()  # before the (slower) pyrender set-up
-        # The full mesh: the Blender body is always drawn at full detail.
-        self.gt = make_ground_truth_renderer(dataclasses.replace(self.config, renderer="pyrender", detail="full"))
+        require_blender()
         self.client = BlenderClient(threads=self.config.blender_threads or default_threads())
-        atexit.register(self.close)
+        atexit.register(self.client.close)
 
     def close(self) -> None:
         self.client.close()
-        self.gt.close()
 
-    def scene_request(self, params: SceneParams, geo: dict) -> tuple[dict, dict, dict]:
+    def scene_request(self, renderer, params: SceneParams, geo: dict) -> tuple[dict, dict, dict]:
         cam = geo["camera"]
         light = params.light
         target = np.asarray(geo["target"], dtype=np.float64)
@@ -157,13 +152,13 @@ class BlenderRenderer:
         if geo["garments"]:
             from simulator.garments.fabric import pattern_image
 
-            wardrobe = self.gt._garments.wardrobe
+            wardrobe = renderer._garments.wardrobe
             for i, (name, v, _fparts, rgb, pattern) in enumerate(geo["garments"]):
                 meta["garments"].append({"name": name, "rgb": np.asarray(rgb).tolist(), "pattern": pattern})
                 arrays[f"g{i}_vertices"] = np.asarray(v, dtype=np.float32)
                 # Keyed by name (the worker keeps garments by name), carried in this scene's slot.
                 defs[f"g:{name}"] = {f"g{i}_faces": np.asarray(wardrobe.geometry(name).faces, dtype=np.int32),
-                                          f"g{i}_uv": np.asarray(wardrobe.uv(name), dtype=np.float32)}
+                                     f"g{i}_uv": np.asarray(wardrobe.uv(name), dtype=np.float32)}
                 if pattern not in meta["patterns"]:
                     meta["patterns"].append(pattern)
                     arrays[f"pattern_{pattern}"] = pattern_image(pattern)
@@ -177,26 +172,44 @@ class BlenderRenderer:
                                 "rgb": np.asarray(geo["occluder_rgb"]).tolist()}
         return meta, arrays, defs
 
+    def apply(self, renderer, sample: Sample) -> Sample:
+        """`sample` (just rendered by `renderer`) with Blender's RGB and person mask."""
+        geo = renderer.last_scene
+        if geo is None:
+            raise RenderError("render a scene with the pyrender renderer before redrawing it with Blender")
+        meta, arrays, defs = self.scene_request(renderer, sample.params, geo)
+        _, res = self.client.render(meta, arrays, defs)
+        rgb = np.ascontiguousarray(res["rgb"])
+        mask = np.ascontiguousarray(res["mask"]).astype(bool)
+        rect = geo["rect"]
+        if rect is not None:  # the flat image-space occluder, as pyrender paints it
+            x0, y0, x1, y1 = rect
+            rgb[y0:y1, x0:x1] = np.clip(np.round(np.asarray(geo["occluder_rgb"]) * 255.0), 0, 255).astype(np.uint8)
+            mask[y0:y1, x0:x1] = False
+        return dataclasses.replace(sample, rgb=rgb, renderer="blender", renderer_mask=mask)
+
+
+class BlenderRenderer(BlenderRGB):
+    """Renders `SceneParams` to `Sample`s whose RGB comes from Blender Cycles and whose
+    ground truth comes from pyrender at the same camera. One per process."""
+
+    def __init__(self, config, make_ground_truth_renderer) -> None:
+        """config: a `simulator.renderer.RenderConfig`; make_ground_truth_renderer(config)
+        builds the pyrender `Renderer` for the ground truth (passed in by
+        `simulator.renderer.get_renderer`, which owns the renderer registry)."""
+        super().__init__(config)
+        # The full mesh: the Blender body is always drawn at full detail.
+        self.gt = make_ground_truth_renderer(dataclasses.replace(self.config, renderer="pyrender", detail="full"))
+
+    def close(self) -> None:
+        self.client.close()
+        self.gt.close()
+
     def render_batch(self, params_list: Sequence[SceneParams]) -> list[Sample]:
-        out = []
-        for params in params_list:
-            sample = self.gt.render(params)
-            geo = self.gt.last_scene
-            assert geo is not None
-            meta, arrays, defs = self.scene_request(params, geo)
-            _, res = self.client.render(meta, arrays, defs)
-            rgb = np.ascontiguousarray(res["rgb"])
-            mask = np.ascontiguousarray(res["mask"]).astype(bool)
-            rect = geo["rect"]
-            if rect is not None:  # the flat image-space occluder, as pyrender paints it
-                x0, y0, x1, y1 = rect
-                rgb[y0:y1, x0:x1] = np.clip(np.round(np.asarray(geo["occluder_rgb"]) * 255.0), 0, 255).astype(np.uint8)
-                mask[y0:y1, x0:x1] = False
-            out.append(dataclasses.replace(sample, rgb=rgb, renderer="blender", renderer_mask=mask))
-        return out
+        return [self.apply(self.gt, self.gt.render(p)) for p in params_list]
 
     def render(self, params: SceneParams) -> Sample:
-        return self.render_batch([params])[0]
+        return self.apply(self.gt, self.gt.render(params))
 
 
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -205,4 +218,4 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     return float((a & b).sum()) / union if union else 1.0
 
 
-__all__ = ["BlenderClient", "BlenderRenderer", "blender_available", "require_blender", "resolve_hdri", "mask_iou"]
+__all__ = ["BlenderClient", "BlenderRGB", "BlenderRenderer", "blender_available", "require_blender", "resolve_hdri", "mask_iou"]

@@ -157,3 +157,36 @@ def test_killed_worker_is_restarted_and_stops_cleanly(blender, rendered):
     assert client.pid is None
     with pytest.raises(ProcessLookupError):
         os.kill(new_pid, 0)
+
+
+@needs_blender
+def test_dense_dataset_keeps_annotations_and_redraws_images(tmp_path):
+    import json
+
+    from PIL import Image
+
+    from generators.dense import DenseConfig
+    from generators.engine import run_dataset
+
+    outs = {}
+    for renderer in ("pyrender", "blender"):
+        outs[renderer] = tmp_path / renderer
+        run_dataset("dense", DenseConfig(n=2, seed=1, points=0, size=64, image_format="png", renderer=renderer),
+                    outs[renderer])
+    ann = {r: json.loads((o / "annotations.json").read_text()) for r, o in outs.items()}
+    assert ann["pyrender"]["annotations"] == ann["blender"]["annotations"]
+    for img in ann["pyrender"]["images"]:
+        a = np.asarray(Image.open(outs["pyrender"] / img["file_name"])).astype(int)
+        b = np.asarray(Image.open(outs["blender"] / img["file_name"])).astype(int)
+        assert a.shape == b.shape and np.abs(a - b).mean() > 5
+        assert np.array_equal(np.asarray(Image.open(outs["pyrender"] / img["iuv_file"])),
+                              np.asarray(Image.open(outs["blender"] / img["iuv_file"])))
+
+
+@needs_blender
+def test_run_model_spec_records_the_renderer():
+    from examiner.search.sim_evaluator import split_spec, with_renderer
+
+    spec = with_renderer("mediapipe?crop=box", "blender")
+    assert split_spec(spec) == ("mediapipe?crop=box", {"renderer": "blender"})
+    assert with_renderer("mediapipe", "pyrender") == "mediapipe"
