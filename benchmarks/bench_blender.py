@@ -10,7 +10,9 @@ Subcommands (results go to benchmarks/RESULTS-blender.md by hand; JSON with --js
   renderers (each scene rendered once per renderer): PA-MPJPE, PCK@0.1, no-detection rate;
 - ``sheets``: contact sheets, pyrender beside Blender, under benchmarks/blender_sheets/;
 - ``install``: `examiner renderers install blender` cold (fresh environment, pip's
-  wheel cache as this machine has it) and cached (environment present).
+  wheel cache as this machine has it) and cached (environment present);
+- ``runs PYRENDER_RUN BLENDER_RUN``: two `examiner run --strategy random` runs of the same
+  seed, one per `--renderer`: failure rates and per-scene agreement.
 
     nice -n 10 .venv/bin/python benchmarks/bench_blender.py speed|samples|models|sheets|install [--n N]
 """
@@ -196,16 +198,50 @@ def cmd_install(args) -> dict:
     return out
 
 
+def cmd_runs(args) -> dict:
+    """Compare two `examiner run --strategy random` runs of the same seed, budget and space,
+    one per renderer (the same scenes in the same order): failure rates at each run's own
+    calibrated threshold and at the pyrender run's, and per-scene agreement."""
+    runs = {}
+    for label, d in zip(("pyrender", "blender"), args.runs):
+        recs = [json.loads(line) for line in (Path(d) / "evaluations.jsonl").read_text().splitlines() if line.strip()]
+        meta = json.loads((Path(d) / "meta.json").read_text())
+        runs[label] = ({(r["agent"], r["round"], r["i"]): r for r in recs if r["phase"] == "search"},
+                       meta["config"]["threshold"])
+    (pa, tp), (bl, tb) = runs["pyrender"], runs["blender"]
+    common = sorted(set(pa) & set(bl))
+    assert all(np.allclose(pa[i]["u"], bl[i]["u"]) for i in common), "the runs did not draw the same scenes"
+
+    def failed(r, t):
+        return r["missed"] or r["model_error"] or r["value"] is None or r["value"] > t
+
+    out = {"n": len(common), "threshold_pyrender": tp, "threshold_blender": tb}
+    for label, recs, t in (("pyrender", pa, tp), ("blender", bl, tb)):
+        out[f"{label}_failure_rate_own_threshold"] = round(np.mean([failed(recs[i], t) for i in common]), 4)
+        out[f"{label}_failure_rate_pyrender_threshold"] = round(np.mean([failed(recs[i], tp) for i in common]), 4)
+        out[f"{label}_missed"] = int(sum(bool(recs[i]["missed"]) for i in common))
+        vals = [recs[i]["value"] for i in common if recs[i]["value"] is not None and not recs[i]["missed"]]
+        out[f"{label}_median_pa_mpjpe_mm"] = round(float(np.median(vals)), 1)
+    fp = np.array([failed(pa[i], tp) for i in common])
+    fb = np.array([failed(bl[i], tp) for i in common])
+    out["both_fail"] = int((fp & fb).sum())
+    out["only_pyrender_fails"] = int((fp & ~fb).sum())
+    out["only_blender_fails"] = int((~fp & fb).sum())
+    out["agreement"] = round(float((fp == fb).mean()), 4)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=("samples", "speed", "models", "sheets", "install"))
+    ap.add_argument("what", choices=("samples", "speed", "models", "sheets", "install", "runs"))
+    ap.add_argument("runs", nargs="*", help="runs: the pyrender and the blender run directory")
     ap.add_argument("--n", type=int, default=0)
     ap.add_argument("--samples", type=int, default=8)
     ap.add_argument("--sheets", type=int, default=0, help="models: also write contact sheets of the first N scenes")
     ap.add_argument("--json", type=str, default=None)
     args = ap.parse_args()
     res = {"samples": cmd_samples, "speed": cmd_speed, "models": cmd_models, "sheets": cmd_sheets,
-           "install": cmd_install}[args.what](args)
+           "install": cmd_install, "runs": cmd_runs}[args.what](args)
     print(json.dumps(res, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=1))
