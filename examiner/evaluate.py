@@ -75,6 +75,7 @@ def evaluate(
     render_fn: RenderFn | None = None,
     render_workers: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    render_config: Any = None,
 ) -> dict[str, Any]:
     """Render ``n`` scenes drawn uniformly from ``space`` (seeded), run the model, score.
 
@@ -89,15 +90,20 @@ def evaluate(
     (``simulator.pool.RenderPool``) and prefetches: batch k+1 renders while the model
     runs on batch k, so render time hides behind inference (the render column then
     shows only the time spent waiting for a batch). A custom ``render_fn`` must then be
-    callable from a background thread."""
+    callable from a background thread. ``render_config``: a
+    ``simulator.renderer.RenderConfig`` (e.g. ``renderer="blender"``); None: the default."""
     check_evaluate_options(n, seed, batch_size, calibrate_n, render_workers)
     space = space if isinstance(space, ParamSpace) else ParamSpace.from_groups(space)
     pool = None
     if render_fn is None and render_workers > 0:
         from simulator.pool import RenderPool
 
-        pool = RenderPool(workers=render_workers)
+        pool = RenderPool(workers=render_workers, config=render_config)
         render_fn = pool.render_batch
+    if render_fn is None and render_config is not None:
+        from simulator.renderer import render_batch as _render_batch
+
+        render_fn = lambda ps: _render_batch(ps, render_config)  # noqa: E731
     render = render_fn or _default_render()
     prefetch = render_workers > 0
     rng = np.random.default_rng(seed)
@@ -174,6 +180,9 @@ def evaluate(
             pool.close()
     wall = time.perf_counter() - t_start
     summary = _summarise(rows, describe, space, seed, joint_set, calibration, wall, t_render, t_model, t_infer, t_metrics)
+    renderer = getattr(render_config, "renderer", "pyrender")
+    if renderer != "pyrender":  # pyrender summaries stay as they were
+        summary["renderer"] = {"name": renderer, "samples": render_config.blender_samples}
     if outdir is not None:
         _write_csv(outdir / "evaluations.csv", rows)
         (outdir / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -26,6 +26,8 @@ def evaluate_command(
     calibrate_n: int = typer.Option(0, "--calibrate", help="estimate joint offsets on N easy scenes first (0: off)"),
     render_workers: int = typer.Option(1, "--render-workers", help="render processes that prefetch scenes (0: render in this process)"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+    renderer: str = typer.Option("pyrender", "--renderer", help="renderer of the RGB: pyrender or blender "
+                                 "(Cycles; `examiner renderers install blender`)"),
 ) -> None:
     """Render N scenes of a parameter space, run a model on them, and write a per-sample table."""
     from rich.console import Console
@@ -34,6 +36,9 @@ def evaluate_command(
     from examiner import console as out_layer
 
     check_evaluate_options(n, seed, batch_size, calibrate_n, render_workers)
+    from simulator.renderer import RenderConfig, check_renderer
+
+    render_config = RenderConfig(renderer=check_renderer(renderer)) if renderer != "pyrender" else None
     out_layer.check_out_dir(out, overwrite)
     console = Console(stderr=as_json)
     done = [0]
@@ -48,6 +53,7 @@ def evaluate_command(
             summary = evaluate(
                 model, n=n, seed=seed, space=space, out=out, batch_size=batch_size, joint_set=joint_set,
                 calibrate_n=calibrate_n, render_workers=render_workers, progress=on_progress,
+                render_config=render_config,
             )
     except KeyboardInterrupt:
         raise out_layer.Interrupted(

@@ -80,6 +80,8 @@ class AnomalyConfig(CommonConfig):
 
     def check(self) -> None:
         super().check()
+        if self.renderer != "pyrender":
+            raise GeneratorError(f"anomaly datasets are drawn with pyrender only, not {self.renderer!r}; drop --renderer")
         self.scenario_list()
         if self.val_every < 0:
             raise GeneratorError(f"--val-every must be >= 0, got {self.val_every}")

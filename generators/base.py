@@ -102,7 +102,9 @@ def iter_shards(out: Path) -> Iterable[dict]:
 class CommonConfig:
     """What every dataset shares. n: samples; seed: root seed; shard_size: samples per
     shard; size: image width and height (pixels); image_format: jpg or png; jpeg_quality;
-    gl: OpenGL backend (auto, egl, osmesa)."""
+    gl: OpenGL backend (auto, egl, osmesa); renderer: pyrender or blender (the RGB from
+    Blender Cycles, the ground truth from pyrender at the same camera; dense and finetune
+    datasets)."""
 
     n: int = 100
     seed: int = 0
@@ -111,8 +113,13 @@ class CommonConfig:
     image_format: str = "jpg"
     jpeg_quality: int = 95
     gl: str = "auto"
+    renderer: str = "pyrender"
 
     def check(self) -> None:
+        if self.renderer != "pyrender":
+            from simulator.renderer import check_renderer
+
+            check_renderer(self.renderer)
         if self.n < 1:
             raise GeneratorError(f"--n must be at least 1, got {self.n}")
         if self.shard_size < 1:
@@ -124,7 +131,23 @@ class CommonConfig:
 
 
 def config_to_dict(config) -> dict:
-    return asdict(config)
+    d = asdict(config)
+    if d.get("renderer") == "pyrender":  # pyrender dataset manifests stay as they were
+        del d["renderer"]
+    return d
+
+
+def blender_recolour(config, renderer):
+    """sample -> sample with the RGB redrawn by Blender (config.renderer == "blender") from
+    the scene `renderer` (a pyrender Renderer) has just rendered; identity for pyrender.
+    Call it right after the render, while `renderer.last_scene` is that scene."""
+    if getattr(config, "renderer", "pyrender") == "pyrender":
+        return lambda sample: sample
+    from simulator.blender.client import BlenderRGB
+    from simulator.renderer import RenderConfig
+
+    redraw = BlenderRGB(RenderConfig(renderer="blender", gl_backend=config.gl))
+    return lambda sample: redraw.apply(renderer, sample)
 
 
 def config_from_dict(cls, d: dict):

@@ -108,6 +108,7 @@ class DenseWriter(base.SampleWriter):
         self.config = config
         self.sampler = SceneSampler(scene_source(config))
         self.renderer = get_dense_renderer(RenderConfig(gl_backend=config.gl))
+        self.recolour = base.blender_recolour(config, self.renderer)
 
     batch_size = 16  # the body model runs batched over this many samples
 
@@ -121,6 +122,7 @@ class DenseWriter(base.SampleWriter):
         def emit(k: int, sample, attempt: int):
             if sample.mask.sum() >= MIN_PERSON_PIXELS or attempt == MAX_ATTEMPTS:
                 params, info = drawn[k]
+                sample = self.recolour(sample)
                 records[k] = self._emit(indices[k], rngs[k], sample, params, {**info, "attempts": attempt},
                                         shard_dir, rel_dir)
 

@@ -65,6 +65,7 @@ class FinetuneWriter(base.SampleWriter):
         # The dense renderer batches the body model in fixed-size chunks, so a sample is
         # bitwise the same however samples are grouped (regeneration alone).
         self.renderer = get_dense_renderer(RenderConfig(gl_backend=config.gl))
+        self.recolour = base.blender_recolour(config, self.renderer)
 
     def write_batch(self, indices, rngs, shard_dir: Path, rel_dir: str) -> list[dict]:
         drawn = [self.sampler.sample(r, i) for i, r in zip(indices, rngs)]
@@ -72,7 +73,7 @@ class FinetuneWriter(base.SampleWriter):
 
         def keep(k: int, sample, attempt: int) -> None:
             if sample.mask.sum() >= MIN_PERSON_PIXELS or attempt == MAX_ATTEMPTS:
-                samples[k] = (sample, attempt)
+                samples[k] = (self.recolour(sample), attempt)
 
         self.renderer.render_each([p for p, _ in drawn], lambda k, s: keep(k, s, 1))
         for k in range(len(indices)):

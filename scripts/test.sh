@@ -9,6 +9,11 @@ export PYTHONUNBUFFERED=1
 if [ "${CI:-}" = true ] || [ "${WITH_MEDIAPIPE:-0}" = 1 ]; then
   .venv/bin/examiner -q targets install mediapipe
 fi
+# Likewise the Blender renderer's environment (bpy 4.5, ~930 MB; about a minute cold,
+# seconds when $POSEEXAMINER_HOME/envs/blender is cached) for tests/simulator/test_blender.py.
+if [ "${CI:-}" = true ] || [ "${WITH_BLENDER:-0}" = 1 ]; then
+  .venv/bin/examiner -q renderers install blender
+fi
 set +e
 .venv/bin/python -m pytest -q "$@"
 rc=$?

@@ -83,6 +83,9 @@ def sample_scenes(
         "contact_sheet": sheet.name,
         "versions": versions(),
     }
+    renderer = getattr(config, "renderer", "pyrender")
+    if renderer != "pyrender":  # pyrender manifests stay as they were
+        manifest["renderer"] = {"name": renderer, "samples": config.blender_samples}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return {"out": str(out), "contact_sheet": str(sheet), "n": n, "plausible": plausible, "seconds": elapsed}
 

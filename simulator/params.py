@@ -40,6 +40,9 @@ OCCLUDER_KINDS = ("none", "rectangle", "box", "pole")
 OCCLUDER_PARTS = ("head", "torso", "left_arm", "right_arm", "left_leg", "right_leg")
 TRUNCATION_SIDES = ("bottom", "top", "left", "right")
 GROUND_KINDS = ("none", "floor")
+# Environment maps shipped in the bpy wheel (bpy/4.5/datafiles/studiolights/world).
+HDRIS = ("city", "courtyard", "forest", "interior", "night", "studio", "sunrise", "sunset")
+LIGHT_DEFAULTS_BLENDER_ONLY = {"hdri": "auto", "hdri_rotation": 0.0, "hdri_strength": 1.0}
 GROUND_PATTERNS = ("solid", "tiles", "noise")
 
 
@@ -84,6 +87,15 @@ class LightParams:
     elevation: float = 40 * DEG
     intensity: float = 3.5
     ambient: float = 0.3
+    # Blender renderer only (simulator.blender; pyrender ignores them, and they are left
+    # out of to_dict()/flat() at their defaults so pyrender scenes and their logs and
+    # hashes are unchanged): the environment map lighting the scene and seen behind it,
+    # one of HDRIS or "auto" (picked from a hash of the rest of the scene, a stream of its
+    # own that leaves the sampling of every other parameter as it was); its rotation about
+    # the vertical, radians relative to the camera's azimuth; its strength.
+    hdri: str = "auto"
+    hdri_rotation: float = 0.0
+    hdri_strength: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -186,6 +198,10 @@ class SceneParams:
             )
         if self.ground.kind not in GROUND_KINDS:
             raise ParamError(f"ground.kind must be one of {GROUND_KINDS}, got {self.ground.kind!r}")
+        if self.light.hdri != "auto" and self.light.hdri not in HDRIS:
+            raise ParamError(f"light.hdri must be auto or one of {HDRIS}, got {self.light.hdri!r}")
+        if not (isinstance(self.light.hdri_strength, (int, float)) and 0.0 <= self.light.hdri_strength <= 100.0):
+            raise ParamError(f"light.hdri_strength must be a number in [0, 100], got {self.light.hdri_strength!r}")
         if self.ground.pattern not in GROUND_PATTERNS:
             raise ParamError(f"ground.pattern must be one of {GROUND_PATTERNS}, got {self.ground.pattern!r}")
         object.__setattr__(self, "pose_latent", tuple(float(z) for z in self.pose_latent))
@@ -198,7 +214,7 @@ class SceneParams:
         out.update({f"shape.{k}": v for k, v in self.shape.items()})
         out["appearance.skin_tone"] = self.skin_tone
         for group in _GROUPS:
-            for k, v in dataclasses.asdict(getattr(self, group)).items():
+            for k, v in _group_dict(self, group).items():
                 out[f"{group}.{k}"] = v
         return out
 
@@ -236,6 +252,7 @@ class SceneParams:
     # ---- JSON ------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
+        d["light"] = _group_dict(self, "light")
         d["pose"] = dict(self.pose)
         d["shape"] = dict(self.shape)
         d["pose_latent"] = list(self.pose_latent)
@@ -299,6 +316,17 @@ class SceneParams:
 
 
 _GROUPS = ("camera", "light", "background", "occluder", "clothing", "ground")
+
+
+def _group_dict(params: SceneParams, group: str) -> dict[str, Any]:
+    """One group's fields; the Blender-only light fields only where they differ from
+    their defaults (so pyrender scenes serialise and hash exactly as before)."""
+    d = dataclasses.asdict(getattr(params, group))
+    if group == "light":
+        for k, default in LIGHT_DEFAULTS_BLENDER_ONLY.items():
+            if d[k] == default:
+                del d[k]
+    return d
 
 
 def _json_type(v: Any) -> str:

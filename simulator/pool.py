@@ -236,6 +236,10 @@ def start_local_ray(ray, workers: int | None = None, init_kwargs: dict[str, Any]
 def _make_renderer(config):
     from simulator.renderer import Renderer
 
+    if config is not None and getattr(config, "renderer", "pyrender") != "pyrender":
+        from simulator.renderer import get_renderer
+
+        return get_renderer(config)
     return Renderer(config)
 
 
@@ -253,6 +257,11 @@ class RenderPool:
             raise ParamError(f"workers must be >= 1, got {workers}")
         self.workers = workers
         self.chunk = chunk
+        if config is not None and getattr(config, "renderer", "pyrender") == "blender" and config.blender_threads == 0:
+            import dataclasses
+
+            # Cycles threads: the cores shared out among the workers (the pixels do not depend on it).
+            config = dataclasses.replace(config, blender_threads=max(1, (os.cpu_count() or 1) // workers))
         self._pool = WorkerPool(workers, functools.partial(_make_renderer, config), threads=1)
 
     def render_batch(self, params_list: Sequence[SceneParams]):

@@ -89,6 +89,13 @@ class RenderConfig:
     lod_tolerance_px: float = 1.0
     schema_version: int = 1
     body_options: tuple = field(default_factory=tuple)
+    # "pyrender" or "blender" (simulator.blender: Cycles RGB, ground truth from this
+    # renderer's pass at the same camera); blender_samples / blender_threads: Cycles
+    # samples per pixel (adaptive, denoised) and CPU threads of the Blender worker (0: all
+    # cores this process may use; the pixels do not depend on it, see docs/blender.md).
+    renderer: str = "pyrender"
+    blender_samples: int = 8
+    blender_threads: int = 0
 
 
 def pose_vector(params: SceneParams) -> np.ndarray:
@@ -145,6 +152,10 @@ class Renderer:
         self._renderer = None
         self._size: tuple[int, int] | None = None
         self._garments = None  # simulator.garments.layer.GarmentLayer, made on first clothed scene
+        # The geometry of the last rendered scene (world frame), for other renderers that
+        # draw the same scene at the same camera (simulator.blender).
+        self.last_scene: dict | None = None
+        self._last_garments: list = []
 
     # ---- GL context --------------------------------------------------------------------
     def _ensure_renderer(self, width: int, height: int):
@@ -264,6 +275,7 @@ class Renderer:
             if body_rig is not None and body_rig[0] is not None and wardrobe.rig.body is self.body:
                 posed = wardrobe.rig.from_body_output(*body_rig)
             items = dress_scene(clothing, pose_vector(params), shape_vector(params), wardrobe, body=posed)
+        self._last_garments = items
         self._garments.update(items)
 
     def _place_occluder(self, occ, v: np.ndarray, K: np.ndarray, extr: np.ndarray, cam_pose: np.ndarray,
@@ -324,6 +336,7 @@ class Renderer:
 
         self._mesh = self._pick_mesh(v, K, extr)
         self._set_body(v, appearance.skin_rgb(params.skin_tone))
+        self._last_garments = []
         self._set_garments(params, body_rig)
         if self._camera_node is not None:
             self.scene.remove_node(self._camera_node)
@@ -404,6 +417,13 @@ class Renderer:
                 parts[y0:y1, x0:x1] = 0
                 clothing_mask[y0:y1, x0:x1] = False
                 depth[y0:y1, x0:x1] = 0.0
+        self.last_scene = {
+            "vertices": v, "faces": self.body.faces, "garments": self._last_garments, "K": K,
+            "camera_pose": cam_pose, "camera": cam, "target": target, "floor_z": floor_z, "light_dir": ldir,
+            "skin_rgb": appearance.skin_rgb(params.skin_tone), "occluder_rgb": occ_rgb,
+            "occluder_pose": self.scene.get_pose(self._occluder_node) if solid_occluder else None,
+            "rect": rect,
+        }
         rgb = np.clip(np.round(rgb_f * 255.0), 0, 255).astype(np.uint8)
         mask = parts > 0
         occlusion = occlusion_fractions(full_parts, footprint) if footprint is not None else {}
@@ -524,10 +544,32 @@ gl.close_at_exit(_RENDERERS, close=lambda renderer: None)
 gl.close_at_exit(_LIVE_GL, close=lambda gl_renderer: gl_renderer.delete())
 
 
+RENDERERS = ("pyrender", "blender")
+
+
+def check_renderer(name: str) -> str:
+    """A renderer name that can be used now: pyrender, or blender when its environment is
+    installed; otherwise a one-line RenderError naming the fix."""
+    if name not in RENDERERS:
+        raise RenderError(f"unknown renderer {name!r}; use {' or '.join(RENDERERS)}")
+    if name == "blender":
+        from simulator.blender.client import require_blender
+
+        require_blender()
+    return name
+
+
 def get_renderer(config: RenderConfig | None = None) -> Renderer:
     config = config or RenderConfig()
     if config not in _RENDERERS:
-        _RENDERERS[config] = Renderer(config)
+        if config.renderer == "blender":
+            from simulator.blender.client import BlenderRenderer
+
+            _RENDERERS[config] = BlenderRenderer(config, Renderer)  # type: ignore[assignment]
+        elif config.renderer == "pyrender":
+            _RENDERERS[config] = Renderer(config)
+        else:
+            raise RenderError(f"unknown renderer {config.renderer!r}; use pyrender or blender")
     return _RENDERERS[config]
 
 

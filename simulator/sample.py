@@ -65,6 +65,9 @@ class Sample:
     without it (None for a region not in view; empty without an occluder); camera: the
     camera as rendered, with the distance, offsets and elevation that framing, truncation
     and the floor resolved; ground_height: world z (m) of the floor (the body's lowest point).
+    renderer: which renderer drew `rgb` ("pyrender" or "blender"; the ground truth always
+    comes from the pyrender pass at the same camera); renderer_mask: that renderer's own
+    person mask (Blender's object-index pass), for checking pixel alignment.
     """
 
     rgb: np.ndarray
@@ -86,6 +89,8 @@ class Sample:
     occlusion: dict[str, float | None] = field(default_factory=dict)
     camera: Any = None
     ground_height: float | None = None
+    renderer: str = "pyrender"
+    renderer_mask: np.ndarray | None = None
 
     def ground_truth(self) -> dict[str, Any]:
         """JSON-serialisable ground truth (everything but the images)."""
@@ -102,4 +107,5 @@ class Sample:
             "occlusion": dict(self.occlusion),
             "camera": dataclasses.asdict(self.camera) if self.camera is not None else None,
             "ground_height": self.ground_height,
+            **({"renderer": self.renderer} if self.renderer != "pyrender" else {}),
         }

@@ -31,10 +31,15 @@ def _root(
     console.set_verbosity(verbose, quiet)
 
 
-def _render_config(backend: str, backgrounds: Optional[str], body: str = "anny"):
+RENDERER_HELP = "Renderer of the RGB: pyrender (default) or blender (Cycles; `examiner renderers install blender`)."
+
+
+def _render_config(backend: str, backgrounds: Optional[str], body: str = "anny", renderer: str = "pyrender"):
     from pathlib import Path
 
-    from simulator.renderer import RenderConfig
+    from simulator.renderer import RenderConfig, check_renderer
+
+    check_renderer(renderer)
 
     if backgrounds is not None:
         folder = Path(backgrounds)
@@ -45,7 +50,7 @@ def _render_config(backend: str, backgrounds: Optional[str], body: str = "anny")
         if not any(p.suffix.lower() in (".png", ".jpg", ".jpeg") for p in folder.iterdir()):
             raise PoseExaminerError(f"--backgrounds {folder} holds no png/jpg images; add some or drop the option")
 
-    return RenderConfig(gl_backend=backend, background_dir=backgrounds, body_model=body)
+    return RenderConfig(gl_backend=backend, background_dir=backgrounds, body_model=body, renderer=renderer)
 
 
 @app.command()
@@ -57,6 +62,7 @@ def render(
     backgrounds: Optional[str] = typer.Option(None, "--backgrounds", help="Folder of background images."),
     json_out: bool = typer.Option(False, "--json", help="Print the written paths as JSON."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty --out folder."),
+    renderer: str = typer.Option("pyrender", "--renderer", help=RENDERER_HELP),
 ) -> None:
     """Render one scene from a JSON file, with ground truth."""
     from pathlib import Path
@@ -69,8 +75,8 @@ def render(
     if Path(params).is_dir():
         raise PoseExaminerError(f"--params {params} is a folder; give the scene JSON file")
     validate_params(load_params(params), clamp=clamp)  # bad scenes fail before --out is touched
+    config = _render_config(backend, backgrounds, renderer=renderer)
     console.check_out_dir(out, overwrite)
-    config = _render_config(backend, backgrounds)
     with console.removed_if_failed(out):
         paths = render_scene_file(params, out, clamp=clamp, config=config)
     if json_out:
@@ -90,6 +96,7 @@ def sample(
     backgrounds: Optional[str] = typer.Option(None, "--backgrounds", help="Folder of background images."),
     json_out: bool = typer.Option(False, "--json", help="Print a summary as JSON."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty --out folder."),
+    renderer: str = typer.Option("pyrender", "--renderer", help=RENDERER_HELP),
 ) -> None:
     """Render random scenes with ground truth and a contact sheet."""
     from simulator.batch import sample_scenes
@@ -101,8 +108,8 @@ def sample(
         raise PoseExaminerError(f"--seed must be a non-negative integer, got {seed}")
     check_image_size(size)
     ParamSpace.from_groups(space)  # a bad --space fails before the folder exists
+    config = _render_config(backend, backgrounds, renderer=renderer)
     console.check_out_dir(out, overwrite)
-    config = _render_config(backend, backgrounds)
     done = [0]
     try:
         with console.removed_if_failed(out), console.progress("rendering", total=n) as advance:
@@ -207,7 +214,7 @@ def runs_repair(
 
 def _mount_subcommands() -> None:
     """Commands defined in their own modules; plain imports, so readers and linters see them."""
-    from examiner.app import finetune, generate, loop, report, run
+    from examiner.app import finetune, generate, loop, renderers, report, run
     from examiner.search.config import STRATEGIES
     from examiner.evaluate_cli import evaluate_command
     from examiner.targets import cli as targets_cli
@@ -216,6 +223,7 @@ def _mount_subcommands() -> None:
         return
     app._mounted = True
     app.add_typer(targets_cli.app, name="targets")
+    app.add_typer(renderers.app, name="renderers")
     app.add_typer(runs_app, name="runs")
     app.add_typer(generate.app, name="generate")
     app.command("run", help=f"Search a model's failure regions (strategies: {', '.join(STRATEGIES)}).")(

@@ -28,6 +28,8 @@ _SIZE = typer.Option(256, "--size", help="Image width and height in pixels.")
 _JSON = typer.Option(False, "--json", help="Print a summary as JSON on stdout.")
 _IMAGE_FORMAT = typer.Option("jpg", "--image-format", help="jpg or png.")
 _GL = typer.Option("auto", "--gl", help="OpenGL backend: auto, egl, osmesa.")
+_RENDERER = typer.Option("pyrender", "--renderer", help="RGB renderer: pyrender or blender (Cycles; `examiner renderers "
+                         "install blender`); the annotations always come from pyrender at the same camera.")
 
 
 def _run(kind: str, config, out: str, workers: int, backend: str, resume: bool, json_out: bool) -> dict:
@@ -77,12 +79,14 @@ def dense(
     backend: str = _BACKEND,
     resume: bool = _RESUME,
     json_out: bool = _JSON,
+    renderer: str = _RENDERER,
 ) -> None:
     """UltraPose-style dense correspondence (DensePose-COCO, IUV and vertex-index maps)."""
     from generators.dense import DenseConfig
 
     config = DenseConfig(n=n, seed=seed, shard_size=shard_size, size=size, points=points, space=space,
-                         from_run=from_run, mode_share=mode_share, image_format=image_format, gl=gl)
+                         from_run=from_run, mode_share=mode_share, image_format=image_format, gl=gl,
+                         renderer=renderer)
     _run("dense", config, out, workers, backend, resume, json_out)
 
 
@@ -125,12 +129,13 @@ def finetune(
     backend: str = _BACKEND,
     resume: bool = _RESUME,
     json_out: bool = _JSON,
+    renderer: str = _RENDERER,
 ) -> None:
     """Fine-tuning set from a run's failure regions (COCO keypoints, 3D joints, body parameters)."""
     from generators.finetune import FinetuneConfig
 
     config = FinetuneConfig(n=n, seed=seed, shard_size=shard_size, size=size, from_run=from_run,
-                            base_share=base_share, image_format=image_format, gl=gl)
+                            base_share=base_share, image_format=image_format, gl=gl, renderer=renderer)
     _run("finetune", config, out, workers, backend, resume, json_out)
 
 

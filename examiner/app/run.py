@@ -54,6 +54,8 @@ def run_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write report.html and results.json at the end."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty --out folder (a run already in it is replaced)."),
+    renderer: str = typer.Option("pyrender", "--renderer", help="Renderer of the scenes: pyrender or blender (Cycles; "
+                                 "`examiner renderers install blender`); stored in the model spec as sim.renderer."),
 ) -> None:
     """Search a parameter space for failure modes of a target model."""
     from examiner import console
@@ -107,6 +109,10 @@ def run_command(
         out_dir = out
     if not model:
         raise SearchConfigError("name the target with --model (e.g. analytic:planted)")
+    if renderer != "pyrender":
+        from examiner.search.sim_evaluator import with_renderer
+
+        model = with_renderer(model, renderer)
     factory = EvaluatorFactory(model, param_space.to_dict(), cfg.failure_threshold, cfg.seed, cfg.metric)
     probe = factory()  # fail fast, in this process, on a bad spec
     threshold_rule = None

@@ -331,6 +331,26 @@ class SimulatorEvaluator:
         return out
 
 
+def _render_config_for(renderer: str) -> Any:
+    """sim.renderer=pyrender|blender: the RenderConfig of the scenes (simulator.blender)."""
+    from simulator.renderer import RenderConfig, check_renderer
+
+    return RenderConfig(renderer=check_renderer(renderer))
+
+
+def with_renderer(model_spec: str, renderer: str) -> str:
+    """The model spec with ``sim.renderer=RENDERER`` added (pyrender: unchanged), so that
+    the renderer is stored with the run's model spec and a resume keeps it."""
+    if renderer == "pyrender":
+        return model_spec
+    _render_config_for(renderer)  # one-line error now for an unknown or uninstalled renderer
+    head, opts = split_evaluator_options(model_spec)
+    if opts.get("renderer", renderer) != renderer:
+        raise SearchConfigError(f"--renderer {renderer} contradicts sim.renderer={opts['renderer']} in {model_spec!r}")
+    sep = "&" if "?" in model_spec else "?"
+    return model_spec if "renderer" in opts else f"{model_spec}{sep}{OPTION_PREFIX}renderer={renderer}"
+
+
 def build_simulator_evaluator(model_spec: str, space: ParamSpace, seed: int = 0, **overrides: Any) -> SimulatorEvaluator:
     """A `SimulatorEvaluator` from a search model spec (target spec + ``sim.*`` options)."""
     target_spec, opts = split_evaluator_options(model_spec)
@@ -338,6 +358,7 @@ def build_simulator_evaluator(model_spec: str, space: ParamSpace, seed: int = 0,
     casts: dict[str, tuple[str, Callable[[str], Any]]] = {
         "metric": ("metric", str), "joint_set": ("joint_set", str), "calibrate": ("calibrate", int),
         "render_workers": ("render_workers", int), "batch": ("batch_size", int),
+        "renderer": ("render_config", _render_config_for),
     }
     for key, value in opts.items():
         if key not in casts:

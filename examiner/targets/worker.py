@@ -1,5 +1,6 @@
 """Subprocess worker targets: the model runs in its own Python environment and speaks the
-frame protocol of ``runtime/pe_worker.py`` on stdin/stdout (no network ports).
+frame protocol of ``simulator.worker_protocol`` (worker side for users:
+``runtime/pe_worker.py``) on stdin/stdout (no network ports).
 
 Failure handling, per batch: a crash (process exits), hang (no reply within
 ``timeout_s``), protocol garbage (bad frame) or wrong output shapes restart the worker; with
@@ -11,14 +12,7 @@ configuration error (`TargetError`).
 
 from __future__ import annotations
 
-import collections
-import os
-import select
 import shlex
-import signal
-import subprocess
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -35,166 +29,9 @@ from examiner.targets.base import (
     check_prediction,
     concat_predictions,
 )
-from examiner.targets.envs import WorkerSpec
-from examiner.targets.runtime import pe_worker
+from simulator.worker_protocol import WorkerFailure, WorkerProcess, WorkerSpec  # noqa: F401 - re-exported
 
 RUNTIME_DIR = Path(__file__).resolve().parent / "runtime"
-
-
-class WorkerFailure(Exception):
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-
-
-class WorkerProcess:
-    """One running worker: start, request/reply with a deadline, kill."""
-
-    def __init__(self, spec: WorkerSpec, runtime_dir: Path = RUNTIME_DIR) -> None:
-        self.spec = spec
-        self.runtime_dir = runtime_dir
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=200)
-        self.hello: dict[str, Any] = {}
-        self._next_id = 0
-        self._stderr_thread: threading.Thread | None = None
-
-    # ---- lifecycle ---------------------------------------------------------------------
-    def start(self) -> dict[str, Any]:
-        env = dict(os.environ)
-        env.update(self.spec.env)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(self.runtime_dir), env.get("PYTHONPATH", "")) if p)
-        env["PYTHONUNBUFFERED"] = "1"
-        env["POSEEXAMINER_WORKER"] = "1"
-        try:
-            self.proc = subprocess.Popen(
-                list(self.spec.command),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                bufsize=0,
-                env=env,
-                start_new_session=True,  # so a kill takes the worker's children too
-            )
-        except OSError as e:
-            raise WorkerFailure("crash", f"cannot start {self.spec.command[0]!r}: {e.strerror}") from None
-        self._stderr_thread = threading.Thread(target=self._drain_stderr, args=(self.proc,), daemon=True)
-        self._stderr_thread.start()
-        meta, _ = self._read_frame(time.monotonic() + self.spec.startup_timeout_s)
-        if meta.get("protocol") != pe_worker.PROTOCOL:
-            raise WorkerFailure("protocol", f"worker speaks protocol {meta.get('protocol')!r}, expected {pe_worker.PROTOCOL}")
-        self.hello = meta
-        return meta
-
-    def _drain_stderr(self, proc: subprocess.Popen[bytes]) -> None:
-        assert proc.stderr is not None
-        for raw in iter(proc.stderr.readline, b""):
-            self.stderr_tail.append(raw.decode("utf-8", "replace").rstrip())
-
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc is not None else None
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                self.proc.kill()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-        for stream in (self.proc.stdin, self.proc.stdout):
-            if stream is not None:
-                stream.close()
-        self.proc = None
-
-    def close(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            try:
-                assert self.proc.stdin is not None
-                self.proc.stdin.write(pe_worker.encode_frame({"op": "close"}))
-                self.proc.stdin.flush()
-                self.proc.wait(timeout=5)
-            except (OSError, subprocess.TimeoutExpired):
-                pass
-        self.kill()
-
-    # ---- I/O ---------------------------------------------------------------------------
-    def _last_stderr(self) -> str:
-        lines = [line for line in self.stderr_tail if line.strip()]
-        return lines[-1][:300] if lines else "(no stderr)"
-
-    def _exit_message(self) -> str:
-        assert self.proc is not None
-        try:
-            code = self.proc.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            code = None
-        if self._stderr_thread is not None:
-            self._stderr_thread.join(timeout=2)  # the last stderr lines usually say why
-        return f"worker exited with code {code}; last stderr: {self._last_stderr()}"
-
-    def _read_exact(self, n: int, deadline: float) -> bytes:
-        assert self.proc is not None and self.proc.stdout is not None
-        fd = self.proc.stdout.fileno()
-        chunks: list[bytes] = []
-        got = 0
-        while got < n:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise WorkerFailure("timeout", f"no reply within {self._timeout_text(deadline)}")
-            ready, _, _ = select.select([fd], [], [], remaining)
-            if not ready:
-                continue
-            chunk = os.read(fd, min(n - got, 1 << 20))
-            if not chunk:
-                raise WorkerFailure("crash", self._exit_message())
-            chunks.append(chunk)
-            got += len(chunk)
-        return b"".join(chunks)
-
-    def _timeout_text(self, deadline: float) -> str:
-        return f"{self._current_timeout:.1f} s"
-
-    _current_timeout = 0.0  # the budget of the frame being read, for the timeout message
-
-    def _read_frame(self, deadline: float) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        self._current_timeout = max(0.0, deadline - time.monotonic())
-        header = self._read_exact(pe_worker.HEADER_SIZE, deadline)
-        try:
-            length = pe_worker.parse_header(header)
-            body = self._read_exact(length, deadline)
-            return pe_worker.decode_payload(body)
-        except pe_worker.ProtocolError as e:
-            raise WorkerFailure("protocol", str(e)) from None
-
-    def request(self, arrays: dict[str, np.ndarray], timeout_s: float) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        if not self.alive():
-            raise WorkerFailure("crash", "worker is not running")
-        assert self.proc is not None and self.proc.stdin is not None
-        self._next_id += 1
-        rid = self._next_id
-        frame = pe_worker.encode_frame({"op": "predict", "id": rid}, arrays)
-        deadline = time.monotonic() + timeout_s
-        try:
-            self.proc.stdin.write(frame)
-            self.proc.stdin.flush()
-        except (BrokenPipeError, OSError):
-            raise WorkerFailure("crash", self._exit_message()) from None
-        meta, out = self._read_frame(deadline)
-        if meta.get("id") != rid:
-            raise WorkerFailure("protocol", f"reply id {meta.get('id')!r} does not match request {rid}")
-        return meta, out
 
 
 class WorkerTarget(TargetModel):

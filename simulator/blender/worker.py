@@ -1,0 +1,409 @@
+"""Blender (Cycles) render worker. Runs inside the bpy environment
+(``examiner renderers install blender``): imports only the standard library, numpy, bpy
+and the project's ``simulator/worker_protocol.py``, loaded by file path.
+
+The static scene (render settings, world, camera, sun, floor, occluder, compositor) is
+built once at start-up; each ``render`` request moves the camera and lights and
+overwrites vertex positions of the body and garment meshes. Meshes, their faces and UVs
+and the fabric textures are created the first time a request carries them (the client
+sends them once per worker process).
+
+Request ``{"op": "render", ...}`` (see ``simulator/blender/client.py``), reply arrays
+``rgb`` (H, W, 3) uint8 and ``mask`` (H, W) bool (pixels of the body and garments, from
+Cycles' object-index pass).
+
+Usage: python worker.py [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import bpy
+
+_spec = importlib.util.spec_from_file_location(
+    "pe_worker_protocol", Path(__file__).resolve().parents[1] / "worker_protocol.py")
+proto = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = proto  # its dataclasses look themselves up there
+_spec.loader.exec_module(proto)
+
+HDRIS = ("city", "courtyard", "forest", "interior", "night", "studio", "sunrise", "sunset")
+PERSON_INDEX = 1
+WORLD_MAP_RESOLUTION = 256
+# PE_BLENDER_PROFILE=1: log render and read-back seconds per frame to the worker's stderr.
+PROFILE = os.environ.get("PE_BLENDER_PROFILE") == "1"
+# Mean luminance every environment map is scaled to (light.hdri_strength 1).
+HDRI_MEAN = 0.5
+
+
+def srgb_to_linear(c):
+    c = np.asarray(c, dtype=np.float64)
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+def hdri_dir() -> Path:
+    return Path(bpy.utils.system_resource("DATAFILES", path="studiolights/world"))
+
+
+class Scene:
+    def __init__(self, threads: int) -> None:
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+        self.scene = sc = bpy.context.scene
+        self.tmp = tempfile.mkdtemp(prefix="pe-blender-")
+        sc.render.engine = "CYCLES"
+        cy = sc.cycles
+        cy.device = "CPU"
+        cy.use_animated_seed = False
+        cy.use_adaptive_sampling = True
+        cy.adaptive_threshold = 0.05
+        cy.adaptive_min_samples = 0
+        cy.use_denoising = True
+        cy.denoiser = "OPENIMAGEDENOISE"
+        cy.denoising_input_passes = "RGB_ALBEDO_NORMAL"
+        # The accurate prefilter of the albedo/normal passes took ~1.5 s a frame at 256².
+        cy.denoising_prefilter = "FAST"
+        cy.denoising_quality = "BALANCED"
+        cy.max_bounces = 4
+        cy.diffuse_bounces = 2
+        cy.glossy_bounces = 1
+        cy.transmission_bounces = 0
+        cy.volume_bounces = 0
+        cy.transparent_max_bounces = 2
+        cy.caustics_reflective = False
+        cy.caustics_refractive = False
+        cy.use_auto_tile = True
+        cy.tile_size = 256
+        sc.render.use_persistent_data = True
+        sc.render.threads_mode = "FIXED"
+        sc.render.threads = max(1, threads)
+        sc.render.resolution_percentage = 100
+        sc.render.pixel_aspect_x = sc.render.pixel_aspect_y = 1.0
+        sc.render.film_transparent = False
+        sc.view_settings.view_transform = "Standard"
+        sc.view_settings.look = "None"
+        sc.view_settings.exposure = 0.0
+        sc.display_settings.display_device = "sRGB"
+        sc.frame_set(1)
+
+        # World: the HDRI, rotated about +Z, visible as the background.
+        world = bpy.data.worlds.new("world")
+        sc.world = world
+        world.use_nodes = True
+        # The importance map of the world is rebuilt whenever its shader changes (every
+        # scene: the map turns with the camera); at the automatic resolution that took
+        # 2.5 s a frame here, at 256 it is negligible and still finds the HDRI's sun.
+        world.cycles.sampling_method = "MANUAL"
+        world.cycles.sample_map_resolution = WORLD_MAP_RESOLUTION
+        nt = world.node_tree
+        nt.nodes.clear()
+        coord = nt.nodes.new("ShaderNodeTexCoord")
+        self.env_mapping = nt.nodes.new("ShaderNodeMapping")
+        self.env_tex = nt.nodes.new("ShaderNodeTexEnvironment")
+        self.env_bg = nt.nodes.new("ShaderNodeBackground")
+        out = nt.nodes.new("ShaderNodeOutputWorld")
+        nt.links.new(coord.outputs["Generated"], self.env_mapping.inputs["Vector"])
+        nt.links.new(self.env_mapping.outputs["Vector"], self.env_tex.inputs["Vector"])
+        nt.links.new(self.env_tex.outputs["Color"], self.env_bg.inputs["Color"])
+        nt.links.new(self.env_bg.outputs["Background"], out.inputs["Surface"])
+        self.hdri_images: dict[str, object] = {}
+
+        cam_data = bpy.data.cameras.new("camera")
+        self.camera = bpy.data.objects.new("camera", cam_data)
+        sc.collection.objects.link(self.camera)
+        sc.camera = self.camera
+
+        sun_data = bpy.data.lights.new("sun", "SUN")
+        sun_data.angle = math.radians(3.0)
+        self.sun = bpy.data.objects.new("sun", sun_data)
+        sc.collection.objects.link(self.sun)
+
+        self.floor = self._object("floor", [(-20, -20, 0), (20, -20, 0), (20, 20, 0), (-20, 20, 0)], [(0, 1, 2, 3)])
+        self.floor_mat = self._floor_material()
+        self.floor.data.materials.append(self.floor_mat)
+
+        cube_v = [(x, y, z) for x in (-0.5, 0.5) for y in (-0.5, 0.5) for z in (-0.5, 0.5)]
+        cube_f = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
+        self.occluder = self._object("occluder", cube_v, cube_f)
+        self.occluder_mat, self.occluder_bsdf = self._principled("occluder", roughness=0.7)
+        self.occluder.data.materials.append(self.occluder_mat)
+
+        self.skin_mat, self.skin_bsdf = self._principled("skin", roughness=0.5)
+        b = self.skin_bsdf
+        self.skin_mat.cycles.displacement_method = "BUMP"
+        b.subsurface_method = "BURLEY"
+        b.inputs["Subsurface Weight"].default_value = 0.25
+        b.inputs["Subsurface Radius"].default_value = (1.0, 0.35, 0.2)
+        b.inputs["Subsurface Scale"].default_value = 0.01
+        self.body = None
+        self.garments: dict[str, tuple[object, object]] = {}
+        self.patterns: dict[str, object] = {}
+        self._compositor()
+
+    # ---- building blocks -------------------------------------------------------------
+    def _object(self, name, verts, faces):
+        mesh = bpy.data.meshes.new(name)
+        mesh.from_pydata([tuple(map(float, v)) for v in verts], [], [tuple(map(int, f)) for f in faces])
+        obj = bpy.data.objects.new(name, mesh)
+        self.scene.collection.objects.link(obj)
+        return obj
+
+    def _principled(self, name, roughness):
+        mat = bpy.data.materials.new(name)
+        mat.use_nodes = True
+        bsdf = mat.node_tree.nodes["Principled BSDF"]
+        bsdf.inputs["Roughness"].default_value = roughness
+        return mat, bsdf
+
+    def _floor_material(self):
+        mat, bsdf = self._principled("floor", roughness=0.9)
+        # Little specular: at grazing views a rough dielectric floor mirrors the bright
+        # horizon of the HDRI and looks washed out.
+        bsdf.inputs["Specular IOR Level"].default_value = 0.1
+        nt = mat.node_tree
+        coord = nt.nodes.new("ShaderNodeTexCoord")
+        self.floor_checker = nt.nodes.new("ShaderNodeTexChecker")
+        self.floor_noise = nt.nodes.new("ShaderNodeTexNoise")
+        self.floor_noise.inputs["Detail"].default_value = 4.0
+        self.floor_mix = nt.nodes.new("ShaderNodeMix")
+        self.floor_mix.data_type = "RGBA"
+        self.floor_pick = nt.nodes.new("ShaderNodeMix")  # 0: checker, 1: noise
+        self.floor_pick.data_type = "RGBA"
+        nt.links.new(coord.outputs["Object"], self.floor_checker.inputs["Vector"])
+        nt.links.new(coord.outputs["Object"], self.floor_noise.inputs["Vector"])
+        nt.links.new(self.floor_noise.outputs["Fac"], self.floor_mix.inputs["Factor"])
+        nt.links.new(self.floor_checker.outputs["Color"], self.floor_pick.inputs[6])
+        nt.links.new(self.floor_mix.outputs[2], self.floor_pick.inputs[7])
+        nt.links.new(self.floor_pick.outputs[2], bsdf.inputs["Base Color"])
+        return mat
+
+    def _compositor(self):
+        sc = self.scene
+        sc.view_layers[0].use_pass_object_index = True
+        sc.use_nodes = True
+        sc.render.use_compositing = True
+        nt = sc.node_tree
+        nt.nodes.clear()
+        rl = nt.nodes.new("CompositorNodeRLayers")
+        idm = nt.nodes.new("CompositorNodeIDMask")
+        idm.index = PERSON_INDEX
+        idm.use_antialiasing = False
+        fo = nt.nodes.new("CompositorNodeOutputFile")
+        fo.base_path = self.tmp
+        fo.format.file_format = "PNG"
+        fo.format.color_mode = "RGB"
+        fo.format.color_depth = "8"
+        fo.file_slots.clear()
+        fo.file_slots.new("rgb_")
+        fo.file_slots.new("mask_")
+        nt.links.new(rl.outputs["Image"], fo.inputs[0])
+        nt.links.new(rl.outputs["IndexOB"], idm.inputs["ID value"])
+        nt.links.new(idm.outputs["Alpha"], fo.inputs[1])
+        comp = nt.nodes.new("CompositorNodeComposite")
+        nt.links.new(rl.outputs["Image"], comp.inputs["Image"])
+
+    def _read_png(self, stem: str, W: int, H: int) -> np.ndarray:
+        path = os.path.join(self.tmp, f"{stem}{self.scene.frame_current:04d}.png")
+        img = bpy.data.images.load(path)
+        try:
+            px = np.empty(W * H * 4, dtype=np.float32)
+            img.pixels.foreach_get(px)
+        finally:
+            bpy.data.images.remove(img)
+            os.remove(path)
+        return px.reshape(H, W, 4)[::-1, :, :3]
+
+    # ---- per-scene data ---------------------------------------------------------------
+    def define_body(self, faces: np.ndarray, n_vertices: int) -> None:
+        if self.body is not None:
+            bpy.data.objects.remove(self.body)
+        self.body = self._object("body", np.zeros((n_vertices, 3)), faces)
+        self.body.data.polygons.foreach_set("use_smooth", np.ones(len(faces), dtype=bool))
+        self.body.data.materials.append(self.skin_mat)
+        self.body.pass_index = PERSON_INDEX
+
+    def define_pattern(self, name: str, rgb: np.ndarray) -> None:
+        h, w = rgb.shape[:2]
+        img = self.patterns.get(name) or bpy.data.images.new(f"pattern_{name}", w, h)
+        rgba = np.ones((h, w, 4), dtype=np.float32)
+        rgba[..., :3] = rgb[::-1].astype(np.float32) / 255.0
+        img.pixels.foreach_set(rgba.ravel())
+        img.update()
+        self.patterns[name] = img
+
+    def define_garment(self, name: str, faces: np.ndarray, uv: np.ndarray) -> None:
+        if name in self.garments:
+            bpy.data.objects.remove(self.garments[name][0])
+        obj = self._object(f"garment_{name}", np.zeros((len(uv), 3)), faces)
+        mesh = obj.data
+        mesh.polygons.foreach_set("use_smooth", np.ones(len(faces), dtype=bool))
+        layer = mesh.uv_layers.new(name="uv")
+        loops = np.empty(len(mesh.loops), dtype=np.int32)
+        mesh.loops.foreach_get("vertex_index", loops)
+        layer.data.foreach_set("uv", uv[loops].astype(np.float32).ravel())
+        mat, bsdf = self._principled(f"fabric_{name}", roughness=0.9)
+        bsdf.inputs["Sheen Weight"].default_value = 0.3
+        nt = mat.node_tree
+        tex = nt.nodes.new("ShaderNodeTexImage")
+        mix = nt.nodes.new("ShaderNodeMix")
+        mix.data_type = "RGBA"
+        mix.blend_type = "MULTIPLY"
+        mix.inputs["Factor"].default_value = 1.0
+        nt.links.new(tex.outputs["Color"], mix.inputs[6])
+        nt.links.new(mix.outputs[2], bsdf.inputs["Base Color"])
+        mesh.materials.append(mat)
+        obj.pass_index = PERSON_INDEX
+        obj.hide_render = True
+        self.garments[name] = (obj, (tex, mix))
+
+    @staticmethod
+    def _set_vertices(obj, v: np.ndarray) -> None:
+        obj.data.vertices.foreach_set("co", np.ascontiguousarray(v, dtype=np.float32).ravel())
+        obj.data.update()
+
+    def hdri_image(self, name: str):
+        """The map and its exposure factor: the shipped maps differ in brightness by an
+        order of magnitude, so each is scaled to the same mean luminance (HDRI_MEAN,
+        solid-angle weighted) before light.hdri_strength applies."""
+        if name not in self.hdri_images:
+            img = bpy.data.images.load(str(hdri_dir() / f"{name}.exr"), check_existing=True)
+            w, h = img.size
+            px = np.empty(w * h * 4, dtype=np.float32)
+            img.pixels.foreach_get(px)
+            lum = (px.reshape(h, w, 4)[..., :3] @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32))
+            weight = np.cos((np.arange(h) + 0.5) / h * np.pi - np.pi / 2)[:, None]  # equirectangular rows
+            mean = float((lum * weight).sum() / (weight.sum() * w))
+            self.hdri_images[name] = (img, HDRI_MEAN / max(mean, 1e-6))
+        return self.hdri_images[name]
+
+    # ---- one frame --------------------------------------------------------------------
+    def render(self, meta: dict, arrays: dict) -> tuple[dict, dict]:
+        sc = self.scene
+        if "body_faces" in arrays:
+            self.define_body(arrays["body_faces"], len(arrays["body_vertices"]))
+        for name in meta.get("patterns", []):
+            self.define_pattern(name, arrays[f"pattern_{name}"])
+        for i, g in enumerate(meta.get("garments", [])):
+            if f"g{i}_faces" in arrays:
+                self.define_garment(g["name"], arrays[f"g{i}_faces"], arrays[f"g{i}_uv"])
+        if self.body is None:
+            raise ValueError("no body mesh defined in this worker; send body_faces first")
+        W, H = int(meta["width"]), int(meta["height"])
+        sc.render.resolution_x, sc.render.resolution_y = W, H
+        cy = sc.cycles
+        cy.samples = int(meta["samples"])
+        cy.seed = int(meta["seed"])
+        cy.use_denoising = bool(meta.get("denoise", True))
+
+        # Camera: intrinsics K (square pixels) and the OpenGL camera-to-world pose.
+        K = np.asarray(meta["K"], dtype=np.float64)
+        cam = self.camera.data
+        cam.clip_start, cam.clip_end = 0.05, 1000.0
+        cam.sensor_width = cam.sensor_height = 36.0
+        if W >= H:
+            cam.sensor_fit = "HORIZONTAL"
+            cam.lens = K[0, 0] * 36.0 / W
+        else:
+            cam.sensor_fit = "VERTICAL"
+            cam.lens = K[1, 1] * 36.0 / H
+        cam.shift_x = (0.5 * W - K[0, 2]) / max(W, H)
+        cam.shift_y = (K[1, 2] - 0.5 * H) / max(W, H)
+        self.camera.matrix_world = _matrix(meta["camera_pose"])
+
+        # Lighting: the HDRI (map, rotation about +Z, strength) and the key light.
+        image, exposure = self.hdri_image(meta["hdri"])
+        self.env_tex.image = image
+        self.env_mapping.inputs["Rotation"].default_value = (0.0, 0.0, float(meta["hdri_rotation"]))
+        self.env_bg.inputs["Strength"].default_value = float(meta["hdri_strength"]) * exposure
+        self.sun.matrix_world = _matrix(meta["sun_pose"])
+        self.sun.data.energy = float(meta["sun_strength"])
+
+        # Body and garments.
+        self._set_vertices(self.body, arrays["body_vertices"])
+        self.skin_bsdf.inputs["Base Color"].default_value = (*srgb_to_linear(meta["skin_rgb"]), 1.0)
+        self.skin_bsdf.inputs["Subsurface Radius"].default_value = tuple(meta.get("skin_sss_radius", (1.0, 0.35, 0.2)))
+        shown = set()
+        for i, g in enumerate(meta.get("garments", [])):
+            obj, (tex, mix) = self.garments[g["name"]]
+            self._set_vertices(obj, arrays[f"g{i}_vertices"])
+            tex.image = self.patterns[g["pattern"]]
+            mix.inputs[7].default_value = (*srgb_to_linear(g["rgb"]), 1.0)
+            obj.hide_render = False
+            shown.add(g["name"])
+        for name, (obj, _) in self.garments.items():
+            if name not in shown:
+                obj.hide_render = True
+
+        # Floor.
+        fl = meta.get("floor")
+        self.floor.hide_render = fl is None
+        if fl is not None:
+            self.floor.location = (float(fl["x"]), float(fl["y"]), float(fl["z"]))
+            rgb = srgb_to_linear(fl["rgb"])
+            self.floor_checker.inputs["Color1"].default_value = (*rgb, 1.0)
+            self.floor_checker.inputs["Color2"].default_value = (*(rgb * 0.75), 1.0)
+            self.floor_checker.inputs["Scale"].default_value = 1.0 / max(float(fl["tile_size"]), 1e-3)
+            self.floor_noise.inputs["Scale"].default_value = 1.0 / max(0.6 * float(fl["tile_size"]), 1e-3)
+            self.floor_mix.inputs[6].default_value = (*(rgb * 0.1), 1.0)
+            self.floor_mix.inputs[7].default_value = (*(rgb * 1.9), 1.0)
+            pattern = fl["pattern"]
+            if pattern == "solid":
+                self.floor_checker.inputs["Color2"].default_value = (*rgb, 1.0)
+            self.floor_pick.inputs["Factor"].default_value = 1.0 if pattern == "noise" else 0.0
+
+        # Occluder (box or pole).
+        occ = meta.get("occluder")
+        self.occluder.hide_render = occ is None
+        if occ is not None:
+            self.occluder.matrix_world = _matrix(occ["matrix"])
+            self.occluder_bsdf.inputs["Base Color"].default_value = (*srgb_to_linear(occ["rgb"]), 1.0)
+
+        t0 = time.perf_counter()
+        bpy.ops.render.render(write_still=False)
+        t1 = time.perf_counter()
+        rgb = self._read_png("rgb_", W, H)
+        mask = self._read_png("mask_", W, H)[..., 0] > 0.5
+        if PROFILE:
+            print(f"pe-blender: render {t1 - t0:.2f}s read {time.perf_counter() - t1:.2f}s", file=sys.stderr)
+        rgb8 = np.clip(np.round(rgb * 255.0), 0, 255).astype(np.uint8)
+        return {"width": W, "height": H}, {"rgb": rgb8, "mask": mask}
+
+
+def _matrix(m):
+    from mathutils import Matrix
+
+    return Matrix([list(map(float, row)) for row in m])
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+    state: dict = {}
+
+    def setup() -> None:
+        state["scene"] = Scene(args.threads)
+
+    try:
+        proto.serve_ops(
+            {"render": lambda meta, arrays: state["scene"].render(meta, arrays)},
+            {"name": "blender", "blender_version": bpy.app.version_string, "hdris": list(HDRIS)},
+            setup=setup,
+        )
+    finally:
+        if "scene" in state:  # the frames' scratch folder (each frame's files are removed once read)
+            import shutil
+
+            shutil.rmtree(state["scene"].tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
