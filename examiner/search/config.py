@@ -54,7 +54,7 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "mpjpe": 90.0,  # mm
 }
 
-STRATEGIES = ("marl", "random", "cmaes", "reinforce")
+STRATEGIES = ("marl", "random", "cmaes", "reinforce", "hillclimb", "qd")
 BACKENDS = ("local", "ray")
 
 

@@ -30,8 +30,21 @@ def _reinforce():
     return ReinforceStrategy
 
 
+def _hillclimb():
+    from examiner.search.strategies.hillclimb import HillclimbStrategy
+
+    return HillclimbStrategy
+
+
+def _qd():
+    from examiner.search.strategies.qd import QDStrategy
+
+    return QDStrategy
+
+
 # Lazy registry: importing the package does not import SB3/torch or cma.
-STRATEGY_REGISTRY = {"marl": _marl, "random": _random, "cmaes": _cmaes, "reinforce": _reinforce}
+STRATEGY_REGISTRY = {"marl": _marl, "random": _random, "cmaes": _cmaes, "reinforce": _reinforce,
+                     "hillclimb": _hillclimb, "qd": _qd}
 
 
 def available_strategies() -> tuple[str, ...]:
