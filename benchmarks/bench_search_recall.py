@@ -3,6 +3,7 @@
     python benchmarks/bench_search_recall.py                      # 10 layouts, budget 5000
     python benchmarks/bench_search_recall.py --seeds 5 --budget 3000 --strategies marl random
     python benchmarks/bench_search_recall.py --rows rows.jsonl --table-only   # re-aggregate
+    python benchmarks/bench_search_recall.py --bisection-tol 0.03125 --strategies marl random   # a region option
 
 Each seed s runs every strategy with `seed=s` on `analytic:drawn?layout=s` (3-8 regions of
 2-4 dimensions, volumes 1e-5 .. 3e-2 of the space, drawn anew per layout; see
@@ -20,6 +21,7 @@ ratios of means, with a paired bootstrap over seeds. Counts evaluations, never t
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 import time
@@ -41,10 +43,9 @@ def run_one(strategy: str, seed: int, args, space: ParamSpace) -> dict:
     ev = build_evaluator(spec, space)
     boxes = planted_boxes(ev)
     cfg = SearchConfig(strategy=strategy, budget=args.budget, agents=args.agents, seed=seed, space=args.space)
-    if args.bisection_tol:
-        import dataclasses
-
-        cfg = cfg.replace(region=dataclasses.replace(cfg.region, bisection_tol=args.bisection_tol))
+    region = {k: v for k, v in (("bisection_tol", args.bisection_tol), ("probe_group", args.probe_group)) if v}
+    if region:
+        cfg = cfg.replace(region=dataclasses.replace(cfg.region, **region))
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter()
         run_search(cfg, ev, space, Path(d) / "run", model_spec=spec)
@@ -141,6 +142,7 @@ def main(argv=None) -> None:
     p.add_argument("--space", default="pose,shape,camera")
     p.add_argument("--strategies", nargs="+", default=list(STRATEGIES))
     p.add_argument("--bisection-tol", type=float, default=None, help="region.bisection_tol (default: the config's)")
+    p.add_argument("--probe-group", type=int, default=None, help="region.probe_group (default: the config's)")
     p.add_argument("--rows", default=None, help="JSONL file: rows are appended; runs already in it are skipped")
     p.add_argument("--table-only", action="store_true", help="only aggregate the rows in --rows")
     args = p.parse_args(argv)

@@ -217,7 +217,7 @@ def _mount_subcommands() -> None:
     app.add_typer(targets_cli.app, name="targets")
     app.add_typer(runs_app, name="runs")
     app.add_typer(generate.app, name="generate")
-    app.command("run", help="Search a model's failure regions (strategies: marl, random, cmaes, reinforce).")(
+    app.command("run", help="Search a model's failure regions (strategies: marl, random, cmaes, reinforce, hillclimb, qd).")(
         run.run_command
     )
     app.command("report", help="Write report.html + results.json for a run; --junit, --fail-on gates.")(

@@ -42,7 +42,7 @@ def run_command(
     budget: Optional[int] = typer.Option(None, "--budget", help="Evaluations in total (region growing included)."),
     agents: Optional[int] = typer.Option(None, "--agents", help="Number of agents (default 8)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Run seed; the same seed gives the same evaluation log."),
-    strategy: Optional[str] = typer.Option(None, "--strategy", help="marl | random | cmaes | reinforce."),
+    strategy: Optional[str] = typer.Option(None, "--strategy", help="marl | random | cmaes | reinforce | hillclimb | qd."),
     out: Optional[Path] = typer.Option(None, "--out", help="New run directory."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Resume the run in this directory."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file with SearchConfig fields."),
