@@ -62,6 +62,8 @@ STRATEGY_CLASSES: dict[str, str] = {
     "random": "examiner.search.strategies.random_search:RandomStrategy",
     "cmaes": "examiner.search.strategies.cmaes:CMAESStrategy",
     "reinforce": "examiner.search.strategies.reinforce:ReinforceStrategy",
+    "hillclimb": "examiner.search.strategies.hillclimb:HillclimbStrategy",
+    "qd": "examiner.search.strategies.qd:QDStrategy",
 }
 STRATEGIES = tuple(STRATEGY_CLASSES)
 BACKENDS = ("local", "ray")

@@ -7,12 +7,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from examiner.search.analytic import ANALYTIC_REGION_SETS, AnalyticEvaluator, BoxEvaluator
+from examiner.search.analytic import ANALYTIC_REGION_SETS, AnalyticEvaluator, BoxEvaluator, PlantedRegion
 from examiner.search.errors import SearchConfigError
 from examiner.search.outcome import Evaluator
 from simulator.params import ParamSpace
 
-ANALYTIC_TARGETS = ("planted", "hidden", "many", "box")
+ANALYTIC_TARGETS = ("planted", "hidden", "many", "box", "drawn")
 
 
 def _parse_spec(spec: str) -> tuple[str, str, dict[str, str]]:
@@ -52,7 +52,8 @@ def build_evaluator(model_spec: str, space: ParamSpace, threshold: float = 90.0,
 
     - Analytic targets (no rendering): `analytic:planted[?noise=1&cpu_ms=0&delay=0&seed=0]`
       (the planted white-box target), `analytic:hidden[?...]` (small planted regions only)
-      and `analytic:box?dims=NAME:LO:HI,NAME:LO:HI` (one box).
+      `analytic:box?dims=NAME:LO:HI,NAME:LO:HI` (one box) and `analytic:drawn?layout=N`
+      (regions drawn anew from the layout seed; examiner.search.drawn_targets).
     - Every target spec of `examiner.targets` (baseline, mediapipe, whitebox:..., onnx:...,
       python:..., worker:..., cmd:"..."): a `SimulatorEvaluator` that renders each scene
       and scores the target on it. Evaluator options ride along as `sim.*` query keys
@@ -92,6 +93,12 @@ def build_evaluator(model_spec: str, space: ParamSpace, threshold: float = 90.0,
             if dim not in space.names:
                 raise SearchConfigError(f"analytic:box dimension {dim!r} is not in the search space")
         ev: Evaluator = BoxEvaluator(space, bounds, **kw)
+    elif name == "drawn":  # regions drawn anew per layout seed (drawn_targets.py)
+        from examiner.search.drawn_targets import drawn_regions, parse_layout
+
+        drawn = drawn_regions(parse_layout(opts, model_spec), space)
+        ev = AnalyticEvaluator(space, regions=tuple(PlantedRegion(n, b, halo=h) for n, b, h in drawn),
+                               implausible=None, model_errors=None, **kw)
     else:
         ev = AnalyticEvaluator(space, regions=ANALYTIC_REGION_SETS[name], **kw)
     if opts:

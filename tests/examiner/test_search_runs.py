@@ -36,7 +36,7 @@ def log(out):
     return [{k: v for k, v in r.items() if k != "timings"} for r in RunStore.open(out).records()]
 
 
-@pytest.mark.parametrize("strategy", ["marl", "random", "cmaes", "reinforce"])
+@pytest.mark.parametrize("strategy", ["marl", "random", "cmaes", "reinforce", "hillclimb", "qd"])
 def test_same_seed_gives_identical_log(tmp_path, space, strategy):
     ev = build_evaluator("analytic:planted", space)
     a = run_search(config(strategy), ev, space, tmp_path / "a")
@@ -157,7 +157,7 @@ class CrashingEvaluator:
         return self.inner.evaluate(U)
 
 
-@pytest.mark.parametrize("strategy", ["marl", "cmaes", "random"])
+@pytest.mark.parametrize("strategy", ["marl", "cmaes", "random", "hillclimb", "qd"])
 def test_resume_after_crash_replays_and_matches_uninterrupted_run(tmp_path, space, strategy):
     ev = build_evaluator("analytic:planted", space)
     run_search(config(strategy), ev, space, tmp_path / "ref")

@@ -1,0 +1,171 @@
+"""Evaluations-to-recall benchmark (issue 20): strategies on drawn analytic targets.
+
+    python benchmarks/bench_search_recall.py                      # 10 layouts, budget 5000
+    python benchmarks/bench_search_recall.py --seeds 5 --budget 3000 --strategies marl random
+    python benchmarks/bench_search_recall.py --rows rows.jsonl --table-only   # re-aggregate
+    python benchmarks/bench_search_recall.py --bisection-tol 0.03125 --strategies marl random   # a region option
+
+Each seed s runs every strategy with `seed=s` on `analytic:drawn?layout=s` (3-8 regions of
+2-4 dimensions, volumes 1e-5 .. 3e-2 of the space, drawn anew per layout; see
+examiner.search.drawn_targets), so no strategy is tuned to one layout. Every evaluation
+counts (search, probe, bisect, verify). Per strategy (examiner.search.recall):
+- evaluations to recall 50%, 90% and 100% of the planted regions (a run that does not
+  get there counts as the budget, a lower bound; the table says how many got there);
+- box IoU of each recalled region's mode box with the planted box (full space);
+- growth cost: evaluations in probe/bisect/verify per accepted region.
+Intervals: 95% percentile bootstrap over seeds (over recalled regions for IoU), 2000
+resamples, fixed generator. Ratios MARL / random and MARL / best other strategy are
+ratios of means, with a paired bootstrap over seeds. Counts evaluations, never time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from examiner.search import SearchConfig, build_evaluator, run_search
+from examiner.search.drawn_targets import planted_boxes
+from examiner.search.recall import recall_report
+from simulator.params import ParamSpace
+
+STRATEGIES = ("marl", "hillclimb", "random", "cmaes", "qd")
+LEVELS = (0.5, 0.9, 1.0)
+
+
+def run_one(strategy: str, seed: int, args, space: ParamSpace) -> dict:
+    spec = f"analytic:drawn?layout={seed}"
+    ev = build_evaluator(spec, space)
+    boxes = planted_boxes(ev)
+    cfg = SearchConfig(strategy=strategy, budget=args.budget, agents=args.agents, seed=seed, space=args.space)
+    region = {k: v for k, v in (("bisection_tol", args.bisection_tol), ("probe_group", args.probe_group)) if v}
+    if region:
+        cfg = cfg.replace(region=dataclasses.replace(cfg.region, **region))
+    with tempfile.TemporaryDirectory() as d:
+        t0 = time.perf_counter()
+        run_search(cfg, ev, space, Path(d) / "run", model_spec=spec)
+        dt = time.perf_counter() - t0
+        rep = recall_report(Path(d) / "run", boxes)
+    return {
+        "strategy": strategy, "seed": seed, "layout": seed, "budget": args.budget, "planted": rep.planted,
+        "found_at": rep.found_at, "iou": rep.iou, "iou_dims": rep.iou_dims,
+        **{f"to_{int(q * 100)}": rep.evals_to_recall(q) for q in LEVELS},
+        "evaluations": rep.evaluations, "accepted": rep.accepted, "growth_evaluations": rep.growth_evaluations,
+        "evals_per_region": rep.evals_per_region, "false_modes": rep.false_modes, "seconds": round(dt, 1),
+    }
+
+
+def _boot(values: np.ndarray, stat=np.mean, n: int = 2000, seed: int = 0) -> tuple[float, float]:
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(values), size=(n, len(values)))
+    s = np.array([stat(values[i]) for i in idx])
+    return float(np.percentile(s, 2.5)), float(np.percentile(s, 97.5))
+
+
+def _ratio_boot(a: np.ndarray, b: np.ndarray, n: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """mean(a) / mean(b) with a paired percentile bootstrap over seeds."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(a), size=(n, len(a)))
+    r = a[idx].mean(axis=1) / b[idx].mean(axis=1)
+    return float(a.mean() / b.mean()), float(np.percentile(r, 2.5)), float(np.percentile(r, 97.5))
+
+
+def _to(rows: list[dict], key: str) -> np.ndarray:
+    return np.array([r[key] if r[key] is not None else r["budget"] for r in rows], dtype=float)
+
+
+def table(rows: list[dict]) -> str:
+    strategies = [s for s in STRATEGIES if any(r["strategy"] == s for r in rows)]
+    strategies += [s for s in dict.fromkeys(r["strategy"] for r in rows) if s not in strategies]
+    seeds = sorted({r["seed"] for r in rows})
+    by = {s: sorted([r for r in rows if r["strategy"] == s], key=lambda r: r["seed"]) for s in strategies}
+    budget = rows[0]["budget"]
+    planted = [next(r["planted"] for r in rows if r["seed"] == s) for s in seeds]
+    out = [f"{len(seeds)} drawn layouts (seeds {seeds[0]}-{seeds[-1]}; {min(planted)}-{max(planted)} regions each, "
+           f"{sum(planted)} in all), budget {budget} evaluations, mean [95% bootstrap interval]; "
+           "a run that never reached a level counts as the budget (n = runs that reached it).\n"]
+    out.append("| strategy | evals to 50% | evals to 90% | evals to 100% | box IoU median | evals per region | false modes |")
+    out.append("|---|---|---|---|---|---|---|")
+    for s in strategies:
+        rs = by[s]
+        cells = []
+        for q in LEVELS:
+            key = f"to_{int(q * 100)}"
+            v = _to(rs, key)
+            lo, hi = _boot(v)
+            n = sum(r[key] is not None for r in rs)
+            cells.append(f"{v.mean():.0f} [{lo:.0f}, {hi:.0f}] (n={n}/{len(rs)})")
+        ious = np.array([x for r in rs for x in r["iou"] if x is not None])
+        lo, hi = _boot(ious, np.median) if len(ious) > 1 else (float("nan"), float("nan"))
+        cells.append(f"{np.median(ious):.2f} [{lo:.2f}, {hi:.2f}] ({len(ious)} boxes)" if len(ious) else "-")
+        epr = np.array([r["evals_per_region"] for r in rs if r["evals_per_region"] is not None])
+        lo, hi = _boot(epr)
+        cells.append(f"{epr.mean():.0f} [{lo:.0f}, {hi:.0f}]" if len(epr) else "-")
+        cells.append(str(sum(r["false_modes"] for r in rs)))
+        out.append(f"| {s} | " + " | ".join(cells) + " |")
+    if "marl" in by:
+        out.append("")
+        for q in LEVELS:
+            key = f"to_{int(q * 100)}"
+            m = _to(by["marl"], key)
+            parts = []
+            if "random" in by and len(by["random"]) == len(m):
+                r, lo, hi = _ratio_boot(m, _to(by["random"], key))
+                parts.append(f"MARL / random {r:.2f}x [{lo:.2f}, {hi:.2f}]")
+            others = {s: _to(by[s], key) for s in strategies if s != "marl" and len(by[s]) == len(m)}
+            if others:
+                best = min(others, key=lambda s: others[s].mean())
+                r, lo, hi = _ratio_boot(m, others[best])
+                parts.append(f"MARL / best other ({best}) {r:.2f}x [{lo:.2f}, {hi:.2f}]")
+            out.append(f"- {int(q * 100)}% recall: " + "; ".join(parts))
+        if "random" in by:
+            m, r = _to(by["marl"], "to_90"), _to(by["random"], "to_90")
+            wins = int(np.sum(m < r))
+            out.append(f"- seeds where MARL reached 90% recall in fewer evaluations than random: {wins}/{len(m)}")
+    return "\n".join(out)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--seeds", type=int, default=10)
+    p.add_argument("--first-seed", type=int, default=0)
+    p.add_argument("--budget", type=int, default=5000)
+    p.add_argument("--agents", type=int, default=8)
+    p.add_argument("--space", default="pose,shape,camera")
+    p.add_argument("--strategies", nargs="+", default=list(STRATEGIES))
+    p.add_argument("--bisection-tol", type=float, default=None, help="region.bisection_tol (default: the config's)")
+    p.add_argument("--probe-group", type=int, default=None, help="region.probe_group (default: the config's)")
+    p.add_argument("--rows", default=None, help="JSONL file: rows are appended; runs already in it are skipped")
+    p.add_argument("--table-only", action="store_true", help="only aggregate the rows in --rows")
+    args = p.parse_args(argv)
+    rows: list[dict] = []
+    rows_path = Path(args.rows) if args.rows else None
+    if rows_path and rows_path.exists():
+        rows = [json.loads(line) for line in rows_path.read_text().splitlines() if line.strip()]
+    if not args.table_only:
+        space = ParamSpace.from_groups(args.space)
+        done = {(r["strategy"], r["seed"], r["budget"]) for r in rows}
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
+            for strategy in args.strategies:
+                if (strategy, seed, args.budget) in done:
+                    continue
+                row = run_one(strategy, seed, args, space)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+                if rows_path:
+                    with rows_path.open("a") as f:
+                        f.write(json.dumps(row) + "\n")
+    rows = [r for r in rows if r["budget"] == args.budget and r["strategy"] in args.strategies]
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""Hillclimb: the MARL environment and agents with PPO's learning switched off.
+
+Everything MARL does except learning: the same K agents (`FailureSearchEnv`), the same
+shared score with its claim penalty, the same restarts away from claimed regions, the
+same accept rule (the anchor moves to a proposal that scores at least the anchor's minus
+`env.accept_slack`), the same batched evaluation and region growing. The actions come
+from the PPO policy as initialised (`ppo.log_std_init`, a near-zero mean), and
+`PPO.train()` is never called, so every step is a Gaussian perturbation of the anchor:
+K stochastic hill-climbers with restarts and a shared tabu archive.
+
+It is the control that says what MARL's learning adds: if `marl` does no better than
+`hillclimb` on evaluations to recall, the policy's learning adds nothing
+(docs/search-baselines.md).
+"""
+
+from __future__ import annotations
+
+from examiner.search.rng import scoped_global_rng, torch_threads
+from examiner.search.strategies.marl import MARLStrategy
+
+
+class HillclimbStrategy(MARLStrategy):
+    name = "hillclimb"
+
+    def run(self) -> None:
+        k = self.cfg.agents
+        m = self.model
+        while self.session.can_afford(k):
+            with scoped_global_rng(self.rng_state), torch_threads(self.cfg.ppo.torch_threads):
+                complete = m.collect_rollouts(self.vec, self.callback, m.rollout_buffer, n_rollout_steps=self.cfg.ppo.n_steps)
+            if not complete:
+                break
+            # No m.train(): the policy stays as initialised. `updates` counts rollouts.
+            self.updates += 1
+            self.checkpoint()
