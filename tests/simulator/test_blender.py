@@ -185,8 +185,8 @@ def test_dense_dataset_keeps_annotations_and_redraws_images(tmp_path):
 
 @needs_blender
 def test_run_model_spec_records_the_renderer():
-    from examiner.search.sim_evaluator import split_spec, with_renderer
+    from examiner.search.sim_evaluator import split_evaluator_options, with_renderer
 
     spec = with_renderer("mediapipe?crop=box", "blender")
-    assert split_spec(spec) == ("mediapipe?crop=box", {"renderer": "blender"})
+    assert split_evaluator_options(spec) == ("mediapipe?crop=box", {"renderer": "blender"})
     assert with_renderer("mediapipe", "pyrender") == "mediapipe"
