@@ -15,21 +15,9 @@ It is the control that says what MARL's learning adds: if `marl` does no better 
 
 from __future__ import annotations
 
-from examiner.search.rng import scoped_global_rng, torch_threads
 from examiner.search.strategies.marl import MARLStrategy
 
 
 class HillclimbStrategy(MARLStrategy):
     name = "hillclimb"
-
-    def run(self) -> None:
-        k = self.cfg.agents
-        m = self.model
-        while self.session.can_afford(k):
-            with scoped_global_rng(self.rng_state), torch_threads(self.cfg.ppo.torch_threads):
-                complete = m.collect_rollouts(self.vec, self.callback, m.rollout_buffer, n_rollout_steps=self.cfg.ppo.n_steps)
-            if not complete:
-                break
-            # No m.train(): the policy stays as initialised. `updates` counts rollouts.
-            self.updates += 1
-            self.checkpoint()
+    learns = False  # no PPO.train(): the policy stays as initialised

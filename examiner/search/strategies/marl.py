@@ -40,6 +40,7 @@ def _budget_callback(session, k):
 
 class MARLStrategy(Strategy):
     name = "marl"
+    learns = True  # PPO updates after each rollout (HillclimbStrategy turns this off)
 
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
@@ -73,9 +74,10 @@ class MARLStrategy(Strategy):
                 complete = m.collect_rollouts(self.vec, self.callback, m.rollout_buffer, n_rollout_steps=self.cfg.ppo.n_steps)
                 if not complete:
                     break
-                m._update_current_progress_remaining(m.num_timesteps, _HUGE)
-                m.train()
-            self.updates += 1
+                if self.learns:
+                    m._update_current_progress_remaining(m.num_timesteps, _HUGE)
+                    m.train()
+            self.updates += 1  # rollouts (with `learns`, PPO updates)
             self.checkpoint()
 
     def state_dict(self) -> dict[str, Any]:
