@@ -390,3 +390,16 @@ def test_one_list_of_strategies():
         assert issubclass(cls, Strategy) and cls.name == name
     with pytest.raises(SearchConfigError, match="choose one of marl, random"):
         get_strategy("annealing")
+
+
+def test_marl_leaves_no_logger_folders_in_the_temp_directory(tmp_path, space, monkeypatch):
+    """stable-baselines3's default logger makes an SB3-<time> folder per model in the temp
+    directory; a search run must not litter it."""
+    import tempfile
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    monkeypatch.delenv("SB3_LOGDIR", raising=False)
+    run_search(config("marl", budget=120), build_evaluator("analytic:planted", space), space, tmp_path / "m")
+    assert sorted(p.name for p in scratch.iterdir() if p.name.startswith("SB3-")) == []

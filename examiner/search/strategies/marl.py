@@ -45,6 +45,7 @@ class MARLStrategy(Strategy):
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
         from stable_baselines3 import PPO
+        from stable_baselines3.common.logger import Logger
 
         k = self.cfg.agents
         self.envs = [
@@ -63,6 +64,9 @@ class MARLStrategy(Strategy):
                 ent_coef=p.ent_coef, policy_kwargs={"net_arch": list(p.net_arch), "log_std_init": p.log_std_init},
                 seed=None, device="cpu", verbose=0,
             )
+            # A logger with no outputs: otherwise _setup_learn configures SB3's default one,
+            # which makes an empty SB3-<time> folder in the temp directory per run.
+            self.model.set_logger(Logger(folder=None, output_formats=[]))
             _, self.callback = self.model._setup_learn(_HUGE, _budget_callback(self.session, k), True, "marl", False)
         self.updates = 0
 
