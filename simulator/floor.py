@@ -59,24 +59,27 @@ def shadow_map(vertices: np.ndarray, floor_z: float, light_dir: np.ndarray, res:
         ld = np.array([ld[0] / horiz * math.cos(elev), ld[1] / horiz * math.cos(elev), math.sin(elev)])
     else:
         ld = np.array([0.0, 0.0, 1.0])
-    v = np.asarray(vertices, dtype=np.float64)
-    h = v[:, 2] - floor_z
-    foot = v[:, :2]
-    centre = foot.mean(0)
-    cast = centre + np.clip(foot - ld[None, :2] * (h / ld[2])[:, None] - centre, -MAX_SHADOW_M, MAX_SHADOW_M)
-    lo = np.minimum(cast.min(0), foot.min(0)) - SHADOW_PAD_M
-    hi = np.maximum(cast.max(0), foot.max(0)) + SHADOW_PAD_M
+    # Coordinates in rows ((2, N) and (N,) arrays): reductions run along contiguous memory.
+    v = np.asarray(vertices, dtype=np.float64).T
+    h = v[2] - floor_z
+    foot = v[:2]
+    centre = foot.mean(1, keepdims=True)
+    cast = centre + np.clip(foot - ld[:2, None] * (h / ld[2])[None, :] - centre, -MAX_SHADOW_M, MAX_SHADOW_M)
+    lo = np.minimum(cast.min(1), foot.min(1)) - SHADOW_PAD_M
+    hi = np.maximum(cast.max(1), foot.max(1)) + SHADOW_PAD_M
     cell = float(max(hi - lo) / res)
 
     def occupancy(xy: np.ndarray) -> np.ndarray:
-        ij = np.clip(((xy - lo) / cell).astype(np.int64), 0, res - 1)
-        return (np.bincount(ij[:, 0] * res + ij[:, 1], minlength=res * res) > 0).reshape(res, res).astype(np.float32)
+        ij = np.clip(((xy - lo[:, None]) / cell).astype(np.int64), 0, res - 1)
+        grid = np.zeros(res * res, dtype=np.float32)
+        grid[ij[0] * res + ij[1]] = 1.0
+        return grid.reshape(res, res)
 
     alpha = np.clip(gaussian_filter(occupancy(cast), sigma=1.2) * 1.6, 0.0, 1.0)
     contact = np.zeros((res, res), np.float32)
     near = h < CONTACT_M
     if near.any():
-        contact = np.clip(gaussian_filter(occupancy(foot[near]), sigma=max(CONTACT_BLUR_M / cell, 0.5)) * 2.5, 0.0, 1.0)
+        contact = np.clip(gaussian_filter(occupancy(foot[:, near]), sigma=max(CONTACT_BLUR_M / cell, 0.5)) * 2.5, 0.0, 1.0)
     return alpha.astype(np.float32), contact.astype(np.float32), lo, cell
 
 
@@ -114,22 +117,6 @@ def _pattern(kind: str, x: np.ndarray, y: np.ndarray, footprint: np.ndarray, til
     return (mean + (g - mean) * detail).astype(np.float32)
 
 
-_RAYS: dict[tuple, np.ndarray] = {}
-
-
-def _pixel_rays(K: np.ndarray, W: int, H: int) -> np.ndarray:
-    """(H, W, 3) float32 camera-frame rays (z = 1) through the pixel centres (cached)."""
-    key = (W, H, *np.round(K.ravel(), 6))
-    rays = _RAYS.get(key)
-    if rays is None:
-        if len(_RAYS) > 16:
-            _RAYS.clear()
-        xs = (np.arange(W, dtype=np.float64) + 0.5 - K[0, 2]) / K[0, 0]
-        ys = (np.arange(H, dtype=np.float64) + 0.5 - K[1, 2]) / K[1, 1]
-        rays = _RAYS[key] = np.stack(np.broadcast_arrays(xs[None, :], ys[:, None], np.ones((1, 1))), -1).astype(np.float32)
-    return rays
-
-
 def _rays_down_rows(r: np.ndarray, K: np.ndarray, W: int, H: int) -> tuple[int, int] | None:
     """[first, last + 1) image rows holding a pixel whose ray points downwards (world z
     component r . K^-1 [x, y, 1] < 0), or None."""
@@ -142,15 +129,29 @@ def _rays_down_rows(r: np.ndarray, K: np.ndarray, W: int, H: int) -> tuple[int, 
     return (int(rows[0]), int(rows[-1]) + 1) if len(rows) else None
 
 
+def light_grid(smap, light_share: tuple[float, float]) -> tuple[np.ndarray, float]:
+    """The floor's light (gamma-encoded, as the colour is written) on the shadow map's grid,
+    and its value where no shadow or contact reaches."""
+    alpha, contact, _, _ = smap
+    direct, ambient = light_share
+    light = (ambient + direct * (1.0 - alpha)) * (1.0 - CONTACT_STRENGTH * contact)
+    return (np.maximum(light, 0.0) ** (1.0 / 2.2)).astype(np.float32), float((ambient + direct) ** (1.0 / 2.2))
+
+
 def floor_layer(background: np.ndarray, pixels: np.ndarray, ground, light_share: tuple[float, float],
                 K: np.ndarray, cam_to_world_cv: np.ndarray, floor_z: float, centre: np.ndarray, smap) -> None:
     """Draw the floor into `background` (H, W, 3) float32 sRGB in place at `pixels` (H, W)
     bool (where the colour pass left the background visible).
 
     light_share: (direct, ambient) radiance on an upward surface; centre (2,): the body's
-    world xy (the floor ends FLOOR_RANGE_M from it); smap: `shadow_map`'s result."""
+    world xy (the floor ends FLOOR_RANGE_M from it); smap: `shadow_map`'s result.
+
+    A pixel's world ray is R K^-1 [x, y, 1]: each component is a function of the column
+    plus a function of the row, so the rays of the image are outer sums of two short
+    vectors (no per-pixel matrix product). The shadow and contact terms are lit on the
+    shadow map's grid and interpolated bilinearly per pixel."""
     H, W = pixels.shape
-    R = cam_to_world_cv[:3, :3].astype(np.float32)
+    R = cam_to_world_cv[:3, :3].astype(np.float64)
     c = cam_to_world_cv[:3, 3]
     if c[2] <= floor_z:
         return
@@ -159,39 +160,37 @@ def floor_layer(background: np.ndarray, pixels: np.ndarray, ground, light_share:
     if rows is None:
         return
     r0, r1 = rows
-    pixels = pixels[r0:r1]
-    background = background[r0:r1]
-    d = np.einsum("hwj,ij->hwi", _pixel_rays(K, W, H)[r0:r1], R, optimize=False)  # world directions (no BLAS)
-    dz = d[..., 2]
+    xs = (np.arange(W, dtype=np.float64) + 0.5 - K[0, 2]) / K[0, 0]
+    ys = (np.arange(r0, r1, dtype=np.float64) + 0.5 - K[1, 2]) / K[1, 1]
+    col = (R[:, 0:1] * xs[None, :]).astype(np.float32)          # (3, W)
+    row = (R[:, 1:2] * ys[None, :] + R[:, 2:3]).astype(np.float32)  # (3, rows)
+    dz = row[2][:, None] + col[2][None, :]
+    below = pixels[r0:r1] & (dz < 0)
+    if not below.any():
+        return
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.float32(floor_z - c[2]) / dz
-    x = np.float32(c[0]) + d[..., 0] * t
-    y = np.float32(c[1]) + d[..., 1] * t
-    hit = pixels & (t > 0) & (np.abs(x - centre[0]) < FLOOR_RANGE_M) & (np.abs(y - centre[1]) < FLOOR_RANGE_M)
-    if not hit.any():
+    dx = row[0][:, None] + col[0][None, :]
+    dy = row[1][:, None] + col[1][None, :]
+    x = np.float32(c[0]) + dx * t
+    y = np.float32(c[1]) + dy * t
+    below &= (np.abs(x - np.float32(centre[0])) < FLOOR_RANGE_M) & (np.abs(y - np.float32(centre[1])) < FLOOR_RANGE_M)
+    if not below.any():
         return
-    x, y, t, dz = x[hit], y[hit], t[hit], dz[hit]
-    norm2 = np.einsum("ij,ij->i", d[hit], d[hit])
+    x, y, t, dx, dy, dz = (a[below] for a in (x, y, t, dx, dy, dz))
+    norm2 = dx * dx + dy * dy + dz * dz
     # Metres of floor under one pixel: distance / focal length, stretched at grazing angles.
-    footprint = t * norm2 / (np.float32(K[1, 1]) * np.maximum(np.abs(dz), 0.05 * np.sqrt(norm2)))
+    footprint = t * norm2 / (np.float32(K[1, 1]) * np.maximum(-dz, np.float32(0.05) * np.sqrt(norm2)))
     grey = _pattern(ground.pattern, x, y, footprint, max(float(ground.tile_size), 0.05))
-    direct, ambient = light_share
-    # Linear light in, gamma 2.2 out: colour = hsv * grey * light ** (1 / 2.2) for each pixel.
-    lit = np.full(len(x), (ambient + direct) ** (1.0 / 2.2), dtype=np.float32)
-    alpha, contact, origin, cell = smap
-    gx = (x - np.float32(origin[0])) / np.float32(cell) - 0.5
-    gy = (y - np.float32(origin[1])) / np.float32(cell) - 0.5
-    inside = (gx > -1) & (gy > -1) & (gx < alpha.shape[0]) & (gy < alpha.shape[1])
-    if inside.any():
-        from scipy.ndimage import map_coordinates
+    from scipy.ndimage import map_coordinates
 
-        coords = np.stack([gx[inside], gy[inside]])
-        shade = map_coordinates(alpha, coords, order=1, mode="constant", cval=0.0)
-        touch = map_coordinates(contact, coords, order=1, mode="constant", cval=0.0)
-        light = (ambient + direct * (1.0 - shade)) * (1.0 - CONTACT_STRENGTH * touch)
-        lit[inside] = np.maximum(light, 0.0) ** (1.0 / 2.2)
+    grid, unshadowed = light_grid(smap, light_share)
+    _, _, origin, cell = smap
+    coords = np.stack([(x - np.float32(origin[0])) / np.float32(cell) - 0.5,
+                       (y - np.float32(origin[1])) / np.float32(cell) - 0.5])
+    lit = map_coordinates(grid, coords, order=1, mode="constant", cval=unshadowed, prefilter=False)
     base = hsv(ground.hue, ground.saturation, ground.value).astype(np.float32)
-    background[hit] = np.minimum(base[None, :] * (grey * lit)[:, None], 1.0)
+    background[r0:r1][below] = np.minimum(base[None, :] * (grey * lit)[:, None], 1.0)
 
 
 def upward_light(intensity: float, light_elevation: float, ambient: float) -> tuple[float, float]:
