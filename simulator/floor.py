@@ -12,7 +12,7 @@ gamma 2.2), and the key light's share is removed where the body casts its shadow
   splatted into a grid and blurred into a soft occupancy; plus a contact term (vertices
   within CONTACT_M of the floor, projected straight down, blurred wider) that darkens the
   floor where feet, knees or a lying body touch it.
-- `floor_layer`: the pattern (tiles with grout lines and a per-tile shade, concrete-like
+- `floor_layer` (its per-pixel work is a warp kernel, `simulator.floor_kernel`): the pattern (tiles with grout lines and a per-tile shade, concrete-like
   noise, or solid; fading to its mean where a pixel covers more than a tile's detail, so
   distant tiles do not alias), lighting, shadow and contact darkening, composited over the
   background image up to FLOOR_RANGE_M from the body.
@@ -41,8 +41,6 @@ MIN_LIGHT_ELEVATION = math.radians(15)
 MAX_SHADOW_M = 6.0
 # The floor is drawn up to this distance (m) from the body; beyond it, the background.
 FLOOR_RANGE_M = 40.0
-# Concrete-like noise: cell size as a share of the tile size.
-NOISE_CELL = 0.6
 
 
 def shadow_map(vertices: np.ndarray, floor_z: float, light_dir: np.ndarray, res: int = SHADOW_RES):
@@ -83,38 +81,19 @@ def shadow_map(vertices: np.ndarray, floor_z: float, light_dir: np.ndarray, res:
     return alpha.astype(np.float32), contact.astype(np.float32), lo, cell
 
 
-def _hash2(i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """A deterministic pseudo-random value in [0, 1) per integer cell."""
-    h = (i.astype(np.int32) * np.int32(73856093)) ^ (j.astype(np.int32) * np.int32(19349663))
-    h = (h ^ (h >> 13)) * np.int32(1274126177)
-    return ((h ^ (h >> 16)) & 0xFFFF).astype(np.float32) * np.float32(1.0 / 65536.0)
+_KERNEL = None
 
 
-def _pattern(kind: str, x: np.ndarray, y: np.ndarray, footprint: np.ndarray, tile: float) -> np.ndarray:
-    """Grey level of the floor pattern at world (x, y) (float32 arrays); footprint: metres
-    per pixel; tile: tile size (m)."""
-    if kind == "solid":
-        return np.ones_like(x)
-    if kind == "tiles":
-        u, v = x / tile, y / tile
-        iu, iv = np.floor(u), np.floor(v)
-        grout = np.minimum(u - iu, v - iv) < 0.035
-        g = (0.9 + 0.1 * _hash2(iu, iv)) * np.where(grout, np.float32(0.6), np.float32(1.0))
-        mean = 0.95 * (1.0 - 0.4 * 0.07)
-    elif kind == "noise":
-        u, v = x / (NOISE_CELL * tile), y / (NOISE_CELL * tile)
-        i, j = np.floor(u), np.floor(v)
-        fu, fv = u - i, v - j
-        fu, fv = fu * fu * (3 - 2 * fu), fv * fv * (3 - 2 * fv)
-        n = ((_hash2(i, j) * (1 - fu) + _hash2(i + 1, j) * fu) * (1 - fv)
-             + (_hash2(i, j + 1) * (1 - fu) + _hash2(i + 1, j + 1) * fu) * fv)
-        g = 0.72 + 0.28 * n
-        mean = 0.86
-    else:
-        raise ValueError(f"unknown ground pattern {kind!r}")
-    # Fade the pattern's detail where a pixel covers a large part of a tile (no aliasing).
-    detail = np.clip(1.5 - 6.0 * footprint / tile, 0.0, 1.0)
-    return (mean + (g - mean) * detail).astype(np.float32)
+def _kernel():
+    """simulator.floor_kernel, imported (and warp initialised) on first use."""
+    global _KERNEL
+    if _KERNEL is None:
+        from simulator import floor_kernel
+        from simulator.body import _init_warp_quietly
+
+        _init_warp_quietly(floor_kernel.wp)
+        _KERNEL = floor_kernel
+    return _KERNEL
 
 
 def _rays_down_rows(r: np.ndarray, K: np.ndarray, W: int, H: int) -> tuple[int, int] | None:
@@ -146,10 +125,9 @@ def floor_layer(background: np.ndarray, pixels: np.ndarray, ground, light_share:
     light_share: (direct, ambient) radiance on an upward surface; centre (2,): the body's
     world xy (the floor ends FLOOR_RANGE_M from it); smap: `shadow_map`'s result.
 
-    A pixel's world ray is R K^-1 [x, y, 1]: each component is a function of the column
-    plus a function of the row, so the rays of the image are outer sums of two short
-    vectors (no per-pixel matrix product). The shadow and contact terms are lit on the
-    shadow map's grid and interpolated bilinearly per pixel."""
+    The shadow and contact terms are lit on the shadow map's grid (`light_grid`); the
+    per-pixel work (ray, pattern, bilinear light lookup) is one warp kernel over the rows
+    below the horizon (`simulator.floor_kernel`)."""
     H, W = pixels.shape
     R = cam_to_world_cv[:3, :3].astype(np.float64)
     c = cam_to_world_cv[:3, 3]
@@ -160,37 +138,31 @@ def floor_layer(background: np.ndarray, pixels: np.ndarray, ground, light_share:
     if rows is None:
         return
     r0, r1 = rows
-    xs = (np.arange(W, dtype=np.float64) + 0.5 - K[0, 2]) / K[0, 0]
-    ys = (np.arange(r0, r1, dtype=np.float64) + 0.5 - K[1, 2]) / K[1, 1]
-    col = (R[:, 0:1] * xs[None, :]).astype(np.float32)          # (3, W)
-    row = (R[:, 1:2] * ys[None, :] + R[:, 2:3]).astype(np.float32)  # (3, rows)
-    dz = row[2][:, None] + col[2][None, :]
-    below = pixels[r0:r1] & (dz < 0)
-    if not below.any():
-        return
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = np.float32(floor_z - c[2]) / dz
-    dx = row[0][:, None] + col[0][None, :]
-    dy = row[1][:, None] + col[1][None, :]
-    x = np.float32(c[0]) + dx * t
-    y = np.float32(c[1]) + dy * t
-    below &= (np.abs(x - np.float32(centre[0])) < FLOOR_RANGE_M) & (np.abs(y - np.float32(centre[1])) < FLOOR_RANGE_M)
-    if not below.any():
-        return
-    x, y, t, dx, dy, dz = (a[below] for a in (x, y, t, dx, dy, dz))
-    norm2 = dx * dx + dy * dy + dz * dz
-    # Metres of floor under one pixel: distance / focal length, stretched at grazing angles.
-    footprint = t * norm2 / (np.float32(K[1, 1]) * np.maximum(-dz, np.float32(0.05) * np.sqrt(norm2)))
-    grey = _pattern(ground.pattern, x, y, footprint, max(float(ground.tile_size), 0.05))
-    from scipy.ndimage import map_coordinates
-
+    kern = _kernel()
+    kinds = {"solid": kern.SOLID, "tiles": kern.TILES, "noise": kern.NOISE}
+    if ground.pattern not in kinds:
+        raise ValueError(f"unknown ground pattern {ground.pattern!r}")
+    wp = kern.wp
     grid, unshadowed = light_grid(smap, light_share)
     _, _, origin, cell = smap
-    coords = np.stack([(x - np.float32(origin[0])) / np.float32(cell) - 0.5,
-                       (y - np.float32(origin[1])) / np.float32(cell) - 0.5])
-    lit = map_coordinates(grid, coords, order=1, mode="constant", cval=unshadowed, prefilter=False)
-    base = hsv(ground.hue, ground.saturation, ground.value).astype(np.float32)
-    background[r0:r1][below] = np.minimum(base[None, :] * (grey * lit)[:, None], 1.0)
+    band = background[r0:r1]
+    work = np.ascontiguousarray(band, dtype=np.float32)  # the kernel writes it in place
+    mask = np.ascontiguousarray(pixels, dtype=bool).view(np.uint8)
+    wp.launch(
+        kern.floor_kernel, dim=(r1 - r0, W), device="cpu",
+        inputs=[
+            wp.array(work, dtype=wp.vec3, device="cpu", copy=False),
+            wp.array(mask, dtype=wp.uint8, device="cpu", copy=False),
+            r0, wp.vec2(K[0, 0], K[1, 1]), wp.vec2(K[0, 2], K[1, 2]), wp.mat33(*R.ravel()),
+            wp.vec3(*c), float(floor_z), wp.vec2(*centre[:2]), FLOOR_RANGE_M,
+            kinds[ground.pattern], max(float(ground.tile_size), 0.05),
+            wp.array(grid, dtype=float, device="cpu", copy=False),
+            wp.vec2(*origin), float(cell), unshadowed,
+            wp.vec3(*hsv(ground.hue, ground.saturation, ground.value)),
+        ],
+    )
+    if work is not band:
+        band[...] = work
 
 
 def upward_light(intensity: float, light_elevation: float, ambient: float) -> tuple[float, float]:

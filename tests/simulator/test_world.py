@@ -52,6 +52,49 @@ def test_floor_is_drawn_but_not_part_of_the_person(renderer):
     assert (diff > 10).mean() > 0.9  # the floor replaces the background under the feet
 
 
+def _floor_inputs(pattern):
+    """A camera 2 m above the floor looking straight down (OpenCV axes: x right, y down,
+    z forward = world -z), a solid or tiled floor, no shadow on the image."""
+    from simulator import floor
+    from simulator.params import GroundParams
+
+    K = np.array([[100.0, 0, 32], [0, 100.0, 32], [0, 0, 1]])
+    cam_to_world = np.eye(4)
+    cam_to_world[:3, :3] = np.diag([1.0, -1.0, -1.0])
+    cam_to_world[:3, 3] = [0.0, 0.0, 2.0]
+    smap = floor.shadow_map(np.array([[50.0, 50.0, 0.0], [50.1, 50.0, 1.0]]), 0.0, np.array([0.0, 0.0, 1.0]))
+    ground = GroundParams(kind="floor", pattern=pattern, tile_size=0.5, hue=0.3, saturation=0.5, value=0.6)
+    return floor, K, cam_to_world, smap, ground
+
+
+def test_floor_layer_lights_every_background_pixel_and_only_those():
+    floor, K, cam_to_world, smap, ground = _floor_inputs("solid")
+    bg = np.zeros((64, 64, 3), np.float32)
+    pixels = np.ones((64, 64), bool)
+    pixels[20:30, 10:40] = False  # where the body is
+    direct, ambient = floor.upward_light(3.0, math.radians(60), 0.3)
+    floor.floor_layer(bg, pixels, ground, (direct, ambient), K, cam_to_world, 0.0, np.zeros(2), smap)
+    from simulator.appearance import hsv
+
+    expected = np.minimum(hsv(0.3, 0.5, 0.6) * (ambient + direct) ** (1 / 2.2), 1.0)
+    assert np.allclose(bg[pixels], expected, atol=1e-5)
+    assert np.all(bg[~pixels] == 0)
+
+
+def test_floor_tiles_have_grout_lines_and_are_deterministic():
+    floor, K, cam_to_world, smap, ground = _floor_inputs("tiles")
+    out = []
+    for _ in range(2):
+        bg = np.zeros((64, 64, 3), np.float32)
+        floor.floor_layer(bg, np.ones((64, 64), bool), ground, (0.5, 0.3), K, cam_to_world, 0.0, np.zeros(2), smap)
+        out.append(bg)
+    assert np.array_equal(out[0], out[1])
+    grey = out[0].sum(-1)
+    # 2 cm per pixel, 0.5 m tiles: the grout line of the tile edge at x = 0 (column 32) is
+    # darker than the tile beside it.
+    assert grey[:, 32].mean() < 0.75 * grey[:, 40].mean()
+
+
 @pytest.mark.parametrize("framing", [0.35, 0.6, 0.9])
 def test_framing_sets_the_person_extent(renderer, framing):
     p = SceneParams(camera=CameraParams(framing=framing, azimuth=0.6, elevation=0.2))
