@@ -12,6 +12,15 @@ Request ``{"op": "render", ...}`` (see ``simulator/blender/client.py``), reply a
 ``rgb`` (H, W, 3) uint8 and ``mask`` (H, W) bool (pixels of the body and garments, from
 Cycles' object-index pass).
 
+Meshes whose topology changes from scene to scene (the anomaly generator's edited
+figures: parts added, removed or capped) travel in a ``{"op": "mesh", "slot": S}``
+message with arrays ``faces`` (F, 3) int32 and ``labels`` (F,) int32 (a part-instance id
+per face, >= 0). The worker replaces the slot's object and gives it one material per
+label whose pass index is label + 1. A ``render`` request with ``figures`` (a list of
+``{"slot", "skin_rgb"}``) then only carries each slot's ``{slot}_vertices``: the fast
+path, as for the body. Such a render also replies ``labels`` (H, W) int32, the label of
+the surface seen at each pixel (-1: none), from Cycles' material-index pass.
+
 Usage: python worker.py [--threads N]
 """
 
@@ -144,6 +153,7 @@ class Scene:
         b.inputs["Subsurface Radius"].default_value = (1.0, 0.35, 0.2)
         b.inputs["Subsurface Scale"].default_value = 0.01
         self.body = None
+        self.figures: dict[str, tuple[object, list, int]] = {}
         self.garments: dict[str, tuple[object, object]] = {}
         self.patterns: dict[str, object] = {}
         self._compositor()
@@ -196,6 +206,19 @@ class Scene:
         idm = nt.nodes.new("CompositorNodeIDMask")
         idm.index = PERSON_INDEX
         idm.use_antialiasing = False
+        # Material index (figure part labels): a float EXR, no view transform; muted
+        # unless the frame has figures.
+        sc.view_layers[0].use_pass_material_index = True
+        self.index_out = fi = nt.nodes.new("CompositorNodeOutputFile")
+        fi.base_path = self.tmp
+        fi.format.file_format = "OPEN_EXR"
+        fi.format.color_mode = "BW"
+        fi.format.color_depth = "32"
+        fi.format.exr_codec = "NONE"
+        fi.file_slots.clear()
+        fi.file_slots.new("index_")
+        nt.links.new(rl.outputs["IndexMA"], fi.inputs[0])
+        fi.mute = True
         fo = nt.nodes.new("CompositorNodeOutputFile")
         fo.base_path = self.tmp
         fo.format.file_format = "PNG"
@@ -210,8 +233,8 @@ class Scene:
         comp = nt.nodes.new("CompositorNodeComposite")
         nt.links.new(rl.outputs["Image"], comp.inputs["Image"])
 
-    def _read_png(self, stem: str, W: int, H: int) -> np.ndarray:
-        path = os.path.join(self.tmp, f"{stem}{self.scene.frame_current:04d}.png")
+    def _read_png(self, stem: str, W: int, H: int, ext: str = "png") -> np.ndarray:
+        path = os.path.join(self.tmp, f"{stem}{self.scene.frame_current:04d}.{ext}")
         img = bpy.data.images.load(path)
         try:
             px = np.empty(W * H * 4, dtype=np.float32)
@@ -229,6 +252,52 @@ class Scene:
         self.body.data.polygons.foreach_set("use_smooth", np.ones(len(faces), dtype=bool))
         self.body.data.materials.append(self.skin_mat)
         self.body.pass_index = PERSON_INDEX
+
+    def define_mesh(self, slot: str, faces: np.ndarray, labels: np.ndarray, n_vertices: int) -> dict:
+        """Replace the object of `slot` by a mesh of these faces (its vertices come with each
+        render), one skin material per distinct label (pass index label + 1)."""
+        faces = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
+        labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+        if len(labels) != len(faces):
+            raise ValueError(f"mesh {slot!r}: {len(labels)} labels for {len(faces)} faces")
+        if len(faces) and (faces.min() < 0 or faces.max() >= n_vertices):
+            raise ValueError(f"mesh {slot!r}: face indices outside 0..{n_vertices - 1}")
+        if len(labels) and labels.min() < 0:
+            raise ValueError(f"mesh {slot!r}: labels must be >= 0")
+        self.drop_mesh(slot)
+        obj = self._object(f"figure_{slot}", np.zeros((n_vertices, 3)), faces)
+        mesh = obj.data
+        mesh.polygons.foreach_set("use_smooth", np.ones(len(faces), dtype=bool))
+        uniq, slot_of_face = np.unique(labels, return_inverse=True)
+        materials = []
+        for lab in uniq:
+            mat = self.skin_mat.copy()
+            mat.name = f"skin_{slot}_{int(lab)}"
+            mat.pass_index = int(lab) + 1
+            mesh.materials.append(mat)
+            materials.append(mat)
+        mesh.polygons.foreach_set("material_index", slot_of_face.astype(np.int32))
+        mesh.update()
+        obj.pass_index = PERSON_INDEX
+        obj.hide_render = True
+        self.figures[slot] = (obj, materials, n_vertices)
+        return {"slot": slot, "faces": int(len(faces)), "vertices": int(n_vertices), "labels": int(len(uniq))}
+
+    def drop_mesh(self, slot: str) -> None:
+        if slot in self.figures:
+            obj, materials, _ = self.figures.pop(slot)
+            mesh = obj.data
+            bpy.data.objects.remove(obj)
+            bpy.data.meshes.remove(mesh)
+            for mat in materials:
+                bpy.data.materials.remove(mat)
+
+    def mesh(self, meta: dict, arrays: dict) -> tuple[dict, dict]:
+        slot = str(meta["slot"])
+        if meta.get("drop"):
+            self.drop_mesh(slot)
+            return {"slot": slot}, {}
+        return self.define_mesh(slot, arrays["faces"], arrays["labels"], int(meta["n_vertices"])), {}
 
     def define_pattern(self, name: str, rgb: np.ndarray) -> None:
         h, w = rgb.shape[:2]
@@ -294,8 +363,12 @@ class Scene:
         for i, g in enumerate(meta.get("garments", [])):
             if f"g{i}_faces" in arrays:
                 self.define_garment(g["name"], arrays[f"g{i}_faces"], arrays[f"g{i}_uv"])
-        if self.body is None:
+        figures = meta.get("figures")
+        if figures is None and self.body is None:
             raise ValueError("no body mesh defined in this worker; send body_faces first")
+        for f in figures or []:
+            if f["slot"] not in self.figures:
+                raise ValueError(f"no mesh in slot {f['slot']!r}; send a mesh message first")
         W, H = int(meta["width"]), int(meta["height"])
         sc.render.resolution_x, sc.render.resolution_y = W, H
         cy = sc.cycles
@@ -326,10 +399,29 @@ class Scene:
         self.sun.matrix_world = _matrix(meta["sun_pose"])
         self.sun.data.energy = float(meta["sun_strength"])
 
-        # Body and garments.
-        self._set_vertices(self.body, arrays["body_vertices"])
-        self.skin_bsdf.inputs["Base Color"].default_value = (*srgb_to_linear(meta["skin_rgb"]), 1.0)
-        self.skin_bsdf.inputs["Subsurface Radius"].default_value = tuple(meta.get("skin_sss_radius", (1.0, 0.35, 0.2)))
+        # Body and garments, or figures.
+        if self.body is not None:
+            self.body.hide_render = figures is not None
+        if figures is None:
+            self._set_vertices(self.body, arrays["body_vertices"])
+            self.skin_bsdf.inputs["Base Color"].default_value = (*srgb_to_linear(meta["skin_rgb"]), 1.0)
+            self.skin_bsdf.inputs["Subsurface Radius"].default_value = tuple(meta.get("skin_sss_radius", (1.0, 0.35, 0.2)))
+        drawn = set()
+        for f in figures or []:
+            obj, materials, n_vertices = self.figures[f["slot"]]
+            v = arrays[f"{f['slot']}_vertices"]
+            if len(v) != n_vertices:
+                raise ValueError(f"slot {f['slot']!r} holds a mesh of {n_vertices} vertices, got {len(v)}; "
+                                 "send a mesh message when the topology changes")
+            self._set_vertices(obj, v)
+            for mat in materials:
+                mat.node_tree.nodes["Principled BSDF"].inputs["Base Color"].default_value = (*srgb_to_linear(f["skin_rgb"]), 1.0)
+            obj.hide_render = False
+            drawn.add(f["slot"])
+        for slot, (obj, _, _) in self.figures.items():
+            if slot not in drawn:
+                obj.hide_render = True
+        self.index_out.mute = figures is None
         shown = set()
         for i, g in enumerate(meta.get("garments", [])):
             obj, (tex, mix) = self.garments[g["name"]]
@@ -371,10 +463,13 @@ class Scene:
         t1 = time.perf_counter()
         rgb = self._read_png("rgb_", W, H)
         mask = self._read_png("mask_", W, H)[..., 0] > 0.5
+        out = {"rgb": np.clip(np.round(rgb * 255.0), 0, 255).astype(np.uint8), "mask": mask}
+        if figures is not None:
+            index = self._read_png("index_", W, H, ext="exr")[..., 0]
+            out["labels"] = np.round(index).astype(np.int32) - 1
         if PROFILE:
             print(f"pe-blender: render {t1 - t0:.2f}s read {time.perf_counter() - t1:.2f}s", file=sys.stderr)
-        rgb8 = np.clip(np.round(rgb * 255.0), 0, 255).astype(np.uint8)
-        return {"width": W, "height": H}, {"rgb": rgb8, "mask": mask}
+        return {"width": W, "height": H}, out
 
 
 def _matrix(m):
@@ -394,7 +489,8 @@ def main(argv=None) -> None:
 
     try:
         proto.serve_ops(
-            {"render": lambda meta, arrays: state["scene"].render(meta, arrays)},
+            {"render": lambda meta, arrays: state["scene"].render(meta, arrays),
+             "mesh": lambda meta, arrays: state["scene"].mesh(meta, arrays)},
             {"name": "blender", "blender_version": bpy.app.version_string, "hdris": list(HDRIS)},
             setup=setup,
         )

@@ -21,8 +21,13 @@ from simulator.params import HDRIS, ParamSpace, SceneParams
 from simulator.worker_protocol import HEADER_SIZE, decode_payload, encode_frame, parse_header
 
 INSTALLED = envs.is_installed("blender")
-needs_blender = pytest.mark.skipif(
+_skip_without_blender = pytest.mark.skipif(
     not INSTALLED, reason="Blender environment not installed: run `examiner renderers install blender`")
+
+
+def needs_blender(test):
+    return pytest.mark.blender(_skip_without_blender(test))
+
 SIZE = 128
 
 
@@ -190,3 +195,82 @@ def test_run_model_spec_records_the_renderer():
     spec = with_renderer("mediapipe?crop=box", "blender")
     assert split_evaluator_options(spec) == ("mediapipe?crop=box", {"renderer": "blender"})
     assert with_renderer("mediapipe", "pyrender") == "mediapipe"
+
+
+# ---- anomaly figures (topology changes between scenes) -----------------------------------
+
+
+@pytest.fixture(scope="module")
+def anomaly_frames():
+    """Four anomaly scenes drawn by the composite renderer and redrawn by Blender: two
+    normal bodies (the same topology), an extra arm (more vertices), a missing arm (faces
+    removed, holes capped). Per scene: (spec, figures, frame, Blender rgb, mask, labels,
+    mesh messages sent so far)."""
+    from generators.anomaly import AnomalyConfig, AnomalyWriter, draw_spec
+    from simulator.blender.client import BlenderFigures
+    from simulator.params import LightParams
+
+    writer = AnomalyWriter(AnomalyConfig(size=SIZE))
+    redraw = BlenderFigures(samples=4, threads=1)
+    specs = [draw_spec(s, np.random.default_rng(i)) for s, i in (("normal", 0), ("normal", 1), ("arm", 3), ("arm", 2))]
+    out = []
+    try:
+        for spec, posed in zip(specs, writer.posed_bodies(specs)):
+            figs, _, fr, camera, target, _, _ = writer.compose(spec, posed)
+            rgb, mask, labels = redraw.redraw(figs, fr, camera, LightParams(**spec.light), target)
+            out.append((spec, figs, fr, rgb, mask, labels, redraw.client.mesh_messages))
+    finally:
+        redraw.close()
+    return out
+
+
+@needs_blender
+def test_anomaly_topology_changes_send_a_mesh_and_the_rest_only_vertices(anomaly_frames):
+    ops = [f[0].op for f in anomaly_frames]
+    assert ops == [None, None, "extra_arm", "missing_arm"]
+    n_vertices = [len(f[1][0].vertices) for f in anomaly_frames]
+    assert n_vertices[0] == n_vertices[1] < n_vertices[2] and n_vertices[3] != n_vertices[0]
+    # The second normal body has the first's faces and labels: vertices only (fast path).
+    assert [f[6] for f in anomaly_frames] == [1, 1, 2, 3]
+
+
+@needs_blender
+def test_anomaly_blender_mask_and_parts_are_pixel_aligned(anomaly_frames):
+    from simulator.blender.client import mask_iou
+
+    for spec, _, fr, rgb, mask, labels, _ in anomaly_frames:
+        assert rgb.shape == (SIZE, SIZE, 3) and rgb.std() > 5
+        ref = fr.figure >= 0
+        assert ref.sum() > 200
+        assert mask_iou(mask, ref) >= 0.98, spec.op
+        assert mask_iou(labels >= 0, mask) >= 0.99, spec.op  # the label pass covers the object pass
+        both = (labels >= 0) & (fr.instance >= 0)
+        assert (labels[both] == fr.instance[both]).mean() >= 0.98, spec.op  # part instances too
+    # The extra arm (a new instance of the one figure) is labelled in Blender's own pass.
+    _, figs, fr, _, _, labels, _ = anomaly_frames[2]
+    extra = [i for i, inst in enumerate(figs[0].instances) if inst.abnormal]
+    assert extra and np.isin(labels, extra).sum() > 20
+
+
+@needs_blender
+def test_anomaly_dataset_keeps_labels_and_redraws_images(tmp_path):
+    import json
+
+    from PIL import Image
+
+    from generators.anomaly import AnomalyConfig
+    from generators.engine import run_dataset
+
+    outs = {}
+    for renderer in ("pyrender", "blender"):
+        outs[renderer] = tmp_path / renderer
+        run_dataset("anomaly", AnomalyConfig(n=2, seed=3, scenarios="arm", size=64, image_format="png",
+                                             renderer=renderer), outs[renderer])
+    ann = {r: json.loads((o / "annotations.json").read_text()) for r, o in outs.items()}
+    assert ann["pyrender"]["annotations"] == ann["blender"]["annotations"] and ann["pyrender"]["annotations"]
+    for img in ann["pyrender"]["images"]:
+        a = np.asarray(Image.open(outs["pyrender"] / img["file_name"])).astype(int)
+        b = np.asarray(Image.open(outs["blender"] / img["file_name"])).astype(int)
+        assert a.shape == b.shape and np.abs(a - b).mean() > 5
+    manifest = json.loads((outs["blender"] / "manifest.json").read_text())
+    assert manifest["config"]["renderer"] == "blender"
