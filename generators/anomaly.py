@@ -715,16 +715,16 @@ class AnomalyWriter(base.SampleWriter):
         figs, groups = build_figures(spec, posed, self.anatomy, self.faces)
         focus, view = _focus(figs, spec)
         want = target_class(spec)
-        light = LightParams(**spec.light)
+        light, background = LightParams(**spec.light), BackgroundParams(**spec.background)
         for attempt in range(self.max_attempts):
             camera, target = frame(figs, focus, spec, attempt, self.config.size, view)
-            fr = self.renderer.render(figs, camera, light, BackgroundParams(**spec.background), target)
+            fr = self.renderer.render(figs, camera, light, background, target)
             labels = labels_for(fr, figs, groups, spec, self.min_px)
             hit = [lb for lb in labels if lb["class"] == want]
             if hit and max(lb["pixels"] for lb in hit) >= 4 * self.min_px:
                 break
         if self.redraw is not None:
-            rgb, _mask, _labels = self.redraw.redraw(figs, fr, camera, light, target)
+            rgb, _mask, _labels = self.redraw.redraw(figs, fr, camera, light, background, target)
             fr = dataclasses.replace(fr, rgb=rgb)
         return figs, groups, fr, camera, target, labels, attempt + 1
 

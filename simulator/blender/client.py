@@ -14,7 +14,7 @@ import numpy as np
 from simulator import appearance, camera as cam_math, envs
 from simulator.blender import INSTALL_HINT, RECIPE
 from simulator.errors import RenderError
-from simulator.params import HDRIS, SceneParams
+from simulator.params import HDRI_BACKGROUND, HDRIS, SceneParams
 from simulator.sample import Sample
 from simulator.worker_protocol import WorkerFailure, WorkerProcess, WorkerSpec
 
@@ -160,6 +160,7 @@ class BlenderRGB:
             "skin_rgb": np.asarray(geo["skin_rgb"]).tolist(),
             "garments": [], "patterns": [],
             "floor": None, "occluder": None,
+            "transparent": params.background.kind != HDRI_BACKGROUND,
         }
         arrays: dict[str, np.ndarray] = {"body_vertices": np.asarray(geo["vertices"], dtype=np.float32)}
         defs: dict[str, dict] = {"body": {"body_faces": np.asarray(geo["faces"], dtype=np.int32)}}
@@ -193,7 +194,7 @@ class BlenderRGB:
             raise RenderError("render a scene with the pyrender renderer before redrawing it with Blender")
         meta, arrays, defs = self.scene_request(renderer, sample.params, geo)
         _, res = self.client.render(meta, arrays, defs)
-        rgb = np.ascontiguousarray(res["rgb"])
+        rgb = composite_background(res, sample.params.background, renderer.config.background_dir)
         mask = np.ascontiguousarray(res["mask"]).astype(bool)
         rect = geo["rect"]
         if rect is not None:  # the flat image-space occluder, as pyrender paints it
@@ -201,6 +202,21 @@ class BlenderRGB:
             rgb[y0:y1, x0:x1] = np.clip(np.round(np.asarray(geo["occluder_rgb"]) * 255.0), 0, 255).astype(np.uint8)
             mask[y0:y1, x0:x1] = False
         return dataclasses.replace(sample, rgb=rgb, renderer="blender", renderer_mask=mask)
+
+
+def composite_background(res: dict, background, folder: str | None = None) -> np.ndarray:
+    """(H, W, 3) uint8: a worker reply's RGB over the scene's procedural background
+    (`simulator.appearance.background_image`, the function pyrender draws it with) when the
+    render was transparent (the reply has `alpha`), blended as pyrender blends its
+    colour pass; the RGB as it is otherwise (background.kind "hdri")."""
+    rgb = np.ascontiguousarray(res["rgb"])
+    if "alpha" not in res:
+        return rgb
+    H, W = rgb.shape[:2]
+    bg = appearance.background_image(background, W, H, folder)
+    alpha = np.asarray(res["alpha"], dtype=np.float32)[..., None] / 255.0
+    out = rgb.astype(np.float32) / 255.0 * alpha + bg * (1.0 - alpha)
+    return np.clip(np.round(out * 255.0), 0, 255).astype(np.uint8)
 
 
 def topology_token(faces: np.ndarray, labels: np.ndarray, n_vertices: int) -> str:
@@ -229,7 +245,7 @@ class BlenderFigures:
     def close(self) -> None:
         self.client.close()
 
-    def request(self, figures, frame, camera, light, target) -> tuple[dict, dict, dict]:
+    def request(self, figures, frame, camera, light, background, target) -> tuple[dict, dict, dict]:
         from simulator.anomaly import instance_offsets
 
         if frame.camera_pose is None or frame.light_dir is None:
@@ -252,6 +268,7 @@ class BlenderFigures:
             "hdri_strength": float(light.hdri_strength),
             "sun_pose": sun_pose.tolist(), "sun_strength": SUN_PER_INTENSITY * float(light.intensity),
             "garments": [], "patterns": [], "floor": None, "occluder": None, "figures": [],
+            "transparent": background.kind != HDRI_BACKGROUND,
         }
         arrays: dict[str, np.ndarray] = {}
         meshes: dict[str, tuple] = {}
@@ -265,12 +282,15 @@ class BlenderFigures:
             meta["figures"].append({"slot": slot, "skin_rgb": np.asarray(fig.skin, dtype=np.float64).tolist()})
         return meta, arrays, meshes
 
-    def redraw(self, figures, frame, camera, light, target) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def redraw(self, figures, frame, camera, light, background, target,
+               background_dir: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(rgb (H, W, 3) uint8, mask (H, W) bool, labels (H, W) int32 global instance id or
-        -1) of the frame's figures drawn by Cycles at the frame's camera and key light."""
-        meta, arrays, meshes = self.request(figures, frame, camera, light, target)
+        -1) of the frame's figures drawn by Cycles at the frame's camera and key light,
+        over `background` (BackgroundParams) as the composite draws it (kind "hdri": the
+        environment map)."""
+        meta, arrays, meshes = self.request(figures, frame, camera, light, background, target)
         _, res = self.client.render(meta, arrays, {}, meshes)
-        return (np.ascontiguousarray(res["rgb"]), np.ascontiguousarray(res["mask"]).astype(bool),
+        return (composite_background(res, background, background_dir), np.ascontiguousarray(res["mask"]).astype(bool),
                 np.ascontiguousarray(res["labels"]).astype(np.int32))
 
 
@@ -285,6 +305,7 @@ class BlenderRenderer(BlenderRGB):
         super().__init__(config)
         # The full mesh: the Blender body is always drawn at full detail.
         self.gt = make_ground_truth_renderer(dataclasses.replace(self.config, renderer="pyrender", detail="full"))
+        self.gt.rgb_redrawn = True
 
     def close(self) -> None:
         self.client.close()

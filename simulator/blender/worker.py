@@ -10,7 +10,9 @@ sends them once per worker process).
 
 Request ``{"op": "render", ...}`` (see ``simulator/blender/client.py``), reply arrays
 ``rgb`` (H, W, 3) uint8 and ``mask`` (H, W) bool (pixels of the body and garments, from
-Cycles' object-index pass).
+Cycles' object-index pass); with ``"transparent": true`` the world is not seen (film
+transparent; it still lights the scene) and ``alpha`` (H, W) uint8 comes too (``rgb``
+is then straight, not premultiplied, colour).
 
 Meshes whose topology changes from scene to scene (the anomaly generator's edited
 figures: parts added, removed or capped) travel in a ``{"op": "mesh", "slot": S}``
@@ -222,7 +224,7 @@ class Scene:
         fo = nt.nodes.new("CompositorNodeOutputFile")
         fo.base_path = self.tmp
         fo.format.file_format = "PNG"
-        fo.format.color_mode = "RGB"
+        fo.format.color_mode = "RGBA"
         fo.format.color_depth = "8"
         fo.file_slots.clear()
         fo.file_slots.new("rgb_")
@@ -242,7 +244,7 @@ class Scene:
         finally:
             bpy.data.images.remove(img)
             os.remove(path)
-        return px.reshape(H, W, 4)[::-1, :, :3]
+        return px.reshape(H, W, 4)[::-1]
 
     # ---- per-scene data ---------------------------------------------------------------
     def define_body(self, faces: np.ndarray, n_vertices: int) -> None:
@@ -375,6 +377,9 @@ class Scene:
         cy.samples = int(meta["samples"])
         cy.seed = int(meta["seed"])
         cy.use_denoising = bool(meta.get("denoise", True))
+        # transparent: the world is not seen (alpha 0 there) but still lights the scene;
+        # the client composites the scene's procedural background behind the render.
+        sc.render.film_transparent = bool(meta.get("transparent", False))
 
         # Camera: intrinsics K (square pixels) and the OpenGL camera-to-world pose.
         K = np.asarray(meta["K"], dtype=np.float64)
@@ -461,9 +466,11 @@ class Scene:
         t0 = time.perf_counter()
         bpy.ops.render.render(write_still=False)
         t1 = time.perf_counter()
-        rgb = self._read_png("rgb_", W, H)
+        rgba = self._read_png("rgb_", W, H)
         mask = self._read_png("mask_", W, H)[..., 0] > 0.5
-        out = {"rgb": np.clip(np.round(rgb * 255.0), 0, 255).astype(np.uint8), "mask": mask}
+        out = {"rgb": np.clip(np.round(rgba[..., :3] * 255.0), 0, 255).astype(np.uint8), "mask": mask}
+        if sc.render.film_transparent:
+            out["alpha"] = np.clip(np.round(rgba[..., 3] * 255.0), 0, 255).astype(np.uint8)
         if figures is not None:
             index = self._read_png("index_", W, H, ext="exr")[..., 0]
             out["labels"] = np.round(index).astype(np.int32) - 1
