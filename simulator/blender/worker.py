@@ -52,6 +52,16 @@ PERSON_INDEX = 1
 WORLD_MAP_RESOLUTION = 256
 # PE_BLENDER_PROFILE=1: log render and read-back seconds per frame to the worker's stderr.
 PROFILE = os.environ.get("PE_BLENDER_PROFILE") == "1"
+# Half the floor's side (m) around the body: simulator.floor.FLOOR_RANGE_M, pyrender's.
+FLOOR_RANGE_M = 40.0
+# Tiles as simulator.floor._pattern draws them: grout lines this share of a tile wide,
+# this dark; a shade per tile in [1 - TILE_SHADE, 1] (display-referred factors).
+GROUT_WIDTH = 0.035
+GROUT_DARKNESS = 0.6
+TILE_SHADE = 0.1
+# pyrender multiplies display (sRGB) values by the pattern's grey; in Cycles' linear
+# space the same darkening is the grey to this power (sRGB's gamma, near enough).
+DISPLAY_GAMMA = 2.2
 # Mean luminance every environment map is scaled to (light.hdri_strength 1).
 HDRI_MEAN = 0.5
 
@@ -137,7 +147,8 @@ class Scene:
         self.sun = bpy.data.objects.new("sun", sun_data)
         sc.collection.objects.link(self.sun)
 
-        self.floor = self._object("floor", [(-20, -20, 0), (20, -20, 0), (20, 20, 0), (-20, 20, 0)], [(0, 1, 2, 3)])
+        r = FLOOR_RANGE_M
+        self.floor = self._object("floor", [(-r, -r, 0), (r, -r, 0), (r, r, 0), (-r, r, 0)], [(0, 1, 2, 3)])
         self.floor_mat = self._floor_material()
         self.floor.data.materials.append(self.floor_mat)
 
@@ -182,20 +193,66 @@ class Scene:
         bsdf.inputs["Specular IOR Level"].default_value = 0.1
         nt = mat.node_tree
         coord = nt.nodes.new("ShaderNodeTexCoord")
-        self.floor_checker = nt.nodes.new("ShaderNodeTexChecker")
+        tiles = self._tiles_grey(nt)
+        self.floor_tint = nt.nodes.new("ShaderNodeMix")  # floor colour x tile grey
+        self.floor_tint.data_type = "RGBA"
+        self.floor_tint.blend_type = "MULTIPLY"
+        self.floor_tint.inputs["Factor"].default_value = 1.0
+        nt.links.new(tiles.outputs[0], self.floor_tint.inputs[7])
         self.floor_noise = nt.nodes.new("ShaderNodeTexNoise")
         self.floor_noise.inputs["Detail"].default_value = 4.0
         self.floor_mix = nt.nodes.new("ShaderNodeMix")
         self.floor_mix.data_type = "RGBA"
-        self.floor_pick = nt.nodes.new("ShaderNodeMix")  # 0: checker, 1: noise
+        self.floor_pick = nt.nodes.new("ShaderNodeMix")  # 0: tiles (or solid), 1: noise
         self.floor_pick.data_type = "RGBA"
-        nt.links.new(coord.outputs["Object"], self.floor_checker.inputs["Vector"])
         nt.links.new(coord.outputs["Object"], self.floor_noise.inputs["Vector"])
         nt.links.new(self.floor_noise.outputs["Fac"], self.floor_mix.inputs["Factor"])
-        nt.links.new(self.floor_checker.outputs["Color"], self.floor_pick.inputs[6])
+        nt.links.new(self.floor_tint.outputs[2], self.floor_pick.inputs[6])
         nt.links.new(self.floor_mix.outputs[2], self.floor_pick.inputs[7])
         nt.links.new(self.floor_pick.outputs[2], bsdf.inputs["Base Color"])
         return mat
+
+    def _tiles_grey(self, nt):
+        """Nodes computing the tiles' grey at the shading point (a Math node's output):
+        world x, y over the tile size; grout where min(frac u, frac v) < GROUT_WIDTH
+        (darkened to GROUT_DARKNESS); a shade per tile from a hash of its integer cell
+        (Cycles' white noise); the product to the power DISPLAY_GAMMA. Per scene:
+        `floor_tile_scale` (1 / tile size), `floor_grout` and `floor_shade` (zero
+        amplitudes give a solid floor)."""
+        geo = nt.nodes.new("ShaderNodeNewGeometry")
+        scale = self.floor_tile_scale = nt.nodes.new("ShaderNodeVectorMath")
+        scale.operation = "MULTIPLY"
+        nt.links.new(geo.outputs["Position"], scale.inputs[0])
+        cell = nt.nodes.new("ShaderNodeVectorMath")
+        cell.operation = "FLOOR"
+        nt.links.new(scale.outputs[0], cell.inputs[0])
+        frac = nt.nodes.new("ShaderNodeVectorMath")
+        frac.operation = "FRACTION"
+        nt.links.new(scale.outputs[0], frac.inputs[0])
+        xyz = nt.nodes.new("ShaderNodeSeparateXYZ")
+        nt.links.new(frac.outputs[0], xyz.inputs[0])
+
+        def math(op, a, b=None, c=None):
+            node = nt.nodes.new("ShaderNodeMath")
+            node.operation = op
+            for i, x in enumerate((a, b, c)):
+                if x is None:
+                    continue
+                if isinstance(x, (int, float)):
+                    node.inputs[i].default_value = float(x)
+                else:
+                    nt.links.new(x, node.inputs[i])
+            return node
+
+        edge = math("MINIMUM", xyz.outputs["X"], xyz.outputs["Y"])
+        is_grout = math("LESS_THAN", edge.outputs[0], GROUT_WIDTH)
+        self.floor_grout = math("MULTIPLY_ADD", is_grout.outputs[0], -(1.0 - GROUT_DARKNESS), 1.0)
+        noise = nt.nodes.new("ShaderNodeTexWhiteNoise")
+        noise.noise_dimensions = "3D"
+        nt.links.new(cell.outputs[0], noise.inputs["Vector"])
+        self.floor_shade = math("MULTIPLY_ADD", noise.outputs["Value"], TILE_SHADE, 1.0 - TILE_SHADE)
+        grey = math("MULTIPLY", self.floor_grout.outputs[0], self.floor_shade.outputs[0])
+        return math("POWER", grey.outputs[0], DISPLAY_GAMMA)
 
     def _compositor(self):
         sc = self.scene
@@ -445,15 +502,18 @@ class Scene:
         if fl is not None:
             self.floor.location = (float(fl["x"]), float(fl["y"]), float(fl["z"]))
             rgb = srgb_to_linear(fl["rgb"])
-            self.floor_checker.inputs["Color1"].default_value = (*rgb, 1.0)
-            self.floor_checker.inputs["Color2"].default_value = (*(rgb * 0.75), 1.0)
-            self.floor_checker.inputs["Scale"].default_value = 1.0 / max(float(fl["tile_size"]), 1e-3)
-            self.floor_noise.inputs["Scale"].default_value = 1.0 / max(0.6 * float(fl["tile_size"]), 1e-3)
+            pattern = fl["pattern"]
+            tile = max(float(fl["tile_size"]), 1e-3)
+            tiles = pattern == "tiles"
+            self.floor_tint.inputs[6].default_value = (*rgb, 1.0)
+            # z scaled to 0: the tile cells (and their shades) do not depend on the floor height.
+            self.floor_tile_scale.inputs[1].default_value = (1.0 / tile, 1.0 / tile, 0.0)
+            self.floor_grout.inputs[1].default_value = -(1.0 - GROUT_DARKNESS) if tiles else 0.0
+            self.floor_shade.inputs[1].default_value = TILE_SHADE if tiles else 0.0
+            self.floor_shade.inputs[2].default_value = 1.0 - TILE_SHADE if tiles else 1.0
+            self.floor_noise.inputs["Scale"].default_value = 1.0 / max(0.6 * tile, 1e-3)
             self.floor_mix.inputs[6].default_value = (*(rgb * 0.1), 1.0)
             self.floor_mix.inputs[7].default_value = (*(rgb * 1.9), 1.0)
-            pattern = fl["pattern"]
-            if pattern == "solid":
-                self.floor_checker.inputs["Color2"].default_value = (*rgb, 1.0)
             self.floor_pick.inputs["Factor"].default_value = 1.0 if pattern == "noise" else 0.0
 
         # Occluder (box or pole).
