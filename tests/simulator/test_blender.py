@@ -357,3 +357,21 @@ def test_tiles_floor_matches_pyrenders_tiles(blender):
         floor = ~binary_dilation(a.mask | b.renderer_mask, iterations=4)
         corr[tile] = np.corrcoef(detail(a.rgb)[floor], detail(b.rgb)[floor])[0, 1]
     assert corr[0.3] > 0.6 and corr[0.45] < corr[0.3] - 0.3, corr
+
+
+@needs_blender
+def test_recheck_renderer_option_puts_the_renderer_in_the_model_spec(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from examiner.app import report
+
+    seen = {}
+
+    def fake_recheck_run(run_a, model_spec, **kw):
+        seen["spec"] = model_spec
+        raise SystemExit(0)
+
+    monkeypatch.setattr(report, "recheck_run", fake_recheck_run)
+    res = CliRunner().invoke(report.app, ["recheck", str(tmp_path), "--model", "mediapipe", "--renderer", "blender",
+                                          "--json"])
+    assert res.exit_code == 0 and seen["spec"] == "mediapipe?sim.renderer=blender"
