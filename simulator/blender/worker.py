@@ -54,8 +54,8 @@ WORLD_MAP_RESOLUTION = 256
 PROFILE = os.environ.get("PE_BLENDER_PROFILE") == "1"
 # Half the floor's side (m) around the body: simulator.floor.FLOOR_RANGE_M, pyrender's.
 FLOOR_RANGE_M = 40.0
-# Tiles as simulator.floor._pattern draws them: grout lines this share of a tile wide,
-# this dark; a shade per tile in [1 - TILE_SHADE, 1] (display-referred factors).
+# Tiles as pyrender's floor pattern (simulator.floor) draws them: grout lines this share
+# of a tile wide, this dark; a shade per tile in [1 - TILE_SHADE, 1] (display-referred).
 GROUT_WIDTH = 0.035
 GROUT_DARKNESS = 0.6
 TILE_SHADE = 0.1
