@@ -67,6 +67,22 @@ def test_hdri_background_is_refused_by_pyrender_in_one_line():
     assert "hdri" not in next(d for d in space.dimensions if d.name == "background.kind").choices
 
 
+def test_sim_background_option_fixes_the_background_of_a_run():
+    from examiner.search.errors import SearchConfigError
+    from examiner.search.sim_evaluator import build_simulator_evaluator
+
+    space = ParamSpace.from_groups("pose,camera")
+    ev = build_simulator_evaluator("mediapipe?sim.background=noise", space)
+    assert ev.space.base.background.kind == "noise" and space.base.background.kind == "solid"
+    assert ev.space.dim == space.dim
+    for spec, words in (("mediapipe?sim.background=hdri", "--renderer blender"),
+                        ("mediapipe?sim.background=moon", "background.kind must be one of")):
+        with pytest.raises(SearchConfigError, match=words):
+            build_simulator_evaluator(spec, space)
+    with pytest.raises(SearchConfigError, match="searches"):
+        build_simulator_evaluator("mediapipe?sim.background=noise", ParamSpace.from_groups("pose,background"))
+
+
 def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
     out = mask.copy()
     for dy in range(-r, r + 1):
