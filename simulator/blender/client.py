@@ -6,6 +6,8 @@ import atexit
 import dataclasses
 import hashlib
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -75,13 +77,20 @@ class BlenderClient:
         self._meshes: dict[str, str] = {}
         self._start()
 
+    def _kill(self) -> None:
+        """Kill the worker and remove its scratch folder (a killed worker cannot)."""
+        self._worker.kill()
+        scratch = Path(str(getattr(self, "hello", {}).get("scratch", "")))
+        if scratch.name.startswith("pe-blender-") and scratch.parent == Path(tempfile.gettempdir()):
+            shutil.rmtree(scratch, ignore_errors=True)
+
     def _start(self) -> None:
         self._sent = set()
         self._meshes = {}
         try:
             self.hello = self._worker.start()
         except WorkerFailure as e:
-            self._worker.kill()
+            self._kill()
             raise RenderError(f"the Blender worker failed to start ({e.kind}): {e.message}") from None
 
     @property
@@ -116,13 +125,13 @@ class BlenderClient:
         try:
             return self._request(meta, arrays, defs, meshes)
         except WorkerFailure as first:
-            self._worker.kill()
+            self._kill()
             self.restarts += 1
             self._start()
             try:
                 return self._request(meta, arrays, defs, meshes)
             except WorkerFailure as e:
-                self._worker.kill()
+                self._kill()
                 raise RenderError(f"the Blender worker failed twice ({first.kind}, then {e.kind}): {e.message}") from None
 
     def close(self) -> None:

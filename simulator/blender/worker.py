@@ -76,10 +76,10 @@ def hdri_dir() -> Path:
 
 
 class Scene:
-    def __init__(self, threads: int) -> None:
+    def __init__(self, threads: int, scratch: str) -> None:
         bpy.ops.wm.read_factory_settings(use_empty=True)
         self.scene = sc = bpy.context.scene
-        self.tmp = tempfile.mkdtemp(prefix="pe-blender-")
+        self.tmp = scratch
         sc.render.engine = "CYCLES"
         cy = sc.cycles
         cy.device = "CPU"
@@ -550,22 +550,25 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     state: dict = {}
+    # The frames' scratch folder (each frame's files are removed once read), named in the
+    # hello so that the client can remove it after killing this process.
+    scratch = tempfile.mkdtemp(prefix="pe-blender-")
 
     def setup() -> None:
-        state["scene"] = Scene(args.threads)
+        state["scene"] = Scene(args.threads, scratch)
 
     try:
         proto.serve_ops(
             {"render": lambda meta, arrays: state["scene"].render(meta, arrays),
              "mesh": lambda meta, arrays: state["scene"].mesh(meta, arrays)},
-            {"name": "blender", "blender_version": bpy.app.version_string, "hdris": list(HDRIS)},
+            {"name": "blender", "blender_version": bpy.app.version_string, "hdris": list(HDRIS),
+             "scratch": scratch},
             setup=setup,
         )
     finally:
-        if "scene" in state:  # the frames' scratch folder (each frame's files are removed once read)
-            import shutil
+        import shutil
 
-            shutil.rmtree(state["scene"].tmp, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -189,14 +189,17 @@ def test_hdri_map_and_rotation_change_the_image(blender):
 def test_killed_worker_is_restarted_and_stops_cleanly(blender, rendered):
     client = blender.client
     pid = client.pid
+    scratch = client.hello["scratch"]
+    assert os.path.isdir(scratch)
     os.killpg(pid, signal.SIGKILL)
     before = client.restarts
     again = blender.render(rendered[-1].params)  # meshes and textures are sent again to the new worker
     assert client.restarts == before + 1 and client.pid != pid
     assert np.array_equal(again.rgb, rendered[-1].rgb)
-    new_pid = client.pid
+    assert not os.path.exists(scratch)  # the client removed the killed worker's scratch folder
+    new_pid, new_scratch = client.pid, client.hello["scratch"]
     client.close()
-    assert client.pid is None
+    assert client.pid is None and not os.path.exists(new_scratch)
     with pytest.raises(ProcessLookupError):
         os.kill(new_pid, 0)
 
