@@ -12,7 +12,12 @@ Subcommands (results go to benchmarks/RESULTS-blender.md by hand; JSON with --js
 - ``install``: `examiner renderers install blender` cold (fresh environment, pip's
   wheel cache as this machine has it) and cached (environment present);
 - ``runs PYRENDER_RUN BLENDER_RUN``: two `examiner run --strategy random` runs of the same
-  seed, one per `--renderer`: failure rates and per-scene agreement.
+  seed, one per `--renderer`: failure rates and per-scene agreement;
+- ``recheck RUN [RUN ...]``: each run's verified modes rechecked under both renderers on
+  the same fresh scenes (the scenes `examiner recheck RUN --samples N --seed S` draws, with
+  and without `--renderer blender`): failure rate per mode and renderer, per-scene
+  agreement;
+- ``modes RUN RUN [...]``: box overlap between the modes of independent runs.
 
     nice -n 10 .venv/bin/python benchmarks/bench_blender.py speed|samples|models|sheets|install [--n N]
 """
@@ -199,8 +204,8 @@ def cmd_install(args) -> dict:
 
 
 def cmd_runs(args) -> dict:
-    """Compare two `examiner run --strategy random` runs of the same seed, budget and space,
-    one per renderer (the same scenes in the same order): failure rates at each run's own
+    """Compare two `examiner run` runs of the same seed, budget and space, one per
+    renderer, on the search-phase scenes both drew (all of them for --strategy random): failure rates at each run's own
     calibrated threshold and at the pyrender run's, and per-scene agreement."""
     runs = {}
     for label, d in zip(("pyrender", "blender"), args.runs):
@@ -209,8 +214,10 @@ def cmd_runs(args) -> dict:
         runs[label] = ({(r["agent"], r["round"], r["i"]): r for r in recs if r["phase"] == "search"},
                        meta["config"]["threshold"])
     (pa, tp), (bl, tb) = runs["pyrender"], runs["blender"]
-    common = sorted(set(pa) & set(bl))
-    assert all(np.allclose(pa[i]["u"], bl[i]["u"]) for i in common), "the runs did not draw the same scenes"
+    # Random search draws the same scenes throughout; a learning strategy (marl) only
+    # until its agents first learn from outcomes: keep the scenes both runs drew.
+    common = [i for i in sorted(set(pa) & set(bl)) if np.allclose(pa[i]["u"], bl[i]["u"])]
+    assert common, "the runs drew no scene in common (different seeds or spaces?)"
 
     def failed(r, t):
         return r["missed"] or r["model_error"] or r["value"] is None or r["value"] > t
@@ -231,17 +238,101 @@ def cmd_runs(args) -> dict:
     return out
 
 
+def cmd_recheck(args) -> dict:
+    """Per run and mode: `--samples` fresh uniform scenes in the mode's box, drawn as
+    `examiner.recheck.recheck_modes` draws them (same seed, same scenes), judged with the
+    run's threshold and metric under pyrender and under Blender (`--background hdri`: the
+    Blender scenes show the environment map instead of the run's background)."""
+    from examiner.recheck import evaluate_failures
+    from examiner.search.boxes import wilson_interval
+    from examiner.search.factory import build_evaluator
+    from reports.rundata import load_run
+
+    out = {"per_mode": args.per_mode, "seed": args.seed, "runs": []}
+    for root in args.runs:
+        run = load_run(root)
+        spec = run.meta.get("model_spec", "mediapipe")
+        space = run.space
+        if args.background:  # e.g. hdri: the Blender side shows the environment map
+            from simulator.params import ParamSpace
+
+            hdri_space = ParamSpace(space.dimensions, base=space.base.with_values({"background.kind": args.background}),
+                                    clamp=space.clamp)
+        rng = np.random.default_rng(np.random.SeedSequence([args.seed, 0xEC4E]))  # recheck_modes' stream
+        U = {m["id"]: rng.uniform(np.asarray(m["lo"]), np.asarray(m["hi"]), size=(args.per_mode, run.space.dim))
+             for m in run.modes}
+        res = {"run": str(root), "model": spec, "threshold": run.threshold, "metric": run.metric,
+               "blender_background": args.background or "the run's (held fixed)", "modes": []}
+        per = {}
+        for label, renderer in (("pyrender", "pyrender"), ("blender", "blender")):
+            from examiner.search.sim_evaluator import with_renderer
+
+            own = hdri_space if args.background and renderer == "blender" else space
+            ev = build_evaluator(with_renderer(spec, renderer), own, run.threshold, args.seed)
+            t0 = time.perf_counter()
+            try:
+                per[label] = {i: evaluate_failures(ev, u, run.metric, run.threshold) for i, u in U.items()}
+            finally:
+                getattr(ev, "close", lambda: None)()
+            res[f"{label}_seconds"] = round(time.perf_counter() - t0, 1)
+        for m in run.modes:
+            i = m["id"]
+            row = {"mode": i, "verified_in_run": m.get("verified", {}).get("rate"), "n": args.per_mode}
+            fails = {}
+            for label in ("pyrender", "blender"):
+                failed, values = per[label][i]
+                fails[label] = failed
+                k = int(failed.sum())
+                row[label] = {"k": k, "rate": round(k / len(failed), 4),
+                              "interval": [round(x, 3) for x in wilson_interval(k, len(failed))],
+                              "no_answer": int(np.isnan(values).sum()),
+                              "median": (round(float(np.nanmedian(values)), 1) if np.isfinite(values).any() else None)}
+            fp, fb = fails["pyrender"], fails["blender"]
+            row.update(both_fail=int((fp & fb).sum()), only_pyrender=int((fp & ~fb).sum()),
+                       only_blender=int((~fp & fb).sum()), neither=int((~fp & ~fb).sum()),
+                       agreement=round(float((fp == fb).mean()), 4))
+            res["modes"].append(row)
+        out["runs"].append(res)
+    return out
+
+
+def cmd_modes(args) -> dict:
+    """Box overlap (vol(A & B) / min vol, `examiner.search.boxes.box_overlap`, the measure
+    `examiner diff --overlap` uses) between every pair of modes of two or more runs over
+    the same space; `examiner diff` itself refuses runs whose calibrated thresholds
+    differ, which two runs of different renderers or seeds always have."""
+    from examiner.search.boxes import box_overlap
+    from reports.rundata import load_run
+
+    runs = [load_run(r) for r in args.runs]
+    out = {"runs": [{"run": str(r.root), "threshold": r.threshold, "modes": len(r.modes),
+                     "verified": [m.get("verified", {}).get("rate") for m in r.modes]} for r in runs], "pairs": []}
+    for i in range(len(runs)):
+        for j in range(i + 1, len(runs)):
+            for a in runs[i].modes:
+                for b in runs[j].modes:
+                    out["pairs"].append({"a": f"{runs[i].root}#{a['id']}", "b": f"{runs[j].root}#{b['id']}",
+                                         "overlap": round(box_overlap(np.asarray(a["lo"]), np.asarray(a["hi"]),
+                                                                      np.asarray(b["lo"]), np.asarray(b["hi"])), 4)})
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=("samples", "speed", "models", "sheets", "install", "runs"))
-    ap.add_argument("runs", nargs="*", help="runs: the pyrender and the blender run directory")
+    ap.add_argument("what", choices=("samples", "speed", "models", "sheets", "install", "runs", "recheck", "modes"))
+    ap.add_argument("runs", nargs="*", help="runs: the pyrender and the blender run directory; recheck: runs")
+    ap.add_argument("--seed", type=int, default=0, help="recheck: seed of the fresh scenes")
+    ap.add_argument("--per-mode", type=int, default=40, help="recheck: fresh scenes per mode")
+    ap.add_argument("--background", default="", help="recheck: background.kind of the Blender scenes (e.g. hdri); "
+                    "default: the run's, the same as pyrender's")
     ap.add_argument("--n", type=int, default=0)
     ap.add_argument("--samples", type=int, default=8)
     ap.add_argument("--sheets", type=int, default=0, help="models: also write contact sheets of the first N scenes")
     ap.add_argument("--json", type=str, default=None)
     args = ap.parse_args()
     res = {"samples": cmd_samples, "speed": cmd_speed, "models": cmd_models, "sheets": cmd_sheets,
-           "install": cmd_install, "runs": cmd_runs}[args.what](args)
+           "install": cmd_install, "runs": cmd_runs, "recheck": cmd_recheck,
+           "modes": cmd_modes}[args.what](args)
     print(json.dumps(res, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=1))

@@ -18,6 +18,8 @@ Labels (boxes from the visible pixels of each part instance, exact per pixel):
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,8 +82,6 @@ class AnomalyConfig(CommonConfig):
 
     def check(self) -> None:
         super().check()
-        if self.renderer != "pyrender":
-            raise GeneratorError(f"anomaly datasets are drawn with pyrender only, not {self.renderer!r}; drop --renderer")
         self.scenario_list()
         if self.val_every < 0:
             raise GeneratorError(f"--val-every must be >= 0, got {self.val_every}")
@@ -673,42 +673,65 @@ class AnomalyWriter(base.SampleWriter):
         self.anatomy = anatomy(self.body)
         self.faces = np.asarray(self.body.faces)
         self.renderer = get_composite_renderer(config.gl)
+        # --renderer blender: the final frame's RGB is redrawn by Cycles; the labels stay
+        # the composite's (the same meshes at the same camera).
+        self.redraw = None
+        if config.renderer == "blender":
+            from simulator.blender.client import BlenderFigures
+
+            self.redraw = BlenderFigures()
         self.min_px = max(4, int(round(config.min_pixels * (config.size / 256.0) ** 2)))
 
     def scenario_of(self, index: int) -> str:
         return self.scenarios[index % len(self.scenarios)]
 
-    def write_batch(self, indices, rngs, shard_dir: Path, rel_dir: str) -> list[dict]:
+    def posed_bodies(self, specs: list[Spec]) -> list[list[tuple]]:
+        """Per spec, its bodies posed by the body model: [(vertices, joints), ...]."""
         from simulator.iuv import forward_fixed_batch
         from simulator.joints import POSE_DOFS
         from simulator.params import SHAPE_NAMES
 
-        specs = [draw_spec(self.scenario_of(i), r) for i, r in zip(indices, rngs)]
         bodies = [b for s in specs for b in s.bodies]
         P = np.array([[b.pose[k] for k in POSE_DOFS] for b in bodies])
         S = np.array([[b.shape.get(k, 0.5) for k in SHAPE_NAMES] for b in bodies])
         out = forward_fixed_batch(self.body, P, S)
-        records, k = [], 0
-        for index, spec in zip(indices, specs):
-            posed = [(out.vertices[k + j], out.joints[k + j]) for j in range(len(spec.bodies))]
+        posed, k = [], 0
+        for spec in specs:
+            posed.append([(out.vertices[k + j], out.joints[k + j]) for j in range(len(spec.bodies))])
             k += len(spec.bodies)
-            records.append(self._one(index, spec, posed, shard_dir, rel_dir))
-        return records
+        return posed
 
-    def _one(self, index: int, spec: Spec, posed, shard_dir: Path, rel_dir: str) -> dict:
+    def write_batch(self, indices, rngs, shard_dir: Path, rel_dir: str) -> list[dict]:
+        specs = [draw_spec(self.scenario_of(i), r) for i, r in zip(indices, rngs)]
+        return [self._one(index, spec, posed, shard_dir, rel_dir)
+                for index, spec, posed in zip(indices, specs, self.posed_bodies(specs))]
+
+    def compose(self, spec: Spec, posed) -> tuple:
+        """The figures of one image and its frame: (figures, groups, frame, camera, target,
+        labels, attempts). The camera is retried until the target class is visible; with
+        --renderer blender the final frame's RGB is Cycles' (the labels stay the composite's)."""
         from simulator.params import BackgroundParams, LightParams
 
-        c = self.config
         figs, groups = build_figures(spec, posed, self.anatomy, self.faces)
         focus, view = _focus(figs, spec)
         want = target_class(spec)
+        light, background = LightParams(**spec.light), BackgroundParams(**spec.background)
         for attempt in range(self.max_attempts):
-            camera, target = frame(figs, focus, spec, attempt, c.size, view)
-            fr = self.renderer.render(figs, camera, LightParams(**spec.light), BackgroundParams(**spec.background), target)
+            camera, target = frame(figs, focus, spec, attempt, self.config.size, view)
+            fr = self.renderer.render(figs, camera, light, background, target)
             labels = labels_for(fr, figs, groups, spec, self.min_px)
             hit = [lb for lb in labels if lb["class"] == want]
             if hit and max(lb["pixels"] for lb in hit) >= 4 * self.min_px:
                 break
+        if self.redraw is not None:
+            rgb, _mask, _labels = self.redraw.redraw(figs, fr, camera, light, background, target)
+            fr = dataclasses.replace(fr, rgb=rgb)
+        return figs, groups, fr, camera, target, labels, attempt + 1
+
+    def _one(self, index: int, spec: Spec, posed, shard_dir: Path, rel_dir: str) -> dict:
+        c = self.config
+        figs, groups, fr, camera, target, labels, attempts = self.compose(spec, posed)
+        want = target_class(spec)
         split = "val" if c.val_every and index % c.val_every == c.val_every - 1 else "train"
         stem = f"{index:09d}"
         img_rel = f"images/{split}/{stem}.{c.image_format}"
@@ -737,7 +760,7 @@ class AnomalyWriter(base.SampleWriter):
             "operation": spec.op,
             "target_class": want,
             "target_visible": any(lb["class"] == want for lb in labels),
-            "attempts": attempt + 1,
+            "attempts": attempts,
             "figures": [{"ops": f.ops, "pose": b.pose, "shape": b.shape, "skin": b.skin}
                         for f, b in zip(figs, spec.bodies)],
             "camera": {"azimuth": camera.azimuth, "elevation": camera.elevation, "distance": camera.distance,

@@ -147,6 +147,7 @@ def blender_recolour(config, renderer):
     from simulator.renderer import RenderConfig
 
     redraw = BlenderRGB(RenderConfig(renderer="blender", gl_backend=config.gl))
+    renderer.rgb_redrawn = True  # background.kind "hdri" is Blender's to draw
     return lambda sample: redraw.apply(renderer, sample)
 
 

@@ -390,13 +390,23 @@ def vertex_normals(v: np.ndarray, f: np.ndarray) -> np.ndarray:
 @dataclass
 class CompositeFrame:
     """rgb (H, W, 3) uint8; instance (H, W) int32 global instance id (-1 background);
-    figure (H, W) int32 figure index (-1 background); K (3, 3); extrinsics (4, 4)."""
+    figure (H, W) int32 figure index (-1 background); K (3, 3); extrinsics (4, 4)
+    world -> OpenCV camera; camera_pose (4, 4) OpenGL camera -> world; light_dir (3,)
+    unit vector towards the key light (world)."""
 
     rgb: np.ndarray
     instance: np.ndarray
     figure: np.ndarray
     K: np.ndarray
     extrinsics: np.ndarray
+    camera_pose: np.ndarray | None = None
+    light_dir: np.ndarray | None = None
+
+
+def instance_offsets(figures: list[Figure]) -> list[int]:
+    """Global instance id (CompositeFrame.instance) of each figure's instance 0: the ids
+    run on across the figures of a frame."""
+    return [int(x) for x in np.cumsum([0] + [len(f.instances) for f in figures])[:-1]]
 
 
 class CompositeRenderer:
@@ -499,6 +509,8 @@ class CompositeRenderer:
             figure=fig_lut[fid],
             K=K,
             extrinsics=extr,
+            camera_pose=cam_pose,
+            light_dir=ldir,
         )
 
 

@@ -62,9 +62,17 @@ def _list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in exts)
 
 
-def background_image(bg: BackgroundParams, width: int, height: int, folder: str | None = None) -> np.ndarray:
-    """(H, W, 3) float32 sRGB in [0, 1]."""
+def background_image(bg: BackgroundParams, width: int, height: int, folder: str | None = None,
+                     hdri_placeholder: bool = False) -> np.ndarray:
+    """(H, W, 3) float32 sRGB in [0, 1]. kind "hdri" is Blender's environment map: an
+    error here, unless `hdri_placeholder` (a pass whose RGB Blender redraws), which gives
+    the solid colour."""
     base = hsv(bg.hue, bg.saturation, bg.value)
+    if bg.kind == "hdri":
+        if not hdri_placeholder:
+            raise ParamError("background.kind 'hdri' (the environment map) is drawn by the Blender renderer only; "
+                             "use --renderer blender or a background kind pyrender draws (solid, noise, checker, image)")
+        return np.broadcast_to(base.astype(np.float32), (height, width, 3)).copy()
     if bg.kind == "solid":
         return np.broadcast_to(base.astype(np.float32), (height, width, 3)).copy()
     if bg.kind == "noise":

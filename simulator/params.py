@@ -35,6 +35,9 @@ SHAPE_NAMES = ("gender", "age", "muscle", "weight", "height", "proportions")
 LOCAL_SHAPE_NAMES = ("belly", "head_size", "hip_width", "torso_width")
 ALL_SHAPE_NAMES = SHAPE_NAMES + LOCAL_SHAPE_NAMES
 BACKGROUND_KINDS = ("solid", "noise", "checker", "image")
+# The Blender renderer's environment map seen as the background: set explicitly, never
+# sampled (the search's background choices stay BACKGROUND_KINDS); pyrender refuses it.
+HDRI_BACKGROUND = "hdri"
 OCCLUDER_KINDS = ("none", "rectangle", "box", "pole")
 # Body regions an occluder can be placed over (coarse groups of the DensePose parts).
 OCCLUDER_PARTS = ("head", "torso", "left_arm", "right_arm", "left_leg", "right_leg")
@@ -100,9 +103,11 @@ class LightParams:
 
 @dataclass(frozen=True)
 class BackgroundParams:
-    """kind: solid | noise | checker | image. Colour as HSV in [0, 1]; texture_scale in
-    [0, 1] (fine to coarse); image_index in [0, 1) picks a file from the render
-    config's background folder (sorted by name)."""
+    """kind: solid | noise | checker | image, or hdri (Blender only: the environment map
+    lighting the scene is also its background; the others are drawn by the same function
+    under both renderers, Blender compositing its render over them). Colour as HSV in
+    [0, 1]; texture_scale in [0, 1] (fine to coarse); image_index in [0, 1) picks a file
+    from the render config's background folder (sorted by name)."""
 
     kind: str = "solid"
     hue: float = 0.58
@@ -186,8 +191,9 @@ class SceneParams:
         # Fill in defaults so every scene is complete and two equal scenes compare equal.
         object.__setattr__(self, "pose", {**neutral_pose(), **{k: float(v) for k, v in self.pose.items()}})
         object.__setattr__(self, "shape", {**{k: 0.5 for k in ALL_SHAPE_NAMES}, **{k: float(v) for k, v in self.shape.items()}})
-        if self.background.kind not in BACKGROUND_KINDS:
-            raise ParamError(f"background.kind must be one of {BACKGROUND_KINDS}, got {self.background.kind!r}")
+        if self.background.kind not in BACKGROUND_KINDS + (HDRI_BACKGROUND,):
+            raise ParamError(f"background.kind must be one of {BACKGROUND_KINDS + (HDRI_BACKGROUND,)}, "
+                             f"got {self.background.kind!r}")
         if self.occluder.kind not in OCCLUDER_KINDS:
             raise ParamError(f"occluder.kind must be one of {OCCLUDER_KINDS}, got {self.occluder.kind!r}")
         if self.occluder.part not in OCCLUDER_PARTS:

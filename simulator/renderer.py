@@ -155,6 +155,9 @@ class Renderer:
         # The geometry of the last rendered scene (world frame), for other renderers that
         # draw the same scene at the same camera (simulator.blender).
         self.last_scene: dict | None = None
+        # True when another renderer (Blender) redraws this renderer's RGB: background.kind
+        # "hdri" is then allowed (its placeholder colour is never seen).
+        self.rgb_redrawn = False
         self._last_garments: list = []
 
     # ---- GL context --------------------------------------------------------------------
@@ -391,7 +394,8 @@ class Renderer:
         clothing_mask = seg[..., 1] > 0
         depth = depth.astype(np.float32)
 
-        bg = appearance.background_image(params.background, W, H, self.config.background_dir)
+        bg = appearance.background_image(params.background, W, H, self.config.background_dir,
+                                         hdri_placeholder=self.rgb_redrawn)
         if color.shape[-1] == 4:
             alpha = color[..., 3:4].astype(np.float32) / 255.0
         else:  # OSMesa returns RGB only (and has no anti-aliasing): coverage from the SEG pass

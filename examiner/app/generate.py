@@ -105,12 +105,13 @@ def anomaly(
     backend: str = _BACKEND,
     resume: bool = _RESUME,
     json_out: bool = _JSON,
+    renderer: str = _RENDERER,
 ) -> None:
     """AbHuman-style anatomical anomalies (18 classes; Ultralytics YOLO layout + COCO JSON)."""
     from generators.anomaly import AnomalyConfig
 
     config = AnomalyConfig(n=n, seed=seed, shard_size=shard_size, size=size, scenarios=classes,
-                           val_every=val_every, image_format=image_format, gl=gl)
+                           val_every=val_every, image_format=image_format, gl=gl, renderer=renderer)
     _run("anomaly", config, out, workers, backend, resume, json_out)
 
 

@@ -206,9 +206,15 @@ def recheck_command(
     junit: Optional[Path] = typer.Option(None, "--junit", help="Write JUnit XML."),
     fail_on: Optional[List[str]] = typer.Option(None, "--fail-on", help=FAIL_ON_HELP + ", ".join(COMPARE_QUANTITIES)),
     json_out: bool = typer.Option(False, "--json", help="Print the comparison as JSON on stdout."),
+    renderer: str = typer.Option("pyrender", "--renderer", help="Renderer of the fresh scenes: pyrender or blender "
+                                 "(Cycles; `examiner renderers install blender`); stored in the model spec as "
+                                 "sim.renderer. The same --seed draws the same scenes under either renderer."),
 ) -> None:
     """Re-evaluate a run's failure modes on another model: fixed, still failing, new."""
+    from examiner.search.sim_evaluator import with_renderer
+
     rules = parse_rules(fail_on, COMPARE_QUANTITIES)
+    model = with_renderer(model, renderer)
     _check_out_file(out)
     _check_out_file(junit, "--junit")
     console = _console()

@@ -14,6 +14,7 @@ other query key goes to the target::
 
     baseline?sim.calibrate=32&sim.render_workers=2
     whitebox:camera.roll=0.5:1?error=0.3&sim.metric=mpjpe
+    mediapipe?sim.renderer=blender&sim.background=hdri   (background.kind fixed in the base scene)
 
 Determinism. A row must score the same in any batch (1 vs W workers, resume). Rendering
 is deterministic, but the body model's batched forward pass rounds rows of an incomplete
@@ -351,9 +352,30 @@ def with_renderer(model_spec: str, renderer: str) -> str:
     return model_spec if "renderer" in opts else f"{model_spec}{sep}{OPTION_PREFIX}renderer={renderer}"
 
 
+def _with_background(space: ParamSpace, kind: str, renderer: str, model_spec: str) -> ParamSpace:
+    """sim.background=KIND: the space with background.kind fixed to KIND in its base scene,
+    e.g. ``mediapipe?sim.renderer=blender&sim.background=hdri`` (the environment map as
+    the backdrop of every scene; docs/blender.md)."""
+    from simulator.params import HDRI_BACKGROUND
+
+    if any(d.name == "background.kind" for d in space.dimensions):
+        raise SearchConfigError(f"sim.background={kind} in {model_spec!r} fixes background.kind, which the space "
+                                "searches; drop sim.background or the background group")
+    if kind == HDRI_BACKGROUND and renderer != "blender":
+        raise SearchConfigError(f"sim.background={kind} in {model_spec!r} is drawn by Blender only; "
+                                "add --renderer blender (sim.renderer=blender)")
+    try:
+        base = space.base.with_values({"background.kind": kind})
+    except Exception as e:  # noqa: BLE001 - a bad kind: the parameter's own one-line message
+        raise SearchConfigError(f"sim.background={kind!r} in {model_spec!r}: {e}") from None
+    return ParamSpace(space.dimensions, base=base, clamp=space.clamp)
+
+
 def build_simulator_evaluator(model_spec: str, space: ParamSpace, seed: int = 0, **overrides: Any) -> SimulatorEvaluator:
     """A `SimulatorEvaluator` from a search model spec (target spec + ``sim.*`` options)."""
     target_spec, opts = split_evaluator_options(model_spec)
+    if "background" in opts:
+        space = _with_background(space, opts.pop("background"), opts.get("renderer", "pyrender"), model_spec)
     kw: dict[str, Any] = {}
     casts: dict[str, tuple[str, Callable[[str], Any]]] = {
         "metric": ("metric", str), "joint_set": ("joint_set", str), "calibrate": ("calibrate", int),
@@ -364,7 +386,7 @@ def build_simulator_evaluator(model_spec: str, space: ParamSpace, seed: int = 0,
         if key not in casts:
             raise SearchConfigError(
                 f"unknown evaluator option sim.{key} in {model_spec!r}; valid: "
-                + ", ".join(OPTION_PREFIX + k for k in casts)
+                + ", ".join(OPTION_PREFIX + k for k in (*casts, "background"))
             )
         name, cast = casts[key]
         try:

@@ -10,7 +10,18 @@ sends them once per worker process).
 
 Request ``{"op": "render", ...}`` (see ``simulator/blender/client.py``), reply arrays
 ``rgb`` (H, W, 3) uint8 and ``mask`` (H, W) bool (pixels of the body and garments, from
-Cycles' object-index pass).
+Cycles' object-index pass); with ``"transparent": true`` the world is not seen (film
+transparent; it still lights the scene) and ``alpha`` (H, W) uint8 comes too (``rgb``
+is then straight, not premultiplied, colour).
+
+Meshes whose topology changes from scene to scene (the anomaly generator's edited
+figures: parts added, removed or capped) travel in a ``{"op": "mesh", "slot": S}``
+message with arrays ``faces`` (F, 3) int32 and ``labels`` (F,) int32 (a part-instance id
+per face, >= 0). The worker replaces the slot's object and gives it one material per
+label whose pass index is label + 1. A ``render`` request with ``figures`` (a list of
+``{"slot", "skin_rgb"}``) then only carries each slot's ``{slot}_vertices``: the fast
+path, as for the body. Such a render also replies ``labels`` (H, W) int32, the label of
+the surface seen at each pixel (-1: none), from Cycles' material-index pass.
 
 Usage: python worker.py [--threads N]
 """
@@ -41,6 +52,16 @@ PERSON_INDEX = 1
 WORLD_MAP_RESOLUTION = 256
 # PE_BLENDER_PROFILE=1: log render and read-back seconds per frame to the worker's stderr.
 PROFILE = os.environ.get("PE_BLENDER_PROFILE") == "1"
+# Half the floor's side (m) around the body: simulator.floor.FLOOR_RANGE_M, pyrender's.
+FLOOR_RANGE_M = 40.0
+# Tiles as pyrender's floor pattern (simulator.floor) draws them: grout lines this share
+# of a tile wide, this dark; a shade per tile in [1 - TILE_SHADE, 1] (display-referred).
+GROUT_WIDTH = 0.035
+GROUT_DARKNESS = 0.6
+TILE_SHADE = 0.1
+# pyrender multiplies display (sRGB) values by the pattern's grey; in Cycles' linear
+# space the same darkening is the grey to this power (sRGB's gamma, near enough).
+DISPLAY_GAMMA = 2.2
 # Mean luminance every environment map is scaled to (light.hdri_strength 1).
 HDRI_MEAN = 0.5
 
@@ -55,10 +76,10 @@ def hdri_dir() -> Path:
 
 
 class Scene:
-    def __init__(self, threads: int) -> None:
+    def __init__(self, threads: int, scratch: str) -> None:
         bpy.ops.wm.read_factory_settings(use_empty=True)
         self.scene = sc = bpy.context.scene
-        self.tmp = tempfile.mkdtemp(prefix="pe-blender-")
+        self.tmp = scratch
         sc.render.engine = "CYCLES"
         cy = sc.cycles
         cy.device = "CPU"
@@ -126,7 +147,8 @@ class Scene:
         self.sun = bpy.data.objects.new("sun", sun_data)
         sc.collection.objects.link(self.sun)
 
-        self.floor = self._object("floor", [(-20, -20, 0), (20, -20, 0), (20, 20, 0), (-20, 20, 0)], [(0, 1, 2, 3)])
+        r = FLOOR_RANGE_M
+        self.floor = self._object("floor", [(-r, -r, 0), (r, -r, 0), (r, r, 0), (-r, r, 0)], [(0, 1, 2, 3)])
         self.floor_mat = self._floor_material()
         self.floor.data.materials.append(self.floor_mat)
 
@@ -144,6 +166,7 @@ class Scene:
         b.inputs["Subsurface Radius"].default_value = (1.0, 0.35, 0.2)
         b.inputs["Subsurface Scale"].default_value = 0.01
         self.body = None
+        self.figures: dict[str, tuple[object, list, int]] = {}
         self.garments: dict[str, tuple[object, object]] = {}
         self.patterns: dict[str, object] = {}
         self._compositor()
@@ -170,20 +193,66 @@ class Scene:
         bsdf.inputs["Specular IOR Level"].default_value = 0.1
         nt = mat.node_tree
         coord = nt.nodes.new("ShaderNodeTexCoord")
-        self.floor_checker = nt.nodes.new("ShaderNodeTexChecker")
+        tiles = self._tiles_grey(nt)
+        self.floor_tint = nt.nodes.new("ShaderNodeMix")  # floor colour x tile grey
+        self.floor_tint.data_type = "RGBA"
+        self.floor_tint.blend_type = "MULTIPLY"
+        self.floor_tint.inputs["Factor"].default_value = 1.0
+        nt.links.new(tiles.outputs[0], self.floor_tint.inputs[7])
         self.floor_noise = nt.nodes.new("ShaderNodeTexNoise")
         self.floor_noise.inputs["Detail"].default_value = 4.0
         self.floor_mix = nt.nodes.new("ShaderNodeMix")
         self.floor_mix.data_type = "RGBA"
-        self.floor_pick = nt.nodes.new("ShaderNodeMix")  # 0: checker, 1: noise
+        self.floor_pick = nt.nodes.new("ShaderNodeMix")  # 0: tiles (or solid), 1: noise
         self.floor_pick.data_type = "RGBA"
-        nt.links.new(coord.outputs["Object"], self.floor_checker.inputs["Vector"])
         nt.links.new(coord.outputs["Object"], self.floor_noise.inputs["Vector"])
         nt.links.new(self.floor_noise.outputs["Fac"], self.floor_mix.inputs["Factor"])
-        nt.links.new(self.floor_checker.outputs["Color"], self.floor_pick.inputs[6])
+        nt.links.new(self.floor_tint.outputs[2], self.floor_pick.inputs[6])
         nt.links.new(self.floor_mix.outputs[2], self.floor_pick.inputs[7])
         nt.links.new(self.floor_pick.outputs[2], bsdf.inputs["Base Color"])
         return mat
+
+    def _tiles_grey(self, nt):
+        """Nodes computing the tiles' grey at the shading point (a Math node's output):
+        world x, y over the tile size; grout where min(frac u, frac v) < GROUT_WIDTH
+        (darkened to GROUT_DARKNESS); a shade per tile from a hash of its integer cell
+        (Cycles' white noise); the product to the power DISPLAY_GAMMA. Per scene:
+        `floor_tile_scale` (1 / tile size), `floor_grout` and `floor_shade` (zero
+        amplitudes give a solid floor)."""
+        geo = nt.nodes.new("ShaderNodeNewGeometry")
+        scale = self.floor_tile_scale = nt.nodes.new("ShaderNodeVectorMath")
+        scale.operation = "MULTIPLY"
+        nt.links.new(geo.outputs["Position"], scale.inputs[0])
+        cell = nt.nodes.new("ShaderNodeVectorMath")
+        cell.operation = "FLOOR"
+        nt.links.new(scale.outputs[0], cell.inputs[0])
+        frac = nt.nodes.new("ShaderNodeVectorMath")
+        frac.operation = "FRACTION"
+        nt.links.new(scale.outputs[0], frac.inputs[0])
+        xyz = nt.nodes.new("ShaderNodeSeparateXYZ")
+        nt.links.new(frac.outputs[0], xyz.inputs[0])
+
+        def math(op, a, b=None, c=None):
+            node = nt.nodes.new("ShaderNodeMath")
+            node.operation = op
+            for i, x in enumerate((a, b, c)):
+                if x is None:
+                    continue
+                if isinstance(x, (int, float)):
+                    node.inputs[i].default_value = float(x)
+                else:
+                    nt.links.new(x, node.inputs[i])
+            return node
+
+        edge = math("MINIMUM", xyz.outputs["X"], xyz.outputs["Y"])
+        is_grout = math("LESS_THAN", edge.outputs[0], GROUT_WIDTH)
+        self.floor_grout = math("MULTIPLY_ADD", is_grout.outputs[0], -(1.0 - GROUT_DARKNESS), 1.0)
+        noise = nt.nodes.new("ShaderNodeTexWhiteNoise")
+        noise.noise_dimensions = "3D"
+        nt.links.new(cell.outputs[0], noise.inputs["Vector"])
+        self.floor_shade = math("MULTIPLY_ADD", noise.outputs["Value"], TILE_SHADE, 1.0 - TILE_SHADE)
+        grey = math("MULTIPLY", self.floor_grout.outputs[0], self.floor_shade.outputs[0])
+        return math("POWER", grey.outputs[0], DISPLAY_GAMMA)
 
     def _compositor(self):
         sc = self.scene
@@ -196,10 +265,23 @@ class Scene:
         idm = nt.nodes.new("CompositorNodeIDMask")
         idm.index = PERSON_INDEX
         idm.use_antialiasing = False
+        # Material index (figure part labels): a float EXR, no view transform; muted
+        # unless the frame has figures.
+        sc.view_layers[0].use_pass_material_index = True
+        self.index_out = fi = nt.nodes.new("CompositorNodeOutputFile")
+        fi.base_path = self.tmp
+        fi.format.file_format = "OPEN_EXR"
+        fi.format.color_mode = "BW"
+        fi.format.color_depth = "32"
+        fi.format.exr_codec = "NONE"
+        fi.file_slots.clear()
+        fi.file_slots.new("index_")
+        nt.links.new(rl.outputs["IndexMA"], fi.inputs[0])
+        fi.mute = True
         fo = nt.nodes.new("CompositorNodeOutputFile")
         fo.base_path = self.tmp
         fo.format.file_format = "PNG"
-        fo.format.color_mode = "RGB"
+        fo.format.color_mode = "RGBA"
         fo.format.color_depth = "8"
         fo.file_slots.clear()
         fo.file_slots.new("rgb_")
@@ -210,8 +292,8 @@ class Scene:
         comp = nt.nodes.new("CompositorNodeComposite")
         nt.links.new(rl.outputs["Image"], comp.inputs["Image"])
 
-    def _read_png(self, stem: str, W: int, H: int) -> np.ndarray:
-        path = os.path.join(self.tmp, f"{stem}{self.scene.frame_current:04d}.png")
+    def _read_png(self, stem: str, W: int, H: int, ext: str = "png") -> np.ndarray:
+        path = os.path.join(self.tmp, f"{stem}{self.scene.frame_current:04d}.{ext}")
         img = bpy.data.images.load(path)
         try:
             px = np.empty(W * H * 4, dtype=np.float32)
@@ -219,7 +301,7 @@ class Scene:
         finally:
             bpy.data.images.remove(img)
             os.remove(path)
-        return px.reshape(H, W, 4)[::-1, :, :3]
+        return px.reshape(H, W, 4)[::-1]
 
     # ---- per-scene data ---------------------------------------------------------------
     def define_body(self, faces: np.ndarray, n_vertices: int) -> None:
@@ -229,6 +311,52 @@ class Scene:
         self.body.data.polygons.foreach_set("use_smooth", np.ones(len(faces), dtype=bool))
         self.body.data.materials.append(self.skin_mat)
         self.body.pass_index = PERSON_INDEX
+
+    def define_mesh(self, slot: str, faces: np.ndarray, labels: np.ndarray, n_vertices: int) -> dict:
+        """Replace the object of `slot` by a mesh of these faces (its vertices come with each
+        render), one skin material per distinct label (pass index label + 1)."""
+        faces = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
+        labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+        if len(labels) != len(faces):
+            raise ValueError(f"mesh {slot!r}: {len(labels)} labels for {len(faces)} faces")
+        if len(faces) and (faces.min() < 0 or faces.max() >= n_vertices):
+            raise ValueError(f"mesh {slot!r}: face indices outside 0..{n_vertices - 1}")
+        if len(labels) and labels.min() < 0:
+            raise ValueError(f"mesh {slot!r}: labels must be >= 0")
+        self.drop_mesh(slot)
+        obj = self._object(f"figure_{slot}", np.zeros((n_vertices, 3)), faces)
+        mesh = obj.data
+        mesh.polygons.foreach_set("use_smooth", np.ones(len(faces), dtype=bool))
+        uniq, slot_of_face = np.unique(labels, return_inverse=True)
+        materials = []
+        for lab in uniq:
+            mat = self.skin_mat.copy()
+            mat.name = f"skin_{slot}_{int(lab)}"
+            mat.pass_index = int(lab) + 1
+            mesh.materials.append(mat)
+            materials.append(mat)
+        mesh.polygons.foreach_set("material_index", slot_of_face.astype(np.int32))
+        mesh.update()
+        obj.pass_index = PERSON_INDEX
+        obj.hide_render = True
+        self.figures[slot] = (obj, materials, n_vertices)
+        return {"slot": slot, "faces": int(len(faces)), "vertices": int(n_vertices), "labels": int(len(uniq))}
+
+    def drop_mesh(self, slot: str) -> None:
+        if slot in self.figures:
+            obj, materials, _ = self.figures.pop(slot)
+            mesh = obj.data
+            bpy.data.objects.remove(obj)
+            bpy.data.meshes.remove(mesh)
+            for mat in materials:
+                bpy.data.materials.remove(mat)
+
+    def mesh(self, meta: dict, arrays: dict) -> tuple[dict, dict]:
+        slot = str(meta["slot"])
+        if meta.get("drop"):
+            self.drop_mesh(slot)
+            return {"slot": slot}, {}
+        return self.define_mesh(slot, arrays["faces"], arrays["labels"], int(meta["n_vertices"])), {}
 
     def define_pattern(self, name: str, rgb: np.ndarray) -> None:
         h, w = rgb.shape[:2]
@@ -294,14 +422,21 @@ class Scene:
         for i, g in enumerate(meta.get("garments", [])):
             if f"g{i}_faces" in arrays:
                 self.define_garment(g["name"], arrays[f"g{i}_faces"], arrays[f"g{i}_uv"])
-        if self.body is None:
+        figures = meta.get("figures")
+        if figures is None and self.body is None:
             raise ValueError("no body mesh defined in this worker; send body_faces first")
+        for f in figures or []:
+            if f["slot"] not in self.figures:
+                raise ValueError(f"no mesh in slot {f['slot']!r}; send a mesh message first")
         W, H = int(meta["width"]), int(meta["height"])
         sc.render.resolution_x, sc.render.resolution_y = W, H
         cy = sc.cycles
         cy.samples = int(meta["samples"])
         cy.seed = int(meta["seed"])
         cy.use_denoising = bool(meta.get("denoise", True))
+        # transparent: the world is not seen (alpha 0 there) but still lights the scene;
+        # the client composites the scene's procedural background behind the render.
+        sc.render.film_transparent = bool(meta.get("transparent", False))
 
         # Camera: intrinsics K (square pixels) and the OpenGL camera-to-world pose.
         K = np.asarray(meta["K"], dtype=np.float64)
@@ -326,10 +461,29 @@ class Scene:
         self.sun.matrix_world = _matrix(meta["sun_pose"])
         self.sun.data.energy = float(meta["sun_strength"])
 
-        # Body and garments.
-        self._set_vertices(self.body, arrays["body_vertices"])
-        self.skin_bsdf.inputs["Base Color"].default_value = (*srgb_to_linear(meta["skin_rgb"]), 1.0)
-        self.skin_bsdf.inputs["Subsurface Radius"].default_value = tuple(meta.get("skin_sss_radius", (1.0, 0.35, 0.2)))
+        # Body and garments, or figures.
+        if self.body is not None:
+            self.body.hide_render = figures is not None
+        if figures is None:
+            self._set_vertices(self.body, arrays["body_vertices"])
+            self.skin_bsdf.inputs["Base Color"].default_value = (*srgb_to_linear(meta["skin_rgb"]), 1.0)
+            self.skin_bsdf.inputs["Subsurface Radius"].default_value = tuple(meta.get("skin_sss_radius", (1.0, 0.35, 0.2)))
+        drawn = set()
+        for f in figures or []:
+            obj, materials, n_vertices = self.figures[f["slot"]]
+            v = arrays[f"{f['slot']}_vertices"]
+            if len(v) != n_vertices:
+                raise ValueError(f"slot {f['slot']!r} holds a mesh of {n_vertices} vertices, got {len(v)}; "
+                                 "send a mesh message when the topology changes")
+            self._set_vertices(obj, v)
+            for mat in materials:
+                mat.node_tree.nodes["Principled BSDF"].inputs["Base Color"].default_value = (*srgb_to_linear(f["skin_rgb"]), 1.0)
+            obj.hide_render = False
+            drawn.add(f["slot"])
+        for slot, (obj, _, _) in self.figures.items():
+            if slot not in drawn:
+                obj.hide_render = True
+        self.index_out.mute = figures is None
         shown = set()
         for i, g in enumerate(meta.get("garments", [])):
             obj, (tex, mix) = self.garments[g["name"]]
@@ -348,15 +502,18 @@ class Scene:
         if fl is not None:
             self.floor.location = (float(fl["x"]), float(fl["y"]), float(fl["z"]))
             rgb = srgb_to_linear(fl["rgb"])
-            self.floor_checker.inputs["Color1"].default_value = (*rgb, 1.0)
-            self.floor_checker.inputs["Color2"].default_value = (*(rgb * 0.75), 1.0)
-            self.floor_checker.inputs["Scale"].default_value = 1.0 / max(float(fl["tile_size"]), 1e-3)
-            self.floor_noise.inputs["Scale"].default_value = 1.0 / max(0.6 * float(fl["tile_size"]), 1e-3)
+            pattern = fl["pattern"]
+            tile = max(float(fl["tile_size"]), 1e-3)
+            tiles = pattern == "tiles"
+            self.floor_tint.inputs[6].default_value = (*rgb, 1.0)
+            # z scaled to 0: the tile cells (and their shades) do not depend on the floor height.
+            self.floor_tile_scale.inputs[1].default_value = (1.0 / tile, 1.0 / tile, 0.0)
+            self.floor_grout.inputs[1].default_value = -(1.0 - GROUT_DARKNESS) if tiles else 0.0
+            self.floor_shade.inputs[1].default_value = TILE_SHADE if tiles else 0.0
+            self.floor_shade.inputs[2].default_value = 1.0 - TILE_SHADE if tiles else 1.0
+            self.floor_noise.inputs["Scale"].default_value = 1.0 / max(0.6 * tile, 1e-3)
             self.floor_mix.inputs[6].default_value = (*(rgb * 0.1), 1.0)
             self.floor_mix.inputs[7].default_value = (*(rgb * 1.9), 1.0)
-            pattern = fl["pattern"]
-            if pattern == "solid":
-                self.floor_checker.inputs["Color2"].default_value = (*rgb, 1.0)
             self.floor_pick.inputs["Factor"].default_value = 1.0 if pattern == "noise" else 0.0
 
         # Occluder (box or pole).
@@ -369,12 +526,17 @@ class Scene:
         t0 = time.perf_counter()
         bpy.ops.render.render(write_still=False)
         t1 = time.perf_counter()
-        rgb = self._read_png("rgb_", W, H)
+        rgba = self._read_png("rgb_", W, H)
         mask = self._read_png("mask_", W, H)[..., 0] > 0.5
+        out = {"rgb": np.clip(np.round(rgba[..., :3] * 255.0), 0, 255).astype(np.uint8), "mask": mask}
+        if sc.render.film_transparent:
+            out["alpha"] = np.clip(np.round(rgba[..., 3] * 255.0), 0, 255).astype(np.uint8)
+        if figures is not None:
+            index = self._read_png("index_", W, H, ext="exr")[..., 0]
+            out["labels"] = np.round(index).astype(np.int32) - 1
         if PROFILE:
             print(f"pe-blender: render {t1 - t0:.2f}s read {time.perf_counter() - t1:.2f}s", file=sys.stderr)
-        rgb8 = np.clip(np.round(rgb * 255.0), 0, 255).astype(np.uint8)
-        return {"width": W, "height": H}, {"rgb": rgb8, "mask": mask}
+        return {"width": W, "height": H}, out
 
 
 def _matrix(m):
@@ -388,21 +550,25 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     state: dict = {}
+    # The frames' scratch folder (each frame's files are removed once read), named in the
+    # hello so that the client can remove it after killing this process.
+    scratch = tempfile.mkdtemp(prefix="pe-blender-")
 
     def setup() -> None:
-        state["scene"] = Scene(args.threads)
+        state["scene"] = Scene(args.threads, scratch)
 
     try:
         proto.serve_ops(
-            {"render": lambda meta, arrays: state["scene"].render(meta, arrays)},
-            {"name": "blender", "blender_version": bpy.app.version_string, "hdris": list(HDRIS)},
+            {"render": lambda meta, arrays: state["scene"].render(meta, arrays),
+             "mesh": lambda meta, arrays: state["scene"].mesh(meta, arrays)},
+            {"name": "blender", "blender_version": bpy.app.version_string, "hdris": list(HDRIS),
+             "scratch": scratch},
             setup=setup,
         )
     finally:
-        if "scene" in state:  # the frames' scratch folder (each frame's files are removed once read)
-            import shutil
+        import shutil
 
-            shutil.rmtree(state["scene"].tmp, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":
