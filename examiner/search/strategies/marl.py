@@ -64,7 +64,20 @@ class MARLStrategy(Strategy):
                 seed=None, device="cpu", verbose=0,
             )
             _, self.callback = self.model._setup_learn(_HUGE, _budget_callback(self.session, k), True, "marl", False)
+        self.pretrained_meta: dict[str, Any] | None = None
+        if p.pretrained != "none":
+            self.load_pretrained(p.pretrained)
         self.updates = 0
+
+    def load_pretrained(self, spec: str) -> None:
+        """Start from pretrained weights (`ppo.pretrained`: "default" or a .npz path),
+        read without pickle; PPO then fine-tunes them online as usual."""
+        from examiner.search.policy_weights import apply_policy, load_policy, resolve
+
+        path = resolve(spec)
+        arrays, meta = load_policy(path, dim=self.dim, agents=self.cfg.agents, net_arch=tuple(self.cfg.ppo.net_arch))
+        apply_policy(self.model.policy, arrays, path)
+        self.pretrained_meta = meta
 
     def run(self) -> None:
         k = self.cfg.agents
