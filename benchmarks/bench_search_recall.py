@@ -53,6 +53,8 @@ def run_one(strategy: str, seed: int, args, space: ParamSpace) -> dict:
         cfg = cfg.replace(ppo=dataclasses.replace(cfg.ppo, pretrained=args.pretrained))
     if args.reward:
         cfg = cfg.replace(env=dataclasses.replace(cfg.env, reward=args.reward))
+    if args.hide_anchor:
+        cfg = cfg.replace(env=dataclasses.replace(cfg.env, observe_anchor=False))
     region = {k: v for k, v in (("bisection_tol", args.bisection_tol), ("probe_group", args.probe_group)) if v}
     if region:
         cfg = cfg.replace(region=dataclasses.replace(cfg.region, **region))
@@ -168,6 +170,7 @@ def main(argv=None) -> None:
     p.add_argument("--pretrained", default="default",
                    help='ppo.pretrained of the marl-pretrained rows: "default" (the shipped policy) or a .npz path')
     p.add_argument("--reward", default=None, help='env.reward ("score" or "gain"; default: the config\'s)')
+    p.add_argument("--hide-anchor", action="store_true", help="env.observe_anchor False (all strategies of the run)")
     p.add_argument("--rows", default=None, help="JSONL file: rows are appended; runs already in it are skipped")
     p.add_argument("--table-only", action="store_true", help="only aggregate the rows in --rows")
     args = p.parse_args(argv)

@@ -60,6 +60,7 @@ def main(argv=None) -> int:
     p.add_argument("--space", default="pose,shape,camera")
     p.add_argument("--reward", default="gain", choices=("gain", "score"),
                    help="env.reward while pretraining (default gain; runs that load the policy should use the same)")
+    p.add_argument("--hide-anchor", action="store_true", help="env.observe_anchor False while pretraining")
     p.add_argument("--learning-rate", type=float, default=None, help="ppo.learning_rate (default: the config's)")
     p.add_argument("--out", default=str(DEFAULT_POLICY))
     p.add_argument("--every", type=int, default=20, help="also write the weights every N layouts (0: only at the end)")
@@ -71,7 +72,7 @@ def main(argv=None) -> int:
 
     space = ParamSpace.from_groups(args.space)
     base = SearchConfig(strategy="marl", budget=args.budget, agents=args.agents, space=args.space)
-    base = base.replace(env=dataclasses.replace(base.env, reward=args.reward))
+    base = base.replace(env=dataclasses.replace(base.env, reward=args.reward, observe_anchor=not args.hide_anchor))
     if args.learning_rate is not None:
         base = base.replace(ppo=dataclasses.replace(base.ppo, learning_rate=args.learning_rate))
     command = "python scripts/train_policy.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))

@@ -98,6 +98,10 @@ class EnvConfig:
         Measured (benchmarks/RESULTS-search-recall.md, "Pretrained policy"): pretraining
         on "score" taught the policy to linger and recall fell during training; the
         shipped pretrained policy was trained on "gain".
+    observe_anchor: the observation's first D entries are the anchor's absolute position
+        (True) or zeros (False: the policy sees only what carries across targets; a
+        policy pretrained on many targets otherwise learns where errors were high on
+        average over them and drifts there).
     """
 
     max_step: float = 0.2
@@ -111,6 +115,7 @@ class EnvConfig:
     restart_candidates: int = 4
     patience: int = 0
     reward: str = "score"
+    observe_anchor: bool = True
 
 
 @dataclass(frozen=True)

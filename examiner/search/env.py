@@ -15,7 +15,7 @@ K proposals (plus the region-growing queries) in one `SearchSession.evaluate_rou
 Observation (float32, all in [-1, 1]), for D dimensions and K agents (version
 `OBS_VERSION`; everything after the anchor means the same on any target, so a policy
 pretrained on some targets can be used on others, scripts/train_policy.py):
-    [0, D)        anchor: the agent's current point
+    [0, D)        anchor: the agent's current point (zeros with env.observe_anchor False)
     [D, 2D)       last step, as a fraction of max_step
     [2D, 3D)      tanh of a running finite-difference estimate of the score gradient
     [3D, 4D)      local claim map: unit direction from the nearest archive box (claimed,
@@ -133,7 +133,8 @@ class FailureSearchEnv(gym.Env):
             np.tanh(float(np.sqrt(self.grad @ self.grad))),
             self.joint_conc,
         ])
-        obs = np.concatenate([self.anchor, self.last_step, np.tanh(self.grad), self._claim_map(),
+        anchor = self.anchor if self.cfg.env.observe_anchor else np.zeros(self.dim)
+        obs = np.concatenate([anchor, self.last_step, np.tanh(self.grad), self._claim_map(),
                               np.clip(stats, -1.0, 1.0)])
         return np.concatenate([obs.astype(np.float32), self._onehot])
 

@@ -24,9 +24,20 @@ def space():
     return ParamSpace.from_groups(SPACE)
 
 
+def shipped_env():
+    """The env settings the shipped policy was trained with (a run that loads it must match)."""
+    with np.load(DEFAULT_POLICY, allow_pickle=False) as z:
+        env = json.loads(str(z["__meta__"]))["training"]["env"]
+    return SearchConfig().env.__class__(reward=env["reward"], observe_anchor=env.get("observe_anchor", True))
+
+
+def pretrained_config(pretrained="default", **kw):
+    cfg = SearchConfig(strategy="marl", agents=8, space=SPACE, **kw)
+    return cfg.replace(ppo=cfg.ppo.__class__(pretrained=pretrained), env=shipped_env())
+
+
 def strategy(space, pretrained="default", seed=0, budget=400):
-    cfg = SearchConfig(strategy="marl", budget=budget, agents=8, seed=seed, space=SPACE)
-    cfg = cfg.replace(ppo=cfg.ppo.__class__(pretrained=pretrained)).validate()
+    cfg = pretrained_config(pretrained, budget=budget, seed=seed).validate()
     session_seq, strategy_seq, agent_seqs, _ = _seeds(cfg)
     ev = build_evaluator("analytic:drawn?layout=3", space)
     return MARLStrategy(SearchSession(cfg, space, ev, None, session_seq), cfg, space, strategy_seq, agent_seqs)
@@ -82,8 +93,7 @@ def test_pretrained_actions_are_deterministic_for_a_fixed_observation(space):
 
 def test_same_seed_same_log_with_the_pretrained_policy(tmp_path, space):
     ev = build_evaluator("analytic:drawn?layout=3", space)
-    cfg = SearchConfig(strategy="marl", budget=500, agents=8, seed=2, space=SPACE)
-    cfg = cfg.replace(ppo=cfg.ppo.__class__(pretrained="default"))
+    cfg = pretrained_config(budget=500, seed=2)
     logs = []
     for name in ("a", "b"):
         run_search(cfg, ev, space, tmp_path / name)
@@ -141,7 +151,46 @@ def test_bad_weights_files_give_one_line_errors(tmp_path, space):
 def test_a_bad_weights_file_stops_run_search_with_the_same_error(tmp_path, space):
     bad = tmp_path / "bad.npz"
     bad.write_text("{}")
-    cfg = SearchConfig(strategy="marl", budget=100, agents=8, seed=0, space=SPACE)
-    cfg = cfg.replace(ppo=cfg.ppo.__class__(pretrained=str(bad)))
+    cfg = pretrained_config(str(bad), budget=100, seed=0)
     with pytest.raises(SearchConfigError, match="not a policy .npz"):
         run_search(cfg, build_evaluator("analytic:drawn?layout=3", space), space, tmp_path / "run")
+
+
+def test_a_policy_trained_with_another_reward_is_refused(space):
+    other = "score" if shipped_env().reward == "gain" else "gain"
+    cfg = pretrained_config(budget=400, seed=0)
+    cfg = cfg.replace(env=cfg.env.__class__(reward=other, observe_anchor=cfg.env.observe_anchor)).validate()
+    session_seq, strategy_seq, agent_seqs, _ = _seeds(cfg)
+    ev = build_evaluator("analytic:drawn?layout=3", space)
+    with pytest.raises(SearchConfigError) as e:
+        MARLStrategy(SearchSession(cfg, space, ev, None, session_seq), cfg, space, strategy_seq, agent_seqs)
+    _one_line(e, "env.reward", "trained with")
+
+
+def _train_policy_main():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "train_policy.py"
+    spec = importlib.util.spec_from_file_location("train_policy", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.main
+
+
+@pytest.mark.slow
+def test_pretraining_is_seeded_same_seed_same_weights(tmp_path):
+    main = _train_policy_main()
+    outs = []
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        out = tmp_path / f"{name}.npz"
+        assert main(["--layouts", "2", "--budget", "500", "--seed", str(seed), "--out", str(out)]) == 0
+        with np.load(out, allow_pickle=False) as z:
+            outs.append({k: z[k] for k in z.files})
+    a, b, c = outs
+    meta_a, meta_b = (json.loads(str(x.pop("__meta__"))) for x in (a, b))
+    del meta_a["training"]["command"], meta_b["training"]["command"]  # they name different --out files
+    assert meta_a == meta_b
+    assert set(a) == set(b) and all(np.array_equal(a[k], b[k]) for k in a)
+    assert not np.array_equal(a["action_net.weight"], c["action_net.weight"])
+    assert meta_a["training"]["targets"] == "analytic:drawn?layout=L for L in [1000, 1002)" and meta_a["dim"] == 35

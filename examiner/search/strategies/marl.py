@@ -76,6 +76,15 @@ class MARLStrategy(Strategy):
 
         path = resolve(spec)
         arrays, meta = load_policy(path, dim=self.dim, agents=self.cfg.agents, net_arch=tuple(self.cfg.ppo.net_arch))
+        trained_env = (meta.get("training") or {}).get("env") or {}
+        for key in ("reward", "observe_anchor"):
+            want = getattr(self.cfg.env, key)
+            if key in trained_env and trained_env[key] != want:
+                from examiner.search.errors import SearchConfigError
+
+                raise SearchConfigError(
+                    f"pretrained policy {path} was trained with env.{key} = {trained_env[key]!r}, this run has "
+                    f"{want!r}; set env.{key}: {trained_env[key]!r} (YAML) to use it")
         apply_policy(self.model.policy, arrays, path)
         self.pretrained_meta = meta
 
