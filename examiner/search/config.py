@@ -129,7 +129,11 @@ class PPOConfig:
         "default" (the shipped assets/policy/marl-35d.npz, pretrained across drawn analytic
         targets by scripts/train_policy.py; 35 dimensions, 8 agents, net_arch 64,64) or
         the path of a .npz written by that script. Loaded without pickle
-        (examiner/search/policy_weights.py); the run fine-tunes it online as usual.
+        (examiner/search/policy_weights.py); the run fine-tunes it online as usual. The
+        run's env.reward and env.observe_anchor must be those it was trained with (the
+        shipped one: "gain" and False). Measured: it needs 1.33x hillclimb's evaluations
+        to 90% recall on held-out layouts (benchmarks/RESULTS-search-recall.md), so the
+        default is "none".
     """
 
     n_steps: int = 24
