@@ -132,3 +132,27 @@ def test_gain_reward_is_the_score_change_over_the_anchor(space):
         assert obs[4 * space.dim + 7] == (1.0 if info["accepted"] else -1.0)
     with pytest.raises(Exception, match="env.reward"):
         SearchConfig().replace(env=EnvConfig(reward="regret")).validate()
+
+
+def test_claim_map_points_away_from_the_nearest_box(space):
+    env = make_env(space)
+    D = space.dim
+    roll = space.names.index("camera.roll")
+    start = np.zeros(D)
+    obs, _ = env.reset(seed=0, options={"start": start})
+    assert np.all(obs[3 * D: 4 * D] == 0.0)  # no boxes yet
+    lo, hi = -np.ones(D), np.ones(D)
+    lo[roll], hi[roll] = 0.2, 0.5  # a slab 0.2 above the anchor on camera.roll
+    env.scorer.archive.add(lo, hi, "claimed", owner=0)
+    claim = env._obs()[3 * D: 4 * D]
+    radius = env.scorer.archive.radius
+    expected = np.zeros(D)
+    expected[roll] = -(1.0 - 0.2 / (2 * radius))  # away from the box, closeness 1 - d / (2 r)
+    assert np.allclose(claim, expected, atol=1e-6)
+    start[roll] = 0.3  # inside the box: no direction
+    obs, _ = env.reset(seed=0, options={"start": start})
+    assert np.all(obs[3 * D: 4 * D] == 0.0)
+    cfg = SearchConfig().replace(env=SearchConfig().env.__class__(observe_anchor=False))
+    hidden = FailureSearchEnv(D, cfg, evaluator=BoxEvaluator(space, {"camera.roll": (0.5, 1.0)}))
+    o, _ = hidden.reset(seed=3)
+    assert np.all(o[:D] == 0.0) and np.any(hidden.anchor != 0.0)
