@@ -4,6 +4,7 @@
     python benchmarks/bench_search_recall.py --seeds 5 --budget 3000 --strategies marl random
     python benchmarks/bench_search_recall.py --rows rows.jsonl --table-only   # re-aggregate
     python benchmarks/bench_search_recall.py --bisection-tol 0.03125 --strategies marl random   # a region option
+    python benchmarks/bench_search_recall.py --seeds 20 --budget 6000 --strategies marl-pretrained hillclimb marl
 
 Each seed s runs every strategy with `seed=s` on `analytic:drawn?layout=s` (3-8 regions of
 2-4 dimensions, volumes 1e-5 .. 3e-2 of the space, drawn anew per layout; see
@@ -34,7 +35,11 @@ from examiner.search.drawn_targets import planted_boxes
 from examiner.search.recall import recall_report
 from simulator.params import ParamSpace
 
-STRATEGIES = ("marl", "hillclimb", "random", "cmaes", "qd")
+STRATEGIES = ("marl", "hillclimb", "random", "cmaes", "qd", "marl-pretrained", "frozen-pretrained")
+# Pseudo-strategies: a benchmark label -> the strategy that runs with ppo.pretrained =
+# --pretrained (default: the shipped policy). `marl-pretrained` fine-tunes it online;
+# `frozen-pretrained` is hillclimb's loop (no PPO updates) acting with the pretrained policy.
+PSEUDO = {"marl-pretrained": "marl", "frozen-pretrained": "hillclimb"}
 LEVELS = (0.5, 0.9, 1.0)
 
 
@@ -42,7 +47,14 @@ def run_one(strategy: str, seed: int, args, space: ParamSpace) -> dict:
     spec = f"analytic:drawn?layout={seed}"
     ev = build_evaluator(spec, space)
     boxes = planted_boxes(ev)
-    cfg = SearchConfig(strategy=strategy, budget=args.budget, agents=args.agents, seed=seed, space=args.space)
+    cfg = SearchConfig(strategy=PSEUDO.get(strategy, strategy), budget=args.budget, agents=args.agents, seed=seed,
+                       space=args.space)
+    if strategy in PSEUDO:
+        cfg = cfg.replace(ppo=dataclasses.replace(cfg.ppo, pretrained=args.pretrained))
+    if args.reward:
+        cfg = cfg.replace(env=dataclasses.replace(cfg.env, reward=args.reward))
+    if args.hide_anchor:
+        cfg = cfg.replace(env=dataclasses.replace(cfg.env, observe_anchor=False))
     region = {k: v for k, v in (("bisection_tol", args.bisection_tol), ("probe_group", args.probe_group)) if v}
     if region:
         cfg = cfg.replace(region=dataclasses.replace(cfg.region, **region))
@@ -130,6 +142,18 @@ def table(rows: list[dict]) -> str:
             m, r = _to(by["marl"], "to_90"), _to(by["random"], "to_90")
             wins = int(np.sum(m < r))
             out.append(f"- seeds where MARL reached 90% recall in fewer evaluations than random: {wins}/{len(m)}")
+    if "marl-pretrained" in by:
+        out.append("")
+        pre = by["marl-pretrained"]
+        for other in ("hillclimb", "marl", "frozen-pretrained", "random"):
+            if other not in by or [r["seed"] for r in by[other]] != [r["seed"] for r in pre]:
+                continue
+            for q in LEVELS:
+                key = f"to_{int(q * 100)}"
+                a, b = _to(pre, key), _to(by[other], key)
+                r, lo, hi = _ratio_boot(a, b)
+                out.append(f"- {int(q * 100)}% recall: pretrained MARL / {other} {r:.2f}x [{lo:.2f}, {hi:.2f}]; "
+                           f"fewer evaluations on {int(np.sum(a < b))}/{len(a)} layouts, more on {int(np.sum(a > b))}")
     return "\n".join(out)
 
 
@@ -143,6 +167,10 @@ def main(argv=None) -> None:
     p.add_argument("--strategies", nargs="+", default=list(STRATEGIES))
     p.add_argument("--bisection-tol", type=float, default=None, help="region.bisection_tol (default: the config's)")
     p.add_argument("--probe-group", type=int, default=None, help="region.probe_group (default: the config's)")
+    p.add_argument("--pretrained", default="default",
+                   help='ppo.pretrained of the marl-pretrained rows: "default" (the shipped policy) or a .npz path')
+    p.add_argument("--reward", default=None, help='env.reward ("score" or "gain"; default: the config\'s)')
+    p.add_argument("--hide-anchor", action="store_true", help="env.observe_anchor False (all strategies of the run)")
     p.add_argument("--rows", default=None, help="JSONL file: rows are appended; runs already in it are skipped")
     p.add_argument("--table-only", action="store_true", help="only aggregate the rows in --rows")
     args = p.parse_args(argv)

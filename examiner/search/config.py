@@ -91,6 +91,17 @@ class EnvConfig:
         from the claimed regions (1 = a plain uniform start).
     patience: an episode is truncated after this many steps without a better score
         (by 0.02) than the episode's best (0 = only `episode_length` ends it).
+    reward: what PPO maximises besides `fail_bonus`: "score" (the proposal's score) or
+        "gain" (the proposal's score minus the anchor's, 0 on an episode's first step:
+        an episode's rewards add up to how far the agent climbed, so lingering in a
+        high-score area, e.g. the halo of a region already claimed, earns nothing).
+        Measured (benchmarks/RESULTS-search-recall.md, "Pretrained policy"): pretraining
+        on "score" taught the policy to linger and recall fell during training; the
+        shipped pretrained policy was trained on "gain".
+    observe_anchor: the observation's first D entries are the anchor's absolute position
+        (True) or zeros (False: the policy sees only what carries across targets; a
+        policy pretrained on many targets otherwise learns where errors were high on
+        average over them and drifts there).
     """
 
     max_step: float = 0.2
@@ -103,6 +114,8 @@ class EnvConfig:
     accept_slack: float = 0.02
     restart_candidates: int = 4
     patience: int = 0
+    reward: str = "score"
+    observe_anchor: bool = True
 
 
 @dataclass(frozen=True)
@@ -112,6 +125,15 @@ class PPOConfig:
     n_steps is per agent: one rollout = n_steps * agents transitions (and evaluations).
     torch_threads: intra-op threads while the policy runs (restored afterwards); 1 is
         fastest for these small networks and keeps runs bit-reproducible.
+    pretrained: the policy's starting weights: "none" (PPO's random initialisation),
+        "default" (the shipped assets/policy/marl-35d.npz, pretrained across drawn analytic
+        targets by scripts/train_policy.py; 35 dimensions, 8 agents, net_arch 64,64) or
+        the path of a .npz written by that script. Loaded without pickle
+        (examiner/search/policy_weights.py); the run fine-tunes it online as usual. The
+        run's env.reward and env.observe_anchor must be those it was trained with (the
+        shipped one: "gain" and False). Measured: it needs 1.33x hillclimb's evaluations
+        to 90% recall on held-out layouts (benchmarks/RESULTS-search-recall.md), so the
+        default is "none".
     """
 
     n_steps: int = 24
@@ -125,6 +147,7 @@ class PPOConfig:
     log_std_init: float = -0.7
     net_arch: tuple[int, ...] = (64, 64)
     torch_threads: int = 1
+    pretrained: str = "none"
 
 
 @dataclass(frozen=True)
@@ -264,10 +287,14 @@ class SearchConfig:
                 f"[0, 1]; got learning_rate={p.learning_rate}, gamma={p.gamma}, gae_lambda={p.gae_lambda}, "
                 f"clip_range={p.clip_range}"
             )
+        if not p.pretrained.strip():
+            raise SearchConfigError('ppo.pretrained must be "none", "default" or the path of a policy .npz')
         if p.ent_coef < 0 or p.torch_threads < 1 or not p.net_arch or min(p.net_arch) < 1:
             raise SearchConfigError("ppo.ent_coef must be >= 0, ppo.torch_threads >= 1 and ppo.net_arch positive layer sizes")
         if self.cmaes_sigma0 <= 0 or self.reinforce_lr <= 0 or self.reinforce_init_std <= 0:
             raise SearchConfigError("cmaes_sigma0, reinforce_lr and reinforce_init_std must be positive")
+        if e.reward not in ("score", "gain"):
+            raise SearchConfigError(f'env.reward must be "score" or "gain", got {e.reward!r}')
         if (e.score_scale is not None and e.score_scale <= 0) or e.claim_radius < 0 or e.restart_candidates < 1:
             raise SearchConfigError("env.score_scale must be positive, env.claim_radius >= 0, env.restart_candidates >= 1")
         return self

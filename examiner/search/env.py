@@ -12,18 +12,31 @@ which is what `gymnasium.utils.env_checker.check_env` exercises. `AgentVecEnv` i
 stable-baselines3 `VecEnv` whose sub-envs are the K agents; its `step_wait` evaluates all
 K proposals (plus the region-growing queries) in one `SearchSession.evaluate_round` call.
 
-Observation (float32, all in [-1, 1]), for D dimensions and K agents:
-    [0, D)        anchor: the agent's current point
+Observation (float32, all in [-1, 1]), for D dimensions and K agents (version
+`OBS_VERSION`; everything after the anchor means the same on any target, so a policy
+pretrained on some targets can be used on others, scripts/train_policy.py):
+    [0, D)        anchor: the agent's current point (zeros with env.observe_anchor False)
     [D, 2D)       last step, as a fraction of max_step
     [2D, 3D)      tanh of a running finite-difference estimate of the score gradient
-    [3D, 3D+6)    anchor score, last proposal score, best score this episode,
-                  recent failure rate, claim proximity of the anchor, episode progress
-    [3D+6, +K)    one-hot agent id (the shared policy's agent input)
+    [3D, 4D)      local claim map: unit direction from the nearest archive box (claimed,
+                  provisional or tabu) to the anchor, times its closeness
+                  (1 - distance / (2 claim_radius), clipped at 0); zero without boxes
+    [4D, 4D+10)   anchor score, last proposal score, best score this episode,
+                  recent failure rate, claim proximity of the anchor, episode progress,
+                  tanh of the last proposal's score change over the anchor's / 0.1,
+                  last proposal accepted (+1) or not (-1; 0 before the first),
+                  tanh of the gradient estimate's norm, and the last proposal's joint
+                  error concentration (`Scored.joint_concentration`: worst joint over
+                  mean joint error, minus 1, tanh; 0 for evaluators without per-joint
+                  errors, e.g. the analytic targets)
+    [4D+10, +K)   one-hot agent id (the shared policy's agent input)
+Scores are normalised by the failure threshold (Scorer), so the score features and the
+gradient are in the same units on every target.
 Action: (D,) in [-1, 1]; the proposal is clip(anchor + max_step * action, -1, 1).
 Dynamics: the anchor moves to the proposal when the proposal's score is at least the
 anchor's minus `accept_slack` (a local search that the policy steers).
-Reward: the proposal's score, plus `fail_bonus` for a new, unclaimed failure, which also
-ends the episode (the failure goes to region growing). Episodes are truncated after
+Reward: the proposal's score (env.reward "score") or its gain over the anchor's score
+("gain"), plus `fail_bonus` for a new, unclaimed failure, which also ends the episode (the failure goes to region growing). Episodes are truncated after
 `episode_length` steps; reset draws a uniform start point from `self.np_random`.
 """
 
@@ -40,7 +53,12 @@ from examiner.search.outcome import Evaluator
 from examiner.search.archive import FailureArchive, far_start
 from examiner.search.scorer import Scored, Scorer
 
-N_STATS = 6
+N_STATS = 10
+OBS_VERSION = 2  # bump when the observation layout changes (pretrained policies record it)
+
+
+def observation_size(dim: int, n_agents: int) -> int:
+    return 4 * dim + N_STATS + n_agents
 
 
 class FailureSearchEnv(gym.Env):
@@ -63,7 +81,7 @@ class FailureSearchEnv(gym.Env):
             raise ValueError(f"agent_id {agent_id} must be in [0, {n_agents})")
         self.agent_id = int(agent_id)
         self.n_agents = int(n_agents)
-        n_obs = 3 * self.dim + N_STATS + self.n_agents
+        n_obs = observation_size(self.dim, self.n_agents)
         self.observation_space = spaces.Box(-1.0, 1.0, shape=(n_obs,), dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(self.dim,), dtype=np.float32)
         self._onehot = np.zeros(self.n_agents, dtype=np.float32)
@@ -81,8 +99,26 @@ class FailureSearchEnv(gym.Env):
         self.best_score = -1.0
         self.fail_rate = 0.0
         self.anchor_prox = 0.0
+        self.last_gain = 0.0
+        self.last_accepted = 0.0
+        self.joint_conc = 0.0
         self.t = 0
         self.stall = 0
+
+    def _claim_map(self) -> np.ndarray:
+        """(D,) unit direction from the nearest archive box to the anchor times its
+        closeness (the local claim map; zero without boxes or inside one)."""
+        a = self.scorer.archive
+        if len(a.lo) == 0:
+            return np.zeros(self.dim)
+        nearest = np.clip(self.anchor[None], a.lo, a.hi)  # (B, D) nearest point of each box
+        gaps = self.anchor[None] - nearest
+        dist = np.sqrt(np.sum(gaps**2, axis=1))
+        j = int(np.argmin(dist))
+        if dist[j] <= 1e-12:
+            return np.zeros(self.dim)
+        closeness = max(0.0, 1.0 - dist[j] / (2.0 * max(a.radius, 1e-6)))
+        return gaps[j] / dist[j] * closeness
 
     def _obs(self) -> np.ndarray:
         stats = np.array([
@@ -92,8 +128,14 @@ class FailureSearchEnv(gym.Env):
             2.0 * self.fail_rate - 1.0,
             self.anchor_prox,
             2.0 * self.t / self.cfg.env.episode_length - 1.0,
+            np.tanh(self.last_gain / 0.1),
+            self.last_accepted,
+            np.tanh(float(np.sqrt(self.grad @ self.grad))),
+            self.joint_conc,
         ])
-        obs = np.concatenate([self.anchor, self.last_step, np.tanh(self.grad), np.clip(stats, -1.0, 1.0)])
+        anchor = self.anchor if self.cfg.env.observe_anchor else np.zeros(self.dim)
+        obs = np.concatenate([anchor, self.last_step, np.tanh(self.grad), self._claim_map(),
+                              np.clip(stats, -1.0, 1.0)])
         return np.concatenate([obs.astype(np.float32), self._onehot])
 
     def get_state(self) -> dict[str, Any]:
@@ -101,6 +143,7 @@ class FailureSearchEnv(gym.Env):
             "anchor": self.anchor.copy(), "anchor_score": self.anchor_score, "last_step": self.last_step.copy(),
             "grad": self.grad.copy(), "last_score": self.last_score, "best_score": self.best_score,
             "fail_rate": self.fail_rate, "anchor_prox": self.anchor_prox, "t": self.t, "stall": self.stall,
+            "last_gain": self.last_gain, "last_accepted": self.last_accepted, "joint_conc": self.joint_conc,
             "rng": self.np_random.bit_generator.state,
         }
 
@@ -109,6 +152,8 @@ class FailureSearchEnv(gym.Env):
         self.last_step, self.grad = s["last_step"].copy(), s["grad"].copy()
         self.last_score, self.best_score, self.fail_rate = s["last_score"], s["best_score"], s["fail_rate"]
         self.anchor_prox, self.t, self.stall = s["anchor_prox"], s["t"], s.get("stall", 0)
+        self.last_gain, self.last_accepted = s.get("last_gain", 0.0), s.get("last_accepted", 0.0)
+        self.joint_conc = s.get("joint_conc", 0.0)
         self.np_random.bit_generator.state = s["rng"]
 
     # ---- gymnasium API --------------------------------------------------------------------
@@ -147,6 +192,9 @@ class FailureSearchEnv(gym.Env):
                 g = (s.score - self.anchor_score) * step / norm2
                 self.grad = 0.7 * self.grad + 0.3 * g
         accept = self.anchor_score is None or s.score >= self.anchor_score - e.accept_slack
+        self.last_gain = 0.0 if self.anchor_score is None else s.score - self.anchor_score
+        self.last_accepted = 1.0 if accept else -1.0
+        self.joint_conc = float(np.tanh(s.joint_concentration))
         if accept:
             self.anchor = p
             self.anchor_score = s.score
@@ -159,7 +207,8 @@ class FailureSearchEnv(gym.Env):
         self.best_score = max(self.best_score, s.score)
         self.fail_rate = 0.8 * self.fail_rate + 0.2 * float(s.failed)
         self.t += 1
-        reward = s.score + (e.fail_bonus if s.new_failure else 0.0)
+        base = s.score if e.reward == "score" else self.last_gain
+        reward = base + (e.fail_bonus if s.new_failure else 0.0)
         terminated = bool(s.new_failure)
         stalled = e.patience > 0 and self.stall >= e.patience
         truncated = (not terminated) and (self.t >= e.episode_length or stalled)

@@ -43,8 +43,9 @@ class SearchResult:
 # classes whose state is pickled (jobs, archives, strategies) change their fields.
 # 3: region jobs and modes track implausible verification samples; 4: group-probe edges;
 # 5: regions.py and the session split into modules (the pickled classes moved; a
-# checkpoint naming the old modules does not load and the log replays from the start).
-STATE_VERSION = 5
+# checkpoint naming the old modules does not load and the log replays from the start);
+# 6: the MARL observation grew (env.OBS_VERSION 2: claim map and four more statistics).
+STATE_VERSION = 6
 
 
 def _versions() -> dict[str, str]:

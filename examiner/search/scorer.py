@@ -30,6 +30,20 @@ class Scored:
     plausible: bool
     model_error: bool
     claim_proximity: float
+    joint_concentration: float = 0.0
+
+
+def joint_concentration(o: Outcome) -> float:
+    """max / mean - 1 of the outcome's per-joint errors in mm (0 without them)."""
+    je = o.extra.get("joint_errors") if isinstance(o.extra, dict) else None
+    mm = je.get("mm") if isinstance(je, dict) else None
+    if not mm:
+        return 0.0
+    v = np.array([x for x in mm if x is not None], dtype=float)
+    v = v[np.isfinite(v)]
+    if len(v) == 0 or v.mean() <= 0:
+        return 0.0
+    return float(v.max() / v.mean() - 1.0)
 
 
 def judge(o: Outcome, value: float, threshold: float) -> tuple[bool, bool]:
@@ -97,5 +111,5 @@ class Scorer:
             if not ok:
                 s -= self.implausible_penalty
             s -= self.claim_penalty * float(p)
-            out.append(Scored(v, s, failed, bool(c), failed and not bool(c), ok, err, float(p)))
+            out.append(Scored(v, s, failed, bool(c), failed and not bool(c), ok, err, float(p), joint_concentration(o)))
         return out

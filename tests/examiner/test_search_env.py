@@ -110,3 +110,49 @@ def test_patience_truncates_a_stalled_episode(space):
         steps += 1
         assert not terminated and steps < cfg.env.episode_length
     assert steps == 1 + 3  # the first step sets the best score, three more without a better one
+
+
+def test_gain_reward_is_the_score_change_over_the_anchor(space):
+    from examiner.search.config import EnvConfig
+
+    cfg = SearchConfig().replace(env=EnvConfig(reward="gain"))
+    ev = BoxEvaluator(space, {"camera.roll": (0.9, 1.0)}, noise=0.5)
+    env, ref = FailureSearchEnv(space.dim, cfg, evaluator=ev), FailureSearchEnv(space.dim, SearchConfig(), evaluator=ev)
+    env.reset(seed=4)
+    ref.reset(seed=4)
+    act = np.full(space.dim, 0.3, dtype=np.float32)
+    _, r0, *_ = env.step(act)
+    _, s0, *_ = ref.step(act)
+    assert r0 == 0.0 and s0 != 0.0  # first step: no anchor score to gain over
+    for t in range(5):
+        anchor_score = env.anchor_score
+        obs, r, term, _, info = env.step(-act if t % 2 else act)
+        _, s, *_ = ref.step(-act if t % 2 else act)  # same trajectory, score reward
+        assert not term and r == pytest.approx(s - anchor_score)
+        assert obs[4 * space.dim + 7] == (1.0 if info["accepted"] else -1.0)
+    with pytest.raises(Exception, match="env.reward"):
+        SearchConfig().replace(env=EnvConfig(reward="regret")).validate()
+
+
+def test_claim_map_points_away_from_the_nearest_box(space):
+    env = make_env(space)
+    D = space.dim
+    roll = space.names.index("camera.roll")
+    start = np.zeros(D)
+    obs, _ = env.reset(seed=0, options={"start": start})
+    assert np.all(obs[3 * D: 4 * D] == 0.0)  # no boxes yet
+    lo, hi = -np.ones(D), np.ones(D)
+    lo[roll], hi[roll] = 0.2, 0.5  # a slab 0.2 above the anchor on camera.roll
+    env.scorer.archive.add(lo, hi, "claimed", owner=0)
+    claim = env._obs()[3 * D: 4 * D]
+    radius = env.scorer.archive.radius
+    expected = np.zeros(D)
+    expected[roll] = -(1.0 - 0.2 / (2 * radius))  # away from the box, closeness 1 - d / (2 r)
+    assert np.allclose(claim, expected, atol=1e-6)
+    start[roll] = 0.3  # inside the box: no direction
+    obs, _ = env.reset(seed=0, options={"start": start})
+    assert np.all(obs[3 * D: 4 * D] == 0.0)
+    cfg = SearchConfig().replace(env=SearchConfig().env.__class__(observe_anchor=False))
+    hidden = FailureSearchEnv(D, cfg, evaluator=BoxEvaluator(space, {"camera.roll": (0.5, 1.0)}))
+    o, _ = hidden.reset(seed=3)
+    assert np.all(o[:D] == 0.0) and np.any(hidden.anchor != 0.0)

@@ -68,7 +68,29 @@ class MARLStrategy(Strategy):
             # which makes an empty SB3-<time> folder in the temp directory per run.
             self.model.set_logger(Logger(folder=None, output_formats=[]))
             _, self.callback = self.model._setup_learn(_HUGE, _budget_callback(self.session, k), True, "marl", False)
+        self.pretrained_meta: dict[str, Any] | None = None
+        if p.pretrained != "none":
+            self.load_pretrained(p.pretrained)
         self.updates = 0
+
+    def load_pretrained(self, spec: str) -> None:
+        """Start from pretrained weights (`ppo.pretrained`: "default" or a .npz path),
+        read without pickle; PPO then fine-tunes them online as usual."""
+        from examiner.search.policy_weights import apply_policy, load_policy, resolve
+
+        path = resolve(spec)
+        arrays, meta = load_policy(path, dim=self.dim, agents=self.cfg.agents, net_arch=tuple(self.cfg.ppo.net_arch))
+        trained_env = (meta.get("training") or {}).get("env") or {}
+        for key in ("reward", "observe_anchor"):
+            want = getattr(self.cfg.env, key)
+            if key in trained_env and trained_env[key] != want:
+                from examiner.search.errors import SearchConfigError
+
+                raise SearchConfigError(
+                    f"pretrained policy {path} was trained with env.{key} = {trained_env[key]!r}, this run has "
+                    f"{want!r}; set env.{key}: {trained_env[key]!r} (YAML) to use it")
+        apply_policy(self.model.policy, arrays, path)
+        self.pretrained_meta = meta
 
     def run(self) -> None:
         k = self.cfg.agents
