@@ -43,7 +43,8 @@ def run_one(strategy: str, seed: int, args, space: ParamSpace) -> dict:
     ev = build_evaluator(spec, space)
     boxes = planted_boxes(ev)
     cfg = SearchConfig(strategy=strategy, budget=args.budget, agents=args.agents, seed=seed, space=args.space)
-    region = {k: v for k, v in (("bisection_tol", args.bisection_tol), ("probe_group", args.probe_group)) if v}
+    region = {k: v for k, v in (("bisection_tol", args.bisection_tol), ("probe_group", args.probe_group),
+                                ("growth", args.growth), ("edge_fraction", args.edge_fraction)) if v is not None}
     if region:
         cfg = cfg.replace(region=dataclasses.replace(cfg.region, **region))
     with tempfile.TemporaryDirectory() as d:
@@ -57,6 +58,7 @@ def run_one(strategy: str, seed: int, args, space: ParamSpace) -> dict:
         **{f"to_{int(q * 100)}": rep.evals_to_recall(q) for q in LEVELS},
         "evaluations": rep.evaluations, "accepted": rep.accepted, "growth_evaluations": rep.growth_evaluations,
         "evals_per_region": rep.evals_per_region, "false_modes": rep.false_modes, "seconds": round(dt, 1),
+        "region": dataclasses.asdict(cfg.region),
     }
 
 
@@ -143,6 +145,8 @@ def main(argv=None) -> None:
     p.add_argument("--strategies", nargs="+", default=list(STRATEGIES))
     p.add_argument("--bisection-tol", type=float, default=None, help="region.bisection_tol (default: the config's)")
     p.add_argument("--probe-group", type=int, default=None, help="region.probe_group (default: the config's)")
+    p.add_argument("--growth", choices=("probe", "log"), default=None, help="region.growth (default: the config's)")
+    p.add_argument("--edge-fraction", type=float, default=None, help="region.edge_fraction (default: the config's)")
     p.add_argument("--rows", default=None, help="JSONL file: rows are appended; runs already in it are skipped")
     p.add_argument("--table-only", action="store_true", help="only aggregate the rows in --rows")
     args = p.parse_args(argv)

@@ -67,6 +67,7 @@ STRATEGY_CLASSES: dict[str, str] = {
 }
 STRATEGIES = tuple(STRATEGY_CLASSES)
 BACKENDS = ("local", "ray")
+GROWTH_MODES = ("probe", "log")  # RegionConfig.growth
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,15 @@ class RegionConfig:
         caught by verification and its sides re-probed one at a time.
     grow_provisional: a running job's provisional claim is its confirmed box so far
         (probes and bisection steps that failed), not just its seed point.
+    growth: how a job finds its box before verification. "probe" (growth.py): a probe
+        per dimension and side (or `probe_group` groups), every bounding side bisected
+        from scratch. "log" (growth_log.py): group testing with inference, side -1
+        mirroring side +1, brackets tightened by the points already in the log before
+        any fresh bisection step. Verification (fresh samples) is the same for both.
+    edge_fraction: where a finished bisection bracket puts the edge ("log" growth): 0 =
+        its inside (last failing) end, the conservative choice; 0.5 = its midpoint (unbiased,
+        but the box then reaches past the region about half the time, which costs
+        verification rate).
     """
 
     min_failure_rate: float = 0.8
@@ -161,6 +171,8 @@ class RegionConfig:
     max_jobs: int = 8
     grow_provisional: bool = True
     probe_group: int = 1
+    growth: str = "probe"
+    edge_fraction: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -248,6 +260,10 @@ class SearchConfig:
             raise SearchConfigError(f"region.confidence must be in [0.5, 1), got {r.confidence}")
         if r.probe_group < 1:
             raise SearchConfigError(f"region.probe_group must be at least 1, got {r.probe_group}")
+        if not 0.0 <= r.edge_fraction < 1.0:
+            raise SearchConfigError(f"region.edge_fraction must be in [0, 1), got {r.edge_fraction}")
+        if r.growth not in GROWTH_MODES:
+            raise SearchConfigError(f"region.growth must be one of {', '.join(GROWTH_MODES)}, got {r.growth!r}")
         if r.max_jobs < 1 or r.max_verify_rounds < 1:
             raise SearchConfigError("region.max_jobs and region.max_verify_rounds must be at least 1")
         e = self.env

@@ -43,8 +43,10 @@ class SearchResult:
 # classes whose state is pickled (jobs, archives, strategies) change their fields.
 # 3: region jobs and modes track implausible verification samples; 4: group-probe edges;
 # 5: regions.py and the session split into modules (the pickled classes moved; a
-# checkpoint naming the old modules does not load and the log replays from the start).
-STATE_VERSION = 5
+# checkpoint naming the old modules does not load and the log replays from the start);
+# 6: log-fitted growth (growth_log.LogGrowth jobs; the session's evaluation log is rebuilt
+# from the records up to the checkpoint, not pickled).
+STATE_VERSION = 6
 
 
 def _versions() -> dict[str, str]:
@@ -150,6 +152,7 @@ def run_search(
         if ckpt is not None and ckpt[1].get("state_version") == STATE_VERSION:
             resumed_from, state = ckpt
             session.load_state_dict(state["session"])
+            session.restore_log(records[:resumed_from])
             strategy.load_state_dict(state["strategy"])
         # A checkpoint is a shortcut: without one we can use (none yet, or written by a
         # version of the search whose state differs), the whole log replays from the start
