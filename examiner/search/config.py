@@ -137,20 +137,25 @@ class RegionConfig:
     verify_samples: N, the fresh samples per verification round.
     max_verify_rounds: verification rounds (each shrinks the box before the next).
     bisection_tol: boundary precision of the per-dimension search, normalised units.
+        1/32 (was 1/16): with 1/16 the kept edges sit up to 1/16 inside the region on
+        every bounding side and the median box IoU on drawn layouts is 0.57; with 1/32
+        and `edge_fraction` 0.25 it is 0.81 (benchmarks/RESULTS-search-recall.md).
     confidence: level of the reported Wilson interval.
     merge_overlap: two boxes are one mode when vol(A & B) >= merge_overlap * min(vol A, vol B).
     claim_margin: a failing point inside a claimed box grown by this margin starts no new
         region.
     max_jobs: regions grown concurrently (the same for every strategy).
-    probe_group: dimensions probed together (adaptive group testing, growth.py); 1 =
-        one probe per dimension and side (2D probes), the default. Groups of 8 cost
-        15-30% less per job on the analytic targets but about the same through the
-        renderer, where moving 8 joints to their limits at once is often implausible
-        (docs/search.md, "Tried"); a group probe that lands in another failure region is
-        caught by verification and its sides re-probed one at a time.
+    probe_group: dimensions probed together (adaptive group testing); 1 = one probe per
+        dimension and side. 8 (the default since log growth): the first groups of
+        "log" growth, which searches a passing group with one probe per halving. On the
+        "probe" path groups of 8 cost 15-30% less per job on the analytic targets but
+        about the same through the renderer, where moving 8 joints to their limits at
+        once is often implausible (docs/search.md); a group probe that lands in another
+        failure region is caught by verification and its sides re-probed one at a time.
     grow_provisional: a running job's provisional claim is its confirmed box so far
         (probes and bisection steps that failed), not just its seed point.
-    growth: how a job finds its box before verification. "probe" (growth.py): a probe
+    growth: how a job finds its box before verification. "log" (the default): see
+        growth_log.py; "probe" (growth.py, the path before issue 20): a probe
         per dimension and side (or `probe_group` groups), every bounding side bisected
         from scratch. "log" (growth_log.py): group testing with inference, side -1
         mirroring side +1, brackets tightened by the points already in the log before
@@ -164,15 +169,15 @@ class RegionConfig:
     min_failure_rate: float = 0.8
     verify_samples: int = 40
     max_verify_rounds: int = 3
-    bisection_tol: float = 0.0625
+    bisection_tol: float = 0.03125
     confidence: float = 0.95
     merge_overlap: float = 0.5
     claim_margin: float = 0.07
     max_jobs: int = 8
     grow_provisional: bool = True
-    probe_group: int = 1
-    growth: str = "probe"
-    edge_fraction: float = 0.0
+    probe_group: int = 8
+    growth: str = "log"
+    edge_fraction: float = 0.25
 
 
 @dataclass(frozen=True)
