@@ -175,3 +175,16 @@ def test_log_growth_resumes_to_the_uninterrupted_log(tmp_path, space, strategy):
     res = run_search(cfg, ev, space, run, resume=True)
     assert res.resumed_from == n_ckpt > 0
     assert log(run) == reference
+
+
+@pytest.mark.parametrize("region, match", [
+    (RegionConfig(growth="tree"), "region.growth must be one of probe, log"),
+    (RegionConfig(edge_fraction=1.0), r"region.edge_fraction must be in \[0, 1\)"),
+])
+def test_bad_growth_options_are_one_line_errors(region, match):
+    from examiner.search import SearchConfigError
+
+    with pytest.raises(SearchConfigError, match=match):
+        SearchConfig(region=region).validate()
+    with pytest.raises(SearchConfigError, match="region.growth"):
+        SearchConfig.from_dict({"region": {"growth": 3}}).validate()
