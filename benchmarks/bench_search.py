@@ -33,6 +33,7 @@ phase (search, probe, bisect, verify) and give the growing cost per job. Not a t
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 import time
@@ -43,7 +44,9 @@ import numpy as np
 from examiner.search import SearchConfig, run_search
 from examiner.search.backends import ProcessPoolEvaluator, make_evaluator
 from examiner.search.analytic import ANALYTIC_REGION_SETS, PLANTED_REGIONS, AnalyticEvaluator
+from examiner.search.drawn_targets import region_box
 from examiner.search.factory import EvaluatorFactory, build_evaluator
+from examiner.search.recall import recall_report
 from examiner.search.sim_evaluator import whitebox_regions_spec
 from simulator.params import ParamSpace, SceneParams
 
@@ -124,6 +127,11 @@ def bench_strategies(args) -> list[dict]:
                             space_spec = DEMO_SPACE
                         cfg = SearchConfig(strategy=strategy, budget=budget, agents=args.agents, seed=seed,
                                            space=space_spec, threshold=threshold)
+                        region = {k: v for k, v in (("growth", args.growth), ("probe_group", args.probe_group),
+                                                    ("bisection_tol", args.bisection_tol),
+                                                    ("edge_fraction", args.edge_fraction)) if v is not None}
+                        if region:
+                            cfg = cfg.replace(region=dataclasses.replace(cfg.region, **region))
                         if target == "demo":  # the demo's threshold: relative to the baseline's accuracy
                             from examiner.search.reference import resolve_threshold
 
@@ -133,6 +141,11 @@ def bench_strategies(args) -> list[dict]:
                             res = run_search(cfg, _KeepOpen(evaluator), space, Path(d) / "run", model_spec=spec)
                             dt = time.perf_counter() - t0
                             summary = json.loads((Path(d) / "run" / "summary.json").read_text())
+                            rep = None
+                            if regions is not None:
+                                boxes = [(r.name, *region_box(r.bounds, space.names)) for r in regions
+                                         if set(r.bounds) <= set(space.names)]
+                                rep = recall_report(Path(d) / "run", boxes)
                         by_phase = summary["evaluations_by_phase"]
                         grow = sum(v for k, v in by_phase.items() if k != "search")
                         row = {"target": target, "threshold": cfg.failure_threshold, "strategy": strategy,
@@ -145,6 +158,8 @@ def bench_strategies(args) -> list[dict]:
                         if regions is not None:
                             n_rec, names = recall(res.modes, space, args.purity, regions)
                             row.update({"recalled": n_rec, "planted": n_planted, "recalled_names": names})
+                            row.update({"iou": rep.iou, "false_modes": rep.false_modes,
+                                        "evals_per_region": rep.evals_per_region, "region": dataclasses.asdict(cfg.region)})
                         rows.append(row)
                         print(json.dumps(rows[-1]), flush=True)
         finally:
@@ -253,6 +268,10 @@ def main() -> None:
                         "1e-3 .. 2e-5; many: 32 analytic regions, 2e-2 .. 1e-5, 24 of them <= 1e-4; "
                         "whitebox: the planted regions through the renderer; baseline: the bundled model; "
                         "demo: the bundled model on `examiner demo`'s space and threshold")
+    p.add_argument("--growth", choices=("probe", "log"), default=None, help="region.growth (default: the config's)")
+    p.add_argument("--probe-group", type=int, default=None, help="region.probe_group (default: the config's)")
+    p.add_argument("--bisection-tol", type=float, default=None, help="region.bisection_tol (default: the config's)")
+    p.add_argument("--edge-fraction", type=float, default=None, help="region.edge_fraction (default: the config's)")
     p.add_argument("--size", type=int, default=64, help="render size (px) for the whitebox target")
     p.add_argument("--whitebox-halo", type=float, default=0.5,
                    help="whitebox: width of the rising error around each region (normalised units; 0: none, the "

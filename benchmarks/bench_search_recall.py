@@ -55,7 +55,8 @@ def run_one(strategy: str, seed: int, args, space: ParamSpace) -> dict:
         cfg = cfg.replace(env=dataclasses.replace(cfg.env, reward=args.reward))
     if args.hide_anchor:
         cfg = cfg.replace(env=dataclasses.replace(cfg.env, observe_anchor=False))
-    region = {k: v for k, v in (("bisection_tol", args.bisection_tol), ("probe_group", args.probe_group)) if v}
+    region = {k: v for k, v in (("bisection_tol", args.bisection_tol), ("probe_group", args.probe_group),
+                                ("growth", args.growth), ("edge_fraction", args.edge_fraction)) if v is not None}
     if region:
         cfg = cfg.replace(region=dataclasses.replace(cfg.region, **region))
     with tempfile.TemporaryDirectory() as d:
@@ -69,6 +70,7 @@ def run_one(strategy: str, seed: int, args, space: ParamSpace) -> dict:
         **{f"to_{int(q * 100)}": rep.evals_to_recall(q) for q in LEVELS},
         "evaluations": rep.evaluations, "accepted": rep.accepted, "growth_evaluations": rep.growth_evaluations,
         "evals_per_region": rep.evals_per_region, "false_modes": rep.false_modes, "seconds": round(dt, 1),
+        "region": dataclasses.asdict(cfg.region),
     }
 
 
@@ -171,6 +173,8 @@ def main(argv=None) -> None:
                    help='ppo.pretrained of the marl-pretrained rows: "default" (the shipped policy) or a .npz path')
     p.add_argument("--reward", default=None, help='env.reward ("score" or "gain"; default: the config\'s)')
     p.add_argument("--hide-anchor", action="store_true", help="env.observe_anchor False (all strategies of the run)")
+    p.add_argument("--growth", choices=("probe", "log"), default=None, help="region.growth (default: the config's)")
+    p.add_argument("--edge-fraction", type=float, default=None, help="region.edge_fraction (default: the config's)")
     p.add_argument("--rows", default=None, help="JSONL file: rows are appended; runs already in it are skipped")
     p.add_argument("--table-only", action="store_true", help="only aggregate the rows in --rows")
     args = p.parse_args(argv)

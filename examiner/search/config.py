@@ -67,6 +67,7 @@ STRATEGY_CLASSES: dict[str, str] = {
 }
 STRATEGIES = tuple(STRATEGY_CLASSES)
 BACKENDS = ("local", "ray")
+GROWTH_MODES = ("probe", "log")  # RegionConfig.growth
 
 
 @dataclass(frozen=True)
@@ -159,31 +160,47 @@ class RegionConfig:
     verify_samples: N, the fresh samples per verification round.
     max_verify_rounds: verification rounds (each shrinks the box before the next).
     bisection_tol: boundary precision of the per-dimension search, normalised units.
+        1/32 (was 1/16): with 1/16 the kept edges sit up to 1/16 inside the region on
+        every bounding side and the median box IoU on drawn layouts is 0.57; with 1/32
+        and `edge_fraction` 0.25 it is 0.81 (benchmarks/RESULTS-search-recall.md).
     confidence: level of the reported Wilson interval.
     merge_overlap: two boxes are one mode when vol(A & B) >= merge_overlap * min(vol A, vol B).
     claim_margin: a failing point inside a claimed box grown by this margin starts no new
         region.
     max_jobs: regions grown concurrently (the same for every strategy).
-    probe_group: dimensions probed together (adaptive group testing, growth.py); 1 =
-        one probe per dimension and side (2D probes), the default. Groups of 8 cost
-        15-30% less per job on the analytic targets but about the same through the
-        renderer, where moving 8 joints to their limits at once is often implausible
-        (docs/search.md, "Tried"); a group probe that lands in another failure region is
-        caught by verification and its sides re-probed one at a time.
+    probe_group: dimensions probed together (adaptive group testing); 1 = one probe per
+        dimension and side. 8 (the default since log growth): the first groups of
+        "log" growth, which searches a passing group with one probe per halving. On the
+        "probe" path groups of 8 cost 15-30% less per job on the analytic targets but
+        about the same through the renderer, where moving 8 joints to their limits at
+        once is often implausible (docs/search.md); a group probe that lands in another
+        failure region is caught by verification and its sides re-probed one at a time.
     grow_provisional: a running job's provisional claim is its confirmed box so far
         (probes and bisection steps that failed), not just its seed point.
+    growth: how a job finds its box before verification. "log" (the default): see
+        growth_log.py; "probe" (growth.py, the path before issue 20): a probe
+        per dimension and side (or `probe_group` groups), every bounding side bisected
+        from scratch. "log" (growth_log.py): group testing with inference, side -1
+        mirroring side +1, brackets tightened by the points already in the log before
+        any fresh bisection step. Verification (fresh samples) is the same for both.
+    edge_fraction: where a finished bisection bracket puts the edge ("log" growth): 0 =
+        its inside (last failing) end, the conservative choice; 0.5 = its midpoint (unbiased,
+        but the box then reaches past the region about half the time, which costs
+        verification rate).
     """
 
     min_failure_rate: float = 0.8
     verify_samples: int = 40
     max_verify_rounds: int = 3
-    bisection_tol: float = 0.0625
+    bisection_tol: float = 0.03125
     confidence: float = 0.95
     merge_overlap: float = 0.5
     claim_margin: float = 0.07
     max_jobs: int = 8
     grow_provisional: bool = True
-    probe_group: int = 1
+    probe_group: int = 8
+    growth: str = "log"
+    edge_fraction: float = 0.25
 
 
 @dataclass(frozen=True)
@@ -271,6 +288,10 @@ class SearchConfig:
             raise SearchConfigError(f"region.confidence must be in [0.5, 1), got {r.confidence}")
         if r.probe_group < 1:
             raise SearchConfigError(f"region.probe_group must be at least 1, got {r.probe_group}")
+        if not 0.0 <= r.edge_fraction < 1.0:
+            raise SearchConfigError(f"region.edge_fraction must be in [0, 1), got {r.edge_fraction}")
+        if r.growth not in GROWTH_MODES:
+            raise SearchConfigError(f"region.growth must be one of {', '.join(GROWTH_MODES)}, got {r.growth!r}")
         if r.max_jobs < 1 or r.max_verify_rounds < 1:
             raise SearchConfigError("region.max_jobs and region.max_verify_rounds must be at least 1")
         e = self.env

@@ -12,6 +12,7 @@ import numpy as np
 from examiner.search.archive import FailureArchive
 from examiner.search.config import RegionConfig
 from examiner.search.growth import GrownRegion, RegionGrowth
+from examiner.search.growth_log import EvaluationLog, make_growth
 from examiner.search.modes import ModeSet
 from examiner.search.scorer import Scored
 
@@ -46,6 +47,8 @@ class JobScheduler:
         self.job_log: list[JobSummary] = []
         self.seed_queue: list[tuple[int, np.ndarray]] = []
         self.next_job = 0
+        # The session's evaluations so far (log-fitted growth reads it; not in the state).
+        self.log: EvaluationLog | None = None
 
     @property
     def committed(self) -> int:
@@ -60,6 +63,9 @@ class JobScheduler:
         meta: list[RowMeta] = []
         slices: list[tuple[RegionGrowth, int, int]] = []
         for job in list(self.jobs):
+            attach = getattr(job, "attach_log", None)
+            if attach is not None:
+                attach(self.log)
             qs = job.next_queries()
             if len(qs) > room:
                 job.abort("budget exhausted")
@@ -113,7 +119,7 @@ class JobScheduler:
             if maybe_same or len(self.jobs) >= cfg.max_jobs:
                 kept.append((agent, u))  # decide after the nearby job finishes
                 continue
-            job = RegionGrowth(self.next_job, agent, u, cfg, self.grow_rng)
+            job = make_growth(self.next_job, agent, u, cfg, self.grow_rng, self.log)
             if remaining - self.committed < job.estimated_cost():
                 continue
             self.next_job += 1

@@ -45,7 +45,9 @@ class SearchResult:
 # 5: regions.py and the session split into modules (the pickled classes moved; a
 # checkpoint naming the old modules does not load and the log replays from the start);
 # 6: the MARL observation grew (env.OBS_VERSION 2: claim map and four more statistics).
-STATE_VERSION = 6
+# 7: log-fitted growth (growth_log.LogGrowth jobs; the session's evaluation log is rebuilt
+# from the records up to the checkpoint, not pickled).
+STATE_VERSION = 7
 
 
 def _versions() -> dict[str, str]:
@@ -151,6 +153,7 @@ def run_search(
         if ckpt is not None and ckpt[1].get("state_version") == STATE_VERSION:
             resumed_from, state = ckpt
             session.load_state_dict(state["session"])
+            session.restore_log(records[:resumed_from])
             strategy.load_state_dict(state["strategy"])
         # A checkpoint is a shortcut: without one we can use (none yet, or written by a
         # version of the search whose state differs), the whole log replays from the start

@@ -29,6 +29,7 @@ from examiner.search.budget import Budget
 from examiner.search.config import SearchConfig
 from examiner.search.events import ProgressClock, ProgressEvent
 from examiner.search.growth import RegionGrowth
+from examiner.search.growth_log import EvaluationLog
 from examiner.search.jobs import JobScheduler, JobSummary, RowMeta
 from examiner.search.modes import ModeSet
 from examiner.search.outcome import Evaluator, Outcome, check_outcomes
@@ -62,6 +63,8 @@ class SearchSession:
         archive = FailureArchive(self.dim, config.env.claim_radius, config.region.claim_margin)
         self.scorer = Scorer(config, archive)
         self.scheduler = JobScheduler(config.region, archive, ModeSet(config.region), np.random.default_rng(seed_seq))
+        self.log = EvaluationLog(self.dim)  # every evaluation's (u, failed, plausible)
+        self.scheduler.log = self.log
         self._budget = Budget(config.budget)
         self.round = 0
         self.n_failures = 0  # failing evaluations of any phase
@@ -110,6 +113,12 @@ class SearchSession:
         return self._budget.can_afford(n, self.committed)
 
     # ---- resume ---------------------------------------------------------------------------
+    def restore_log(self, records: Sequence[dict]) -> None:
+        """After loading a checkpoint: the evaluation log up to it, from the run store's
+        records (the log is not part of the pickled state)."""
+        self.log = EvaluationLog.from_records(self.dim, records)
+        self.scheduler.log = self.log
+
     def set_replay(self, records: Sequence[dict]) -> None:
         self._replay = Replay(records)
 
@@ -194,6 +203,8 @@ class SearchSession:
                 continue
             records.append(evaluation_record(self.n_evals + i, self.round, agent, phase, job, strategy,
                                              self.cfg.seed, U[i], self.space, o, s))
+        self.log.append(U, np.array([s.failed for s in scored], bool),
+                        np.array([s.plausible and not s.model_error for s in scored], bool))
         if self.store is not None and records:
             self.store.append(records)
         self._budget.spend(len(U))

@@ -246,18 +246,22 @@ def test_session_budget_counts_growing_and_claims_stop_regrowth():
     assert len(accepted) == 1
 
 
-def test_provisional_claim_follows_the_running_job():
+@pytest.mark.parametrize("growth", ["probe", "log"])
+def test_provisional_claim_follows_the_running_job(growth):
     space = ParamSpace.from_groups("camera")
     roll = space.names.index("camera.roll")
     ev = BoxEvaluator(space, {"camera.roll": (0.0, 0.5)}, noise=0.5)
-    cfg = SearchConfig(budget=400, agents=1, strategy="random").validate()
+    cfg = SearchConfig(budget=400, agents=1, strategy="random", region=RegionConfig(growth=growth)).validate()
     s = SearchSession(cfg, space, ev, None, np.random.SeedSequence(0))
     seed_point = np.zeros((1, space.dim))
     seed_point[0, roll] = 0.25
     s.evaluate_round(seed_point, [0], "random")  # a failure: a job starts, claim = the seed
     assert len(s.jobs) == 1 and s.archive.kind == ["provisional"]
     job = s.jobs[0]
-    while job.groups is None or job.groups:  # the probes (groups split over a few rounds)
+    def probing():  # the probes (groups split over a few rounds)
+        return job.stage == "identify" if growth == "log" else (job.groups is None or job.groups)
+
+    while probing():
         s.evaluate_round(np.zeros((0, space.dim)), [], "random")
     assert not job.done
     lo, hi = s.archive.lo[0], s.archive.hi[0]

@@ -1,0 +1,190 @@
+"""Region growing from the log (examiner.search.growth_log): recovers a planted box with
+fewer fresh evaluations than the probe path, under the same verification rule, and
+resumes deterministically. Counts evaluations, never time."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from examiner.search import BoxEvaluator, SearchConfig, build_evaluator, run_search
+from examiner.search.config import RegionConfig
+from examiner.search.growth import RegionGrowth
+from examiner.search.growth_log import EvaluationLog, LogGrowth
+from examiner.store import RunStore
+from simulator.params import ParamSpace
+
+THRESHOLD = 90.0
+OLD = RegionConfig(growth="probe", probe_group=1, bisection_tol=1 / 16, edge_fraction=0.0)
+NEW = RegionConfig(growth="log", probe_group=8, bisection_tol=1 / 32, edge_fraction=0.25)
+BOUNDS = {"pose.l_knee_flexion": (0.45, 0.8), "pose.r_elbow_flexion": (-0.6, -0.3), "shape.age": (-0.9, -0.55)}
+
+
+@pytest.fixture(scope="module")
+def space():
+    return ParamSpace.from_groups("joints,shape,camera")
+
+
+def _seed_point(space, rng):
+    x0 = rng.uniform(-1, 1, space.dim)
+    for name, (lo, hi) in BOUNDS.items():
+        x0[space.names.index(name)] = lo + 0.37 * (hi - lo)
+    return x0
+
+
+def _run(job, ev, log=None):
+    """Run a job to completion; every batch it asks for is evaluated fresh (and logged)."""
+    fresh = []
+    while not job.done:
+        qs = job.next_queries()
+        U = np.array([q.u for q in qs])
+        vals = np.array([o.error for o in ev.evaluate(U)])
+        fresh.append(U)
+        job.consume(vals > THRESHOLD, vals)
+        if log is not None:
+            log.append(U, vals > THRESHOLD, np.ones(len(U), bool))
+    return job.result, np.concatenate(fresh)
+
+
+def _check_box(space, r, cfg):
+    for i, name in enumerate(space.names):
+        if name in BOUNDS:
+            lo, hi = BOUNDS[name]
+            # within the bisection tolerance of the truth, never past it by more than
+            # edge_fraction of the final bracket
+            assert lo - cfg.edge_fraction * cfg.bisection_tol - 1e-9 <= r.lo[i] <= lo + cfg.bisection_tol, name
+            assert hi - cfg.bisection_tol <= r.hi[i] <= hi + cfg.edge_fraction * cfg.bisection_tol + 1e-9, name
+        else:
+            assert r.lo[i] == -1.0 and r.hi[i] == 1.0, name
+
+
+def test_log_growth_recovers_a_planted_box_with_fewer_fresh_evaluations(space):
+    ev = BoxEvaluator(space, BOUNDS, noise=1.0)
+    x0 = _seed_point(space, np.random.default_rng(3))
+    old, _ = _run(RegionGrowth(0, 0, x0, OLD, np.random.default_rng(0)), ev)
+    # A log as a search leaves it: uniform proposals plus points that cross a face of
+    # the box (inside on the other bounding dimensions, just past the edge on one).
+    rng = np.random.default_rng(1)
+    U = rng.uniform(-1, 1, (400, space.dim))
+    for k, name in enumerate(BOUNDS):
+        rows = U[100 * k: 100 * k + 40]
+        for other, (lo, hi) in BOUNDS.items():
+            rows[:, space.names.index(other)] = rng.uniform(lo, hi, len(rows))
+        lo, hi = BOUNDS[name]
+        rows[:, space.names.index(name)] = np.where(rng.random(len(rows)) < 0.5, lo - rng.uniform(0.01, 0.3, len(rows)),
+                                                    hi + rng.uniform(0.01, 0.3, len(rows)))
+    vals = np.array([o.error for o in ev.evaluate(U)])
+    log = EvaluationLog(space.dim)
+    log.append(U, vals > THRESHOLD, np.ones(len(U), bool))
+    n_logged = len(log)
+
+    job = LogGrowth(0, 0, x0, NEW, np.random.default_rng(0), log)
+    new, fresh = _run(job, ev, log)
+    no_log, _ = _run(LogGrowth(0, 0, x0, NEW, np.random.default_rng(0), None), ev)
+
+    for r, cfg in ((old, OLD), (new, NEW), (no_log, NEW)):
+        # the same verification rule: N fresh samples, >= 80% failing, Wilson interval
+        assert r.accepted and r.n == cfg.verify_samples and r.rate >= cfg.min_failure_rate
+        assert r.interval[0] <= r.rate <= r.interval[1]
+        _check_box(space, r, cfg)
+    assert job.log_moves > 0  # the log moved bracket ends
+    assert new.cost < no_log.cost < old.cost  # fewer fresh evaluations with the log than without
+    assert new.cost == len(fresh)
+    # verification samples are fresh draws, none taken from the log
+    logged = log.arrays()[0][:n_logged]
+    assert not (new.samples[:, None, :] == logged[None]).all(axis=2).any()
+    assert np.all((new.samples >= new.lo) & (new.samples <= new.hi))
+
+
+def test_log_growth_finds_a_box_bounded_on_one_side_only(space):
+    """The mirror (side -1 presumed like side +1) must not cut a box open at -1."""
+    bounds = {"pose.l_knee_flexion": (-1.0, 0.3), "shape.age": (-0.4, 0.2)}
+    ev = BoxEvaluator(space, bounds, noise=1.0)
+    x0 = np.random.default_rng(5).uniform(-1, 1, space.dim)
+    x0[space.names.index("pose.l_knee_flexion")] = -0.2
+    x0[space.names.index("shape.age")] = -0.1
+    r, _ = _run(LogGrowth(0, 0, x0, NEW, np.random.default_rng(0)), ev)
+    assert r.accepted
+    i, j = space.names.index("pose.l_knee_flexion"), space.names.index("shape.age")
+    assert r.lo[i] == -1.0 and 0.3 - NEW.bisection_tol <= r.hi[i] <= 0.3 + NEW.bisection_tol
+    assert -0.4 - NEW.bisection_tol <= r.lo[j] and r.hi[j] <= 0.2 + NEW.bisection_tol
+
+
+def test_log_growth_rejects_what_does_not_verify(space):
+    """A failure that is not a box (a thin diagonal slab) is verified on fresh samples and
+    rejected or shrunk, exactly as on the probe path."""
+
+    class Diagonal:
+        def evaluate(self, U):
+            from examiner.search.outcome import Outcome
+            s = U[:, 0] + U[:, 1]
+            return [Outcome(200.0 if abs(v) < 0.05 else 30.0, {"pa_mpjpe": 0.0}, False, None, True, {}) for v in s]
+
+    x0 = np.zeros(space.dim)
+    r, _ = _run(LogGrowth(0, 0, x0, NEW, np.random.default_rng(0)), Diagonal())
+    if r.accepted:
+        assert r.rate >= NEW.min_failure_rate and r.n == NEW.verify_samples
+    else:
+        assert r.rate < NEW.min_failure_rate
+
+
+def test_evaluation_log_from_records_matches_the_session_log(tmp_path, space):
+    ev = build_evaluator("analytic:planted", space)
+    cfg = SearchConfig(strategy="random", budget=300, agents=4, seed=0)
+    cfg = cfg.replace(region=NEW)
+    run_search(cfg, ev, space, tmp_path / "r")
+    recs = RunStore.open(tmp_path / "r").records()
+    U, F, P = EvaluationLog.from_records(space.dim, recs).arrays()
+    assert U.shape == (len(recs), space.dim) and F.sum() == sum(r["failed"] for r in recs)
+    assert P.sum() == sum(bool(r["plausible"]) and not r["model_error"] for r in recs)
+
+
+class _Crashing:
+    def __init__(self, inner, limit):
+        self.inner, self.limit, self.done = inner, limit, 0
+
+    def evaluate(self, U):
+        if self.done + len(U) > self.limit:
+            raise RuntimeError("renderer died")
+        self.done += len(U)
+        return self.inner.evaluate(U)
+
+
+@pytest.mark.parametrize("strategy", ["marl", "random"])
+def test_log_growth_resumes_to_the_uninterrupted_log(tmp_path, space, strategy):
+    from examiner.search import PPOConfig
+
+    cfg = SearchConfig(strategy=strategy, budget=400, agents=4, seed=0, checkpoint_every=5,
+                       ppo=PPOConfig(n_steps=6, batch_size=24, n_epochs=2, net_arch=(32, 32)))
+    cfg = cfg.replace(region=dataclasses.replace(NEW, max_jobs=4))
+    ev = build_evaluator("analytic:planted", space)
+
+    def log(out):
+        return [{k: v for k, v in r.items() if k != "timings"} for r in RunStore.open(out).records()]
+
+    run_search(cfg, ev, space, tmp_path / "ref")
+    reference = log(tmp_path / "ref")
+    assert any(r["phase"] == "bisect" for r in reference)
+    for limit in (290, 263, 241, 219, 197):
+        run = tmp_path / f"run{limit}"
+        with pytest.raises(RuntimeError, match="renderer died"):
+            run_search(cfg, _Crashing(ev, limit), space, run)
+        n_ckpt, _ = RunStore.open(run).load_checkpoint()
+        if 0 < n_ckpt < RunStore.open(run).n_evaluations:
+            break
+    res = run_search(cfg, ev, space, run, resume=True)
+    assert res.resumed_from == n_ckpt > 0
+    assert log(run) == reference
+
+
+@pytest.mark.parametrize("region, match", [
+    (RegionConfig(growth="tree"), "region.growth must be one of probe, log"),
+    (RegionConfig(edge_fraction=1.0), r"region.edge_fraction must be in \[0, 1\)"),
+])
+def test_bad_growth_options_are_one_line_errors(region, match):
+    from examiner.search import SearchConfigError
+
+    with pytest.raises(SearchConfigError, match=match):
+        SearchConfig(region=region).validate()
+    with pytest.raises(SearchConfigError, match="region.growth"):
+        SearchConfig.from_dict({"region": {"growth": 3}}).validate()
