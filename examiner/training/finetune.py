@@ -41,17 +41,25 @@ class FinetuneConfig:
     held out to choose the epoch; max_everyday_regression: an epoch whose held-out
     everyday MPJPE is worse than the start by more than this fraction is not kept;
     everyday_pool / everyday_val: everyday scenes to draw from / to stop on (rendered once
-    and cached under $POSEEXAMINER_HOME/baseline_data)."""
+    and cached under $POSEEXAMINER_HOME/baseline_data); head_lr_mult: the MLP head's
+    learning rate over `lr`; freeze_blocks: the first conv stages (0-5) kept fixed;
+    crop2d_loss: the 2D loss only on examples whose joints all lie inside the crop (the
+    sigmoid 2D head cannot reach a joint cut off by the image border; the 3D head is
+    unbounded and always trained). The defaults are the recipe measured best in
+    benchmarks/RESULTS-finetune.md (experiment log)."""
 
-    epochs: int = 6
+    epochs: int = 10
     batch: int = 64
-    lr: float = 1e-4
-    everyday_share: float = 0.75
+    lr: float = 2e-4
+    everyday_share: float = 0.67
     holdout: float = 0.1
-    max_everyday_regression: float = 0.015
+    max_everyday_regression: float = 0.02
     everyday_pool: int = 8000
     everyday_val: int = 500
     optimizer: str = "adamw"
+    head_lr_mult: float = 1.0
+    freeze_blocks: int = 0
+    crop2d_loss: bool = True
     seed: int = 0
     threads: int = 1
     schema_version: int = 1
@@ -69,6 +77,10 @@ class FinetuneConfig:
             raise FinetuneError(f"the hold-out fraction must be in [0, 0.5), got {self.holdout}")
         if self.optimizer not in ("adamw", "sgd"):
             raise FinetuneError(f"--optimizer must be adamw or sgd, got {self.optimizer!r}")
+        if not self.head_lr_mult > 0:
+            raise FinetuneError(f"the head's learning-rate multiplier must be positive, got {self.head_lr_mult}")
+        if not 0 <= self.freeze_blocks <= 5:
+            raise FinetuneError(f"freeze_blocks must be 0..5 (the network's conv stages), got {self.freeze_blocks}")
         if self.seed < 0:
             raise FinetuneError(f"--seed must be a non-negative integer, got {self.seed}")
         if self.everyday_pool < 1 or self.everyday_val < 2:
@@ -206,7 +218,8 @@ def state_hash(net) -> str:
 
 def finetune(net, train: dict[str, np.ndarray], everyday: dict[str, np.ndarray], stop: dict[str, np.ndarray],
              config: FinetuneConfig, on_progress: Callable[[int], None] | None = None,
-             log: Callable[[str], None] | None = None) -> tuple[object, dict]:
+             log: Callable[[str], None] | None = None,
+             on_epoch: Callable[[int, object], None] | None = None) -> tuple[object, dict]:
     """Fine-tune `net` in place on `train` (the fine-tuning examples) mixed with `everyday`;
     returns (net with the kept epoch's weights, history). Same inputs and seed -> same
     weights (one torch thread, seeded shuffles, jitter and dropout; the global torch RNG
@@ -236,11 +249,18 @@ def finetune(net, train: dict[str, np.ndarray], everyday: dict[str, np.ndarray],
         start = bl.evaluate_arrays(net, stop)
         start_hold = bl.evaluate_arrays(net, hold) if hold else None
         limit = start["mpjpe_mm"] * (1.0 + config.max_everyday_regression)
+        for block in list(net.features)[:config.freeze_blocks]:
+            for p in block.parameters():
+                p.requires_grad_(False)
+        groups = [{"params": [p for p in net.features.parameters() if p.requires_grad], "lr": config.lr},
+                  {"params": list(net.head.parameters()), "lr": config.lr * config.head_lr_mult}]
+        groups = [g for g in groups if g["params"]]
         if config.optimizer == "sgd":
-            opt = torch.optim.SGD(net.parameters(), lr=config.lr, momentum=0.9)
+            opt = torch.optim.SGD(groups, lr=config.lr, momentum=0.9)
         else:
-            opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=1e-4)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1), eta_min=config.lr * 0.1)
+            opt = torch.optim.AdamW(groups, lr=config.lr, weight_decay=1e-4)
+        sched = torch.optim.lr_scheduler.LambdaLR(  # cosine to 10% of every group's learning rate
+            opt, lambda step: 0.1 + 0.45 * (1.0 + math.cos(math.pi * min(step, steps) / max(steps, 1))))
         f_img = torch.as_tensor(train["images"][fit_idx])
         f_j3 = torch.as_tensor(train["joints3d"][fit_idx])
         f_j2 = torch.as_tensor(train["joints2d"][fit_idx])
@@ -261,7 +281,11 @@ def finetune(net, train: dict[str, np.ndarray], everyday: dict[str, np.ndarray],
                 scale = 1.0 + 0.2 * (torch.rand(len(idx), 1, 1, 1, generator=gen) - 0.5)
                 shift = 0.2 * (torch.rand(len(idx), 1, 1, 1, generator=gen) - 0.5)
                 p3, p2 = net(x * scale + shift)
-                loss = (p3 - j3[idx]).abs().mean() * 10.0 + (p2 - j2[idx]).abs().mean() * 5.0
+                e2 = (p2 - j2[idx]).abs()
+                if config.crop2d_loss:  # joints outside the crop: the sigmoid 2D head cannot reach them
+                    inside = ((j2[idx] >= 0.0) & (j2[idx] <= 1.0)).all(-1, keepdim=True).float()
+                    e2 = e2 * inside
+                loss = (p3 - j3[idx]).abs().mean() * 10.0 + e2.mean() * 5.0
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -281,6 +305,8 @@ def finetune(net, train: dict[str, np.ndarray], everyday: dict[str, np.ndarray],
                 + (f", held-out set MPJPE {h['mpjpe_mm']:.1f} mm" if h else ""))
             if ok and score < best[0]:
                 best = (score, epoch, copy.deepcopy(net.state_dict()))
+            if on_epoch:
+                on_epoch(epoch, net)
         net.load_state_dict(best[2])
         for row in history:
             row["kept"] = row["epoch"] == best[1]
