@@ -423,8 +423,11 @@ def model_card(card: dict) -> str:
         f"**Training.** seed {c.get('seed')}, up to {c.get('epochs')} epochs (kept epoch {card.get('kept_epoch')}: "
         f"the best on {card.get('holdout_examples', 0)} held-out fine-tuning scenes among the epochs whose held-out "
         f"everyday MPJPE stayed within +{100 * c.get('max_everyday_regression', 0):.1f}% of the start), batch "
-        f"{c.get('batch')}, AdamW lr {c.get('lr')} (cosine), L1 on 3D (x10) and 2D (x5), brightness/contrast "
-        f"jitter, {c.get('threads', 1)} torch thread(s); CPU time {_fmt(card.get('cpu_seconds'), ' s')}.", "",
+        f"{c.get('batch')}, AdamW lr {c.get('lr')} (cosine), L1 on 3D (x10) and 2D (x5"
+        f"{', joints inside the crop only' if c.get('crop2d_loss') else ''}), brightness/contrast jitter"
+        f"{', truncation augmentation on %.0f%% of examples' % (100 * c['truncate_aug']) if c.get('truncate_aug') else ''}"
+        f"{', first %d conv stages frozen' % c['freeze_blocks'] if c.get('freeze_blocks') else ''}, "
+        f"{c.get('threads', 1)} torch thread(s); CPU time {_fmt(card.get('cpu_seconds'), ' s')}.", "",
         "**Held-out everyday scenes** (MPJPE / PA-MPJPE, mm; disjoint from every training and stopping scene): "
         f"before {_fmt(ev.get('before', {}).get('mpjpe_mm'))} / {_fmt(ev.get('before', {}).get('pa_mpjpe_mm'))}, "
         f"after {_fmt(ev.get('after', {}).get('mpjpe_mm'))} / {_fmt(ev.get('after', {}).get('pa_mpjpe_mm'))}.", "",
