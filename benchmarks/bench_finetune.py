@@ -88,7 +88,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=600)
     ap.add_argument("--samples", type=int, default=50)
     ap.add_argument("--stress", type=int, default=400)
-    ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--epochs", type=int, default=None, help="default: FinetuneConfig's")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
@@ -102,9 +102,10 @@ def main() -> None:
     marks = cached(out / "cpu_marks.json", lambda: {"start": cpu_now()})
     state = run_loop(out / "loop", model="baseline", rounds=args.rounds, budget=args.budget, n=args.n,
                      samples=args.samples, seed=args.seed, workers=args.workers,
-                     finetune={"epochs": args.epochs}, quiet=True, log=lambda m: print(m, flush=True))
+                     finetune={} if args.epochs is None else {"epochs": args.epochs}, quiet=True, log=lambda m: print(m, flush=True))
     write_loop_report(out / "loop")
-    cfg = FinetuneConfig(seed=args.seed, epochs=args.epochs)
+    cfg = FinetuneConfig(seed=args.seed, **({} if args.epochs is None else {"epochs": args.epochs}))
+    args.epochs = cfg.epochs
     r1 = state["rounds"][0]
     run1 = r1["examine"]["run"]
     thr = state["threshold"]
@@ -151,6 +152,12 @@ def markdown(res: dict) -> str:
              f"pose,camera,occluder), {a['n']} scenes per fine-tuning set (20% from the whole space), "
              f"{a['samples']} fresh samples per mode, stress set {a['stress']} uniform scenes, up to {a['epochs']} "
              f"epochs, seed {a['seed']}; failure = PA-MPJPE > {res['threshold']:.1f} mm.", ""]
+    f = st["config"]["finetune"]
+    lines += [f"Recipe (FinetuneConfig): AdamW lr {f['lr']} (cosine), {100 * f['everyday_share']:.0f}% everyday replay "
+              f"per epoch, up to {f['epochs']} epochs, kept epoch = best on the set's hold-out among those within "
+              f"+{100 * f['max_everyday_regression']:.1f}% everyday MPJPE, 2D loss only inside the crop: "
+              f"{f.get('crop2d_loss', False)}, head lr x{f.get('head_lr_mult', 1.0)}, frozen conv stages "
+              f"{f.get('freeze_blocks', 0)}.", ""]
     names = list(res["models"])
     lines += ["**Round 1's modes** (fresh samples, same for every model): failing rate / median PA-MPJPE (mm)", "",
               "| mode | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]

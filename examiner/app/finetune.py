@@ -20,8 +20,11 @@ from typing import Callable
 import typer
 
 from examiner import console
+from examiner.training.finetune import FinetuneConfig as _FTConfig
 from examiner.training.hooks import BUILTIN, call_hook
 from simulator.errors import PoseExaminerError
+
+_FT = _FTConfig()  # the built-in trainer's defaults (the CLI options show them)
 
 
 def build_set(run_dir: str | Path, out: str | Path, n: int, seed: int, base_share: float = 0.2,
@@ -174,9 +177,9 @@ def finetune_command(
     out: Path = typer.Option(..., "--out", help="New folder: set/, model/, finetune.json."),
     n: int = typer.Option(400, "--n", help="Scenes in the fine-tuning set."),
     base_share: float = typer.Option(0.2, "--base-share", help="Fraction of the set drawn from the run's whole space."),
-    everyday_share: float = typer.Option(0.75, "--everyday-share", help="Fraction of each epoch drawn from everyday scenes."),
-    epochs: int = typer.Option(6, "--epochs", help="Epochs at most (early stopping keeps the best admissible one)."),
-    lr: float = typer.Option(1e-4, "--lr", help="AdamW learning rate."),
+    everyday_share: float = typer.Option(_FT.everyday_share, "--everyday-share", help="Fraction of each epoch drawn from everyday scenes."),
+    epochs: int = typer.Option(_FT.epochs, "--epochs", help="Epochs at most (early stopping keeps the best admissible one)."),
+    lr: float = typer.Option(_FT.lr, "--lr", help="AdamW learning rate."),
     samples: int = typer.Option(40, "--samples", help="Fresh samples per mode for the recheck."),
     seed: int = typer.Option(0, "--seed"),
     workers: int = typer.Option(1, "--workers", help="Render processes for the set."),

@@ -28,8 +28,11 @@ from pathlib import Path
 import typer
 
 from examiner import console
+from examiner.training.finetune import FinetuneConfig as _FTConfig
 from examiner.training.hooks import BUILTIN
 from simulator.errors import PoseExaminerError
+
+_FT = _FTConfig()  # the built-in trainer's defaults (the CLI options show them)
 
 STATE = "loop.json"
 
@@ -243,9 +246,9 @@ def loop_command(
     n: int = typer.Option(400, "--n", help="Scenes per round's fine-tuning set."),
     base_share: float = typer.Option(0.2, "--base-share", help="Fraction of each set drawn from the whole space."),
     samples: int = typer.Option(40, "--samples", help="Fresh samples per mode for the rechecks."),
-    epochs: int = typer.Option(6, "--epochs"),
-    lr: float = typer.Option(1e-4, "--lr"),
-    everyday_share: float = typer.Option(0.75, "--everyday-share"),
+    epochs: int = typer.Option(_FT.epochs, "--epochs"),
+    lr: float = typer.Option(_FT.lr, "--lr"),
+    everyday_share: float = typer.Option(_FT.everyday_share, "--everyday-share"),
     threshold: float = typer.Option(None, "--threshold", help="Failure threshold (default: calibrated on the starting model)."),
     seed: int = typer.Option(0, "--seed"),
     workers: int = typer.Option(2, "--workers"),

@@ -41,17 +41,28 @@ class FinetuneConfig:
     held out to choose the epoch; max_everyday_regression: an epoch whose held-out
     everyday MPJPE is worse than the start by more than this fraction is not kept;
     everyday_pool / everyday_val: everyday scenes to draw from / to stop on (rendered once
-    and cached under $POSEEXAMINER_HOME/baseline_data)."""
+    and cached under $POSEEXAMINER_HOME/baseline_data); head_lr_mult: the MLP head's
+    learning rate over `lr`; freeze_blocks: the first conv stages (0-5) kept fixed;
+    crop2d_loss: the 2D loss only on the joints inside the crop (the sigmoid 2D head
+    cannot reach a joint cut off by the image border; the 3D head is unbounded and trained
+    on every joint); truncate_aug: the fraction of every batch's examples
+    truncated on the fly (`truncate_crops`: a random side of the person cut off by a
+    simulated image border, re-cropped as the adapter would). The defaults are the recipe measured best in
+    benchmarks/RESULTS-finetune.md (experiment log)."""
 
-    epochs: int = 6
+    epochs: int = 10
     batch: int = 64
-    lr: float = 1e-4
-    everyday_share: float = 0.75
+    lr: float = 2e-4
+    everyday_share: float = 0.67
     holdout: float = 0.1
-    max_everyday_regression: float = 0.015
+    max_everyday_regression: float = 0.02
     everyday_pool: int = 8000
     everyday_val: int = 500
     optimizer: str = "adamw"
+    head_lr_mult: float = 1.0
+    freeze_blocks: int = 0
+    crop2d_loss: bool = True
+    truncate_aug: float = 0.0
     seed: int = 0
     threads: int = 1
     schema_version: int = 1
@@ -69,6 +80,12 @@ class FinetuneConfig:
             raise FinetuneError(f"the hold-out fraction must be in [0, 0.5), got {self.holdout}")
         if self.optimizer not in ("adamw", "sgd"):
             raise FinetuneError(f"--optimizer must be adamw or sgd, got {self.optimizer!r}")
+        if not self.head_lr_mult > 0:
+            raise FinetuneError(f"the head's learning-rate multiplier must be positive, got {self.head_lr_mult}")
+        if not 0.0 <= self.truncate_aug <= 1.0:
+            raise FinetuneError(f"truncate_aug must be a fraction in [0, 1], got {self.truncate_aug}")
+        if not 0 <= self.freeze_blocks <= 5:
+            raise FinetuneError(f"freeze_blocks must be 0..5 (the network's conv stages), got {self.freeze_blocks}")
         if self.seed < 0:
             raise FinetuneError(f"--seed must be a non-negative integer, got {self.seed}")
         if self.everyday_pool < 1 or self.everyday_val < 2:
@@ -204,9 +221,72 @@ def state_hash(net) -> str:
     return h.hexdigest()[:16]
 
 
+def truncate_crops(img, j2, frac: float, gen):
+    """Simulated image-border truncation on a batch of crops: for a `frac` share of the
+    examples a random side (left/right/top/bottom) loses 15-50% of the person (the extent
+    of its in-crop joints); what lies beyond the cut turns black (outside the image, as
+    `crop_and_resize` pads) and the rest is re-cropped like the adapter does (box of the
+    visible part x BOX_SCALE, square). img (B, 128, 128, 3) uint8 tensor, j2 (B, 17, 2) in
+    crop coordinates; returns new (img float 0-255, j2). The 3D targets are root-relative,
+    so a crop change leaves them as they are."""
+    import torch
+    import torch.nn.functional as F
+
+    b = img.shape[0]
+    x = img.permute(0, 3, 1, 2).float()
+    pick = torch.rand(b, generator=gen) < frac
+    side = torch.randint(0, 4, (b,), generator=gen)
+    cut = 0.15 + 0.35 * torch.rand(b, generator=gen)
+    if not bool(pick.any()):
+        return x, j2
+    inside = ((j2 >= 0) & (j2 <= 1)).all(-1)
+    lo = torch.where(inside[..., None], j2, torch.full_like(j2, 2.0)).amin(1).clamp(0, 1)  # (B, 2)
+    hi = torch.where(inside[..., None], j2, torch.full_like(j2, -1.0)).amax(1).clamp(0, 1)
+    ok = pick & (hi - lo).min(1).values.gt(0.1)
+    box_lo, box_hi = lo.clone(), hi.clone()
+    grid_axis = torch.arange(x.shape[-1], dtype=torch.float32).add(0.5).div(x.shape[-1])  # pixel centres in [0, 1]
+    keep = torch.ones(b, x.shape[-2], x.shape[-1])
+    for i in torch.nonzero(ok).flatten().tolist():
+        s, f = int(side[i]), float(cut[i])
+        ax = 0 if s < 2 else 1  # 0: x (columns), 1: y (rows)
+        extent = float(hi[i, ax] - lo[i, ax])
+        if s % 2 == 0:  # left / top: everything before the border is gone
+            c = float(lo[i, ax]) + f * extent
+            box_lo[i, ax] = c
+            m = grid_axis >= c
+        else:
+            c = float(hi[i, ax]) - f * extent
+            box_hi[i, ax] = c
+            m = grid_axis <= c
+        keep[i] = m[None, :].float().expand_as(keep[i]) if ax == 0 else m[:, None].float().expand_as(keep[i])
+    x = x * keep[:, None]
+    # re-crop: the visible box x BOX_SCALE, widened to a square, centred
+    centre = (box_lo + box_hi) / 2
+    half = ((box_hi - box_lo).amax(1) * bl.BOX_SCALE / 2).clamp(min=0.05)
+    half = torch.where(ok, half, torch.full_like(half, 0.5))
+    centre = torch.where(ok[:, None], centre, torch.full_like(centre, 0.5))
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0] = 2 * half
+    theta[:, 1, 1] = 2 * half
+    theta[:, :, 2] = 2 * centre - 1
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    j2 = (j2 - (centre - half[:, None])[:, None, :]) / (2 * half)[:, None, None]
+    return x, j2
+
+
+def _normalise_float(x):
+    import torch
+
+    mean = torch.tensor(bl.MEAN).view(1, 3, 1, 1) * 255.0
+    std = torch.tensor(bl.STD).view(1, 3, 1, 1) * 255.0
+    return (x - mean) / std
+
+
 def finetune(net, train: dict[str, np.ndarray], everyday: dict[str, np.ndarray], stop: dict[str, np.ndarray],
              config: FinetuneConfig, on_progress: Callable[[int], None] | None = None,
-             log: Callable[[str], None] | None = None) -> tuple[object, dict]:
+             log: Callable[[str], None] | None = None,
+             on_epoch: Callable[[int, object], None] | None = None) -> tuple[object, dict]:
     """Fine-tune `net` in place on `train` (the fine-tuning examples) mixed with `everyday`;
     returns (net with the kept epoch's weights, history). Same inputs and seed -> same
     weights (one torch thread, seeded shuffles, jitter and dropout; the global torch RNG
@@ -236,11 +316,18 @@ def finetune(net, train: dict[str, np.ndarray], everyday: dict[str, np.ndarray],
         start = bl.evaluate_arrays(net, stop)
         start_hold = bl.evaluate_arrays(net, hold) if hold else None
         limit = start["mpjpe_mm"] * (1.0 + config.max_everyday_regression)
+        for block in list(net.features)[:config.freeze_blocks]:
+            for p in block.parameters():
+                p.requires_grad_(False)
+        groups = [{"params": [p for p in net.features.parameters() if p.requires_grad], "lr": config.lr},
+                  {"params": list(net.head.parameters()), "lr": config.lr * config.head_lr_mult}]
+        groups = [g for g in groups if g["params"]]
         if config.optimizer == "sgd":
-            opt = torch.optim.SGD(net.parameters(), lr=config.lr, momentum=0.9)
+            opt = torch.optim.SGD(groups, lr=config.lr, momentum=0.9)
         else:
-            opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=1e-4)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1), eta_min=config.lr * 0.1)
+            opt = torch.optim.AdamW(groups, lr=config.lr, weight_decay=1e-4)
+        sched = torch.optim.lr_scheduler.LambdaLR(  # cosine to 10% of every group's learning rate
+            opt, lambda step: 0.1 + 0.45 * (1.0 + math.cos(math.pi * min(step, steps) / max(steps, 1))))
         f_img = torch.as_tensor(train["images"][fit_idx])
         f_j3 = torch.as_tensor(train["joints3d"][fit_idx])
         f_j2 = torch.as_tensor(train["joints2d"][fit_idx])
@@ -257,11 +344,20 @@ def finetune(net, train: dict[str, np.ndarray], everyday: dict[str, np.ndarray],
             total = 0.0
             for i in range(0, len(img), config.batch):
                 idx = perm[i:i + config.batch]
-                x = bl._normalise(img[idx])
+                t2 = j2[idx]
+                if config.truncate_aug > 0:
+                    raw, t2 = truncate_crops(img[idx], t2, config.truncate_aug, gen)
+                    x = _normalise_float(raw)
+                else:
+                    x = bl._normalise(img[idx])
                 scale = 1.0 + 0.2 * (torch.rand(len(idx), 1, 1, 1, generator=gen) - 0.5)
                 shift = 0.2 * (torch.rand(len(idx), 1, 1, 1, generator=gen) - 0.5)
                 p3, p2 = net(x * scale + shift)
-                loss = (p3 - j3[idx]).abs().mean() * 10.0 + (p2 - j2[idx]).abs().mean() * 5.0
+                e2 = (p2 - t2).abs()
+                if config.crop2d_loss:  # joints outside the crop: the sigmoid 2D head cannot reach them
+                    inside = ((t2 >= 0.0) & (t2 <= 1.0)).all(-1, keepdim=True).float()
+                    e2 = e2 * inside
+                loss = (p3 - j3[idx]).abs().mean() * 10.0 + e2.mean() * 5.0
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -281,6 +377,8 @@ def finetune(net, train: dict[str, np.ndarray], everyday: dict[str, np.ndarray],
                 + (f", held-out set MPJPE {h['mpjpe_mm']:.1f} mm" if h else ""))
             if ok and score < best[0]:
                 best = (score, epoch, copy.deepcopy(net.state_dict()))
+            if on_epoch:
+                on_epoch(epoch, net)
         net.load_state_dict(best[2])
         for row in history:
             row["kept"] = row["epoch"] == best[1]
@@ -325,8 +423,11 @@ def model_card(card: dict) -> str:
         f"**Training.** seed {c.get('seed')}, up to {c.get('epochs')} epochs (kept epoch {card.get('kept_epoch')}: "
         f"the best on {card.get('holdout_examples', 0)} held-out fine-tuning scenes among the epochs whose held-out "
         f"everyday MPJPE stayed within +{100 * c.get('max_everyday_regression', 0):.1f}% of the start), batch "
-        f"{c.get('batch')}, AdamW lr {c.get('lr')} (cosine), L1 on 3D (x10) and 2D (x5), brightness/contrast "
-        f"jitter, {c.get('threads', 1)} torch thread(s); CPU time {_fmt(card.get('cpu_seconds'), ' s')}.", "",
+        f"{c.get('batch')}, AdamW lr {c.get('lr')} (cosine), L1 on 3D (x10) and 2D (x5"
+        f"{', joints inside the crop only' if c.get('crop2d_loss') else ''}), brightness/contrast jitter"
+        f"{', truncation augmentation on %.0f%% of examples' % (100 * c['truncate_aug']) if c.get('truncate_aug') else ''}"
+        f"{', first %d conv stages frozen' % c['freeze_blocks'] if c.get('freeze_blocks') else ''}, "
+        f"{c.get('threads', 1)} torch thread(s); CPU time {_fmt(card.get('cpu_seconds'), ' s')}.", "",
         "**Held-out everyday scenes** (MPJPE / PA-MPJPE, mm; disjoint from every training and stopping scene): "
         f"before {_fmt(ev.get('before', {}).get('mpjpe_mm'))} / {_fmt(ev.get('before', {}).get('pa_mpjpe_mm'))}, "
         f"after {_fmt(ev.get('after', {}).get('mpjpe_mm'))} / {_fmt(ev.get('after', {}).get('pa_mpjpe_mm'))}.", "",

@@ -93,6 +93,65 @@ def test_finetune_moves_the_baseline_weights_and_is_reproducible(tiny_set, tmp_p
         np.testing.assert_allclose(net.eval()(x)[0].numpy(), back(x)[0].numpy(), atol=1e-5)
 
 
+def test_recipe_options_are_checked_in_one_line():
+    from examiner.training import finetune as ft
+
+    for bad, match in (({"truncate_aug": 1.5}, "truncate_aug"), ({"freeze_blocks": 6}, "freeze_blocks"),
+                       ({"head_lr_mult": 0.0}, "multiplier")):
+        with pytest.raises(ft.FinetuneError, match=match) as e:
+            ft.FinetuneConfig(**bad).check()
+        assert "\n" not in str(e.value)
+
+
+def test_truncate_crops_moves_the_2d_targets_with_the_pixels():
+    """A bright dot drawn at each of two joints lands where the transformed 2D targets say,
+    the cut-off side turns black, and frac=0 changes nothing."""
+    torch = pytest.importorskip("torch")
+    from examiner.training import finetune as ft
+
+    j2 = torch.full((4, 17, 2), 0.5)
+    j2[:, :, 0] = torch.linspace(0.3, 0.7, 17)  # the body spans 0.3..0.7 in x and 0.25..0.75 in y
+    j2[:, :, 1] = torch.linspace(0.25, 0.75, 17)
+    img = torch.full((4, 128, 128, 3), 90, dtype=torch.uint8)
+    for j in (4, 12):
+        u, v = (j2[0, j] * 128).long()
+        img[:, v - 1:v + 2, u - 1:u + 2] = 255
+    same, t0 = ft.truncate_crops(img, j2, 0.0, torch.Generator().manual_seed(0))
+    assert torch.equal(t0, j2) and torch.allclose(same, img.permute(0, 3, 1, 2).float())
+    x, t = ft.truncate_crops(img, j2, 1.0, torch.Generator().manual_seed(0))
+    x2, t2 = ft.truncate_crops(img, j2, 1.0, torch.Generator().manual_seed(0))
+    assert torch.equal(x, x2) and torch.equal(t, t2)  # seeded
+    assert not torch.equal(t, j2)
+    checked = 0
+    for b in range(4):
+        assert (x[b] < 1).any()  # the part beyond the simulated border is black
+        for j in (4, 12):
+            u, v = t[b, j] * 128
+            if 3 <= u < 125 and 3 <= v < 125 and x[b, 0, int(v), int(u)] > 0:  # a joint not cut off
+                patch = x[b, 0, int(v) - 3:int(v) + 4, int(u) - 3:int(u) + 4]
+                assert patch.max() > 200, (b, j)  # its dot is where the new target says
+                checked += 1
+    assert checked >= 3
+
+
+@pytest.mark.slow
+def test_frozen_stages_stay_and_the_rest_moves(tiny_set):
+    pytest.importorskip("torch")
+    from examiner.training import finetune as ft
+
+    ex = ft.load_examples(tiny_set)
+    data = {k: ex[k] for k in ("images", "joints3d", "joints2d")}
+    net = ft.load_network("baseline")
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    cfg = ft.FinetuneConfig(epochs=1, batch=4, lr=1e-3, everyday_share=0.5, max_everyday_regression=10.0,
+                            freeze_blocks=2, head_lr_mult=2.0, truncate_aug=0.5, holdout=0.0, seed=1)
+    net, _ = ft.finetune(net, ex, data, data, cfg)
+    after = net.state_dict()
+    for k in before:
+        moved = not before[k].equal(after[k])
+        assert moved == (not k.startswith(("features.0.", "features.1."))), k
+
+
 def test_load_onnx_network_refuses_other_models(tmp_path):
     from examiner.training import baseline as bl
     from simulator.errors import PoseExaminerError
