@@ -168,7 +168,7 @@ def _mode_view(run: RunData, mode: dict, described: dict, gallery: dict) -> dict
         "members": mode.get("members", []),
         "rows": rows,
         "free": free,
-        "description": getattr(desc, "text", "") if desc is not None else "",
+        "description": mode_words(run, mode, desc),
         "codes": [{"phrase": c.phrase, "inside": fi, "overall": fb} for c, fi, fb in getattr(desc, "codes", ())],
         "histogram": svg.histogram(errs.get("values") or [], run.threshold, f"{run.metric} ({unit})" if unit else run.metric,
                                    label=f"error distribution of mode {mode['rank']}"),
@@ -179,6 +179,21 @@ def _mode_view(run: RunData, mode: dict, described: dict, gallery: dict) -> dict
 # ---------------------------------------------------------------------------------------
 # results.json
 # ---------------------------------------------------------------------------------------
+
+def mode_words(run: RunData, mode: dict, desc: Any) -> str:
+    """The mode's description: its distinctive pose, view and scene properties, or, when
+    none stands out (a region narrower than any property's threshold, e.g. a few degrees
+    of camera roll), its constrained parameters in words and physical units."""
+    text = getattr(desc, "text", "") if desc is not None else ""
+    if text:
+        return text
+    parts = []
+    for i, dim in enumerate(run.space.dimensions):
+        lo, hi = float(mode["lo"][i]), float(mode["hi"][i])
+        if lo > -1.0 + 1e-9 or hi < 1.0 - 1e-9:
+            parts.append(f"{dim.name.replace('_', ' ').replace('.', ' ')} {views.box_text(dim, lo, hi)}")
+    return "; ".join(parts)
+
 
 def build_results(run: RunData, stats: dict, described: dict | None = None, gates: Sequence[GateResult] = (),
                   sensitivity: Sequence[Any] = (), per_joint: dict | None = None) -> dict[str, Any]:
@@ -199,7 +214,7 @@ def build_results(run: RunData, stats: dict, described: dict | None = None, gate
         errs = m.get("errors") or {}
         modes.append({
             "rank": m["rank"], "id": m["id"],
-            "description": getattr(desc, "text", None),
+            "description": mode_words(run, m, desc) or None,
             "posecodes": [c.key for c, _, _ in getattr(desc, "codes", ())],
             "box": {"lo": m["lo"], "hi": m["hi"], "constrained": constrained},
             "volume_fraction": m.get("volume_fraction"),
