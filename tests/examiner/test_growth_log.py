@@ -13,6 +13,7 @@ from examiner.search.growth import RegionGrowth
 from examiner.search.growth_log import EvaluationLog, LogGrowth
 from examiner.store import RunStore
 from simulator.params import ParamSpace
+from tests.examiner.test_search_runs import CrashingEvaluator
 
 THRESHOLD = 90.0
 OLD = RegionConfig(growth="probe", probe_group=1, bisection_tol=1 / 16, edge_fraction=0.0)
@@ -139,17 +140,6 @@ def test_evaluation_log_from_records_matches_the_session_log(tmp_path, space):
     assert P.sum() == sum(bool(r["plausible"]) and not r["model_error"] for r in recs)
 
 
-class _Crashing:
-    def __init__(self, inner, limit):
-        self.inner, self.limit, self.done = inner, limit, 0
-
-    def evaluate(self, U):
-        if self.done + len(U) > self.limit:
-            raise RuntimeError("renderer died")
-        self.done += len(U)
-        return self.inner.evaluate(U)
-
-
 @pytest.mark.parametrize("strategy", ["marl", "random"])
 def test_log_growth_resumes_to_the_uninterrupted_log(tmp_path, space, strategy):
     from examiner.search import PPOConfig
@@ -168,7 +158,7 @@ def test_log_growth_resumes_to_the_uninterrupted_log(tmp_path, space, strategy):
     for limit in (290, 263, 241, 219, 197):
         run = tmp_path / f"run{limit}"
         with pytest.raises(RuntimeError, match="renderer died"):
-            run_search(cfg, _Crashing(ev, limit), space, run)
+            run_search(cfg, CrashingEvaluator(ev, limit), space, run)
         n_ckpt, _ = RunStore.open(run).load_checkpoint()
         if 0 < n_ckpt < RunStore.open(run).n_evaluations:
             break
