@@ -129,7 +129,8 @@ def bench_strategies(args) -> list[dict]:
                                            space=space_spec, threshold=threshold)
                         region = {k: v for k, v in (("growth", args.growth), ("probe_group", args.probe_group),
                                                     ("bisection_tol", args.bisection_tol),
-                                                    ("edge_fraction", args.edge_fraction)) if v is not None}
+                                                    ("edge_fraction", args.edge_fraction),
+                                ("early_verify", None if args.early_verify is None else bool(args.early_verify))) if v is not None}
                         if region:
                             cfg = cfg.replace(region=dataclasses.replace(cfg.region, **region))
                         if target == "demo":  # the demo's threshold: relative to the baseline's accuracy
@@ -272,6 +273,8 @@ def main() -> None:
     p.add_argument("--probe-group", type=int, default=None, help="region.probe_group (default: the config's)")
     p.add_argument("--bisection-tol", type=float, default=None, help="region.bisection_tol (default: the config's)")
     p.add_argument("--edge-fraction", type=float, default=None, help="region.edge_fraction (default: the config's)")
+    p.add_argument("--early-verify", type=int, choices=(0, 1), default=None,
+                   help="region.early_verify 0/1 (default: the config's)")
     p.add_argument("--size", type=int, default=64, help="render size (px) for the whitebox target")
     p.add_argument("--whitebox-halo", type=float, default=0.5,
                    help="whitebox: width of the rising error around each region (normalised units; 0: none, the "

@@ -187,6 +187,11 @@ class RegionConfig:
         its inside (last failing) end, the conservative choice; 0.5 = its midpoint (unbiased,
         but the box then reaches past the region about half the time, which costs
         verification rate).
+    early_verify: ask a verification round's N samples in two halves and stop after the
+        first when the outcome is clear: accept when the Wilson interval's lower end over
+        the first half is already >= `min_failure_rate` (e.g. 20 of 20 failing: [0.84, 1]),
+        reject when the full N could no longer reach it. Otherwise the second half is
+        asked and the round decides on all N exactly as with False (the same samples).
     """
 
     min_failure_rate: float = 0.8
@@ -201,6 +206,7 @@ class RegionConfig:
     probe_group: int = 8
     growth: str = "log"
     edge_fraction: float = 0.25
+    early_verify: bool = True
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,8 @@ class RegionGrowth:
         self.group_edges: set[tuple[int, int]] = set()
         self.reprobes = 0
         self.verify_round = 0
+        self._verify_U: np.ndarray | None = None  # the current verification round's samples
+        self._verify_seen: list = []  # (query, failed, value, plausible) answered so far
         self.cost = 0
         self.result: GrownRegion | None = None
         self._pending: list[Query] = []
@@ -169,9 +171,17 @@ class RegionGrowth:
                 qs.append(Query(u, "bisect", (dim, side)))
             self._pending = qs
         else:
-            n = self.cfg.verify_samples
-            U = self.rng.uniform(self.lo, self.hi, size=(n, self._dim))
-            self._pending = [Query(u, "verify", i) for i, u in enumerate(U)]
+            if self._verify_U is None:
+                # The round's N samples are drawn at once (the same generator calls with
+                # or without early decisions); the first half is asked first.
+                n = self.cfg.verify_samples
+                self._verify_U = self.rng.uniform(self.lo, self.hi, size=(n, self._dim))
+                self._verify_seen = []
+            done = len(self._verify_seen)
+            n_ask = len(self._verify_U) - done
+            if self.cfg.early_verify and done == 0:
+                n_ask = len(self._verify_U) // 2
+            self._pending = [Query(u, "verify", done + i) for i, u in enumerate(self._verify_U[done:done + n_ask])]
         if not self._pending:
             self._advance_from_probe_or_bisect()
             return self.next_queries()
@@ -207,7 +217,13 @@ class RegionGrowth:
                     self.groups += [(side, dims[:half]), (side, dims[half:])]
             self._advance_from_probe_or_bisect()
         else:
-            self._consume_verify(np.array([q.u for q in qs]), failed, np.asarray(values, float), plausible)
+            self._verify_seen += list(zip(qs, failed, np.asarray(values, float), plausible))
+            qs_all, f_all, v_all, p_all = zip(*self._verify_seen)
+            f_all, v_all, p_all = np.array(f_all, bool), np.array(v_all, float), np.array(p_all, bool)
+            if len(self._verify_seen) < len(self._verify_U) and not self._verify_decided(f_all, p_all):
+                return  # ask the second half
+            self._verify_U, self._verify_seen = None, []
+            self._consume_verify(np.array([q.u for q in qs_all]), f_all, v_all, p_all)
 
     def _advance_from_probe_or_bisect(self) -> None:
         tol = self.cfg.bisection_tol
@@ -233,6 +249,20 @@ class RegionGrowth:
         if narrow.any():
             lo = np.clip(0.5 * (self.lo + self.hi)[narrow] - tol / 2, -1.0, 1.0 - tol)
             self.lo[narrow], self.hi[narrow] = lo, lo + tol
+
+    def _verify_decided(self, failed: np.ndarray, plausible: np.ndarray) -> bool:
+        """After the first half of a verification round: whether its outcome is already
+        clear. Accept early only when the Wilson interval's lower end is at or above
+        `min_failure_rate` (a stricter test than the rate over all N); reject early when
+        no answers to the second half could lift the rate over all N to it (curtailment:
+        the same decision the full round would take)."""
+        cfg = self.cfg
+        n, k = int(plausible.sum()), int((failed & plausible).sum())
+        rest = len(self._verify_U) - len(failed)
+        if n >= max(1, len(self._verify_U) // 4) and wilson_interval(k, n, cfg.confidence)[0] >= cfg.min_failure_rate:
+            return True
+        best = max(k / n if n else 0.0, (k + rest) / (n + rest))
+        return best < cfg.min_failure_rate
 
     def _consume_verify(self, U: np.ndarray, failed: np.ndarray, values: np.ndarray, plausible: np.ndarray) -> None:
         cfg = self.cfg

@@ -47,7 +47,7 @@ class SearchResult:
 # 6: the MARL observation grew (env.OBS_VERSION 2: claim map and four more statistics).
 # 7: log-fitted growth (growth_log.LogGrowth jobs; the session's evaluation log is rebuilt
 # from the records up to the checkpoint, not pickled).
-STATE_VERSION = 7
+STATE_VERSION = 8
 
 
 def _versions() -> dict[str, str]:

@@ -84,8 +84,10 @@ def test_log_growth_recovers_a_planted_box_with_fewer_fresh_evaluations(space):
     no_log, _ = _run(LogGrowth(0, 0, x0, NEW, np.random.default_rng(0), None), ev)
 
     for r, cfg in ((old, OLD), (new, NEW), (no_log, NEW)):
-        # the same verification rule: N fresh samples, >= 80% failing, Wilson interval
-        assert r.accepted and r.n == cfg.verify_samples and r.rate >= cfg.min_failure_rate
+        # the same verification rule: N fresh samples, >= 80% failing, Wilson interval; or,
+        # decided after the first half, a Wilson interval whose lower end is >= 80%
+        assert r.accepted and r.n in (cfg.verify_samples // 2, cfg.verify_samples) and r.rate >= cfg.min_failure_rate
+        assert r.n == cfg.verify_samples or r.interval[0] >= cfg.min_failure_rate
         assert r.interval[0] <= r.rate <= r.interval[1]
         _check_box(space, r, cfg)
     assert job.log_moves > 0  # the log moved bracket ends
@@ -178,3 +180,34 @@ def test_bad_growth_options_are_one_line_errors(region, match):
         SearchConfig(region=region).validate()
     with pytest.raises(SearchConfigError, match="region.growth"):
         SearchConfig.from_dict({"region": {"growth": 3}}).validate()
+
+
+def _verify_once(cfg, pattern):
+    """One verification round of a job put straight into verification: `pattern[i]` is
+    whether sample i fails. Returns the result and the samples it asked for."""
+    job = RegionGrowth(0, 0, np.zeros(4), dataclasses.replace(cfg, max_verify_rounds=1), np.random.default_rng(5))
+    job.lo, job.hi = np.full(4, -0.5), np.full(4, 0.5)
+    job.groups, job.stage = [], "verify"
+    asked = []
+    while not job.done:
+        qs = job.next_queries()
+        asked += [q.u for q in qs]
+        job.consume(np.array([pattern[q.key] for q in qs]), np.array([100.0 if pattern[q.key] else 10.0 for q in qs]))
+    return job.result, np.array(asked)
+
+
+@pytest.mark.parametrize("n_fail_first, n_fail_second, asked_early", [
+    (20, 20, 20),   # 20 of 20: Wilson [0.84, 1] >= 0.8, accepted after the first half
+    (19, 20, 40),   # 19 of 20: [0.76, 0.99], not yet clear: all 40 decide (39/40, accepted)
+    (18, 14, 40),   # 32 of 40 = 0.8: accepted on all 40
+    (12, 19, 40),   # 12 of 20 could still reach 32 of 40: asked; 31/40 rejected
+    (11, 20, 20),   # 11 of 20 can no longer reach 32 of 40: rejected after the first half
+])
+def test_early_verification_takes_the_full_rounds_decision_on_the_same_samples(n_fail_first, n_fail_second, asked_early):
+    pattern = [i < n_fail_first for i in range(20)] + [i < n_fail_second for i in range(20)]
+    full, U_full = _verify_once(RegionConfig(early_verify=False), pattern)
+    early, U_early = _verify_once(RegionConfig(early_verify=True), pattern)
+    assert len(U_full) == full.n == 40 and len(U_early) == early.n == asked_early
+    assert np.array_equal(U_early, U_full[:asked_early])  # the same draws, a prefix of them
+    assert early.accepted == full.accepted == (n_fail_first + n_fail_second >= 32)
+    assert early.k == sum(pattern[:asked_early]) and early.interval[0] <= early.rate <= early.interval[1]

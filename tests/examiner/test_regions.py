@@ -50,7 +50,9 @@ def test_region_growing_recovers_a_known_box(bounds, probe_group):
     cfg = RegionConfig(probe_group=probe_group)
     r = grow(space, ev, seed_point, cfg)
     assert r.accepted and r.rate >= cfg.min_failure_rate
-    assert r.n == cfg.verify_samples and r.interval[0] <= r.rate <= r.interval[1]
+    # all N samples, or the first half when its Wilson interval already clears the rate
+    assert r.n in (cfg.verify_samples // 2, cfg.verify_samples) and r.interval[0] <= r.rate <= r.interval[1]
+    assert r.n == cfg.verify_samples or r.interval[0] >= cfg.min_failure_rate
     for i, name in enumerate(space.names):
         if name in bounds:
             lo, hi = bounds[name]
@@ -139,7 +141,7 @@ def test_implausible_scenes_neither_bound_the_box_nor_count_in_its_rate():
     assert r.accepted and r.rate == 1.0 and r.k == r.n
     assert r.hi[dist] == 1.0 and r.lo[dist] == -1.0
     assert abs(r.lo[roll] - 0.2) <= RegionConfig().bisection_tol
-    assert 0 < r.n_implausible < 20 and r.n + r.n_implausible == RegionConfig().verify_samples
+    assert 0 < r.n_implausible < 20 and r.n + r.n_implausible in (20, RegionConfig().verify_samples)
     m = ModeSet(RegionConfig())
     mode = m.add(r)
     assert len(mode.errors) == r.n and mode.to_dict()["verified"]["implausible"] == r.n_implausible

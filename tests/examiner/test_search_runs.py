@@ -106,7 +106,9 @@ def test_marl_recovers_every_planted_region_as_a_box_and_logs_complete_records(t
     assert (iou.max(axis=1) >= 0.3).all(), iou  # every mode is one of them
     for m in res.modes:
         v = m["verified"]
-        assert v["rate"] >= 0.8 and v["n"] + v["implausible"] == 40 and v["n"] >= 10
+        # all 40 samples, or the first 20 when their Wilson interval already clears 0.8
+        assert v["rate"] >= 0.8 and v["n"] + v["implausible"] in (20, 40) and v["n"] >= 10
+        assert v["n"] + v["implausible"] == 40 or v["interval"][0] >= 0.8
         assert m["verified"]["interval"][0] <= m["verified"]["rate"] <= m["verified"]["interval"][1]
     t = RunStore.open(tmp_path / "m").evaluations()
     assert t.u.shape == (res.evaluations, space.dim)
