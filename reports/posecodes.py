@@ -25,7 +25,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from simulator.body import JOINT_NAMES
-from simulator.params import ParamSpace, SceneParams
+from simulator.params import ParamSpace, SceneParams, age_years
 
 J = {name: i for i, name in enumerate(JOINT_NAMES)}
 SIDES = (("l", "left"), ("r", "right"))
@@ -318,17 +318,19 @@ def body_posecodes(params: SceneParams) -> list[Posecode]:
     """Who: age, build, height (phenotypes in [0, 1], see simulator.params)."""
     s = params.shape
     out = []
-    if s["age"] < 0.3:
+    years = float(age_years(s["age"]))
+    if years < 12:
         out.append(Posecode("child", "a child", "body"))
-    elif s["age"] > 0.85:
+    elif years > 65:
         out.append(Posecode("elderly", "an elderly person", "body"))
     if s["weight"] > 0.8:
         out.append(Posecode("heavy", "heavy build", "body"))
     elif s["weight"] < 0.15:
         out.append(Posecode("slim", "very slim", "body"))
-    if s["height"] > 0.85:
+    # height: stature percentile for the body's age and sex (simulator.stature)
+    if s["height"] > 0.9:
         out.append(Posecode("tall", "very tall", "body"))
-    elif s["height"] < 0.15:
+    elif s["height"] < 0.1:
         out.append(Posecode("short", "very short", "body"))
     return out
 

@@ -23,10 +23,14 @@ def metric_unit(metric: str) -> str:
 def display_value(dim: Dimension, v: np.ndarray) -> np.ndarray:
     """Physical values in display units (degrees for radians)."""
     v = np.asarray(v, float)
+    if dim.warp:
+        return np.asarray(dim.to_display(v), float)
     return np.degrees(v) if dim.unit == "rad" else v
 
 
 def display_unit(dim: Dimension) -> str:
+    if dim.warp:
+        return dim.display_unit
     return "°" if dim.unit == "rad" else dim.unit
 
 
@@ -35,7 +39,7 @@ def physical(dim: Dimension, u: np.ndarray) -> np.ndarray:
     u = np.clip(np.asarray(u, float), -1.0, 1.0)
     if dim.choices:
         return np.minimum(((u + 1.0) / 2.0 * len(dim.choices)).astype(int), len(dim.choices) - 1).astype(float)
-    return dim.low + (u + 1.0) * 0.5 * (dim.high - dim.low)
+    return dim.physical_array(u)
 
 
 def box_text(dim: Dimension, lo_u: float, hi_u: float) -> str:

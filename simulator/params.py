@@ -365,10 +365,35 @@ def _typed(name: str, ann: str, v: Any) -> Any:
 # ---------------------------------------------------------------------------------------
 
 
+# anny's age phenotype <-> age in years: the piecewise-linear "morphological age" mapping
+# anny samples realistic bodies with (anny/data/shape_calibration/{boys,girls}.pth,
+# `morphological_age_mapping`; a test checks these against the file). Adults of 18-64
+# years are 0.77-0.83 of anny's [0, 1]: a dimension uniform in anny's age drew 74%
+# children and teenagers and 7% adults, so `shape.age` is searched uniformly in years.
+ANNY_AGE_ANCHORS = (0.0, 0.05, 0.215, 0.415, 0.67, 0.77, 0.83, 1.0)
+AGE_YEARS_ANCHORS = (0.0, 1.0, 4.0, 11.0, 16.0, 18.0, 64.0, 110.0)
+AGE_WARP = (ANNY_AGE_ANCHORS, AGE_YEARS_ANCHORS)
+
+
+def age_years(anny_age) -> np.ndarray:
+    """anny's age phenotype -> age in years."""
+    return np.interp(anny_age, ANNY_AGE_ANCHORS, AGE_YEARS_ANCHORS)
+
+
+def anny_age(years) -> np.ndarray:
+    """Age in years -> anny's age phenotype."""
+    return np.interp(years, AGE_YEARS_ANCHORS, ANNY_AGE_ANCHORS)
+
+
 @dataclass(frozen=True)
 class Dimension:
     """One searchable dimension. Continuous dimensions map [-1, 1] linearly onto
-    [low, high]; categorical ones split [-1, 1] into equal bins, one per choice."""
+    [low, high]; categorical ones split [-1, 1] into equal bins, one per choice.
+
+    warp: (physical anchors, display anchors), both increasing: the dimension is then
+    linear in the display quantity (e.g. age in years) and maps to the physical value
+    (anny's age phenotype) piecewise linearly; `low`, `high` and every value stay physical.
+    """
 
     name: str
     low: float
@@ -380,6 +405,23 @@ class Dimension:
     # joint angles ("pose.l_knee_flexion") form the group "joints", the prior latent
     # dimensions ("pose.z01") the group "pose".
     group_name: str = ""
+    warp: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    display_unit: str = ""
+
+    def to_display(self, value):
+        """Physical value(s) -> the display quantity the dimension is linear in."""
+        return np.interp(value, self.warp[0], self.warp[1]) if self.warp else value
+
+    def from_display(self, value):
+        return np.interp(value, self.warp[1], self.warp[0]) if self.warp else value
+
+    def physical_array(self, u: np.ndarray) -> np.ndarray:
+        """Normalised (N,) -> physical (N,) for a continuous, non-latent dimension."""
+        u = np.clip(np.asarray(u, dtype=np.float64), -1.0, 1.0)
+        if self.warp:
+            lo, hi = self.to_display(self.low), self.to_display(self.high)
+            return self.from_display(lo + (u + 1.0) * 0.5 * (hi - lo))
+        return self.low + (u + 1.0) * 0.5 * (self.high - self.low)
 
     @property
     def group(self) -> str:
@@ -396,6 +438,8 @@ class Dimension:
         if self.choices:
             idx = min(int((u + 1.0) / 2.0 * len(self.choices)), len(self.choices) - 1)
             return self.choices[idx]
+        if self.warp:
+            return float(self.physical_array(np.array(u)))
         return self.low + (u + 1.0) * 0.5 * (self.high - self.low)
 
     def to_normalised(self, value: Any) -> float:
@@ -408,11 +452,16 @@ class Dimension:
             return float(latent_to_u(value, self.low, self.high))
         if self.high == self.low:
             return 0.0
+        if self.warp:
+            lo, hi = self.to_display(self.low), self.to_display(self.high)
+            return float(2.0 * (self.to_display(float(value)) - lo) / (hi - lo) - 1.0)
         return 2.0 * (float(value) - self.low) / (self.high - self.low) - 1.0
 
     def format(self, value: Any) -> str:
         if self.choices:
             return str(value)
+        if self.warp:
+            return f"{float(self.to_display(value)):.0f} {self.display_unit}".rstrip()
         if self.unit == "rad":
             return f"{math.degrees(value):.0f}°"
         if self.unit == "m":
@@ -472,11 +521,14 @@ def default_dimensions() -> list[Dimension]:
     """All searchable dimensions with their default bounds (everyday-to-hard range)."""
     dims = _latent_dimensions() + _joint_dimensions()
     dims += [
-        Dimension("shape.gender", 0.0, 1.0, "", description="0 female .. 1 male"),
-        Dimension("shape.age", 0.1, 1.0, "", description="0 newborn .. 0.1 child .. 0.5 adult .. 1 elder"),
+        Dimension("shape.gender", 0.0, 1.0, "", description="0 male .. 1 female (anny's phenotype)"),
+        Dimension("shape.age", float(anny_age(2.0)), float(anny_age(80.0)), "", warp=AGE_WARP, display_unit="years",
+                  description="anny's age phenotype, searched uniformly in years (2 to 80): 0.215 = 4, "
+                              "0.415 = 11, 0.77 = 18, 0.83 = 64 years"),
         Dimension("shape.muscle", 0.0, 1.0, ""),
         Dimension("shape.weight", 0.0, 1.0, "", description="0 skinny .. 1 corpulent"),
-        Dimension("shape.height", 0.0, 1.0, ""),
+        Dimension("shape.height", 0.0, 1.0, "",
+                  description="stature percentile for the body's age and sex: 0 = 1st, 0.5 = median, 1 = 99th"),
         Dimension("shape.proportions", 0.0, 1.0, ""),
         Dimension("shape.belly", 0.3, 1.0, "", description="0.5 neutral .. 1 pregnant-like belly"),
         Dimension("shape.head_size", 0.2, 0.8, "", description="head height, 0.5 neutral"),

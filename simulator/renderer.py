@@ -103,7 +103,15 @@ def pose_vector(params: SceneParams) -> np.ndarray:
 
 
 def shape_vector(params: SceneParams) -> np.ndarray:
-    return np.array([params.shape[k] for k in ALL_SHAPE_NAMES], dtype=np.float64)
+    """The body model's shape input: the scene's shape values in `ALL_SHAPE_NAMES` order,
+    with `height` (a stature percentile for the body's age and sex) turned into anny's
+    height phenotype (simulator.stature)."""
+    from simulator.stature import height_phenotype
+
+    v = np.array([params.shape[k] for k in ALL_SHAPE_NAMES], dtype=np.float64)
+    i = ALL_SHAPE_NAMES.index
+    v[i("height")] = height_phenotype(v[i("height")], v[i("age")], v[i("gender")])
+    return v
 
 
 class Renderer:
