@@ -195,7 +195,7 @@ def make_dense_renderer(config=None):
             if not params_list:
                 return []
             out = forward_fixed_batch(self.body, np.stack([pose_vector(p) for p in params_list]),
-                                      np.stack([shape_vector(p) for p in params_list]))
+                                      np.stack([shape_vector(p, self.body.name) for p in params_list]))
             results = []
             for i, p in enumerate(params_list):
                 kps = {k: val[i] for k, val in out.keypoints.items()}

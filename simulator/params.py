@@ -158,12 +158,39 @@ class OccluderParams:
     value: float = 0.5
 
 
+# anny's age phenotype <-> age in years: the piecewise-linear "morphological age" mapping
+# anny samples realistic bodies with (anny/data/shape_calibration/{boys,girls}.pth,
+# `morphological_age_mapping`; a test checks these against the file). Adults of 18-64
+# years are 0.77-0.83 of anny's [0, 1]: a dimension uniform in anny's age drew 74%
+# children and teenagers and 7% adults, so `shape.age` is searched uniformly in years.
+ANNY_AGE_ANCHORS = (0.0, 0.05, 0.215, 0.415, 0.67, 0.77, 0.83, 1.0)
+AGE_YEARS_ANCHORS = (0.0, 1.0, 4.0, 11.0, 16.0, 18.0, 64.0, 110.0)
+AGE_WARP = (ANNY_AGE_ANCHORS, AGE_YEARS_ANCHORS)
+
+
+def age_years(anny_age) -> np.ndarray:
+    """anny's age phenotype -> age in years."""
+    return np.interp(anny_age, ANNY_AGE_ANCHORS, AGE_YEARS_ANCHORS)
+
+
+def anny_age(years) -> np.ndarray:
+    """Age in years -> anny's age phenotype."""
+    return np.interp(years, AGE_YEARS_ANCHORS, ANNY_AGE_ANCHORS)
+
+
+# The default body: every phenotype at its middle, except age: anny's age 0.5 is a
+# 13-year-old; the default person is an adult of 30.
+DEFAULT_ADULT_AGE_YEARS = 30.0
+DEFAULT_SHAPE: dict[str, float] = {**{k: 0.5 for k in ALL_SHAPE_NAMES},
+                                   "age": round(float(anny_age(DEFAULT_ADULT_AGE_YEARS)), 4)}
+
+
 @dataclass(frozen=True)
 class SceneParams:
     """Everything that defines one scene. Frozen; `replace()` makes modified copies."""
 
     pose: Mapping[str, float] = field(default_factory=neutral_pose)
-    shape: Mapping[str, float] = field(default_factory=lambda: {k: 0.5 for k in ALL_SHAPE_NAMES})
+    shape: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_SHAPE))
     skin_tone: float = 0.3
     camera: CameraParams = field(default_factory=CameraParams)
     light: LightParams = field(default_factory=LightParams)
@@ -190,7 +217,7 @@ class SceneParams:
             )
         # Fill in defaults so every scene is complete and two equal scenes compare equal.
         object.__setattr__(self, "pose", {**neutral_pose(), **{k: float(v) for k, v in self.pose.items()}})
-        object.__setattr__(self, "shape", {**{k: 0.5 for k in ALL_SHAPE_NAMES}, **{k: float(v) for k, v in self.shape.items()}})
+        object.__setattr__(self, "shape", {**DEFAULT_SHAPE, **{k: float(v) for k, v in self.shape.items()}})
         if self.background.kind not in BACKGROUND_KINDS + (HDRI_BACKGROUND,):
             raise ParamError(f"background.kind must be one of {BACKGROUND_KINDS + (HDRI_BACKGROUND,)}, "
                              f"got {self.background.kind!r}")
@@ -363,26 +390,6 @@ def _typed(name: str, ann: str, v: Any) -> Any:
 # ---------------------------------------------------------------------------------------
 # Parameter space
 # ---------------------------------------------------------------------------------------
-
-
-# anny's age phenotype <-> age in years: the piecewise-linear "morphological age" mapping
-# anny samples realistic bodies with (anny/data/shape_calibration/{boys,girls}.pth,
-# `morphological_age_mapping`; a test checks these against the file). Adults of 18-64
-# years are 0.77-0.83 of anny's [0, 1]: a dimension uniform in anny's age drew 74%
-# children and teenagers and 7% adults, so `shape.age` is searched uniformly in years.
-ANNY_AGE_ANCHORS = (0.0, 0.05, 0.215, 0.415, 0.67, 0.77, 0.83, 1.0)
-AGE_YEARS_ANCHORS = (0.0, 1.0, 4.0, 11.0, 16.0, 18.0, 64.0, 110.0)
-AGE_WARP = (ANNY_AGE_ANCHORS, AGE_YEARS_ANCHORS)
-
-
-def age_years(anny_age) -> np.ndarray:
-    """anny's age phenotype -> age in years."""
-    return np.interp(anny_age, ANNY_AGE_ANCHORS, AGE_YEARS_ANCHORS)
-
-
-def anny_age(years) -> np.ndarray:
-    """Age in years -> anny's age phenotype."""
-    return np.interp(years, AGE_YEARS_ANCHORS, ANNY_AGE_ANCHORS)
 
 
 @dataclass(frozen=True)

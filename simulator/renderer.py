@@ -102,15 +102,17 @@ def pose_vector(params: SceneParams) -> np.ndarray:
     return np.array([params.pose[k] for k in POSE_DOFS], dtype=np.float64)
 
 
-def shape_vector(params: SceneParams) -> np.ndarray:
-    """The body model's shape input: the scene's shape values in `ALL_SHAPE_NAMES` order,
-    with `height` (a stature percentile for the body's age and sex) turned into anny's
-    height phenotype (simulator.stature)."""
-    from simulator.stature import height_phenotype
-
+def shape_vector(params: SceneParams, body_model: str = "anny") -> np.ndarray:
+    """The body model's shape input: the scene's shape values in `ALL_SHAPE_NAMES` order.
+    For anny (and the garments fitted to it), `height` (a stature percentile for the body's
+    age and sex) becomes anny's height phenotype (simulator.stature); SMPL's mapping takes
+    the percentile as it is (0.5 = the mean shape, docs/body_models.md)."""
     v = np.array([params.shape[k] for k in ALL_SHAPE_NAMES], dtype=np.float64)
-    i = ALL_SHAPE_NAMES.index
-    v[i("height")] = height_phenotype(v[i("height")], v[i("age")], v[i("gender")])
+    if body_model == "anny":
+        from simulator.stature import height_phenotype
+
+        i = ALL_SHAPE_NAMES.index
+        v[i("height")] = height_phenotype(v[i("height")], v[i("age")], v[i("gender")])
     return v
 
 
@@ -321,7 +323,7 @@ class Renderer:
         if not params_list:
             return []
         pose = np.stack([pose_vector(p) for p in params_list])
-        shape = np.stack([shape_vector(p) for p in params_list])
+        shape = np.stack([shape_vector(p, self.body.name) for p in params_list])
         out = self.body.forward(pose, shape)
         return [
             self._render_one(p, out.vertices[i], out.joints[i], {k: v[i] for k, v in out.keypoints.items()}, (out.rig, i))
