@@ -194,6 +194,15 @@ def table(rows: list[dict]) -> str:
             m, r = _to(by["marl"], "to_90"), _to(by["random"], "to_90")
             wins = int(np.sum(m < r))
             out.append(f"- seeds where MARL reached 90% recall in fewer evaluations than random: {wins}/{len(m)}")
+    if len(seeds) <= 20:
+        out.append("")
+        out.append(f"Evaluations to 90% recall per seed (`-`: not reached within {budget}):\n")
+        out.append("| strategy | " + " | ".join(str(s) for s in seeds) + " |")
+        out.append("|---|" + "---|" * len(seeds))
+        for s in strategies:
+            per = {r["seed"]: r["to_90"] for r in by[s]}
+            out.append(f"| {s} | " + " | ".join("-" if per.get(x) is None else str(per[x]) for x in seeds) + " |")
+        out.append("| regions | " + " | ".join(str(n) for n in planted) + " |")
     if "marl-pretrained" in by:
         out.append("")
         pre = by["marl-pretrained"]
