@@ -5,6 +5,7 @@
     python benchmarks/bench_search_recall.py --rows rows.jsonl --table-only   # re-aggregate
     python benchmarks/bench_search_recall.py --bisection-tol 0.03125 --strategies marl random   # a region option
     python benchmarks/bench_search_recall.py --seeds 20 --budget 6000 --strategies marl-pretrained hillclimb marl
+    python benchmarks/bench_search_recall.py --target rendered --seeds 5 --budget 2500 --rows r.jsonl   # through the renderer
 
 Each seed s runs every strategy with `seed=s` on `analytic:drawn?layout=s` (3-8 regions of
 2-4 dimensions, volumes 1e-5 .. 3e-2 of the space, drawn anew per layout; see
@@ -17,6 +18,18 @@ counts (search, probe, bisect, verify). Per strategy (examiner.search.recall):
 Intervals: 95% percentile bootstrap over seeds (over recalled regions for IoU), 2000
 resamples, fixed generator. Ratios MARL / random and MARL / best other strategy are
 ratios of means, with a paired bootstrap over seeds. Counts evaluations, never time.
+
+`--target rendered`: the same drawn layout s (drawn_regions(s, space): the same regions as
+`analytic:drawn?layout=s` on the same space, halos included) planted into the white-box
+target model (examiner.targets.whitebox: 0.3 m joint displacement inside a region, 5 mm
+noise, an error rising to `--halo-error` m towards each region with the region's own
+halo width) and evaluated through the real renderer and scoring
+(SimulatorEvaluator: render at `--size` px -> white-box prediction -> score_batch,
+PA-MPJPE). The white-box model reads the pose prior's latent dimensions (`pose.z01`..)
+from the scene's recorded latent, so each planted box is a box of the search space.
+Recall, IoU and growth cost are the same code (examiner.search.recall) as for the
+analytic target; rows add the implausible share (self-penetrating scenes; the analytic
+drawn target has none).
 """
 
 from __future__ import annotations
@@ -31,9 +44,10 @@ from pathlib import Path
 import numpy as np
 
 from examiner.search import SearchConfig, build_evaluator, run_search
-from examiner.search.drawn_targets import planted_boxes
+from examiner.search.drawn_targets import drawn_regions, planted_boxes, region_box
 from examiner.search.recall import recall_report
-from simulator.params import ParamSpace
+from examiner.store import RunStore
+from simulator.params import ParamSpace, SceneParams
 
 STRATEGIES = ("marl", "hillclimb", "random", "cmaes", "qd", "marl-pretrained", "frozen-pretrained")
 # Pseudo-strategies: a benchmark label -> the strategy that runs with ppo.pretrained =
@@ -43,10 +57,34 @@ PSEUDO = {"marl-pretrained": "marl", "frozen-pretrained": "hillclimb"}
 LEVELS = (0.5, 0.9, 1.0)
 
 
+def rendered_space(groups: str, size: int) -> ParamSpace:
+    """The search space with the render size fixed in its base scene."""
+    return ParamSpace.from_groups(groups, base=SceneParams().with_values({"camera.width": size, "camera.height": size}))
+
+
+def rendered_target(seed: int, space: ParamSpace, halo_error: float = 0.05):
+    """(evaluator, planted boxes, model spec label) of drawn layout `seed` planted into
+    the white-box model and evaluated through the renderer."""
+    from examiner.search.sim_evaluator import SimulatorEvaluator, whitebox_regions_spec
+    from examiner.targets.whitebox import PlantedRegion, WhiteBoxTarget
+
+    drawn = drawn_regions(seed, space)
+    regions = [PlantedRegion(bounds, halo=halo) for _, bounds, halo in drawn]
+    model = WhiteBoxTarget(regions, error_m=0.3, noise_m=0.005, halo_error_m=halo_error, space=space)
+    ev = SimulatorEvaluator(model, space)
+    boxes = [(name, *region_box(bounds, space.names)) for name, bounds, _ in drawn]
+    # A record of what ran (per-region halos are not expressible in a whitebox: spec).
+    label = f"whitebox:{whitebox_regions_spec(regions)}?error=0.3&noise=0.005&halo_error={halo_error:g}"
+    return ev, boxes, label
+
+
 def run_one(strategy: str, seed: int, args, space: ParamSpace) -> dict:
-    spec = f"analytic:drawn?layout={seed}"
-    ev = build_evaluator(spec, space)
-    boxes = planted_boxes(ev)
+    if args.target == "rendered":
+        ev, boxes, spec = rendered_target(seed, space, args.halo_error)
+    else:
+        spec = f"analytic:drawn?layout={seed}"
+        ev = build_evaluator(spec, space)
+        boxes = planted_boxes(ev)
     cfg = SearchConfig(strategy=PSEUDO.get(strategy, strategy), budget=args.budget, agents=args.agents, seed=seed,
                        space=args.space)
     if strategy in PSEUDO:
@@ -65,12 +103,17 @@ def run_one(strategy: str, seed: int, args, space: ParamSpace) -> dict:
         run_search(cfg, ev, space, Path(d) / "run", model_spec=spec)
         dt = time.perf_counter() - t0
         rep = recall_report(Path(d) / "run", boxes)
+        records = list(RunStore.open(Path(d) / "run").iter_records())
+    implausible = sum(not r.get("plausible", True) for r in records)
+    implausible_growth = sum(not r.get("plausible", True) for r in records if r.get("phase") != "search")
     return {
-        "strategy": strategy, "seed": seed, "layout": seed, "budget": args.budget, "planted": rep.planted,
+        "target": args.target, "strategy": strategy, "seed": seed, "layout": seed, "budget": args.budget, "planted": rep.planted,
         "found_at": rep.found_at, "iou": rep.iou, "iou_dims": rep.iou_dims,
         **{f"to_{int(q * 100)}": rep.evals_to_recall(q) for q in LEVELS},
         "evaluations": rep.evaluations, "accepted": rep.accepted, "growth_evaluations": rep.growth_evaluations,
         "evals_per_region": rep.evals_per_region, "false_modes": rep.false_modes, "seconds": round(dt, 1),
+        "implausible": implausible, "implausible_growth": implausible_growth,
+        "model_errors": sum(bool(r.get("model_error")) for r in records),
         "region": dataclasses.asdict(cfg.region),
     }
 
@@ -107,8 +150,10 @@ def table(rows: list[dict]) -> str:
     out = [f"{len(seeds)} drawn layouts (seeds {seeds[0]}-{seeds[-1]}; {min(planted)}-{max(planted)} regions each, "
            f"{sum(planted)} in all), budget {budget} evaluations, mean [95% bootstrap interval]; "
            "a run that never reached a level counts as the budget (n = runs that reached it).\n"]
-    out.append("| strategy | evals to 50% | evals to 90% | evals to 100% | box IoU median | evals per region | false modes |")
-    out.append("|---|---|---|---|---|---|---|")
+    imp = any(r.get("target", "analytic") == "rendered" for r in rows)
+    out.append("| strategy | evals to 50% | evals to 90% | evals to 100% | box IoU median | evals per region | false modes |"
+               + (" implausible share |" if imp else ""))
+    out.append("|---|---|---|---|---|---|---|" + ("---|" if imp else ""))
     for s in strategies:
         rs = by[s]
         cells = []
@@ -125,6 +170,10 @@ def table(rows: list[dict]) -> str:
         lo, hi = _boot(epr)
         cells.append(f"{epr.mean():.0f} [{lo:.0f}, {hi:.0f}]" if len(epr) else "-")
         cells.append(str(sum(r["false_modes"] for r in rs)))
+        if imp:
+            n_imp, n_all = sum(r.get("implausible", 0) for r in rs), sum(r["evaluations"] for r in rs)
+            g_imp = sum(r.get("implausible_growth", 0) for r in rs)
+            cells.append(f"{n_imp / max(n_all, 1):.1%} ({n_imp}/{n_all}; {g_imp} in growth)")
         out.append(f"| {s} | " + " | ".join(cells) + " |")
     if "marl" in by:
         out.append("")
@@ -145,6 +194,15 @@ def table(rows: list[dict]) -> str:
             m, r = _to(by["marl"], "to_90"), _to(by["random"], "to_90")
             wins = int(np.sum(m < r))
             out.append(f"- seeds where MARL reached 90% recall in fewer evaluations than random: {wins}/{len(m)}")
+    if len(seeds) <= 20:
+        out.append("")
+        out.append(f"Evaluations to 90% recall per seed (`-`: not reached within {budget}):\n")
+        out.append("| strategy | " + " | ".join(str(s) for s in seeds) + " |")
+        out.append("|---|" + "---|" * len(seeds))
+        for s in strategies:
+            per = {r["seed"]: r["to_90"] for r in by[s]}
+            out.append(f"| {s} | " + " | ".join("-" if per.get(x) is None else str(per[x]) for x in seeds) + " |")
+        out.append("| regions | " + " | ".join(str(n) for n in planted) + " |")
     if "marl-pretrained" in by:
         out.append("")
         pre = by["marl-pretrained"]
@@ -162,6 +220,12 @@ def table(rows: list[dict]) -> str:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--target", choices=("analytic", "rendered"), default="analytic",
+                   help="analytic: analytic:drawn?layout=s; rendered: layout s planted into the white-box model, "
+                        "through the renderer")
+    p.add_argument("--size", type=int, default=64, help="rendered: render size (px)")
+    p.add_argument("--halo-error", type=float, default=0.05,
+                   help="rendered: joint displacement (m) at a region's edge, below the failure threshold")
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--budget", type=int, default=5000)
@@ -186,11 +250,11 @@ def main(argv=None) -> None:
     if rows_path and rows_path.exists():
         rows = [json.loads(line) for line in rows_path.read_text().splitlines() if line.strip()]
     if not args.table_only:
-        space = ParamSpace.from_groups(args.space)
-        done = {(r["strategy"], r["seed"], r["budget"]) for r in rows}
+        space = rendered_space(args.space, args.size) if args.target == "rendered" else ParamSpace.from_groups(args.space)
+        done = {(r.get("target", "analytic"), r["strategy"], r["seed"], r["budget"]) for r in rows}
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             for strategy in args.strategies:
-                if (strategy, seed, args.budget) in done:
+                if (args.target, strategy, seed, args.budget) in done:
                     continue
                 row = run_one(strategy, seed, args, space)
                 rows.append(row)
@@ -198,7 +262,8 @@ def main(argv=None) -> None:
                 if rows_path:
                     with rows_path.open("a") as f:
                         f.write(json.dumps(row) + "\n")
-    rows = [r for r in rows if r["budget"] == args.budget and r["strategy"] in args.strategies]
+    rows = [r for r in rows if r["budget"] == args.budget and r["strategy"] in args.strategies
+            and r.get("target", "analytic") == args.target]
     print(table(rows))
 
 

@@ -13,7 +13,15 @@ the same scene always gets the same prediction, in any batch order.
 With ``halo > 0`` the error also rises *towards* each region, as a real model degrades
 near a hard configuration: outside every region the joints are displaced by
 ``halo_error_m * exp(-(d / halo) ** 2)``, where d is the scene's distance to the nearest
-region (L2 over that region's dimensions, normalised units). Keep ``halo_error_m`` well
+region (L2 over that region's dimensions, normalised units). A region's own ``halo``
+(``PlantedRegion(..., halo=h)``, Python only) replaces the target's for that region;
+the displacement is then the largest over the regions.
+
+Regions may name the pose prior's latent dimensions (``pose.z01`` .., the ``pose``
+group): their value is the scene's recorded ``pose_latent`` (the latent the search
+sampled; a pose given as angles is encoded by the prior, approximately, as
+``ParamSpace.to_vector`` does), so a box over latent dimensions is a box of a
+``pose,...`` search space. Keep ``halo_error_m`` well
 below the failure threshold (the default 0.05 m gives a PA-MPJPE of ~40-50 mm at a
 region's edge) so that only the regions themselves fail.
 
@@ -37,7 +45,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from examiner.targets.base import Prediction, TargetBatch, TargetError, TargetModel
-from simulator.params import Dimension, ParamSpace, SceneParams, default_dimensions
+from simulator.params import LATENT_PREFIX, Dimension, ParamSpace, SceneParams, default_dimensions
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,7 @@ class PlantedRegion:
 
     bounds: Mapping[str, tuple[float, float]]
     error_m: float | None = None  # None: the target's error_m
+    halo: float | None = None  # None: the target's halo (width of the rising error, normalised units)
 
     def __post_init__(self) -> None:
         if not self.bounds:
@@ -54,6 +63,8 @@ class PlantedRegion:
         for name, (lo, hi) in self.bounds.items():
             if not lo <= hi:
                 raise TargetError(f"planted region bound for {name!r} must satisfy low <= high, got ({lo}, {hi})")
+        if self.halo is not None and not (math.isfinite(float(self.halo)) and float(self.halo) >= 0):
+            raise TargetError(f"planted region halo must be a finite number >= 0, got {self.halo!r}")
 
     @classmethod
     def from_physical(
@@ -120,7 +131,21 @@ class WhiteBoxTarget(TargetModel):
 
     def normalised(self, params: SceneParams, names: Sequence[str]) -> dict[str, float]:
         flat = params.flat()
-        return {n: float(self._dims[n].to_normalised(flat[n])) for n in names}
+        z = self._latent(params) if any(self._dims[n].is_latent for n in names) else None
+        return {n: float(self._dims[n].to_normalised(z[int(n[len(LATENT_PREFIX):]) - 1] if self._dims[n].is_latent
+                                                     else flat[n])) for n in names}
+
+    def _latent(self, params: SceneParams) -> np.ndarray:
+        """The scene's pose prior latent: the recorded one, else the prior's encoding of the
+        pose angles (approximate, as ParamSpace.to_vector)."""
+        z = np.asarray(params.pose_latent, dtype=np.float64)
+        n = sum(d.is_latent for d in self._dims.values())
+        if z.shape != (n,):
+            from simulator.joints import POSE_DOFS
+            from simulator.prior import load_pose_prior
+
+            z = load_pose_prior().encode(np.array([[params.pose[k] for k in POSE_DOFS]]))[0]
+        return z
 
     def region_of(self, params: SceneParams) -> int | None:
         """Index of the first planted region containing the scene, or None."""
@@ -130,16 +155,27 @@ class WhiteBoxTarget(TargetModel):
                 return i
         return None
 
-    def halo_distance(self, params: SceneParams) -> float:
-        """Distance (normalised units) from the scene to the nearest planted region: L2
-        over each region's own dimensions of how far the scene lies outside its box."""
+    def region_distances(self, params: SceneParams) -> list[float]:
+        """Distance (normalised units) from the scene to each planted region: L2 over the
+        region's own dimensions of how far the scene lies outside its box."""
         names = sorted({n for r in self.regions for n in r.bounds})
         u = self.normalised(params, names)
-        best = float("inf")
-        for r in self.regions:
-            gap = [max(lo - u[n], 0.0, u[n] - hi) for n, (lo, hi) in r.bounds.items()]
-            best = min(best, float(np.sqrt(np.sum(np.square(gap)))))
-        return best
+        return [float(np.sqrt(np.sum(np.square([max(lo - u[n], 0.0, u[n] - hi) for n, (lo, hi) in r.bounds.items()]))))
+                for r in self.regions]
+
+    def halo_distance(self, params: SceneParams) -> float:
+        """Distance (normalised units) from the scene to the nearest planted region."""
+        return min(self.region_distances(params), default=float("inf"))
+
+    def halo_error(self, params: SceneParams) -> float:
+        """Displacement (m) outside every region: the largest over the regions of
+        halo_error_m * exp(-(d / halo) ** 2), each with its own halo or the target's."""
+        err = 0.0
+        for r, d in zip(self.regions, self.region_distances(params)):
+            h = self.halo if r.halo is None else float(r.halo)
+            if h > 0:
+                err = max(err, self.halo_error_m * float(np.exp(-((d / h) ** 2))))
+        return err
 
     def _rng(self, params: SceneParams) -> np.random.Generator:
         key = zlib.crc32(params.to_json(sort_keys=True).encode("utf-8"))
@@ -163,8 +199,8 @@ class WhiteBoxTarget(TargetModel):
             err = 0.0
             if region is not None:
                 err = self.regions[region].error_m or self.error_m
-            elif self.halo > 0 and self.regions:
-                err = self.halo_error_m * float(np.exp(-((self.halo_distance(sample.params) / self.halo) ** 2)))
+            elif self.regions and (self.halo > 0 or any(r.halo for r in self.regions)):
+                err = self.halo_error(sample.params)
             if err > 0:
                 direction = rng.normal(size=gt3.shape)
                 direction /= np.linalg.norm(direction, axis=1, keepdims=True)

@@ -288,3 +288,29 @@ def test_a_missed_person_is_a_failure_not_a_model_error(tmp_path):
 
     html = Path(write_report(tmp_path / "run").html).read_text()
     assert "or the model found no person (" in html
+
+
+def test_recall_benchmark_rendered_target_plants_a_drawn_layout(tmp_path):
+    """bench_search_recall --target rendered: drawn layout 0 planted into the white-box model,
+    pose prior latent dimensions included, fails inside a planted region through the renderer."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_search_recall.py"
+    spec = importlib.util.spec_from_file_location("bench_search_recall", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    space = bench.rendered_space("pose,shape,camera", 64)
+    ev, boxes, label = bench.rendered_target(0, space)
+    assert label.startswith("whitebox:") and len(boxes) == len(ev.model.regions) >= 3
+    name, lo, hi = next(b for b in boxes if any(n.startswith("pose.z") for n in ev.model.regions[boxes.index(b)].bounds))
+    inside = (lo + hi) / 2.0
+    outside = inside.copy()
+    dims = np.flatnonzero((lo > -1.0) | (hi < 1.0))
+    outside[dims] = np.where(lo[dims] > -0.5, -1.0, 1.0)  # every named side moved past the box
+    params = space.to_params_batch(np.stack([inside, outside]))
+    u = ev.model.normalised(params[0], space.names)
+    np.testing.assert_allclose([u[n] for n in space.names if n.startswith("pose.z")],
+                               inside[[i for i, n in enumerate(space.names) if n.startswith("pose.z")]], atol=1e-9)
+    assert ev.model.region_of(params[0]) is not None and ev.model.region_of(params[1]) is None
+    out = ev.evaluate(np.stack([inside, outside]))
+    assert out[0].error > 90.0 > out[1].error
