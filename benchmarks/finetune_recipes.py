@@ -14,6 +14,17 @@ half). The epoch the trainer's stopping rule keeps is marked.
 
     PYTHONPATH=. nice -n 10 python benchmarks/finetune_recipes.py --root /tmp/ft_r1 \
         --name lr1e-3 --set set --config '{"lr": 1e-3, "epochs": 10}'
+
+The inputs are regenerated with --prepare (what round 1 of bench_finetune.py / `examiner
+loop` does before it fine-tunes: calibrate the threshold on the baseline, search with
+MARL, 4 agents, budget 2000, seed 0 on pose,camera,occluder, build the round's set with
+seed 1000 and base_share 0.2; the control's uniform set with seed 777):
+
+    PYTHONPATH=. nice -n 10 python benchmarks/finetune_recipes.py --root /tmp/ft_r1 --prepare \
+        [--budget 2000 --n 600]
+    # a bigger set from the same modes (ROOT/set_1600):
+    PYTHONPATH=. nice -n 10 python benchmarks/finetune_recipes.py --root /tmp/ft_r1 --prepare \
+        --extra-set 1600
 """
 
 from __future__ import annotations
@@ -99,16 +110,54 @@ def scores(net, data: dict[str, np.ndarray], threshold: float) -> dict:
     return out
 
 
+def prepare(root: Path, budget: int, n: int, seed: int, workers: int, extra: int | None) -> None:
+    """ROOT/run, ROOT/set, ROOT/control_set as round 1 of `examiner loop` builds them (and
+    ROOT/set_EXTRA: EXTRA scenes from the same modes, same seed and base share)."""
+    from examiner.app.finetune import build_set, build_uniform_set
+    from examiner.app.loop import _calibrate, _search
+
+    root.mkdir(parents=True, exist_ok=True)
+    space = "pose,camera,occluder"
+    cfg_kw = {"strategy": "marl", "budget": budget, "agents": 4, "seed": seed, "workers": workers,
+              "metric": "pa_mpjpe"}
+    meta = root / "prepare.json"
+    info = json.loads(meta.read_text()) if meta.is_file() else {}
+    if "threshold" not in info:
+        info["threshold"], _ = _calibrate("baseline", space, cfg_kw)
+        meta.write_text(json.dumps(info))
+    if "examine" not in info:
+        t = time.perf_counter()
+        info["examine"] = _search("baseline", space, cfg_kw, info["threshold"], root / "run", True)
+        info["examine_wall_s"] = round(time.perf_counter() - t, 1)
+        meta.write_text(json.dumps(info, indent=1))
+    print(f"run: {len(info['examine']['modes'])} mode(s), threshold {info['threshold']:.1f}", flush=True)
+    build_set(root / "run", root / "set", n, seed + 1000, 0.2, workers)
+    build_uniform_set(root / "run", root / "control_set", n, seed + 777, workers)
+    if extra:
+        build_set(root / "run", root / f"set_{extra}", extra, seed + 1000, 0.2, workers)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--root", default="/tmp/ft_r1")
-    ap.add_argument("--name", required=True)
+    ap.add_argument("--name", default=None, help="the recipe's name (required unless --prepare)")
+    ap.add_argument("--prepare", action="store_true", help="regenerate the inputs in ROOT and stop")
+    ap.add_argument("--budget", type=int, default=2000)
+    ap.add_argument("--n", type=int, default=600)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--extra-set", type=int, default=None, help="with --prepare: also ROOT/set_N, N scenes")
     ap.add_argument("--set", default="set", help="set (the round's) or control_set")
     ap.add_argument("--config", default="{}", help="FinetuneConfig overrides as JSON")
     ap.add_argument("--threshold", type=float, default=90.0)
     ap.add_argument("--eval-per-mode", type=int, default=150)
     ap.add_argument("--eval-uniform", type=int, default=300)
     args = ap.parse_args()
+    if args.prepare:
+        prepare(Path(args.root), args.budget, args.n, args.seed, args.workers, args.extra_set)
+        return
+    if not args.name:
+        ap.error("--name is required")
     from examiner.training import baseline as bl
     from examiner.training.finetune import FinetuneConfig, everyday_splits, finetune, load_network
 
