@@ -298,15 +298,19 @@ def main() -> None:
     net = load_network("baseline")
     rows = []
 
+    fit_mode = {k: train[k][train["mode"] >= 0][:400] for k in ("images", "joints3d", "joints2d")}
+
     def measure(epoch, net):
         row = {"epoch": epoch, "everyday_report_mpjpe": bl.evaluate_arrays(net, report)["mpjpe_mm"],
+               "train_mode_mpjpe": bl.evaluate_arrays(net, fit_mode)["mpjpe_mm"],
                "everyday_stop_mpjpe": bl.evaluate_arrays(net, stop)["mpjpe_mm"],
                "modes": scores(net, ev_modes, args.threshold), "uniform": scores(net, ev_uni, args.threshold)["all"]}
         rows.append(row)
         m = " ".join(f"{k} {100 * v['rate']:.0f}%/{v['median']:.0f}" for k, v in row["modes"].items())
         print(f"[{args.name}] epoch {epoch}: {m} | uniform {100 * row['uniform']['rate']:.1f}%/"
               f"{row['uniform']['median']:.0f} | everyday {row['everyday_report_mpjpe']:.1f} "
-              f"(stop {row['everyday_stop_mpjpe']:.1f})", flush=True)
+              f"(stop {row['everyday_stop_mpjpe']:.1f}) | training mode scenes MPJPE {row['train_mode_mpjpe']:.1f}",
+              flush=True)
 
     measure(0, net)
     t = time.perf_counter()
@@ -320,7 +324,8 @@ def main() -> None:
     out = root / "recipes.jsonl"
     with open(out, "a") as f:
         f.write(json.dumps({"name": args.name, "set": args.set, "config": asdict(cfg), "kept_epoch": kept,
-                            "wall_s": round(wall, 1), "epochs": rows}) + "\n")
+                            "wall_s": round(wall, 1), "epochs": rows,
+                            "history": info["history"]}) + "\n")
 
 
 if __name__ == "__main__":
