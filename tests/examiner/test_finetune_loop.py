@@ -128,6 +128,22 @@ def test_mode_weight_and_replay_schedule_change_training(tiny_set):
     assert sched != plain and info["everyday_per_epoch"] == 0
 
 
+def test_a_loop_saved_before_the_new_recipe_options_resumes():
+    """loop.json written before mode_weight / everyday_share_end existed compares equal to
+    today's defaults (they train exactly as before), and a real difference still shows."""
+    import dataclasses
+
+    from examiner.app.loop import with_new_recipe_defaults
+    from examiner.training.finetune import FinetuneConfig
+
+    now = dataclasses.asdict(FinetuneConfig())
+    saved = {k: v for k, v in now.items() if k not in ("mode_weight", "everyday_share_end")}
+    assert with_new_recipe_defaults(saved) == now
+    assert with_new_recipe_defaults({**saved, "lr": 1.0}) != now
+    assert with_new_recipe_defaults({**now, "mode_weight": 2.0}) != now
+    assert with_new_recipe_defaults(None) is None
+
+
 def test_truncate_crops_moves_the_2d_targets_with_the_pixels():
     """A bright dot drawn at each of two joints lands where the transformed 2D targets say,
     the cut-off side turns black, and frac=0 changes nothing."""
