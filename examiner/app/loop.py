@@ -47,6 +47,18 @@ def cpu_seconds() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
+# Recipe options added after a loop folder may have been written, with the default that
+# trains exactly as before they existed: a loop saved without them resumes.
+_NEUTRAL_RECIPE_OPTIONS = {"mode_weight": 1.0, "everyday_share_end": None}
+
+
+def with_new_recipe_defaults(finetune: dict | None) -> dict | None:
+    """A saved loop's fine-tuning options with the neutral value of every option it predates."""
+    if not isinstance(finetune, dict):
+        return finetune
+    return {**{k: v for k, v in _NEUTRAL_RECIPE_OPTIONS.items() if k not in finetune}, **finetune}
+
+
 def _write_state(out: Path, state: dict) -> None:
     tmp = out / f".{STATE}.tmp-{os.getpid()}"
     with open(tmp, "w") as f:
@@ -131,6 +143,7 @@ def run_loop(out: str | Path, *, model: str = "baseline", rounds: int = 2, space
     if (out / STATE).is_file():
         state = json.loads((out / STATE).read_text())
         old = {k: v for k, v in state["config"].items() if k != "rounds"}
+        old["finetune"] = with_new_recipe_defaults(old.get("finetune"))
         new = {k: v for k, v in config.items() if k != "rounds"}
         if old != new:
             diff = sorted(k for k in new if old.get(k) != new.get(k))

@@ -47,7 +47,11 @@ class FinetuneConfig:
     cannot reach a joint cut off by the image border; the 3D head is unbounded and trained
     on every joint); truncate_aug: the fraction of every batch's examples
     truncated on the fly (`truncate_crops`: a random side of the person cut off by a
-    simulated image border, re-cropped as the adapter would). The defaults are the recipe measured best in
+    simulated image border, re-cropped as the adapter would); mode_weight: the loss weight
+    of the set's failure-mode scenes relative to everyday replay and the set's whole-space
+    scenes (every batch's loss is the weighted mean); everyday_share_end: when set, the
+    everyday share moves linearly from everyday_share (first epoch) to this (last epoch).
+    The defaults are the recipe measured best in
     benchmarks/RESULTS-finetune.md (experiment log)."""
 
     epochs: int = 10
@@ -63,6 +67,8 @@ class FinetuneConfig:
     freeze_blocks: int = 0
     crop2d_loss: bool = True
     truncate_aug: float = 0.0
+    mode_weight: float = 1.0
+    everyday_share_end: float | None = None
     seed: int = 0
     threads: int = 1
     schema_version: int = 1
@@ -76,6 +82,10 @@ class FinetuneConfig:
             raise FinetuneError(f"--lr must be positive, got {self.lr}")
         if not 0.0 <= self.everyday_share < 1.0:
             raise FinetuneError(f"--everyday-share must be in [0, 1), got {self.everyday_share}")
+        if self.everyday_share_end is not None and not 0.0 <= self.everyday_share_end < 1.0:
+            raise FinetuneError(f"everyday_share_end must be in [0, 1), got {self.everyday_share_end}")
+        if not self.mode_weight > 0:
+            raise FinetuneError(f"mode_weight must be positive, got {self.mode_weight}")
         if not 0.0 <= self.holdout < 0.5:
             raise FinetuneError(f"the hold-out fraction must be in [0, 0.5), got {self.holdout}")
         if self.optimizer not in ("adamw", "sgd"):
@@ -302,10 +312,16 @@ def finetune(net, train: dict[str, np.ndarray], everyday: dict[str, np.ndarray],
     hold_idx, fit_idx = order[:n_hold], order[n_hold:]
     hold = {k: v[hold_idx] for k, v in train.items()} if n_hold else None
     n_fit = len(fit_idx)
-    n_every = int(round(n_fit * config.everyday_share / (1.0 - config.everyday_share))) if len(everyday["images"]) else 0
-    n_every = min(n_every, len(everyday["images"]))
-    per_epoch = n_fit + n_every
-    steps = config.epochs * math.ceil(per_epoch / config.batch)
+
+    def n_everyday(epoch: int) -> int:  # everyday examples in `epoch` (1-based)
+        share = config.everyday_share
+        if config.everyday_share_end is not None and config.epochs > 1:
+            share += (config.everyday_share_end - share) * (epoch - 1) / (config.epochs - 1)
+        k = int(round(n_fit * share / (1.0 - share))) if len(everyday["images"]) else 0
+        return min(k, len(everyday["images"]))
+
+    n_every = n_everyday(1)
+    steps = sum(math.ceil((n_fit + n_everyday(e)) / config.batch) for e in range(1, config.epochs + 1))
 
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
@@ -331,15 +347,20 @@ def finetune(net, train: dict[str, np.ndarray], everyday: dict[str, np.ndarray],
         f_img = torch.as_tensor(train["images"][fit_idx])
         f_j3 = torch.as_tensor(train["joints3d"][fit_idx])
         f_j2 = torch.as_tensor(train["joints2d"][fit_idx])
+        f_w = torch.ones(n_fit)
+        if config.mode_weight != 1.0 and "mode" in train:
+            f_w[torch.as_tensor(train["mode"][fit_idx] >= 0)] = float(config.mode_weight)
         history = [{"epoch": 0, "everyday_mpjpe_mm": start["mpjpe_mm"],
                     "holdout_mpjpe_mm": start_hold["mpjpe_mm"] if start_hold else None}]
         best = (start_hold["mpjpe_mm"] if start_hold else math.inf, 0, copy.deepcopy(net.state_dict()))
         for epoch in range(1, config.epochs + 1):
             net.train()
+            n_every = n_everyday(epoch)
             e_idx = rng.choice(len(everyday["images"]), size=n_every, replace=False) if n_every else np.zeros(0, int)
             img = torch.cat([f_img, torch.as_tensor(everyday["images"][e_idx])]) if n_every else f_img
             j3 = torch.cat([f_j3, torch.as_tensor(everyday["joints3d"][e_idx])]) if n_every else f_j3
             j2 = torch.cat([f_j2, torch.as_tensor(everyday["joints2d"][e_idx])]) if n_every else f_j2
+            w = torch.cat([f_w, torch.ones(n_every)]) if n_every else f_w
             perm = torch.randperm(len(img), generator=gen)
             total = 0.0
             for i in range(0, len(img), config.batch):
@@ -357,7 +378,12 @@ def finetune(net, train: dict[str, np.ndarray], everyday: dict[str, np.ndarray],
                 if config.crop2d_loss:  # joints outside the crop: the sigmoid 2D head cannot reach them
                     inside = ((t2 >= 0.0) & (t2 <= 1.0)).all(-1, keepdim=True).float()
                     e2 = e2 * inside
-                loss = (p3 - j3[idx]).abs().mean() * 10.0 + e2.mean() * 5.0
+                if config.mode_weight == 1.0:
+                    loss = (p3 - j3[idx]).abs().mean() * 10.0 + e2.mean() * 5.0
+                else:  # per-example loss, weighted mean
+                    per = (p3 - j3[idx]).abs().flatten(1).mean(1) * 10.0 + e2.flatten(1).mean(1) * 5.0
+                    wb = w[idx]
+                    loss = (per * wb).sum() / wb.sum()
                 opt.zero_grad()
                 loss.backward()
                 opt.step()

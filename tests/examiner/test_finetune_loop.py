@@ -97,10 +97,51 @@ def test_recipe_options_are_checked_in_one_line():
     from examiner.training import finetune as ft
 
     for bad, match in (({"truncate_aug": 1.5}, "truncate_aug"), ({"freeze_blocks": 6}, "freeze_blocks"),
-                       ({"head_lr_mult": 0.0}, "multiplier")):
+                       ({"head_lr_mult": 0.0}, "multiplier"), ({"mode_weight": 0.0}, "mode_weight"),
+                       ({"everyday_share_end": 1.0}, "everyday_share_end")):
         with pytest.raises(ft.FinetuneError, match=match) as e:
             ft.FinetuneConfig(**bad).check()
         assert "\n" not in str(e.value)
+
+
+@pytest.mark.slow
+def test_mode_weight_and_replay_schedule_change_training(tiny_set):
+    """mode_weight 1 is the plain mean (same weights as before the option existed: the same
+    loss expression); another weight, or a replay schedule, trains other weights,
+    reproducibly; the schedule's last epoch draws everyday_share_end's share."""
+    pytest.importorskip("torch")
+    from examiner.training import finetune as ft
+
+    ex = ft.load_examples(tiny_set)
+    assert (ex["mode"] >= 0).any() and (ex["mode"] < 0).any()
+    data = {k: ex[k] for k in ("images", "joints3d", "joints2d")}
+    base = dict(epochs=2, batch=4, lr=1e-3, everyday_share=0.5, max_everyday_regression=10.0, holdout=0.0, seed=2)
+
+    def run(**kw):
+        net, info = ft.finetune(ft.load_network("baseline"), ex, data, data, ft.FinetuneConfig(**{**base, **kw}))
+        return ft.state_hash(net), info
+
+    plain, _ = run()
+    weighted, _ = run(mode_weight=3.0)
+    assert weighted != plain and run(mode_weight=3.0)[0] == weighted
+    sched, info = run(everyday_share_end=0.0)
+    assert sched != plain and info["everyday_per_epoch"] == 0
+
+
+def test_a_loop_saved_before_the_new_recipe_options_resumes():
+    """loop.json written before mode_weight / everyday_share_end existed compares equal to
+    today's defaults (they train exactly as before), and a real difference still shows."""
+    import dataclasses
+
+    from examiner.app.loop import with_new_recipe_defaults
+    from examiner.training.finetune import FinetuneConfig
+
+    now = dataclasses.asdict(FinetuneConfig())
+    saved = {k: v for k, v in now.items() if k not in ("mode_weight", "everyday_share_end")}
+    assert with_new_recipe_defaults(saved) == now
+    assert with_new_recipe_defaults({**saved, "lr": 1.0}) != now
+    assert with_new_recipe_defaults({**now, "mode_weight": 2.0}) != now
+    assert with_new_recipe_defaults(None) is None
 
 
 def test_truncate_crops_moves_the_2d_targets_with_the_pixels():
