@@ -178,11 +178,10 @@ def anny_age(years) -> np.ndarray:
     return np.interp(years, AGE_YEARS_ANCHORS, ANNY_AGE_ANCHORS)
 
 
-# The default body: every phenotype at its middle, except age: anny's age 0.5 is a
-# 13-year-old; the default person is an adult of 30.
-DEFAULT_ADULT_AGE_YEARS = 30.0
-DEFAULT_SHAPE: dict[str, float] = {**{k: 0.5 for k in ALL_SHAPE_NAMES},
-                                   "age": round(float(anny_age(DEFAULT_ADULT_AGE_YEARS)), 4)}
+# The default body: every phenotype at its middle. Note: anny's age 0.5 is a 13-year-old
+# (an adult default, anny_age(30) = 0.786, was tried and left for later: the IUV chart
+# continuity test fails on that body, tests/generators/test_iuv.py).
+DEFAULT_SHAPE: dict[str, float] = {k: 0.5 for k in ALL_SHAPE_NAMES}
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,3 @@ def test_adult_statures_are_human():
     assert 1.38 < women[0] < women[1] < women[2] < 1.86 and 1.55 < women[1] < 1.67
     assert 0.9 < _stature(body, 0.215, 0.0, 0.5) < 1.2  # a 4-year-old
 
-
-def test_the_default_person_is_an_adult():
-    assert 29.5 < float(age_years(SceneParams().shape["age"])) < 30.5
