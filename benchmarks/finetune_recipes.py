@@ -52,10 +52,7 @@ def examples(root: Path, name: str) -> dict[str, np.ndarray]:
 
 def eval_scenes(root: Path, per_mode: int, uniform: int) -> dict[str, np.ndarray]:
     """Crops + common12 ground truth of fresh scenes (cached in ROOT)."""
-    from examiner.scoring import ground_truth
-    from examiner.training import baseline as bl
     from reports.rundata import load_run
-    from simulator.pool import RenderPool
 
     cache = root / f".cache_eval_{per_mode}_{uniform}.npz"
     if cache.is_file():
@@ -69,17 +66,7 @@ def eval_scenes(root: Path, per_mode: int, uniform: int) -> dict[str, np.ndarray
         mode += [int(m["rank"]) - 1] * per_mode
     U.append(run.space.sample(rng, uniform))
     mode += [-1] * uniform
-    params = run.space.to_params_batch(np.concatenate(U))
-    images, xyz, valid = [], [], []
-    with RenderPool(2) as pool:
-        for i in range(0, len(params), 64):
-            samples = pool.render_batch(params[i:i + 64])
-            gt = ground_truth(samples, "common12")
-            images += [bl.sample_to_example(s)[0] for s in samples]
-            xyz.append(gt.xyz)
-            valid.append(gt.valid)
-    data = {"images": np.stack(images), "gt12": np.concatenate(xyz), "valid12": np.concatenate(valid),
-            "mode": np.asarray(mode, np.int64)}
+    data = {**render_eval(np.concatenate(U), run.space), "mode": np.asarray(mode, np.int64)}
     np.savez(cache, **data)
     return data
 
