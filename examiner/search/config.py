@@ -68,6 +68,7 @@ STRATEGY_CLASSES: dict[str, str] = {
 STRATEGIES = tuple(STRATEGY_CLASSES)
 BACKENDS = ("local", "ray")
 GROWTH_MODES = ("probe", "log")  # RegionConfig.growth
+SHRINK_MODES = ("peel", "band")  # RegionConfig.shrink
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,14 @@ class RegionConfig:
         the first half is already >= `min_failure_rate` (e.g. 20 of 20 failing: [0.84, 1]),
         reject when the full N could no longer reach it. Otherwise the second half is
         asked and the round decides on all N exactly as with False (the same samples).
+    shrink: how a box that failed verification is pulled in before the next round.
+        "peel" (the default): PRIM-style peeling of the job's verification samples so far
+        that lie in the box (uniform there, so they pool across rounds): slabs of 10% of
+        the samples are cut, each time the one whose removal raises the failure rate most,
+        until the samples left fail at `min_failure_rate` + half the rest (0.9) or half of
+        them are gone. Several sides can move in one round, which is what a failure
+        probability that falls off smoothly (a real model) needs. "band" (before): the one
+        side whose outer quarter holds the most passing samples moves in by 30% of its width.
     """
 
     min_failure_rate: float = 0.8
@@ -207,6 +216,7 @@ class RegionConfig:
     growth: str = "log"
     edge_fraction: float = 0.25
     early_verify: bool = True
+    shrink: str = "peel"
 
 
 @dataclass(frozen=True)
@@ -296,6 +306,8 @@ class SearchConfig:
             raise SearchConfigError(f"region.probe_group must be at least 1, got {r.probe_group}")
         if not 0.0 <= r.edge_fraction < 1.0:
             raise SearchConfigError(f"region.edge_fraction must be in [0, 1), got {r.edge_fraction}")
+        if r.shrink not in SHRINK_MODES:
+            raise SearchConfigError(f"region.shrink must be one of {', '.join(SHRINK_MODES)}, got {r.shrink!r}")
         if r.growth not in GROWTH_MODES:
             raise SearchConfigError(f"region.growth must be one of {', '.join(GROWTH_MODES)}, got {r.growth!r}")
         if r.max_jobs < 1 or r.max_verify_rounds < 1:

@@ -19,9 +19,11 @@ Region growing (phase 2 of an agent, PoseExaminer-style) for a failing seed x0:
                round, in the same rounds as the remaining probes.
   3. verify  - N fresh uniform samples in the box. If at least `min_failure_rate` of the
                plausible ones fail the box is accepted (rate + Wilson interval reported).
-               Otherwise the side whose outer band holds the most passing samples is
-               pulled in and the box is verified again with N fresh samples, up to
-               `max_verify_rounds`. Every side is at least `bisection_tol` wide before
+               Otherwise the box is pulled in and verified again with N fresh samples,
+               up to `max_verify_rounds`: by default ("peel") slabs of the job's pooled
+               verification samples in the box are peeled off where that raises their
+               failure rate most (several sides can move); with shrink="band" the one
+               side whose outer band holds the most passing samples moves in. Every side is at least `bisection_tol` wide before
                verification (a failure narrower than the search resolves is verified at
                that resolution, not as a zero-width box around the seed).
 Implausible scenes (e.g. a body penetrating itself at extreme joint angles) say nothing
@@ -43,6 +45,10 @@ import numpy as np
 
 from examiner.search.boxes import wilson_interval
 from examiner.search.config import RegionConfig
+
+# The "peel" shrink stops once it would keep fewer than this share of the pooled samples
+# (or 8): a box is never cut to a corner that a handful of samples happened to fail in.
+PEEL_KEEP = 0.5
 
 
 @dataclass
@@ -106,6 +112,9 @@ class RegionGrowth:
         self.verify_round = 0
         self._verify_U: np.ndarray | None = None  # the current verification round's samples
         self._verify_seen: list = []  # (query, failed, value, plausible) answered so far
+        # Every verification sample this job has had answered (U, failed, plausible): the
+        # "peel" shrink pools those still inside the box across rounds.
+        self._pool = (np.zeros((0, d)), np.zeros(0, bool), np.zeros(0, bool))
         self.cost = 0
         self.result: GrownRegion | None = None
         self._pending: list[Query] = []
@@ -285,7 +294,12 @@ class RegionGrowth:
                 cost=self.cost, reason=reason, plausible=plausible, n_implausible=len(failed) - n,
             )
             return
-        if not (enough and self._reprobe_group_edges()):
+        self._pool = tuple(np.concatenate([a, b]) for a, b in zip(self._pool, (U, failed, plausible)))
+        if enough and self._reprobe_group_edges():
+            self._pool = (np.zeros((0, self._dim)), np.zeros(0, bool), np.zeros(0, bool))  # the box may grow again
+        elif self.cfg.shrink == "peel":
+            self._peel()
+        else:
             self._shrink(U, failed, plausible)
 
     def _reprobe_group_edges(self) -> bool:
@@ -329,6 +343,61 @@ class RegionGrowth:
             self.lo[dim] = min(self.lo[dim] + step, max(self.x0[dim], self.lo[dim]))
         else:
             self.hi[dim] = max(self.hi[dim] - step, min(self.x0[dim], self.hi[dim]))
+
+    def _peel(self, slab: float = 0.1) -> None:
+        """PRIM-style peeling (Friedman and Fisher 1999) of the pooled verification samples
+        inside the box: cut the slab of `slab` of the samples, on the side and dimension
+        whose removal raises the failure rate of those left the most, until they fail at
+        `min_failure_rate` + half the rest or half of them are gone. An edge never passes
+        the seed and no side goes below `bisection_tol`. Falls back to `_shrink` when no
+        cut raises the rate (e.g. too few samples)."""
+        cfg, tol = self.cfg, self.cfg.bisection_tol
+        U, failed, plausible = self._pool
+        inside = np.all((U >= self.lo - 1e-12) & (U <= self.hi + 1e-12), axis=1) & plausible
+        U, failed = U[inside], failed[inside].astype(float)
+        target = cfg.min_failure_rate + 0.5 * (1.0 - cfg.min_failure_rate)
+        keep_min = max(8, math.ceil(PEEL_KEEP * len(U)))
+        lo, hi = self.lo.copy(), self.hi.copy()
+        idx = np.arange(len(U))
+        moved = False
+        while len(idx) > keep_min and failed[idx].mean() < target:
+            rate = failed[idx].mean()
+            k = max(1, int(round(slab * len(idx))))
+            best, best_gain = None, 0.0
+            for dim in range(self._dim):
+                if hi[dim] - lo[dim] <= tol:
+                    continue
+                vals = np.sort(U[idx, dim])
+                for side in (-1, 1):
+                    if side < 0:
+                        edge = 0.5 * (vals[k - 1] + vals[k]) if k < len(vals) else vals[-1]
+                        edge = min(edge, self.x0[dim], hi[dim] - tol)
+                        if edge <= lo[dim]:
+                            continue
+                        keep = U[idx, dim] >= edge
+                    else:
+                        edge = 0.5 * (vals[-k] + vals[-k - 1]) if k < len(vals) else vals[0]
+                        edge = max(edge, self.x0[dim], lo[dim] + tol)
+                        if edge >= hi[dim]:
+                            continue
+                        keep = U[idx, dim] <= edge
+                    if keep.all() or keep.sum() < keep_min:
+                        continue
+                    gain = failed[idx[keep]].mean() - rate
+                    if gain > best_gain + 1e-12:
+                        best, best_gain = (dim, side, edge, keep), gain
+            if best is None:
+                break
+            dim, side, edge, keep = best
+            (lo if side < 0 else hi)[dim] = edge
+            idx = idx[keep]
+            moved = True
+        if moved:
+            self.lo, self.hi = lo, hi
+        else:
+            U, failed, plausible = self._pool
+            self._shrink(U[-self.cfg.verify_samples:], failed[-self.cfg.verify_samples:],
+                         plausible[-self.cfg.verify_samples:])
 
     def abort(self, reason: str) -> None:
         self._pending = []

@@ -46,8 +46,9 @@ class SearchResult:
 # checkpoint naming the old modules does not load and the log replays from the start);
 # 6: the MARL observation grew (env.OBS_VERSION 2: claim map and four more statistics).
 # 7: log-fitted growth (growth_log.LogGrowth jobs; the session's evaluation log is rebuilt
-# from the records up to the checkpoint, not pickled).
-STATE_VERSION = 8
+# from the records up to the checkpoint, not pickled). 8: early verification (a round's
+# samples drawn at once). 9: jobs pool their verification samples (the "peel" shrink).
+STATE_VERSION = 9
 
 
 def _versions() -> dict[str, str]:
