@@ -13,6 +13,11 @@ base_share 1). Measured:
 - an independent stress set: M scenes drawn uniformly from the whole space with their own
   seed, checked disjoint from every training scene; failure rate and median PA-MPJPE for
   the baseline, the loop's models and the control;
+- an independent failure set (what issue 18's third attempt showed a uniform stress set
+  cannot separate): a second search on the *baseline* with another seed (seed + 1, same
+  model, space, budget and threshold), then K fresh scenes inside each of its modes, scored
+  on every model. It asks whether fine-tuning on what one search found helps on what
+  another search finds; the control is trained on uniform scenes of the same count;
 - round 2: what it finds and whether round 1's modes stay fixed;
 - CPU time of one round (this process + its reaped render / evaluation workers).
 
@@ -88,12 +93,14 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=600)
     ap.add_argument("--samples", type=int, default=50)
     ap.add_argument("--stress", type=int, default=400)
+    ap.add_argument("--independent-per-mode", type=int, default=100,
+                    help="fresh scenes per mode of the independent search (seed + 1)")
     ap.add_argument("--epochs", type=int, default=None, help="default: FinetuneConfig's")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
     from examiner.app.finetune import build_uniform_set, train_model
-    from examiner.app.loop import run_loop, write_loop_report, _rates_on
+    from examiner.app.loop import _rates_on, _search, run_loop, write_loop_report
     from examiner.training.finetune import FinetuneConfig
 
     out = Path(args.out)
@@ -138,7 +145,18 @@ def main() -> None:
               for i, (name, spec) in enumerate(models.items())}
     modes = {name: cached(out / f"modes_{i}.json", lambda spec=spec: _rates_on(run1, spec, args.samples, args.seed))
              for i, (name, spec) in enumerate(models.items())}
+
+    # The independent failure set: the baseline searched again with another seed.
+    conf = state["config"]
+    indep_kw = {"strategy": conf["strategy"], "budget": conf["budget"], "agents": conf["agents"],
+                "seed": args.seed + 1, "workers": args.workers, "metric": "pa_mpjpe"}
+    indep_run = cached(out / "independent_run.json", lambda: (
+        print(f"independent search: baseline, seed {args.seed + 1}", flush=True),
+        _search("baseline", conf["space"], indep_kw, thr, out / "independent_run", True))[1])
+    independent = {name: cached(out / f"independent_{i}.json", lambda spec=spec: _rates_on(
+        indep_run["run"], spec, args.independent_per_mode, args.seed + 4343)) for i, (name, spec) in enumerate(models.items())}
     result = {"args": vars(args), "threshold": thr, "models": models, "stress": stress, "round1_modes": modes,
+              "independent_run": indep_run, "independent": independent,
               "stress_min_distance_to_training": min_dist, "control": ctrl, "loop": state,
               "wall_s": round(time.perf_counter() - t0, 1), "cpu_total_s": round(cpu_now() - marks["start"], 1)}
     (out / "bench.json").write_text(json.dumps(result, indent=1))
@@ -168,13 +186,33 @@ def markdown(res: dict) -> str:
             x = res["round1_modes"][nm][i]
             cells.append(f"{100 * x['rate']:.0f}% / {x['median']:.0f}" if x["median"] is not None else f"{100 * x['rate']:.0f}% / -")
         lines.append(f"| {m['rank']} | " + " | ".join(cells) + " |")
+    dist = res["stress_min_distance_to_training"]
     lines += ["", "**Stress set** (uniform over the whole space, own seed; nearest training scene at normalised "
-              f"distance {res['stress_min_distance_to_training']:.2f}):", "",
+              + (f"distance {dist:.2f}):" if dist is not None else "distance -: no training set):"), "",
               "| model | failing | median PA-MPJPE | mean PA-MPJPE |", "|---|---|---|---|"]
     for nm in names:
         s = res["stress"][nm]
         lines.append(f"| {nm} | {100 * s['rate']:.1f}% ({s['failing']}/{s['n']}) | {s['median_pa_mpjpe']:.1f} | "
                      f"{s['mean_pa_mpjpe']:.1f} |")
+    ind = res.get("independent") or {}
+    if ind and ind["baseline"]:
+        described = {m["rank"]: m for m in res["independent_run"]["modes"]}
+        lines += ["", f"**Independent failure set** (a second search on the baseline, seed {a['seed'] + 1}, same "
+                  f"space, budget and threshold: {len(ind['baseline'])} mode(s); {a['independent_per_mode']} fresh "
+                  "scenes in each, the same for every model): failing rate / median PA-MPJPE (mm)", "",
+                  "| mode | constrained | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+        for i, m in enumerate(ind["baseline"]):
+            names_c = list(described.get(m["rank"], {}).get("constrained") or [])
+            cons = ", ".join(names_c[:4]) + (f" +{len(names_c) - 4} more" if len(names_c) > 4 else "") or "-"
+            cells = [f"{100 * ind[nm][i]['rate']:.0f}% / {ind[nm][i]['median']:.0f}" if ind[nm][i]["median"] is not None
+                     else f"{100 * ind[nm][i]['rate']:.0f}% / -" for nm in names]
+            lines.append(f"| {m['rank']} | {cons} | " + " | ".join(cells) + " |")
+        pooled = []
+        for nm in names:
+            k, n = sum(x["k"] for x in ind[nm]), sum(x["n"] for x in ind[nm])
+            se = (max(k / n * (1 - k / n), 1e-9) / n) ** 0.5
+            pooled.append(f"{100 * k / n:.1f}% ({k}/{n}, SE {100 * se:.1f})")
+        lines.append("| all | | " + " | ".join(pooled) + " |")
     lines += ["", "**Held-out everyday MPJPE** (250 scenes, mm):", ""]
     for r in st["rounds"]:
         ev = r.get("everyday")

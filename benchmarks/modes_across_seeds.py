@@ -1,0 +1,82 @@
+"""Which failure modes two searches of the same model and space both found (issue 15's
+"at least 2 modes found with both seeds").
+
+Boxes from different seeds never coincide: each search grows its own box around its own
+seed point, and dimensions the failure does not depend on end anywhere between slightly
+and fully open. So two modes are compared only on the dimensions that define them: a
+mode's *key* dimensions are those its box narrows to under `KEY_WIDTH` of the normalised
+range (default 1.5 of 2, i.e. at least a quarter cut off). Mode B is *inside* mode A when
+B's box lies in A's box on A's key dimensions for at least half of its extent (the product
+over A's key dimensions of |A ∩ B| / |B|); A and B are the same failure when either is
+inside the other (one can be a special case of the other: "cut off at the bottom, seen
+from above" inside "a quarter or more cut off").
+
+    python benchmarks/modes_across_seeds.py RUN_SEED0 RUN_SEED1
+
+Prints every mode of both runs with its share of the space, failure rate and
+description, the matrix of containment scores, and the modes of the first run found by
+the second."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+KEY_WIDTH = float(os.environ.get("KEY_WIDTH", "1.5"))
+SAME = 0.5
+
+
+def modes_of(run_dir: str) -> list[dict]:
+    from reports.rundata import load_run
+
+    run = load_run(run_dir)
+    desc = {}
+    res = Path(run_dir) / "results.json"
+    if res.is_file():
+        desc = {m["id"]: m.get("description", "") for m in json.loads(res.read_text()).get("modes", [])}
+    out = []
+    for m in run.modes:
+        lo, hi = np.asarray(m["lo"], float), np.asarray(m["hi"], float)
+        out.append({"rank": m["rank"], "lo": lo, "hi": hi, "key": np.flatnonzero(hi - lo < KEY_WIDTH),
+                    "share": float(m.get("volume_fraction") or 0.0), "rate": float(m["verified"]["rate"]),
+                    "description": desc.get(m["id"], ""), "names": run.space.names})
+    return out
+
+
+def inside(b: dict, a: dict) -> float:
+    """The share of B's extent, on A's key dimensions, that lies in A's box (1 when A has
+    no key dimension)."""
+    if not len(a["key"]):
+        return 1.0
+    k = a["key"]
+    inter = np.clip(np.minimum(a["hi"][k], b["hi"][k]) - np.maximum(a["lo"][k], b["lo"][k]), 0.0, None)
+    return float(np.prod(inter / np.maximum(b["hi"][k] - b["lo"][k], 1e-12)))
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print(__doc__.split("\n\n")[2].strip(), file=sys.stderr)
+        return 2
+    A, B = modes_of(argv[0]), modes_of(argv[1])
+    for label, ms, d in (("first", A, argv[0]), ("second", B, argv[1])):
+        print(f"{label}: {d}: {len(ms)} mode(s)")
+        for m in ms:
+            keys = ", ".join(f"{m['names'][i]} [{m['lo'][i]:+.2f}, {m['hi'][i]:+.2f}]" for i in m["key"])
+            print(f"  #{m['rank']} share {m['share']:.2e} fail {m['rate']:.2f}  {m['description']}\n      key: {keys or '-'}")
+    score = np.array([[max(inside(b, a), inside(a, b)) for b in B] for a in A]) if A and B else np.zeros((len(A), len(B)))
+    if A and B:
+        print("\nsame-failure score (rows: first run's modes, columns: second's; >= 0.5 = the same failure):")
+        print("      " + " ".join(f"#{b['rank']:<5}" for b in B))
+        for a, row in zip(A, score):
+            print(f"  #{a['rank']:<3} " + " ".join(f"{x:<6.2f}" for x in row))
+    common = [a["rank"] for a, row in zip(A, score) if len(row) and row.max() >= SAME]
+    print(f"\nmodes of the first run found by the second: {len(common)} of {len(A)} ({', '.join(f'#{r}' for r in common) or 'none'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    raise SystemExit(main(sys.argv[1:]))
