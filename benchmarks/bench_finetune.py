@@ -150,9 +150,12 @@ def main() -> None:
     conf = state["config"]
     indep_kw = {"strategy": conf["strategy"], "budget": conf["budget"], "agents": conf["agents"],
                 "seed": args.seed + 1, "workers": args.workers, "metric": "pa_mpjpe"}
-    indep_run = cached(out / "independent_run.json", lambda: (
-        print(f"independent search: baseline, seed {args.seed + 1}", flush=True),
-        _search("baseline", conf["space"], indep_kw, thr, out / "independent_run", True))[1])
+
+    def independent_search():
+        print(f"independent search: baseline, seed {args.seed + 1}", flush=True)
+        return _search("baseline", conf["space"], indep_kw, thr, out / "independent_run", True)
+
+    indep_run = cached(out / "independent_run.json", independent_search)
     independent = {name: cached(out / f"independent_{i}.json", lambda spec=spec: _rates_on(
         indep_run["run"], spec, args.independent_per_mode, args.seed + 4343)) for i, (name, spec) in enumerate(models.items())}
     result = {"args": vars(args), "threshold": thr, "models": models, "stress": stress, "round1_modes": modes,

@@ -23,9 +23,10 @@ Region growing (phase 2 of an agent, PoseExaminer-style) for a failing seed x0:
                up to `max_verify_rounds`: by default ("peel") slabs of the job's pooled
                verification samples in the box are peeled off where that raises their
                failure rate most (several sides can move); with shrink="band" the one
-               side whose outer band holds the most passing samples moves in. Every side is at least `bisection_tol` wide before
-               verification (a failure narrower than the search resolves is verified at
-               that resolution, not as a zero-width box around the seed).
+               side whose outer band holds the most passing samples moves in. Every
+               side is at least `bisection_tol` wide before verification (a failure
+               narrower than the search resolves is verified at that resolution, not
+               as a zero-width box around the seed).
 Implausible scenes (e.g. a body penetrating itself at extreme joint angles) say nothing
 about the model: a probe or bisection step that lands on one does not bound the box (it
 counts like a failing one), and verification rates are over the plausible samples only
@@ -112,13 +113,13 @@ class RegionGrowth:
         self.verify_round = 0
         self._verify_U: np.ndarray | None = None  # the current verification round's samples
         self._verify_seen: list = []  # (query, failed, value, plausible) answered so far
-        # Every verification sample this job has had answered (U, failed, plausible): the
-        # "peel" shrink pools those still inside the box across rounds.
-        self._pool = (np.zeros((0, d)), np.zeros(0, bool), np.zeros(0, bool))
         self.cost = 0
         self.result: GrownRegion | None = None
         self._pending: list[Query] = []
         self._dim = d
+        # Every verification sample this job has had answered (U, failed, plausible): the
+        # "peel" shrink pools those still inside the box across rounds.
+        self._pool = self._empty_pool()
 
     @property
     def done(self) -> bool:
@@ -296,7 +297,7 @@ class RegionGrowth:
             return
         self._pool = tuple(np.concatenate([a, b]) for a, b in zip(self._pool, (U, failed, plausible)))
         if enough and self._reprobe_group_edges():
-            self._pool = (np.zeros((0, self._dim)), np.zeros(0, bool), np.zeros(0, bool))  # the box may grow again
+            self._pool = self._empty_pool()  # the box may grow again
         elif self.cfg.shrink == "peel":
             self._peel()
         else:
@@ -343,6 +344,9 @@ class RegionGrowth:
             self.lo[dim] = min(self.lo[dim] + step, max(self.x0[dim], self.lo[dim]))
         else:
             self.hi[dim] = max(self.hi[dim] - step, min(self.x0[dim], self.hi[dim]))
+
+    def _empty_pool(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return np.zeros((0, self._dim)), np.zeros(0, bool), np.zeros(0, bool)
 
     def _peel(self, slab: float = 0.1) -> None:
         """PRIM-style peeling (Friedman and Fisher 1999) of the pooled verification samples
