@@ -299,7 +299,7 @@ class RegionGrowth:
         if enough and self._reprobe_group_edges():
             self._pool = self._empty_pool()  # the box may grow again
         elif self.cfg.shrink == "peel":
-            self._peel()
+            self._peel(U, failed, plausible)
         else:
             self._shrink(U, failed, plausible)
 
@@ -348,13 +348,15 @@ class RegionGrowth:
     def _empty_pool(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return np.zeros((0, self._dim)), np.zeros(0, bool), np.zeros(0, bool)
 
-    def _peel(self, slab: float = 0.1) -> None:
+    def _peel(self, U_round: np.ndarray, failed_round: np.ndarray, plausible_round: np.ndarray,
+              slab: float = 0.1) -> None:
         """PRIM-style peeling (Friedman and Fisher 1999) of the pooled verification samples
         inside the box: cut the slab of `slab` of the samples, on the side and dimension
         whose removal raises the failure rate of those left the most, until they fail at
         `min_failure_rate` + half the rest or half of them are gone. An edge never passes
-        the seed and no side goes below `bisection_tol`. Falls back to `_shrink` when no
-        cut raises the rate (e.g. too few samples)."""
+        the seed and no side goes below `bisection_tol`. Falls back to `_shrink` on this
+        round's samples (`*_round`, all inside the box) when no cut raises the rate (e.g.
+        too few samples)."""
         cfg, tol = self.cfg, self.cfg.bisection_tol
         U, failed, plausible = self._pool
         inside = np.all((U >= self.lo - 1e-12) & (U <= self.hi + 1e-12), axis=1) & plausible
@@ -399,9 +401,7 @@ class RegionGrowth:
         if moved:
             self.lo, self.hi = lo, hi
         else:
-            U, failed, plausible = self._pool
-            self._shrink(U[-self.cfg.verify_samples:], failed[-self.cfg.verify_samples:],
-                         plausible[-self.cfg.verify_samples:])
+            self._shrink(U_round, failed_round, plausible_round)
 
     def abort(self, reason: str) -> None:
         self._pending = []

@@ -48,7 +48,8 @@ class SearchResult:
 # 7: log-fitted growth (growth_log.LogGrowth jobs; the session's evaluation log is rebuilt
 # from the records up to the checkpoint, not pickled). 8: early verification (a round's
 # samples drawn at once). 9: jobs pool their verification samples (the "peel" shrink).
-STATE_VERSION = 9
+# 10: the session counts the usable (plausible, no model error) search proposals.
+STATE_VERSION = 10
 
 
 def _versions() -> dict[str, str]:
@@ -178,7 +179,8 @@ def run_search(
             "unused_budget": session.remaining,
             "failures": session.n_failures,
             "search_failures": session.n_search_failures,
-            "search_failure_rate": _rate(session.n_search_failures, session.evals_by_phase.get("search", 0)),
+            "search_usable": session.n_search_usable,
+            "search_failure_rate": _rate(session.n_search_failures, session.n_search_usable),
             "evaluations_by_phase": dict(session.evals_by_phase),
             "modes": len(session.modes),
             "jobs": [vars(j) for j in session.job_log],

@@ -69,6 +69,7 @@ class SearchSession:
         self.round = 0
         self.n_failures = 0  # failing evaluations of any phase
         self.n_search_failures = 0
+        self.n_search_usable = 0  # the strategy's proposals that are plausible, without a model error
         self.evals_by_phase: dict[str, int] = collections.Counter()
         self._replay = Replay()
         self._clock = ProgressClock()
@@ -132,7 +133,7 @@ class SearchSession:
             "archive": j.archive, "modes": j.modes, "jobs": j.jobs, "job_log": j.job_log,
             "seed_queue": j.seed_queue, "grow_rng": j.grow_rng,  # jobs share this object
             "n_evals": self.n_evals, "round": self.round, "n_failures": self.n_failures,
-            "n_search_failures": self.n_search_failures, "next_job": j.next_job,
+            "n_search_failures": self.n_search_failures, "n_search_usable": self.n_search_usable, "next_job": j.next_job,
             "evals_by_phase": dict(self.evals_by_phase),
         }
 
@@ -145,7 +146,7 @@ class SearchSession:
         j.next_job = s["next_job"]
         self._budget.spent = s["n_evals"]
         self.round, self.n_failures = s["round"], s["n_failures"]
-        self.n_search_failures = s["n_search_failures"]
+        self.n_search_failures, self.n_search_usable = s["n_search_failures"], s["n_search_usable"]
         self.evals_by_phase = collections.Counter(s["evals_by_phase"])
         self._clock.restart(self.n_evals)
 
@@ -167,6 +168,7 @@ class SearchSession:
 
         self.scheduler.consume(job_slices, scored, self.cfg.region.grow_provisional)
         for k, s in enumerate(scored[: len(P)]):
+            self.n_search_usable += s.plausible and not s.model_error
             if s.failed:
                 self.n_search_failures += 1
             if s.new_failure:

@@ -94,3 +94,19 @@ def test_run_records_the_rule_and_warns_when_most_of_the_space_fails(tmp_path):
     assert done.returncode == 0, done.stderr
     meta = json.loads((tmp_path / "abs" / "meta.json").read_text())
     assert meta["threshold"] == 120.0 and meta["threshold_rule"] is None
+
+
+def test_reference_set_does_not_depend_on_the_run_seed():
+    """Runs of one model and space with different seeds judge against the same threshold."""
+    from examiner.search.config import SearchConfig
+    from examiner.search.reference import resolve_threshold
+
+    space = ParamSpace.from_groups("pose,camera")
+    seen = []
+    for seed in (0, 1):
+        ev = FixedErrors([60.0, 70.0])
+        cfg = SearchConfig(strategy="random", budget=8, agents=4, seed=seed).validate()
+        cfg, rule = resolve_threshold(cfg, "baseline", space, ev)
+        seen.append(ev.seen)
+        assert cfg.threshold == rule["threshold"] == pytest.approx(130.0)
+    assert np.array_equal(seen[0], seen[1])

@@ -1,5 +1,7 @@
 """End-to-end search runs: determinism, budgets, bad configs, resume after kill -9."""
 
+import json
+import math
 import os
 import signal
 import subprocess
@@ -405,3 +407,27 @@ def test_marl_leaves_no_logger_folders_in_the_temp_directory(tmp_path, space, mo
     monkeypatch.delenv("SB3_LOGDIR", raising=False)
     run_search(config("marl", budget=120), build_evaluator("analytic:planted", space), space, tmp_path / "m")
     assert sorted(p.name for p in scratch.iterdir() if p.name.startswith("SB3-")) == []
+
+
+def test_search_failure_rate_is_the_reports_failure_rate(tmp_path):
+    """summary.json's search_failure_rate and the report's failure rate are one number:
+    failing proposals over the plausible proposals without a model error."""
+    from examiner.search import Outcome
+    from reports.rundata import load_run, run_stats
+
+    class Mixed:  # fails for u0 > 0, model errors for u1 < -0.5, implausible for u2 < -0.5
+        def evaluate(self, U):
+            return [Outcome(math.nan, {"pa_mpjpe": math.nan}, model_error=True, model_error_message="x")
+                    if u[1] < -0.5 else
+                    Outcome(v := (150.0 if u[0] > 0 else 40.0), {"pa_mpjpe": v}, plausible=bool(u[2] >= -0.5))
+                    for u in U]
+
+    sp = ParamSpace.from_groups("camera.azimuth,camera.elevation,camera.roll")
+    cfg = SearchConfig(strategy="random", budget=120, agents=4, seed=0, threshold=90.0)
+    run_search(cfg, Mixed(), sp, tmp_path / "r")
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    proposals = summary["evaluations_by_phase"]["search"]
+    assert 0 < summary["search_usable"] < 0.8 * proposals  # model errors and implausible ones left out
+    fr = run_stats(load_run(tmp_path / "r"))["failure_rate"]
+    assert fr["basis"] == "search" and fr["n"] == summary["search_usable"] and fr["k"] == summary["search_failures"]
+    assert summary["search_failure_rate"] == pytest.approx(fr["rate"], abs=1e-4)
