@@ -199,13 +199,13 @@ def markdown(res: dict) -> str:
                      f"{s['mean_pa_mpjpe']:.1f} |")
     ind = res.get("independent") or {}
     if ind and ind["baseline"]:
-        described = {m["rank"]: m for m in res["independent_run"]["modes"]}
+        described = {m["id"]: m for m in res["independent_run"]["modes"]}  # loop._search's modes carry no rank
         lines += ["", f"**Independent failure set** (a second search on the baseline, seed {a['seed'] + 1}, same "
                   f"space, budget and threshold: {len(ind['baseline'])} mode(s); {a['independent_per_mode']} fresh "
                   "scenes in each, the same for every model): failing rate / median PA-MPJPE (mm)", "",
                   "| mode | constrained | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
         for i, m in enumerate(ind["baseline"]):
-            names_c = list(described.get(m["rank"], {}).get("constrained") or [])
+            names_c = list(described.get(m["id"], {}).get("constrained") or [])
             cons = ", ".join(names_c[:4]) + (f" +{len(names_c) - 4} more" if len(names_c) > 4 else "") or "-"
             cells = [f"{100 * ind[nm][i]['rate']:.0f}% / {ind[nm][i]['median']:.0f}" if ind[nm][i]["median"] is not None
                      else f"{100 * ind[nm][i]['rate']:.0f}% / -" for nm in names]

@@ -26,7 +26,7 @@ import numpy as np
 from examiner.search.boxes import box_overlap, wilson_interval
 from reports import views
 from reports.errors import ReportError
-from reports.rundata import RunData, load_run
+from reports.rundata import RunData, load_run, min_failure_rate
 
 STATUSES = ("still_failing", "improved", "fixed", "not_found")
 
@@ -99,10 +99,6 @@ def region_text(run: RunData, lo: Sequence[float], hi: Sequence[float], limit: i
     return text + (f" (+{len(rows) - limit} more)" if len(rows) > limit else "") if rows else "whole space"
 
 
-def _min_rate(run: RunData) -> float:
-    return float(((run.meta.get("config") or {}).get("region") or {}).get("min_failure_rate", 0.8))
-
-
 def _check_same_space(a: RunData, b: RunData) -> None:
     da, db = a.meta["space"]["dimensions"], b.meta["space"]["dimensions"]
     if [d["name"] for d in da] != [d["name"] for d in db]:
@@ -123,7 +119,7 @@ def diff_runs(run_a: str | Path, run_b: str | Path, overlap: float = 0.25, fixed
         note = (f"the runs define failure differently (A: {a.metric} > {a.threshold:g}, "
                 f"B: {b.metric} > {b.threshold:g})")
         raise ReportError(note + "; compare runs with the same --metric and --threshold")
-    min_rate = _min_rate(a)
+    min_rate = min_failure_rate(a)
     usable_b = b.table.plausible & ~b.table.model_error
     checks = []
     matched_b: set[int] = set()
@@ -166,7 +162,7 @@ def recheck_comparison(a: RunData, result: Any, new: Sequence[dict] = (), notes:
     `result` (an `examiner.recheck.RecheckResult` over `a`), plus `new` modes and `notes`
     from a search of the new model (`diff_runs(a, search_out).new`)."""
     by_id = {s.id: s for s in result.modes}
-    min_rate = _min_rate(a)
+    min_rate = min_failure_rate(a)
     checks = []
     for m in a.modes:
         s = by_id[m["id"]]

@@ -23,7 +23,7 @@ from reports import views
 from reports.errors import ReportError
 from reports.gating import GateResult, evaluate_rules, failure_line, parse_rules, report_quantities
 from reports.junit import junit_xml, write_junit
-from reports.rundata import RunData, incomplete_reason, load_run, run_stats
+from reports.rundata import RunData, incomplete_reason, load_run, min_failure_rate, run_stats
 from simulator.errors import PoseExaminerError
 
 RESULTS_SCHEMA = "poseexaminer-results"
@@ -141,6 +141,12 @@ def _gallery(run: RunData, size: int, quality: int, max_examples: int) -> tuple[
     return out, None
 
 
+def _confirmed_low(run: RunData, mode: dict) -> bool:
+    """Whether the confirmation samples fail below the acceptance standard."""
+    c = mode.get("confirmed") or {}
+    return c.get("rate") is not None and c["rate"] < min_failure_rate(run)
+
+
 def _mode_view(run: RunData, mode: dict, described: dict, gallery: dict) -> dict[str, Any]:
     from reports import svg
 
@@ -158,6 +164,8 @@ def _mode_view(run: RunData, mode: dict, described: dict, gallery: dict) -> dict
         "k": v["k"],
         "implausible": int(v.get("implausible") or 0),
         "interval": v["interval"],
+        "confirmed": mode.get("confirmed"),
+        "confirmed_low": _confirmed_low(run, mode),
         "volume": float(mode.get("volume_fraction") or 0.0),
         "median": q.get("0.5"),
         "p10": q.get("0.1"),
@@ -219,6 +227,7 @@ def build_results(run: RunData, stats: dict, described: dict | None = None, gate
             "box": {"lo": m["lo"], "hi": m["hi"], "constrained": constrained},
             "volume_fraction": m.get("volume_fraction"),
             "verified": m["verified"],
+            "confirmed": m.get("confirmed"),
             "errors": {k: errs.get(k) for k in ("n", "mean", "quantiles")},
             "examples": [
                 {**ex, "evaluation": (run.record_for(ex["u"]) or {}).get("i")} for ex in (m.get("examples") or [])
@@ -258,6 +267,13 @@ def build_results(run: RunData, stats: dict, described: dict | None = None, gate
     }
 
 
+def _confirmed_text(c: dict | None) -> str:
+    if not c or c.get("rate") is None:
+        return ""
+    lo, hi = c["interval"]
+    return f"; confirmed after the search: {c['rate']:.0%} of {c['n']} more (95% CI {lo:.0%}-{hi:.0%})"
+
+
 def mode_junit_cases(run: RunData, described: dict) -> list[dict]:
     cases = []
     for m in run.modes:
@@ -269,7 +285,8 @@ def mode_junit_cases(run: RunData, described: dict) -> list[dict]:
         cases.append({
             "title": f"mode {m['rank']}: {desc or dims or 'failure region'}"[:200],
             "message": f"fails {v['rate']:.0%} of {v['n']} plausible fresh samples (95% CI {lo:.0%}-{hi:.0%})"
-                       + (f"; {v['implausible']} implausible left out" if v.get("implausible") else ""),
+                       + (f"; {v['implausible']} implausible left out" if v.get("implausible") else "")
+                       + _confirmed_text(m.get("confirmed")),
             "details": f"region: {dims}\ndescription: {desc}\nvolume fraction: {m.get('volume_fraction')}",
         })
     return cases
@@ -376,6 +393,7 @@ def write_report(
         "created": meta.get("created"),
         "config_json": json.dumps(meta.get("config") or {}, indent=1, sort_keys=True),
         "modes": [_mode_view(run, m, described, gallery) for m in run.modes],
+        "min_rate": min_failure_rate(run),
         "describe_error": describe_error,
         "gallery_note": gallery_note,
         "sensitivity": [{**s.__dict__, "spark": Markup(s.spark), "plot": Markup(s.plot) if s.plot else None} for s in sens],

@@ -150,6 +150,11 @@ def _quantiles(v: np.ndarray) -> dict[str, float | None]:
     }
 
 
+def min_failure_rate(run: RunData) -> float:
+    """The run's acceptance standard for a mode (`region.min_failure_rate`)."""
+    return float(((run.meta.get("config") or {}).get("region") or {}).get("min_failure_rate", 0.8))
+
+
 def run_stats(run: RunData) -> dict[str, Any]:
     """Run-level numbers. failure_rate is measured on the strategy's own proposals
     (phase "search", plausible, no model error): for the random strategy an unbiased

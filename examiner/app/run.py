@@ -162,7 +162,7 @@ def run_command(
         "search_failure_rate": result.search_failure_rate,
         "failure_modes": [
             {"id": m["id"], "rate": m["verified"]["rate"], "interval": m["verified"]["interval"],
-             "constrained": m["constrained"]} for m in result.modes
+             "confirmed": m.get("confirmed"), "constrained": m["constrained"]} for m in result.modes
         ],
     }
     if json_out:
@@ -178,7 +178,9 @@ def run_command(
     for m in summary["failure_modes"]:
         dims = ", ".join(f"{k} in [{lo:+.2f}, {hi:+.2f}]" for k, (lo, hi) in m["constrained"].items())
         lo, hi = m["interval"]
-        typer.echo(f"  mode {m['id']}: {m['rate']:.0%} fail [{lo:.0%}, {hi:.0%}]  {dims}", err=True)
+        c = m["confirmed"] or {}
+        confirmed = (f"; {c['rate']:.0%} of {c['n']} drawn after the search" if c.get("rate") is not None else "")
+        typer.echo(f"  mode {m['id']}: {m['rate']:.0%} fail [{lo:.0%}, {hi:.0%}]{confirmed}  {dims}", err=True)
     if report_paths:
         typer.echo(f"report: {report_paths.html}", err=True)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,9 +11,12 @@ from typing import Any, Callable
 
 import numpy as np
 
+from examiner.search.boxes import wilson_interval
 from examiner.search.config import SearchConfig
 from examiner.search.errors import ResumeError
-from examiner.search.outcome import Evaluator
+from examiner.search.outcome import Evaluator, check_outcomes
+from examiner.search.records import normalise
+from examiner.search.rng import isolated_global_rng
 from examiner.search.events import ProgressEvent
 from examiner.search.session import SearchSession
 from examiner.search.strategies import get_strategy
@@ -73,6 +77,10 @@ def _seeds(config: SearchConfig):
 
 
 def _check_resume_config(stored: dict, config: SearchConfig, root: Path, finished: bool) -> None:
+    # Options added after the run was started take their defaults (a run from before
+    # `region.confirm_samples` resumes); a default that would change what the run does is
+    # caught by the replay, which must reproduce the log.
+    stored = SearchConfig.from_dict(stored, source=f"{root}/meta.json").to_dict()
     now = config.to_dict()
     for key in sorted(set(stored) | set(now)):
         if key in RESUMABLE_CHANGES or (key == "budget" and finished):
@@ -171,6 +179,10 @@ def run_search(
                 f"least {store.n_evaluations}"
             )
         checkpoint()
+        modes = [m.to_dict(space.names) for m in session.modes.modes]
+        if config.region.confirm_samples and modes:
+            _confirm_modes(modes, session, config)
+            store.write_modes(modes)
         session.finish()
         summary = {
             "status": "complete",
@@ -196,10 +208,36 @@ def run_search(
             close()
     return SearchResult(
         out_dir=out, evaluations=session.n_evals, budget=config.budget,
-        modes=[m.to_dict(space.names) for m in session.modes.modes], failures=session.n_failures,
+        modes=modes, failures=session.n_failures,
         jobs=summary["jobs"], elapsed_s=time.perf_counter() - t0, resumed_from=resumed_from,
         search_failure_rate=summary["search_failure_rate"],
     )
+
+
+def _confirm_modes(modes: list[dict], session: SearchSession, config: SearchConfig) -> None:
+    """Add "confirmed" to each mode: `region.confirm_samples` fresh uniform samples in its
+    box (their own generator, seeded by the run seed and the mode id; outside the budget
+    and the log), judged like every evaluation. Keys: n (plausible, no model error), k
+    (failing), rate, interval (Wilson), implausible, model_errors, median (metric)."""
+    n = config.region.confirm_samples
+    U = np.concatenate([
+        np.random.default_rng(np.random.SeedSequence([config.seed, 0xC0F1, int(m["id"])])).uniform(
+            np.asarray(m["lo"]), np.asarray(m["hi"]), size=(n, len(m["lo"])))
+        for m in modes])
+    with isolated_global_rng():
+        outcomes = [normalise(o) for o in check_outcomes(session.evaluator.evaluate(U), len(U))]
+    scored = session.scorer.score(U, outcomes)
+    for i, m in enumerate(modes):
+        part = scored[i * n:(i + 1) * n]
+        usable = [s for s in part if s.plausible and not s.model_error]
+        k = sum(s.failed for s in usable)
+        values = [s.value for s in usable if math.isfinite(s.value)]
+        m["confirmed"] = {
+            "n": len(usable), "k": int(k), "rate": (k / len(usable)) if usable else None,
+            "interval": list(wilson_interval(int(k), len(usable), config.region.confidence)) if usable else [0.0, 1.0],
+            "implausible": sum(not s.plausible for s in part), "model_errors": sum(s.model_error for s in part),
+            "median": float(np.median(values)) if values else None, "samples": n,
+        }
 
 
 def _rate(k: int, n: int) -> float | None:

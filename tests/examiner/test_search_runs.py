@@ -431,3 +431,46 @@ def test_search_failure_rate_is_the_reports_failure_rate(tmp_path):
     fr = run_stats(load_run(tmp_path / "r"))["failure_rate"]
     assert fr["basis"] == "search" and fr["n"] == summary["search_usable"] and fr["k"] == summary["search_failures"]
     assert summary["search_failure_rate"] == pytest.approx(fr["rate"], abs=1e-4)
+
+
+def test_confirmation_is_fresh_and_unbiased_where_verification_is_selected(tmp_path):
+    """A model that fails 70% of the time everywhere: a mode is only accepted after a lucky
+    verification round (>= 80% failing), and the confirmation after the search, on its
+    own fresh samples, sees the true 70%."""
+    import dataclasses
+
+    from examiner.search.config import RegionConfig
+    from tests.reports.conftest import CoinFlip
+
+    sp = ParamSpace.from_groups("camera.azimuth,camera.elevation,camera.roll,camera.fov_y")
+    cfg = SearchConfig(strategy="random", budget=1500, agents=4, seed=0, threshold=90.0,
+                       region=RegionConfig(confirm_samples=300))
+    res = run_search(cfg, CoinFlip(0.7), sp, tmp_path / "r")
+    assert res.modes, "the fixture needs at least one lucky acceptance"
+    stored = json.loads((tmp_path / "r" / "modes.json").read_text())["modes"]
+    for m, s in zip(res.modes, stored):
+        assert m["verified"]["rate"] >= 0.8 and s["confirmed"] == m["confirmed"]
+        c = m["confirmed"]
+        assert c["n"] == 300 and c["implausible"] == 0 and c["interval"][0] <= 0.7 <= c["interval"][1]
+        assert c["rate"] < 0.78
+    # Off: no confirmation, the same search.
+    off = run_search(dataclasses.replace(cfg, region=RegionConfig(confirm_samples=0)), CoinFlip(0.7), sp, tmp_path / "off")
+    assert [m["id"] for m in off.modes] == [m["id"] for m in res.modes] and all("confirmed" not in m for m in off.modes)
+    assert log(tmp_path / "off") == log(tmp_path / "r")  # outside the log and the budget
+    with pytest.raises(SearchConfigError, match="confirm_samples"):
+        SearchConfig(region=RegionConfig(confirm_samples=-1)).validate()
+
+
+def test_a_run_from_before_a_new_option_resumes(tmp_path, space):
+    """meta.json of a run started before `region.confirm_samples` existed: the option takes
+    its default on resume instead of refusing the run's own config."""
+    ev = build_evaluator("analytic:planted", space)
+    cfg = config("random", budget=200)
+    run_search(cfg, ev, space, tmp_path / "r")
+    meta_path = tmp_path / "r" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["config"]["region"]["confirm_samples"]
+    meta_path.write_text(json.dumps(meta))
+    before = log(tmp_path / "r")
+    res = run_search(cfg, ev, space, tmp_path / "r", resume=True)
+    assert log(tmp_path / "r") == before and all("confirmed" in m for m in res.modes)

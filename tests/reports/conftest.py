@@ -3,6 +3,7 @@ hand-written runs (hostile names, predictions and per-joint errors, 5k evaluatio
 
 from __future__ import annotations
 
+import hashlib
 import math
 from pathlib import Path
 
@@ -20,6 +21,25 @@ from simulator.params import ParamSpace
 HOSTILE_MODEL = "<script>alert(1)</script>"
 HOSTILE_MESSAGE = "<img src=x onerror=alert(2)>"
 HOSTILE_DESCRIPTION = "<b>bold</b> & <i>co</i>"
+
+
+class CoinFlip:
+    """Fails with probability `p` everywhere (a hash of the row decides), so every box's
+    true failure rate is `p`."""
+
+    def __init__(self, p):
+        self.p = p
+
+    def evaluate(self, U):
+        from examiner.search import Outcome
+
+        out = []
+        for u in np.atleast_2d(U):
+            key = hashlib.blake2b(np.round(u, 12).tobytes(), digest_size=8).digest()
+            r = np.random.default_rng(int.from_bytes(key, "little")).random()
+            v = 150.0 if r < self.p else 40.0
+            out.append(Outcome(v, {"pa_mpjpe": v}))
+        return out
 
 
 @pytest.fixture(scope="session")

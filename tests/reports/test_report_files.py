@@ -38,6 +38,8 @@ def test_results_json(planted_run, planted_report):
             assert name in dims and -1 <= c["lo_u"] < c["hi_u"] <= 1 and c["text"]
         assert m["description"], "each planted mode is describable"
         assert all(ex["evaluation"] is not None for ex in m["examples"]), "examples are logged evaluations"
+        c = m["confirmed"]  # planted boxes fail everywhere: fresh samples confirm them
+        assert c["n"] + c["implausible"] + c["model_errors"] == 40 and c["rate"] >= 0.9
     stats = res["stats"]
     assert stats["evaluations"] == sum(1 for _ in open(planted_run / "evaluations.jsonl"))
     lo, hi = stats["failure_rate"]["interval"]
@@ -61,6 +63,26 @@ def test_results_json_matches_the_published_schema(planted_report, synthetic_run
                    {**res, "run": {**res["run"], "surprise": 1}}):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(broken, schema)
+
+
+def test_a_mode_whose_confirmation_falls_short_is_marked(tmp_path):
+    """A model failing 70% everywhere: its one mode passed a lucky verification round; the
+    report leads with the confirmed rate and says the mode is not reliable."""
+    from examiner.search.config import RegionConfig, SearchConfig
+    from examiner.search.runner import run_search
+    from simulator.params import ParamSpace
+    from tests.reports.conftest import CoinFlip
+
+    sp = ParamSpace.from_groups("camera.azimuth,camera.elevation,camera.roll,camera.fov_y")
+    cfg = SearchConfig(strategy="random", budget=1500, agents=4, seed=0, threshold=90.0, region=RegionConfig(confirm_samples=300))
+    run_search(cfg, CoinFlip(0.7), sp, tmp_path / "run", model_spec="coin")
+    paths = write_report(tmp_path / "run", out_dir=tmp_path / "rep", images=False, junit=tmp_path / "j.xml")
+    res = load_results(paths.results)
+    (m,) = res["modes"]
+    assert m["verified"]["rate"] >= 0.8 and m["confirmed"]["rate"] == pytest.approx(0.72)
+    html = paths.html.read_text()
+    assert "fails 72%" in html and "lucky draw" in html and "216 of 300" in html
+    assert "confirmed after the search: 72% of 300" in (tmp_path / "j.xml").read_text()
 
 
 def test_planted_modes_are_found_and_described(planted_report):
