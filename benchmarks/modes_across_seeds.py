@@ -42,6 +42,7 @@ def modes_of(run_dir: str) -> list[dict]:
         lo, hi = np.asarray(m["lo"], float), np.asarray(m["hi"], float)
         out.append({"rank": m["rank"], "lo": lo, "hi": hi, "key": np.flatnonzero(hi - lo < KEY_WIDTH),
                     "share": float(m.get("volume_fraction") or 0.0), "rate": float(m["verified"]["rate"]),
+                    "confirmed": (m.get("confirmed") or {}).get("rate"),
                     "description": desc.get(m["id"], ""), "names": run.space.names})
     return out
 
@@ -65,7 +66,8 @@ def main(argv: list[str]) -> int:
         print(f"{label}: {d}: {len(ms)} mode(s)")
         for m in ms:
             keys = ", ".join(f"{m['names'][i]} [{m['lo'][i]:+.2f}, {m['hi'][i]:+.2f}]" for i in m["key"])
-            print(f"  #{m['rank']} share {m['share']:.2e} fail {m['rate']:.2f}  {m['description']}\n      key: {keys or '-'}")
+            conf = f" (confirmed {m['confirmed']:.2f})" if m["confirmed"] is not None else ""
+            print(f"  #{m['rank']} share {m['share']:.2e} fail {m['rate']:.2f}{conf}  {m['description']}\n      key: {keys or '-'}")
     score = np.array([[max(inside(b, a), inside(a, b)) for b in B] for a in A]) if A and B else np.zeros((len(A), len(B)))
     if A and B:
         print("\nsame-failure score (rows: first run's modes, columns: second's; >= 0.5 = the same failure):")
