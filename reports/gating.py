@@ -26,7 +26,7 @@ REPORT_QUANTITIES: dict[str, str] = {
     "evaluations": "evaluations in the run",
     "model_errors": "evaluations where the model crashed or timed out",
     "model_error_rate": "model errors as a fraction of evaluations (0..1)",
-    "worst_mode_rate": "highest verified failure rate of any mode (0..1)",
+    "worst_mode_rate": "highest failure rate of any mode, confirmed after the search where the run has it (0..1)",
     "failure_volume": "fraction of the search space covered by failure modes (0..1)",
     "mean_error": "mean failure metric over usable evaluations",
     "p90_error": "90th percentile of the failure metric",

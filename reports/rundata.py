@@ -55,13 +55,21 @@ class RunData:
         return None if i is None else self.table.records[i]
 
 
+def mode_rate(mode: dict) -> float:
+    """The mode's failure rate: on the confirmation samples drawn after the search when the
+    run has them (unbiased), else the verification round that accepted it."""
+    c = mode.get("confirmed") or {}
+    rate = c.get("rate") if c.get("rate") is not None else mode["verified"]["rate"]
+    return float(rate) if rate is not None else 0.0
+
+
 def mode_sort_key(mode: dict) -> tuple:
-    """Worst first: highest verified failure rate, then highest median error, then the
-    largest box."""
+    """Worst first: highest failure rate (`mode_rate`), then highest median error, then
+    the largest box."""
     q = (mode.get("errors") or {}).get("quantiles") or {}
     med = q.get("0.5")
     return (
-        -float(mode["verified"]["rate"] if mode["verified"]["rate"] is not None else 0.0),
+        -mode_rate(mode),
         -(float(med) if med is not None else -math.inf),
         -float(mode.get("volume_fraction") or 0.0),
         int(mode["id"]),
@@ -187,7 +195,7 @@ def run_stats(run: RunData) -> dict[str, Any]:
         "phases": dict(Counter(t.phase.tolist())),
         "error": _quantiles(run.values[usable]) if n else _quantiles(np.zeros(0)),
         "modes": len(modes),
-        "worst_mode_rate": max((float(x["verified"]["rate"]) for x in modes), default=0.0),
+        "worst_mode_rate": max((mode_rate(x) for x in modes), default=0.0),
         "failure_volume": min(sum(float(x.get("volume_fraction") or 0.0) for x in modes), 1.0),
         "wall_time_s": wall,
         "wall_time_exact": exact,

@@ -28,7 +28,7 @@ def test_results_json(planted_run, planted_report):
     assert res["schema"] == RESULTS_SCHEMA and res["schema_version"] == 1
     stored = json.loads((planted_run / "modes.json").read_text())["modes"]
     assert len(res["modes"]) == len(stored) >= 2
-    rates = [(m["verified"]["rate"], (m["errors"]["quantiles"] or {}).get("0.5", 0)) for m in res["modes"]]
+    rates = [(m["confirmed"]["rate"], (m["errors"]["quantiles"] or {}).get("0.5", 0)) for m in res["modes"]]
     assert rates == sorted(rates, reverse=True), "modes must be worst first"
     assert [m["rank"] for m in res["modes"]] == list(range(1, len(stored) + 1))
     dims = [d["name"] for d in res["run"]["space"]]
