@@ -176,13 +176,30 @@ def run_command(
     if warning:
         typer.echo(f"warning: {warning}", err=True)
     for m in summary["failure_modes"]:
-        dims = ", ".join(f"{k} in [{lo:+.2f}, {hi:+.2f}]" for k, (lo, hi) in m["constrained"].items())
-        lo, hi = m["interval"]
-        c = m["confirmed"] or {}
-        confirmed = (f"; {c['rate']:.0%} of {c['n']} drawn after the search" if c.get("rate") is not None else "")
-        typer.echo(f"  mode {m['id']}: {m['rate']:.0%} fail [{lo:.0%}, {hi:.0%}]{confirmed}  {dims}", err=True)
+        typer.echo(_mode_line(m, param_space), err=True)
     if report_paths:
         typer.echo(f"report: {report_paths.html}", err=True)
+
+
+def _mode_line(m: dict, space: ParamSpace, show: int = 5) -> str:
+    """One mode for the terminal: its failure rate (confirmed after the search where there
+    is one, then the verification round's) and its narrowest constrained dimensions in
+    physical units (the report has them all)."""
+    from reports.views import box_text
+
+    lo, hi = m["interval"]
+    c = m.get("confirmed") or {}
+    if c.get("rate") is not None:
+        clo, chi = c["interval"]
+        rate = (f"fails {c['rate']:.0%} [{clo:.0%}, {chi:.0%}] of {c['n']} fresh samples after the search "
+                f"(verification {m['rate']:.0%})")
+    else:
+        rate = f"fails {m['rate']:.0%} [{lo:.0%}, {hi:.0%}]"
+    dims = {d.name: d for d in space.dimensions}
+    order = sorted(m["constrained"].items(), key=lambda kv: kv[1][1] - kv[1][0])
+    parts = [f"{k} {box_text(dims[k], a, b)}" if k in dims else f"{k} in [{a:+.2f}, {b:+.2f}]" for k, (a, b) in order[:show]]
+    more = f" (+{len(order) - show} more)" if len(order) > show else ""
+    return f"  mode {m['id']}: {rate}\n      " + ("; ".join(parts) + more if parts else "the whole space")
 
 
 def _clear_previous_run(out: Path) -> None:

@@ -474,3 +474,15 @@ def test_a_run_from_before_a_new_option_resumes(tmp_path, space):
     before = log(tmp_path / "r")
     res = run_search(cfg, ev, space, tmp_path / "r", resume=True)
     assert log(tmp_path / "r") == before and all("confirmed" in m for m in res.modes)
+
+
+def test_cli_lists_modes_with_their_confirmed_rate_in_physical_units(tmp_path, capsys):
+    assert cli_main(["run", "--model", "analytic:planted", "--space", "joints,camera", "--budget", "500", "--agents", "4",
+                     "--strategy", "random", "--out", str(tmp_path / "r"), "--no-report"]) == 0
+    err = capsys.readouterr().err
+    modes = json.loads((tmp_path / "r" / "modes.json").read_text())["modes"]
+    assert modes and err.count("  mode ") == len(modes)
+    for m in modes:
+        c = m["confirmed"]
+        assert f"mode {m['id']}: fails {c['rate']:.0%}" in err and f"of {c['n']} fresh samples after the search" in err
+    assert "°" in err  # camera angles in degrees, not normalised units
