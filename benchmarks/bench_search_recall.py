@@ -95,7 +95,8 @@ def run_one(strategy: str, seed: int, args, space: ParamSpace) -> dict:
         cfg = cfg.replace(env=dataclasses.replace(cfg.env, observe_anchor=False))
     region = {k: v for k, v in (("bisection_tol", args.bisection_tol), ("probe_group", args.probe_group),
                                 ("growth", args.growth), ("edge_fraction", args.edge_fraction),
-                                ("early_verify", None if args.early_verify is None else bool(args.early_verify))) if v is not None}
+                                ("early_verify", None if args.early_verify is None else bool(args.early_verify)),
+                                ("shrink", args.shrink)) if v is not None}
     if region:
         cfg = cfg.replace(region=dataclasses.replace(cfg.region, **region))
     with tempfile.TemporaryDirectory() as d:
@@ -240,6 +241,7 @@ def main(argv=None) -> None:
     p.add_argument("--hide-anchor", action="store_true", help="env.observe_anchor False (all strategies of the run)")
     p.add_argument("--growth", choices=("probe", "log"), default=None, help="region.growth (default: the config's)")
     p.add_argument("--edge-fraction", type=float, default=None, help="region.edge_fraction (default: the config's)")
+    p.add_argument("--shrink", choices=("peel", "band"), default=None, help="region.shrink (default: the config's)")
     p.add_argument("--early-verify", type=int, choices=(0, 1), default=None,
                    help="region.early_verify 0/1 (default: the config's)")
     p.add_argument("--rows", default=None, help="JSONL file: rows are appended; runs already in it are skipped")
