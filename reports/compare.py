@@ -6,6 +6,9 @@
 - `recheck_comparison(A, result)`: A's modes against fresh samples of another model
   inside each box (`examiner.recheck` runs the model; `examiner recheck` composes the two).
 
+A mode's rate is its confirmed rate where the run has one (fresh samples after the search),
+else its verified rate (`reports.rundata.mode_evidence`).
+
 Status of one of A's modes on B (`rate` = B's failing fraction of the samples):
   still_failing  rate >= A's acceptance level (`region.min_failure_rate`, default 0.8)
   fixed          rate <= fixed_below (default 0.1)
@@ -26,7 +29,7 @@ import numpy as np
 from examiner.search.boxes import box_overlap, wilson_interval
 from reports import views
 from reports.errors import ReportError
-from reports.rundata import RunData, load_run, min_failure_rate
+from reports.rundata import RunData, load_run, min_failure_rate, mode_evidence, mode_rate
 
 STATUSES = ("still_failing", "improved", "fixed", "not_found")
 
@@ -129,11 +132,12 @@ def diff_runs(run_a: str | Path, run_b: str | Path, overlap: float = 0.25, fixed
         matched_b.update(mb["id"] for mb in matches)
         inside = usable_b & np.all((b.table.u >= lo) & (b.table.u <= hi), axis=1) if len(b.table) else np.zeros(0, bool)
         n_in, k_in = int(inside.sum()), int(b.table.failed[inside].sum()) if len(b.table) else 0
-        check = ModeCheck(m["rank"], m["id"], region_text(a, lo, hi), m["verified"]["rate"], list(m["verified"]["interval"]),
+        ev_a = mode_evidence(m)
+        check = ModeCheck(m["rank"], m["id"], region_text(a, lo, hi), ev_a["rate"], list(ev_a["interval"]),
                           "not_found", matched=[mb["id"] for mb in matches])
         if matches:
-            best = max(matches, key=lambda mb: mb["verified"]["rate"])
-            v = best["verified"]
+            best = max(matches, key=mode_rate)
+            v = mode_evidence(best)
             check.n_b, check.k_b, check.rate_b, check.interval_b = v["n"], v["k"], v["rate"], list(v["interval"])
             check.status = _status(v["rate"], min_rate, fixed_below)
             check.evidence = f"B's mode {best['rank']} overlaps it"
@@ -146,8 +150,8 @@ def diff_runs(run_a: str | Path, run_b: str | Path, overlap: float = 0.25, fixed
             check.evidence = f"B has no overlapping mode and only {n_in} evaluations inside the box; recheck to verify"
         checks.append(check)
     new = [
-        {"rank": mb["rank"], "id": mb["id"], "region": region_text(b, mb["lo"], mb["hi"]), "rate": mb["verified"]["rate"],
-         "interval": mb["verified"]["interval"]}
+        {"rank": mb["rank"], "id": mb["id"], "region": region_text(b, mb["lo"], mb["hi"]), "rate": mode_evidence(mb)["rate"],
+         "interval": mode_evidence(mb)["interval"]}
         for mb in b.modes if mb["id"] not in matched_b
     ]
     notes = []
@@ -169,7 +173,7 @@ def recheck_comparison(a: RunData, result: Any, new: Sequence[dict] = (), notes:
         k, n = s.k, s.n
         lo, hi = np.asarray(m["lo"]), np.asarray(m["hi"])
         checks.append(ModeCheck(
-            m["rank"], m["id"], region_text(a, lo, hi), m["verified"]["rate"], list(m["verified"]["interval"]),
+            m["rank"], m["id"], region_text(a, lo, hi), mode_evidence(m)["rate"], list(mode_evidence(m)["interval"]),
             _status(k / n, min_rate, fixed_below), n, k, k / n, list(wilson_interval(k, n)),
             evidence=f"{k} of {n} fresh samples in the box fail on {result.model_spec}",
         ))

@@ -55,11 +55,17 @@ class RunData:
         return None if i is None else self.table.records[i]
 
 
-def mode_rate(mode: dict) -> float:
-    """The mode's failure rate: on the confirmation samples drawn after the search when the
-    run has them (unbiased), else the verification round that accepted it."""
+def mode_evidence(mode: dict) -> dict:
+    """The mode's failure-rate record ({n, k, rate, interval}): the confirmation samples
+    drawn after the search when the run has them (unbiased), else the verification round
+    that accepted it."""
     c = mode.get("confirmed") or {}
-    rate = c.get("rate") if c.get("rate") is not None else mode["verified"]["rate"]
+    return c if c.get("rate") is not None else mode["verified"]
+
+
+def mode_rate(mode: dict) -> float:
+    """`mode_evidence`'s rate (0 when there is none)."""
+    rate = mode_evidence(mode)["rate"]
     return float(rate) if rate is not None else 0.0
 
 

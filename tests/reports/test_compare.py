@@ -78,6 +78,23 @@ def test_diff_of_two_searches(planted_run, tmp_path):
     assert all(m.status == "still_failing" for m in back.modes)
 
 
+def test_diff_judges_by_the_confirmed_rate(planted_run, tmp_path):
+    """A mode of B that passed verification but fails only half of its confirmation samples
+    does not make A's mode "still failing"."""
+    import shutil
+
+    shutil.copytree(planted_run, tmp_path / "b")
+    path = tmp_path / "b" / "modes.json"
+    modes = json.loads(path.read_text())
+    for m in modes["modes"]:
+        assert m["verified"]["rate"] >= 0.8
+        m["confirmed"] = {**m["confirmed"], "n": 40, "k": 20, "rate": 0.5, "interval": [0.35, 0.65]}
+    path.write_text(json.dumps(modes))
+    cmp = diff_runs(planted_run, tmp_path / "b")
+    assert cmp.modes and all(m.status == "improved" and m.rate_b == 0.5 for m in cmp.modes)
+    assert all(m.status == "still_failing" for m in diff_runs(planted_run, planted_run).modes)
+
+
 def test_diff_refuses_different_spaces(planted_run, tmp_path):
     other = write_synthetic_run(tmp_path / "other", n=50, model="x")
     with pytest.raises(ReportError, match="different dimensions"):
