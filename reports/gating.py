@@ -21,6 +21,7 @@ _RULE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(>=|<=|==|!=|>|<)\s*([-+]?(?
 
 REPORT_QUANTITIES: dict[str, str] = {
     "modes": "number of failure modes",
+    "reliable_modes": "failure modes whose rate on the samples drawn after the search meets the acceptance standard",
     "failure_rate": "failing fraction of the strategy's proposals (0..1)",
     "failures": "failing evaluations",
     "evaluations": "evaluations in the run",
@@ -99,6 +100,7 @@ def report_quantities(stats: Mapping) -> dict[str, float | None]:
     """The gating values of a run from `rundata.run_stats`."""
     return {
         "modes": float(stats["modes"]),
+        "reliable_modes": float(stats["reliable_modes"]),
         "failure_rate": stats["failure_rate"]["rate"],
         "failures": float(stats["failures"]),
         "evaluations": float(stats["evaluations"]),

@@ -201,6 +201,7 @@ def run_stats(run: RunData) -> dict[str, Any]:
         "phases": dict(Counter(t.phase.tolist())),
         "error": _quantiles(run.values[usable]) if n else _quantiles(np.zeros(0)),
         "modes": len(modes),
+        "reliable_modes": sum(mode_rate(x) >= min_failure_rate(run) for x in modes),
         "worst_mode_rate": max((mode_rate(x) for x in modes), default=0.0),
         "failure_volume": min(sum(float(x.get("volume_fraction") or 0.0) for x in modes), 1.0),
         "wall_time_s": wall,

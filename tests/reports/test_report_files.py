@@ -76,9 +76,12 @@ def test_a_mode_whose_confirmation_falls_short_is_marked(tmp_path):
     sp = ParamSpace.from_groups("camera.azimuth,camera.elevation,camera.roll,camera.fov_y")
     cfg = SearchConfig(strategy="random", budget=1500, agents=4, seed=0, threshold=90.0, region=RegionConfig(confirm_samples=300))
     run_search(cfg, CoinFlip(0.7), sp, tmp_path / "run", model_spec="coin")
-    paths = write_report(tmp_path / "run", out_dir=tmp_path / "rep", images=False, junit=tmp_path / "j.xml")
+    paths = write_report(tmp_path / "run", out_dir=tmp_path / "rep", images=False, junit=tmp_path / "j.xml",
+                         fail_on=["modes>0", "reliable_modes>0"])
     res = load_results(paths.results)
     (m,) = res["modes"]
+    assert res["stats"]["modes"] == 1 and res["stats"]["reliable_modes"] == 0
+    assert [g["tripped"] for g in res["gates"]] == [True, False]
     assert m["verified"]["rate"] >= 0.8 and m["confirmed"]["rate"] == pytest.approx(0.72)
     html = paths.html.read_text()
     assert "fails 72%" in html and "lucky draw" in html and "216 of 300" in html
