@@ -14,8 +14,11 @@ from above" inside "a quarter or more cut off").
     python benchmarks/modes_across_seeds.py RUN_SEED0 RUN_SEED1
 
 Prints every mode of both runs with its share of the space, failure rate and
-description, the matrix of containment scores, and the modes of the first run found by
-the second."""
+description, the matrix of containment scores, the modes of the first run found by the
+second, and the failure *factors* of each run: the posecodes that stand out in its modes
+(results.json). Boxes of a noisy model can constrain 20-30 dimensions around one failing
+neighbourhood and then match no box of another seed even when both say "a quarter or more
+cut off"; the factors compare what the modes are about."""
 from __future__ import annotations
 
 import json
@@ -33,17 +36,20 @@ def modes_of(run_dir: str) -> list[dict]:
     from reports.rundata import load_run
 
     run = load_run(run_dir)
-    desc = {}
+    desc, codes = {}, {}
     res = Path(run_dir) / "results.json"
     if res.is_file():
-        desc = {m["id"]: m.get("description", "") for m in json.loads(res.read_text()).get("modes", [])}
+        described = json.loads(res.read_text()).get("modes", [])
+        desc = {m["id"]: m.get("description", "") for m in described}
+        codes = {m["id"]: list(m.get("posecodes") or []) for m in described}
     out = []
     for m in run.modes:
         lo, hi = np.asarray(m["lo"], float), np.asarray(m["hi"], float)
         out.append({"rank": m["rank"], "lo": lo, "hi": hi, "key": np.flatnonzero(hi - lo < KEY_WIDTH),
                     "share": float(m.get("volume_fraction") or 0.0), "rate": float(m["verified"]["rate"]),
                     "confirmed": (m.get("confirmed") or {}).get("rate"),
-                    "description": desc.get(m["id"], ""), "names": run.space.names})
+                    "description": desc.get(m["id"], ""), "posecodes": codes.get(m["id"], []),
+                    "names": run.space.names})
     return out
 
 
@@ -76,6 +82,9 @@ def main(argv: list[str]) -> int:
             print(f"  #{a['rank']:<3} " + " ".join(f"{x:<6.2f}" for x in row))
     common = [a["rank"] for a, row in zip(A, score) if len(row) and row.max() >= SAME]
     print(f"\nmodes of the first run found by the second: {len(common)} of {len(A)} ({', '.join(f'#{r}' for r in common) or 'none'})")
+    fa, fb = ({c for m in ms for c in m["posecodes"]} for ms in (A, B))
+    print(f"failure factors (posecodes that stand out in a mode, from results.json): first {sorted(fa)}; "
+          f"second {sorted(fb)}; in both: {sorted(fa & fb) or 'none'}")
     return 0
 
 
