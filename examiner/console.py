@@ -23,9 +23,11 @@ def verbose() -> int:
     return _state["verbose"]
 
 
-def info(msg: str) -> None:
+def info(msg: str, soft_wrap: bool = False) -> None:
+    """A progress or result line on stderr (nothing with -q); soft_wrap leaves long lines
+    to the terminal instead of breaking them at its width."""
     if not _state["quiet"]:
-        console.print(msg)
+        console.print(msg, soft_wrap=soft_wrap)
 
 
 def error(msg: str) -> None:

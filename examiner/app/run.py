@@ -176,12 +176,12 @@ def run_command(
     if warning:
         typer.echo(f"warning: {warning}", err=True)
     for m in summary["failure_modes"]:
-        typer.echo(_mode_line(m, param_space), err=True)
+        typer.echo(mode_line(m, param_space, standard=cfg.region.min_failure_rate), err=True)
     if report_paths:
         typer.echo(f"report: {report_paths.html}", err=True)
 
 
-def _mode_line(m: dict, space: ParamSpace, show: int = 5) -> str:
+def mode_line(m: dict, space: ParamSpace, show: int = 5, standard: float = 0.8) -> str:
     """One mode for the terminal: its failure rate (confirmed after the search where there
     is one, then the verification round's) and its narrowest constrained dimensions in
     physical units (the report has them all)."""
@@ -192,7 +192,8 @@ def _mode_line(m: dict, space: ParamSpace, show: int = 5) -> str:
     if c.get("rate") is not None:
         clo, chi = c["interval"]
         rate = (f"fails {c['rate']:.0%} [{clo:.0%}, {chi:.0%}] of {c['n']} fresh samples after the search "
-                f"(verification {m['rate']:.0%})")
+                f"(verification {m['rate']:.0%})" + (f"; below the {standard:.0%} standard: often, not reliably"
+                                                     if c["rate"] < standard else ""))
     else:
         rate = f"fails {m['rate']:.0%} [{lo:.0%}, {hi:.0%}]"
     dims = {d.name: d for d in space.dimensions}
