@@ -7,7 +7,6 @@ variable (EXAMINER_<OPTION>). User errors print one line; `-v` shows the traceba
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Optional
@@ -174,9 +173,9 @@ def demo(
 
 def _print_modes(run_dir: Path) -> None:
     """What the run found, in the terminal: the failure rule, the failing share of the
-    proposals and each mode's confirmed rate and narrowest dimensions (`examiner run`'s lines)."""
-    from examiner.app.run import mode_line
-    from reports.rundata import load_run, min_failure_rate, run_stats
+    proposals and each mode (`examiner run`'s lines)."""
+    from examiner.app.run import print_modes
+    from reports.rundata import load_run, run_stats
 
     run = load_run(run_dir)
     fr = run_stats(run)["failure_rate"]
@@ -185,16 +184,7 @@ def _print_modes(run_dir: Path) -> None:
     rate = f"{fr['rate']:.1%} of {fr['n']} plausible search proposals fail; " if fr["rate"] is not None else ""
     console.info(f"{rate}{len(run.modes)} failure mode{'s' if len(run.modes) != 1 else ''}, worst first:" if run.modes
                  else f"{rate}no failure mode")
-    results = run_dir / "results.json"
-    words = {m["id"]: m.get("description") for m in json.loads(results.read_text())["modes"]} if results.is_file() else {}
-    for m in run.modes:
-        v = m["verified"]
-        line = mode_line({"id": m["rank"], "rate": v["rate"], "interval": v["interval"], "confirmed": m.get("confirmed"),
-                          "constrained": m.get("constrained") or {}}, run.space,
-                         standard=min_failure_rate(run))  # numbered by rank, as in the report
-        if words.get(m["id"]):
-            line = line.replace("\n", f"\n      {words[m['id']]}\n", 1)
-        console.info(line, soft_wrap=True)
+    print_modes(run_dir, lambda line: console.info(line, soft_wrap=True))
 
 
 @app.command("train-baseline")

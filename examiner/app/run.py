@@ -10,7 +10,7 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import typer
 
@@ -175,8 +175,7 @@ def run_command(
     warning = most_space_fails_warning(result.search_failure_rate)
     if warning:
         typer.echo(f"warning: {warning}", err=True)
-    for m in summary["failure_modes"]:
-        typer.echo(mode_line(m, param_space, standard=cfg.region.min_failure_rate), err=True)
+    print_modes(result.out_dir, lambda line: typer.echo(line, err=True))
     if report_paths:
         typer.echo(f"report: {report_paths.html}", err=True)
 
@@ -201,6 +200,26 @@ def mode_line(m: dict, space: ParamSpace, show: int = 5, standard: float = 0.8) 
     parts = [f"{k} {box_text(dims[k], a, b)}" if k in dims else f"{k} in [{a:+.2f}, {b:+.2f}]" for k, (a, b) in order[:show]]
     more = f" (+{len(order) - show} more)" if len(order) > show else ""
     return f"  mode {m['id']}: {rate}\n      " + ("; ".join(parts) + more if parts else "the whole space")
+
+
+def print_modes(run_dir: Path, echo: Callable[[str], None]) -> None:
+    """Each mode of a finished run, worst first and numbered by rank as in the report: its
+    rate (`mode_line`), its words (from results.json, when the report was written) and its
+    narrowest constrained dimensions."""
+    from reports.rundata import load_run, min_failure_rate
+
+    run = load_run(run_dir)
+    results = Path(run_dir) / "results.json"
+    described = json.loads(results.read_text())["modes"] if results.is_file() else []
+    # Words only where posecodes stand out (otherwise the description is the dimensions again).
+    words = {m["id"]: m.get("description") for m in described if m.get("posecodes")}
+    for m in run.modes:
+        v = m["verified"]
+        line = mode_line({"id": m["rank"], "rate": v["rate"], "interval": v["interval"], "confirmed": m.get("confirmed"),
+                          "constrained": m.get("constrained") or {}}, run.space, standard=min_failure_rate(run))
+        if words.get(m["id"]):
+            line = line.replace("\n", f"\n      {words[m['id']]}\n", 1)
+        echo(line)
 
 
 def _clear_previous_run(out: Path) -> None:

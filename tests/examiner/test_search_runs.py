@@ -480,9 +480,12 @@ def test_cli_lists_modes_with_their_confirmed_rate_in_physical_units(tmp_path, c
     assert cli_main(["run", "--model", "analytic:planted", "--space", "joints,camera", "--budget", "500", "--agents", "4",
                      "--strategy", "random", "--out", str(tmp_path / "r"), "--no-report"]) == 0
     err = capsys.readouterr().err
-    modes = json.loads((tmp_path / "r" / "modes.json").read_text())["modes"]
+    from reports.rundata import load_run
+
+    modes = load_run(tmp_path / "r").modes
     assert modes and err.count("  mode ") == len(modes)
-    for m in modes:
+    for m in modes:  # worst first, numbered by rank as in the report
         c = m["confirmed"]
-        assert f"mode {m['id']}: fails {c['rate']:.0%}" in err and f"of {c['n']} fresh samples after the search" in err
+        assert f"mode {m['rank']}: fails {c['rate']:.0%}" in err and f"of {c['n']} fresh samples after the search" in err
+    assert err.index("  mode 1:") < err.index(f"  mode {len(modes)}:")
     assert "°" in err  # camera angles in degrees, not normalised units
