@@ -3,6 +3,8 @@ of the evaluations with the modes outlined, per-joint errors and search progress
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +49,15 @@ def box_text(dim: Dimension, lo_u: float, hi_u: float) -> str:
     if dim.choices:
         a, b = int(physical(dim, np.array([lo_u]))[0]), int(physical(dim, np.array([hi_u]))[0])
         return ", ".join(dim.choices[a:b + 1])
-    return f"{dim.format(dim.to_physical(lo_u))} to {dim.format(dim.to_physical(hi_u))}"
+    lo, hi = dim.to_physical(lo_u), dim.to_physical(hi_u)
+    a, b = dim.format(lo), dim.format(hi)
+    if a == b and lo != hi and not dim.warp:  # a band narrower than the display precision
+        if dim.unit == "rad":
+            a, b = f"{math.degrees(lo):.1f}°", f"{math.degrees(hi):.1f}°"
+        else:
+            unit = {"m": " m", "sigma": "σ"}.get(dim.unit, "")
+            a, b = f"{lo:.3f}{unit}", f"{hi:.3f}{unit}"
+    return f"{a} to {b}"
 
 
 def full_range_text(dim: Dimension) -> str:

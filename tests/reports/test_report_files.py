@@ -207,3 +207,16 @@ def test_map_projection_separates_modes_and_hull_is_convex():
     assert hull.tolist() == [[0, 0], [1, 0], [1, 1], [0, 1]]  # counter-clockwise from the smallest
     assert convex_hull(np.array([[2, 2], [0, 0], [1, 1], [1, 1]])).tolist() == [[0, 0], [2, 2]]  # one line
     assert convex_hull(np.array([[3, 1], [3, 1]])).tolist() == [[3, 1]]
+
+
+def test_a_band_narrower_than_the_display_precision_is_shown_with_more_digits():
+    from reports.views import box_text
+    from simulator.params import ParamSpace
+
+    dims = {d.name: d for d in ParamSpace.from_groups("pose,camera").dimensions}
+    assert box_text(dims["camera.roll"], 0.18, 0.215) == "2.7° to 3.2°"  # was "3° to 3°"
+    assert box_text(dims["pose.z08"], -0.81, -0.80) == "-1.28σ to -1.25σ"
+    narrow = box_text(dims["camera.truncation"], 0.5, 0.51)
+    a, b = narrow.split(" to ")
+    assert a != b
+    assert box_text(dims["camera.azimuth"], -0.5, 0.5) == "-90° to 90°"  # wide bands unchanged
