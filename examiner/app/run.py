@@ -181,25 +181,26 @@ def run_command(
 
 
 def mode_line(m: dict, space: ParamSpace, show: int = 5, standard: float = 0.8) -> str:
-    """One mode for the terminal: its failure rate (confirmed after the search where there
-    is one, then the verification round's) and its narrowest constrained dimensions in
-    physical units (the report has them all)."""
+    """One mode (a `reports.rundata` mode: rank, verified, confirmed, constrained) for the
+    terminal: its failure rate (confirmed after the search where there is one, then the
+    verification round's) and its narrowest constrained dimensions in physical units (the
+    report has them all)."""
     from reports.views import box_text
 
-    lo, hi = m["interval"]
-    c = m.get("confirmed") or {}
+    v, c = m["verified"], m.get("confirmed") or {}
     if c.get("rate") is not None:
         clo, chi = c["interval"]
         rate = (f"fails {c['rate']:.0%} [{clo:.0%}, {chi:.0%}] of {c['n']} fresh samples after the search "
-                f"(verification {m['rate']:.0%})" + (f"; below the {standard:.0%} standard: often, not reliably"
+                f"(verification {v['rate']:.0%})" + (f"; below the {standard:.0%} standard: often, not reliably"
                                                      if c["rate"] < standard else ""))
     else:
-        rate = f"fails {m['rate']:.0%} [{lo:.0%}, {hi:.0%}]"
+        lo, hi = v["interval"]
+        rate = f"fails {v['rate']:.0%} [{lo:.0%}, {hi:.0%}]"
     dims = {d.name: d for d in space.dimensions}
-    order = sorted(m["constrained"].items(), key=lambda kv: kv[1][1] - kv[1][0])
+    order = sorted((m.get("constrained") or {}).items(), key=lambda kv: kv[1][1] - kv[1][0])
     parts = [f"{k} {box_text(dims[k], a, b)}" if k in dims else f"{k} in [{a:+.2f}, {b:+.2f}]" for k, (a, b) in order[:show]]
     more = f" (+{len(order) - show} more)" if len(order) > show else ""
-    return f"  mode {m['id']}: {rate}\n      " + ("; ".join(parts) + more if parts else "the whole space")
+    return f"  mode {m['rank']}: {rate}\n      " + ("; ".join(parts) + more if parts else "the whole space")
 
 
 def print_modes(run_dir: Path, echo: Callable[[str], None]) -> None:
@@ -214,9 +215,7 @@ def print_modes(run_dir: Path, echo: Callable[[str], None]) -> None:
     # Words only where posecodes stand out (otherwise the description is the dimensions again).
     words = {m["id"]: m.get("description") for m in described if m.get("posecodes")}
     for m in run.modes:
-        v = m["verified"]
-        line = mode_line({"id": m["rank"], "rate": v["rate"], "interval": v["interval"], "confirmed": m.get("confirmed"),
-                          "constrained": m.get("constrained") or {}}, run.space, standard=min_failure_rate(run))
+        line = mode_line(m, run.space, standard=min_failure_rate(run))
         if words.get(m["id"]):
             line = line.replace("\n", f"\n      {words[m['id']]}\n", 1)
         echo(line)
