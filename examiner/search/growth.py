@@ -206,17 +206,18 @@ class RegionGrowth:
         plausible = np.ones(len(failed), bool) if plausible is None else np.asarray(plausible, bool)
         if self.stage in ("probe", "bisect"):
             self.groups = []
-            # An implausible scene does not bound the box: a bisection step or a single
-            # dimension's probe that lands on one counts like a failing one; an implausible
-            # group probe says nothing about any of its dimensions and is split like a
-            # passing one.
-            for q, f, ok in zip(qs, failed | ~plausible, plausible):
+            # An implausible scene says nothing about the model: a bisection step that lands
+            # on one closes the bracket from outside like a passing one (the box stops where
+            # the seed's scene stops being plausible; counted as failing, the edge walked to
+            # the bound past the region); a single dimension's probe that lands on one is
+            # bisected like a passing one; an implausible group probe is split.
+            for q, f, ok in zip(qs, failed & plausible, plausible):
                 if q.phase == "bisect":
                     dim, side = q.key
                     self.brackets[(dim, side)][0 if f else 1] = q.u[dim]
                     continue
                 side, dims = q.key
-                if f and (ok or len(dims) == 1):  # every dimension of the group reaches the bound
+                if f:  # every dimension of the group reaches the bound
                     (self.lo if side < 0 else self.hi)[list(dims)] = float(side)
                     if len(dims) > 1:
                         self.group_edges.update((dim, side) for dim in dims)

@@ -15,7 +15,8 @@ Wilson interval, the same shrink / re-probe rounds) and changes how the box is f
    its own: its bracket is [x0_d, bound]. Side -1 mirrors side +1: the dimensions that
    bound the box at +1 are presumed to bound it at -1 too (bracket [x0_d, -1], not probed;
    bisection that walks to the bound puts the edge there), the others are tested as one
-   group first. An implausible group probe says nothing and is split.
+   group first. An implausible group probe says nothing and is split; an implausible single
+   probe opens a bracket (bisected, not mirrored).
 2. Where each bounding side's edge lies (bisect), from the log first. Before every
    bisection round each open bracket (d, s) is tightened by the points already evaluated
    (the session's log: search proposals, other jobs' probes and samples, this job's own):
@@ -23,7 +24,7 @@ Wilson interval, the same shrink / re-probe rounds) and changes how the box is f
    and on d between the bracket's ends, moves the outside end in if it passed and the
    inside end out if it failed. Fresh bisection steps go only to brackets the log left
    wider than `bisection_tol`. A finished bracket puts the edge `edge_fraction` of the
-   way from its inside (failing) end to its outside (passing) end.
+   way from its inside (failing) end to its outside (passing or implausible) end.
 3. verify / shrink / re-probe: as in growth.py, on fresh samples only (verification
    never takes points from the log).
 
@@ -169,8 +170,9 @@ class LogGrowth(RegionGrowth):
                 self._open(d, -1, evaluated=False)
         self.tasks = [("test", -1, tuple(rest))] if rest else []
 
-    def _open(self, dim: int, side: int, evaluated: bool) -> None:
-        self.bounding[side].add(dim)
+    def _open(self, dim: int, side: int, evaluated: bool, bounding: bool = True) -> None:
+        if bounding:
+            self.bounding[side].add(dim)
         self.brackets[(dim, side)] = [float(self.x0[dim]), float(side), evaluated]
 
     def _extend(self, side: int, dims) -> None:
@@ -203,14 +205,20 @@ class LogGrowth(RegionGrowth):
         for q, f, ok in zip(qs, failed, plausible):
             kind, side, dims, probe = q.key
             rest = dims[len(probe):]
-            if not ok and len(probe) > 1:
-                # an implausible group probe says nothing: split it (both halves untested)
-                half = (len(probe) + 1) // 2
-                self.tasks += [("test", side, probe[:half]), ("test", side, probe[half:])]
+            if not ok:
+                # an implausible probe says nothing: a group is split (both halves untested);
+                # a single dimension's side is bisected from the seed (unknown, not presumed
+                # to bound the box: it is not mirrored); the rest of a "pos" task, which
+                # holds a bounding dimension only if this one does not, is tested again
+                if len(probe) > 1:
+                    half = (len(probe) + 1) // 2
+                    self.tasks += [("test", side, probe[:half]), ("test", side, probe[half:])]
+                else:
+                    self._open(probe[0], side, evaluated=False, bounding=False)
                 if rest:
                     self.tasks.append(("test", side, rest))
                 continue
-            if f or not ok:  # every probed dimension reaches the bound (implausible single: as failing)
+            if f:  # every probed dimension reaches the bound
                 self._extend(side, probe)
                 if rest:  # kind "pos": the bounding dimension is in the rest
                     self._positive(side, rest, evaluated=False)
@@ -321,10 +329,12 @@ class LogGrowth(RegionGrowth):
         if self.stage == "identify":
             self._consume_identify(qs, failed, plausible)
             return
-        # bisect: an implausible step counts like a failing one (it does not bound the box)
+        # bisect: an implausible step closes the bracket from outside like a passing one
+        # (conservative: the box stops where the seed's scene stops being plausible; as a
+        # failing one it walked to the bound past the region, benchmarks/RESULTS-search-recall.md)
         for q, f, ok in zip(qs, failed, plausible):
             br = self.brackets[q.key]
-            if f or not ok:
+            if f and ok:
                 br[0] = q.u[q.key[0]]
             else:
                 br[1], br[2] = q.u[q.key[0]], True

@@ -113,6 +113,37 @@ def test_log_growth_finds_a_box_bounded_on_one_side_only(space):
     assert -0.4 - NEW.bisection_tol <= r.lo[j] and r.hi[j] <= 0.2 + NEW.bisection_tol
 
 
+def test_an_implausible_scene_past_the_edge_does_not_extend_the_box(space):
+    """Through the renderer, bisection steps past a region's edge often land on implausible
+    scenes (the seed's pose at a joint's limit self-penetrates). Counted as failing, they
+    walked the edge to the bound and the box failed verification (about 160 evaluations
+    lost per such job, benchmarks/RESULTS-search-recall.md); they now close the bracket
+    like a passing step. The model fails in `bounds`; a scene is implausible where
+    age < -0.81 and camera.azimuth > 0.9: true on the seed's line past age's lower edge
+    (-0.8), rare among the box's uniform samples, which pass there."""
+    from examiner.search.outcome import Outcome
+
+    bounds = {"pose.l_knee_flexion": (0.45, 0.8), "shape.age": (-0.8, -0.6)}
+    age, k = space.names.index("shape.age"), space.names.index("camera.azimuth")
+    box = BoxEvaluator(space, bounds, noise=1.0)
+
+    def evaluate(U):
+        outs = box.evaluate(U)
+        plausible = ~((U[:, age] < -0.81) & (U[:, k] > 0.9))
+        vals = np.array([o.error for o in outs])
+        return (vals > THRESHOLD) & plausible, vals, plausible
+
+    x0 = np.random.default_rng(3).uniform(-1, 1, space.dim)
+    x0[space.names.index("pose.l_knee_flexion")], x0[age], x0[k] = 0.6, -0.7, 0.95
+    for cls, cfg in ((LogGrowth, NEW), (RegionGrowth, OLD)):
+        job = cls(0, 0, x0, cfg, np.random.default_rng(0))
+        while not job.done:
+            job.consume(*evaluate(np.array([q.u for q in job.next_queries()])))
+        r = job.result
+        assert r.accepted and job.verify_round == 1, cls.__name__  # right the first time
+        assert -0.8 - cfg.bisection_tol <= r.lo[age] <= -0.8 + cfg.bisection_tol, (cls.__name__, r.lo[age])
+
+
 def test_log_growth_rejects_what_does_not_verify(space):
     """A failure that is not a box (a thin diagonal slab) is verified on fresh samples and
     rejected or shrunk, exactly as on the probe path."""
