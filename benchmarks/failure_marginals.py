@@ -10,7 +10,12 @@ space and the rates are unbiased, otherwise they lean towards what the strategy 
     python benchmarks/failure_marginals.py RUN [--bins 5] [--top 15] [--min-count 20]
 
 Prints the base rate, then the conditions and pairs with the highest rates (Wilson 95%
-interval, count), and how many of them reach 0.8 at their interval's lower end."""
+interval, count), and how many of them reach 0.8 at their interval's lower end.
+
+With `--codes`, also the failure rate per posecode (reports/posecodes.py: "lying on the
+back", "seen from above", "left arm above the head", ...; computed from each proposal's
+posed skeleton on the average body): what a pose researcher asks ("does it fail on
+people lying down?"), which the pose prior's latent dimensions cannot answer one by one."""
 from __future__ import annotations
 
 import argparse
@@ -43,6 +48,25 @@ def conditions(run, bins: int) -> list[tuple[str, np.ndarray]]:
     return out, t.failed[use]
 
 
+def code_conditions(run) -> list[tuple[str, np.ndarray]]:
+    """(posecode phrase, mask over the usable search rows) for every posecode that holds
+    for at least one proposal (the same rows as `conditions`)."""
+    from reports.posecodes import posecodes, skeletons
+
+    t = run.table
+    use = (t.phase == "search") & t.plausible & ~t.model_error
+    U = t.u[use]
+    params = run.space.to_params_batch(U)
+    joints = skeletons(params, average_body=True)
+    masks: dict[str, np.ndarray] = {}
+    phrases: dict[str, str] = {}
+    for i, (p, j) in enumerate(zip(params, joints)):
+        for c in posecodes(p, j):
+            masks.setdefault(c.key, np.zeros(len(U), bool))[i] = True
+            phrases[c.key] = c.phrase
+    return [(f"{phrases[k]} [{k}]", m) for k, m in sorted(masks.items())]
+
+
 def main(argv: list[str] | None = None) -> int:
     from examiner.search.boxes import wilson_interval
     from reports.rundata import load_run
@@ -53,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--top", type=int, default=15)
     ap.add_argument("--min-count", type=int, default=20)
     ap.add_argument("--level", type=float, default=0.8, help="the verification standard to compare with")
+    ap.add_argument("--codes", action="store_true", help="also the failure rate per posecode, alone and in pairs")
     a = ap.parse_args(argv)
     run = load_run(a.run)
     conds, failed = conditions(run, a.bins)
@@ -81,6 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     pairs = [(f"{la} & {lb}", ma & mb) for (la, ma), (lb, mb) in itertools.combinations(conds, 2)
              if la.split(" ")[0] != lb.split(" ")[0]]
     show("Pairs of conditions", rows(pairs))
+    if a.codes:
+        codes = code_conditions(run)
+        show("Posecodes", rows(codes))
+        show("Pairs of posecodes", rows([(f"{la} & {lb}", ma & mb) for (la, ma), (lb, mb)
+                                         in itertools.combinations(codes, 2)]))
     return 0
 
 

@@ -3,12 +3,15 @@
     python scripts/build_pose_prior.py retarget [--mocap DIR] [--out DIR]
     python scripts/build_pose_prior.py train    [--seed 0] [--out DIR]
     python scripts/build_pose_prior.py samples  [--out DIR]
+    python scripts/build_pose_prior.py train-posture [--seed 0] [--out DIR]
     python scripts/build_pose_prior.py all
 
 retarget: every mocap frame (CMU at 30 fps) -> the 34 anatomical angles (mocap_poses.npz) and
 the retargeting errors (retarget_errors.json). train: the VAE on that table (prior.npz,
 train_metrics.json). samples: samples.png (z ~ N(0, I)) and samples_tilted.png (lying and
 inverted samples among z ~ U[-2.5, 2.5]^L), decoded prior samples rendered with the simulator.
+train-posture: the posture-conditioned prior (prior_posture.npz, train_metrics_posture.json,
+samples_posture.png), which the search's `posture` group decodes with.
 The mocap folder defaults to <repo>/../shared/mocap; it is read only (CMU is extracted to a
 temporary folder). CPU only, single thread, seeded.
 """
@@ -81,7 +84,7 @@ def retarget(mocap: Path, out: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("command", choices=("retarget", "train", "samples", "all"))
+    ap.add_argument("command", choices=("retarget", "train", "samples", "train-posture", "all"))
     ap.add_argument("--mocap", type=Path, default=DEFAULT_MOCAP, help="motion capture folder (default: <repo>/../shared/mocap)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: assets/pose_prior)")
     ap.add_argument("--seed", type=int, default=0)
@@ -97,6 +100,12 @@ def main(argv: list[str] | None = None) -> int:
 
         render_samples(args.out / "prior.npz", args.out / "samples.png", seed=args.seed)
         render_tilted_samples(args.out / "prior.npz", args.out / "samples_tilted.png", seed=args.seed)
+    if args.command in ("train-posture", "all"):
+        from simulator.prior.sheet import render_posture_samples
+        from simulator.prior.train import train_posture_and_save
+
+        train_posture_and_save(args.out / "mocap_poses.npz", args.out, seed=args.seed, log=_log)
+        render_posture_samples(args.out / "prior_posture.npz", args.out / "samples_posture.png", seed=args.seed)
     return 0
 
 

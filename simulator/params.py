@@ -437,6 +437,12 @@ class Dimension:
     def is_latent(self) -> bool:
         return self.name.startswith(LATENT_PREFIX)
 
+    @property
+    def is_posture(self) -> bool:
+        """posture.tilt / posture.direction: not scene parameters of their own; they set the
+        up direction the posture prior decodes the latent at (root pitch and roll)."""
+        return self.name.startswith(POSTURE_PREFIX)
+
     def to_physical(self, u: float) -> Any:
         u = min(max(float(u), -1.0), 1.0)
         if self.is_latent:
@@ -478,6 +484,7 @@ class Dimension:
 
 
 LATENT_PREFIX = "pose.z"
+POSTURE_PREFIX = "posture."
 # The prior's latent dimensions span +-LATENT_SIGMA standard deviations. A uniform value
 # u in [-1, 1] maps to z through the inverse normal CDF (truncated at +-LATENT_SIGMA), so
 # uniform samples of the search space are samples of the prior itself and the box edges
@@ -507,6 +514,17 @@ def _latent_dimensions() -> list[Dimension]:
     ]
 
 
+def _posture_dimensions() -> list[Dimension]:
+    return [
+        Dimension("posture.tilt", 0.0, 180 * DEG, "rad",
+                  description="the body's angle from upright: 0 standing, 90 lying, 180 upside down (with the "
+                              "'pose' group: its latent is decoded by the posture prior at this tilt)"),
+        Dimension("posture.direction", -180 * DEG, 180 * DEG, "rad",
+                  description="which way the body tips: 0 backward (lying on the back), 90 to its right, "
+                              "180 forward (face down), -90 to its left"),
+    ]
+
+
 def u_to_latent(u: np.ndarray, low: float = -LATENT_SIGMA, high: float = LATENT_SIGMA) -> np.ndarray:
     """Normalised u in [-1, 1] -> latent z: the inverse CDF of the standard normal
     truncated to [low, high] (sigmas)."""
@@ -525,7 +543,7 @@ def latent_to_u(z: np.ndarray, low: float = -LATENT_SIGMA, high: float = LATENT_
 
 def default_dimensions() -> list[Dimension]:
     """All searchable dimensions with their default bounds (everyday-to-hard range)."""
-    dims = _latent_dimensions() + _joint_dimensions()
+    dims = _latent_dimensions() + _posture_dimensions() + _joint_dimensions()
     dims += [
         Dimension("shape.gender", 0.0, 1.0, "", description="0 male .. 1 female (anny's phenotype)"),
         Dimension("shape.age", float(anny_age(2.0)), float(anny_age(80.0)), "", warp=AGE_WARP, display_unit="years",
@@ -615,8 +633,11 @@ class ParamSpace:
         self.clamp = clamp
         base_flat = self.base.flat()
         for d in self.dimensions:
-            if d.name not in base_flat and not d.is_latent:
+            if d.name not in base_flat and not d.is_latent and not d.is_posture:
                 raise ParamError(f"dimension {d.name!r} is not a scene parameter")
+        if any(d.is_posture for d in self.dimensions) and not any(d.is_latent for d in self.dimensions):
+            raise ParamError("the posture group sets the tilt the pose prior's latent is decoded at; add the "
+                             "'pose' group (e.g. --space pose,posture,camera)")
 
     # ---- construction ----------------------------------------------------------------
     @classmethod
@@ -718,7 +739,13 @@ class ParamSpace:
             from simulator.prior import load_pose_prior
 
             Z = np.stack([u_to_latent(U[:, i], self.dimensions[i].low, self.dimensions[i].high) for i in li], 1)
-            decoded = load_pose_prior().decode(Z)
+            up = self._posture_up(U)
+            if up is None:
+                decoded = load_pose_prior().decode(Z)
+            else:
+                from simulator.prior import load_posture_prior
+
+                decoded = load_posture_prior().decode(Z, up)
             lo = np.array([POSE_LIMITS[k][0] for k in POSE_DOFS])
             hi = np.array([POSE_LIMITS[k][1] for k in POSE_DOFS])
             dof_index = {f"pose.{k}": i for i, k in enumerate(POSE_DOFS)}
@@ -733,12 +760,27 @@ class ParamSpace:
                 pose = np.clip(pose, lo, hi)
                 values.update({f"pose.{k}": float(v) for k, v in zip(POSE_DOFS, pose)})
             for d, x in zip(self.dimensions, u):
-                if d.is_latent or (decoded is not None and d.name in values):
+                if d.is_latent or d.is_posture or (decoded is not None and d.name in values):
                     continue
                 values[d.name] = d.to_physical(x)
             latent = tuple(float(z) for z in Z[b]) if Z is not None else None
             out.append(self.base.with_values(values, latent=latent))
         return out
+
+    def _posture_up(self, U: np.ndarray) -> np.ndarray | None:
+        """(B, 3) up directions of the posture dimensions (a missing one at 0), or None when
+        the space has none."""
+        cols = {d.name: i for i, d in enumerate(self.dimensions) if d.is_posture}
+        if not cols:
+            return None
+        from simulator.prior import posture_up
+
+        def degrees(name: str) -> np.ndarray:
+            if name not in cols:
+                return np.zeros(len(U))
+            return np.degrees(self.dimensions[cols[name]].physical_array(U[:, cols[name]]))
+
+        return posture_up(degrees("posture.tilt"), degrees("posture.direction"))
 
     def to_vector(self, params: SceneParams) -> np.ndarray:
         """SceneParams -> (D,) normalised vector (values outside the bounds map outside
@@ -751,11 +793,21 @@ class ParamSpace:
             z = np.asarray(params.pose_latent, dtype=np.float64)
             if z.shape != (len(li),):
                 from simulator.joints import POSE_DOFS
-                from simulator.prior import load_pose_prior
+                from simulator.prior import load_pose_prior, load_posture_prior
 
-                z = load_pose_prior().encode(np.array([[params.pose[k] for k in POSE_DOFS]]))[0]
+                prior = load_posture_prior() if any(d.is_posture for d in self.dimensions) else load_pose_prior()
+                z = prior.encode(np.array([[params.pose[k] for k in POSE_DOFS]]))[0]
             u[li] = [latent_to_u(zi, self.dimensions[i].low, self.dimensions[i].high) for zi, i in zip(z, li)]
+        if any(d.is_posture for d in self.dimensions):
+            from simulator.prior import posture_from_up, up_from_tilt
+
+            tilt, direction = posture_from_up(up_from_tilt(np.array(params.pose["root_pitch"]),
+                                                           np.array(params.pose["root_roll"])))
+            posture = {"posture.tilt": math.radians(float(tilt)), "posture.direction": math.radians(float(direction))}
         for i, d in enumerate(self.dimensions):
+            if d.is_posture:
+                u[i] = d.to_normalised(posture[d.name])
+                continue
             if d.is_latent:
                 continue
             if len(li) and d.group == "joints":
@@ -813,7 +865,7 @@ def validate_params(params: SceneParams, clamp: bool = False) -> SceneParams:
     for key in ("camera.width", "camera.height"):
         check_image_size(flat[key], key)
     for d in default_dimensions():
-        if d.choices or d.is_latent:
+        if d.choices or d.is_latent or d.is_posture:
             continue
         v = flat[d.name]
         lo, hi = d.low, d.high

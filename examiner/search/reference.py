@@ -34,6 +34,7 @@ REFERENCE_SEED = 0
 REFERENCE_LATENT_SIGMA = 0.5
 # Physical values (or uniform ranges) of an easy scene, per dimension.
 EASY_VALUES: dict[str, Any] = {
+    "posture.tilt": (0.0, 15 * DEG),  # upright
     "camera.azimuth": (-30 * DEG, 30 * DEG),
     "camera.elevation": (0.0, 20 * DEG),
     "camera.framing": (0.6, 0.8),

@@ -9,6 +9,16 @@ A VAE (VPoser-like) trained by `scripts/build_pose_prior.py` on the retargeted m
 and how well it reconstructs held-out motion. The pose vector the network sees is the 31 non-root
 angles (standardised) and the world up direction in the body frame (3, unit), so lying and
 upside-down bodies are continuous; root_yaw (heading) is not modelled and decodes to 0.
+
+A second prior, conditioned on posture (`load_posture_prior`, assets/pose_prior/prior_posture.npz),
+decodes a latent *and a given up direction* to the 31 body angles: the search's `posture` group
+(tilt from upright and its direction) then reaches lying and inverted bodies, which are 1.4% and
+0.14% of the unconditional prior's samples, with the articulations people have in those postures
+in the mocap (crawling, getting up, cartwheels, flips).
+
+    >>> post = load_posture_prior()
+    >>> up = posture_up(np.array([180.0]), np.array([0.0]))   # upside down
+    >>> poses = post.decode(z[:1], up)
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ from simulator.joints import POSE_DOFS, POSE_LIMITS
 
 PRIOR_VERSION = 1
 DEFAULT_PRIOR = Path(__file__).resolve().parents[2] / "assets" / "pose_prior" / "prior.npz"
+DEFAULT_POSTURE_PRIOR = DEFAULT_PRIOR.with_name("prior_posture.npz")
 ROOT_DOFS = ("root_yaw", "root_pitch", "root_roll")
 BODY_DOFS = tuple(n for n in POSE_DOFS if n not in ROOT_DOFS)  # the 31 angles the network models
 _BODY_IDX = np.array([POSE_DOFS.index(n) for n in BODY_DOFS])
@@ -49,6 +60,26 @@ def up_from_tilt(pitch: np.ndarray, roll: np.ndarray) -> np.ndarray:
     """Inverse of `tilt_from_up`: (...,) radians -> (..., 3) unit world up in the body frame."""
     cp = np.cos(pitch)
     return np.stack([-cp * np.sin(roll), np.sin(pitch), cp * np.cos(roll)], -1)
+
+
+def posture_up(tilt_deg: np.ndarray, direction_deg: np.ndarray) -> np.ndarray:
+    """(...,) degrees -> (..., 3) unit world up in the body frame (+Z up, facing -Y, left +X).
+
+    tilt: the body's angle from upright (0 standing, 90 lying, 180 upside down). direction:
+    which way it tips: 0 backward (lying on the back: its front faces the sky), 90 to its
+    right (its left side up), 180 forward (face down), -90 to its left."""
+    t, d = np.radians(np.asarray(tilt_deg, dtype=np.float64)), np.radians(np.asarray(direction_deg, dtype=np.float64))
+    return np.stack([np.sin(t) * np.sin(d), -np.sin(t) * np.cos(d), np.cos(t)], -1)
+
+
+def posture_from_up(up: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse of `posture_up`: (..., 3) -> (tilt, direction) degrees; direction 0 when upright
+    or upside down exactly (it is undefined there)."""
+    u = up / np.maximum(np.linalg.norm(up, axis=-1, keepdims=True), 1e-12)
+    tilt = np.degrees(np.arccos(np.clip(u[..., 2], -1.0, 1.0)))
+    flat = np.hypot(u[..., 0], u[..., 1]) < 1e-9
+    direction = np.where(flat, 0.0, np.degrees(np.arctan2(u[..., 0], -u[..., 1])))
+    return tilt, direction
 
 
 def features_from_angles(angles: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
@@ -97,12 +128,26 @@ class PosePrior:
 
         self._enc = layers("enc")
         self._dec = layers("dec")
+        # "up": the decoder takes (z, world up in the body frame) and returns the 31 body
+        # features; the up direction is given, not decoded (the posture prior).
+        self.condition = str(weights["condition"]) if "condition" in weights else ""
 
-    def decode(self, z: np.ndarray) -> np.ndarray:
-        """(B, L) standard-normal latents -> (B, 34) radians, root_yaw 0, inside POSE_LIMITS."""
+    def decode(self, z: np.ndarray, up: np.ndarray | None = None) -> np.ndarray:
+        """(B, L) standard-normal latents -> (B, 34) radians, root_yaw 0, inside POSE_LIMITS.
+        A posture prior needs `up` (B, 3): the world up direction in the body frame
+        (`posture_up`), which sets root_pitch and root_roll exactly."""
         z = np.atleast_2d(np.asarray(z, dtype=np.float64))
         if z.shape[1] != self.latent_dim:
             raise ValueError(f"latent vectors have {z.shape[1]} values; this prior's latent size is {self.latent_dim}")
+        if self.condition == "up":
+            if up is None:
+                raise ValueError("this prior is conditioned on posture: pass up (B, 3), e.g. posture_up(tilt, direction)")
+            up = np.broadcast_to(np.asarray(up, dtype=np.float64), (len(z), 3))
+            up = up / np.maximum(np.linalg.norm(up, axis=1, keepdims=True), 1e-12)
+            body = _mlp(np.concatenate([z, up], 1).astype(np.float32), self._dec, self.slope).astype(np.float64)
+            return angles_from_features(np.concatenate([body, up], 1), self.mean, self.std)
+        if up is not None:
+            raise ValueError("this prior is not conditioned on posture; up must be None")
         return angles_from_features(_mlp(z.astype(np.float32), self._dec, self.slope).astype(np.float64), self.mean, self.std)
 
     def encode(self, angles: np.ndarray) -> np.ndarray:
@@ -110,9 +155,9 @@ class PosePrior:
         x = features_from_angles(angles, self.mean, self.std).astype(np.float32)
         return _mlp(x, self._enc, self.slope)[:, : self.latent_dim].astype(np.float64)
 
-    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """n poses (n, 34) decoded from z ~ N(0, I) drawn from `rng`."""
-        return self.decode(rng.standard_normal((n, self.latent_dim)))
+    def sample(self, rng: np.random.Generator, n: int, up: np.ndarray | None = None) -> np.ndarray:
+        """n poses (n, 34) decoded from z ~ N(0, I) drawn from `rng` (a posture prior: at `up`)."""
+        return self.decode(rng.standard_normal((n, self.latent_dim)), up)
 
 
 @functools.lru_cache(maxsize=4)
@@ -130,6 +175,15 @@ def _load(path: str) -> PosePrior:
 def load_pose_prior(path: str | Path | None = None) -> PosePrior:
     """The pose prior at `path` (default assets/pose_prior/prior.npz), loaded once per process."""
     return _load(str(Path(path) if path is not None else DEFAULT_PRIOR))
+
+
+def load_posture_prior(path: str | Path | None = None) -> PosePrior:
+    """The posture-conditioned prior (default assets/pose_prior/prior_posture.npz), loaded once per process."""
+    prior = _load(str(Path(path) if path is not None else DEFAULT_POSTURE_PRIOR))
+    if prior.condition != "up":
+        raise AssetError(f"{prior.path} is not a posture-conditioned prior; rebuild it with "
+                         "`python scripts/build_pose_prior.py train-posture`")
+    return prior
 
 
 def decode_timing(prior: PosePrior, batch: int, repeats: int = 200) -> float:

@@ -48,3 +48,25 @@ def render_tilted_samples(prior_path: Path, out: Path, seed: int = 0) -> Path:
     pick = np.r_[np.flatnonzero((tilt > 60) & (tilt <= 120))[:4], np.flatnonzero(tilt > 120)[:4]]
     contact_sheet(render_poses(poses[pick], distance=2.8), columns=4).save(out)
     return out
+
+
+# (tilt, direction) degrees per row pair of the posture sheet, with the words for the card.
+POSTURE_SHEET = ((0, 0, "upright"), (90, 0, "lying on the back"), (90, 180, "face down"),
+                 (90, 90, "on its right side"), (150, 0, "inverted, tipped backward"), (180, 0, "upside down"),
+                 (150, 90, "inverted, tipped to its right"), (130, 180, "inverted, tipped forward"))
+
+
+def render_posture_samples(prior_path: Path, out: Path, seed: int = 0, per: int = 4) -> Path:
+    """`per` samples z ~ N(0, I) (clipped at 2.5) of the posture prior at each posture of
+    POSTURE_SHEET, two postures per row of 8."""
+    from simulator.overlay import contact_sheet
+    from simulator.prior import load_posture_prior, posture_up
+
+    prior = load_posture_prior(prior_path)
+    rng = np.random.default_rng(seed)
+    poses = []
+    for tilt, direction, _ in POSTURE_SHEET:
+        z = np.clip(rng.standard_normal((per, prior.latent_dim)), -2.5, 2.5)
+        poses.append(prior.decode(z, posture_up(np.full(per, float(tilt)), np.full(per, float(direction)))))
+    contact_sheet(render_poses(np.concatenate(poses), size=192, distance=3.0), columns=2 * per).save(out)
+    return out

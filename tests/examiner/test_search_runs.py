@@ -280,8 +280,8 @@ def test_threshold_given_for_custom_metric_is_accepted():
 
 
 def test_unknown_space_group_is_a_one_line_error():
-    with pytest.raises(ParamError, match="unknown space group or dimension 'posture'"):
-        ParamSpace.from_groups("posture,camera")
+    with pytest.raises(ParamError, match="unknown space group or dimension 'stance'"):
+        ParamSpace.from_groups("stance,camera")
 
 
 def test_yaml_config(tmp_path):

@@ -129,4 +129,4 @@ def test_unknown_names_and_bad_json_are_one_line_errors():
 def test_every_default_dimension_is_a_scene_parameter():
     flat = SceneParams().flat()
     for d in default_dimensions():
-        assert d.name in flat or d.is_latent
+        assert d.name in flat or d.is_latent or d.is_posture

@@ -18,9 +18,11 @@ def renderer():
     return get_renderer()
 
 
-@pytest.fixture(scope="module")
-def world_samples(renderer):
-    space = ParamSpace.from_groups("pose,camera,occluder,ground")
+@pytest.fixture(scope="module", params=["pose,camera,occluder,ground", "pose,posture,camera"])
+def world_samples(renderer, request):
+    # the second space tilts a third of its bodies past 120 degrees (inverted) and a third
+    # lying: they must rest on the floor too
+    space = ParamSpace.from_groups(request.param)
     U = space.sample(np.random.default_rng(11), 24)
     return renderer.render_batch(space.to_params_batch(U))
 
