@@ -107,6 +107,34 @@ def _describe_modes(run: RunData, seed: int) -> dict[Any, Any]:
         return {"error": f"pose descriptions unavailable: {e}"}
 
 
+def _factor_views(run: RunData, seed: int | None) -> dict[str, Any] | None:
+    """The run's failure factors (summary.json `factors`, examiner.search.factors) for the
+    report, each with the posecodes that stand out among scenes drawn under it (pose
+    latent slices read as poses; seed None: no words); None when the run tested none."""
+    record = (run.summary or {}).get("factors")
+    if not record or not record.get("factors"):
+        return None
+
+    out = []
+    for f in record["factors"]:
+        words = None
+        if seed is None:
+            out.append({**f, "words": None})
+            continue
+        try:
+            from reports.posecodes import region_description
+
+            d = run.space.names.index(f["dimension"])
+            lo, hi = -np.ones(run.space.dim), np.ones(run.space.dim)
+            lo[d], hi[d] = f["lo_u"], f["hi_u"]
+            rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5E5C, 0xFAC7, d]))
+            words = region_description(run.space, lo, hi, rng, n=40, min_inside=0.5, min_lift=0.2).text or None
+        except (PoseExaminerError, ImportError, OSError, ValueError):
+            words = None
+        out.append({**f, "words": words})
+    return {**record, "factors": out}
+
+
 def _gallery(run: RunData, size: int, quality: int, max_examples: int) -> tuple[dict[int, list[dict]], str | None]:
     """Rendered examples per mode id, or an explanation why there are none."""
     from reports.images import gallery_items, render_scenes, scale_prediction
@@ -204,7 +232,8 @@ def mode_words(run: RunData, mode: dict, desc: Any) -> str:
 
 
 def build_results(run: RunData, stats: dict, described: dict | None = None, gates: Sequence[GateResult] = (),
-                  sensitivity: Sequence[Any] = (), per_joint: dict | None = None) -> dict[str, Any]:
+                  sensitivity: Sequence[Any] = (), per_joint: dict | None = None,
+                  factors: dict | None = None) -> dict[str, Any]:
     """The machine-readable results (schema `poseexaminer-results` v1; docs/reports.md)."""
     described = described or {}
     dims = run.space.dimensions
@@ -264,6 +293,7 @@ def build_results(run: RunData, stats: dict, described: dict | None = None, gate
         "sensitivity": [{"dimension": s.name, "score": s.score} for s in sensitivity],
         "per_joint": None if per_joint is None else {"unit": per_joint["unit"], "joints": per_joint["table"]},
         "gates": [{"rule": g.rule.text, "quantity": g.rule.name, "value": g.value, "tripped": g.tripped} for g in gates],
+        "factors": factors if factors is not None else (run.summary or {}).get("factors"),
     }
 
 
@@ -364,6 +394,8 @@ def write_report(
     emap = views.evaluation_map(run)
     joints = views.per_joint(run)
     prog = views.progress(run)
+    say("failure factors")
+    factors = _factor_views(run, seed if describe else None)
 
     meta = run.meta
     unit = views.metric_unit(run.metric)
@@ -377,7 +409,7 @@ def write_report(
         "unit": unit,
         "threshold": run.threshold,
         "threshold_rule": meta.get("threshold_rule"),
-        "space_warning": _space_warning(fr),
+        "space_warning": _space_warning(fr, stats.get("space_failure_rate")),
         "stats": stats,
         "failure_rate": fr,
         "wall_time": ("" if stats["wall_time_exact"] else "≈ ") + _fmt_seconds(stats["wall_time_s"]),
@@ -402,6 +434,7 @@ def write_report(
         "progress": {**prog, "failures": Markup(prog["failures"]), "modes": Markup(prog["modes"])},
         "gates": gates,
         "phases": stats["phases"],
+        "factors": factors if factors and factors.get("factors") else None,
     }
     for m in context["modes"]:
         m["histogram"] = Markup(m["histogram"])
@@ -409,7 +442,7 @@ def write_report(
     html = render_html(context)
     html_path = out / "report.html"
     html_path.write_text(html, encoding="utf-8")
-    results = build_results(run, stats, described, gates, sens, joints)
+    results = build_results(run, stats, described, gates, sens, joints, factors)
     results_path = out / "results.json"
     results_path.write_text(dumps(results, indent=1), encoding="utf-8")
     junit_path = None
@@ -445,10 +478,14 @@ def load_results(path: str | Path) -> dict[str, Any]:
 
 
 
-def _space_warning(failure_rate: dict | None) -> str | None:
-    """The report's warning when most of the search's proposals fail."""
+def _space_warning(failure_rate: dict | None, space_rate: dict | None = None) -> str | None:
+    """The report's warning when the model fails on most of the space: judged on the
+    uniform samples drawn after the search where the run has them, else on the search's
+    proposals."""
     from examiner.search.reference import most_space_fails_warning
 
+    if space_rate and space_rate.get("n"):
+        return most_space_fails_warning(space_rate["rate"], uniform=True)
     if not failure_rate or failure_rate.get("basis") != "search" or not failure_rate.get("n"):
         return None
     return most_space_fails_warning(failure_rate["rate"])

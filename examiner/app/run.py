@@ -160,10 +160,12 @@ def run_command(
         "elapsed_s": round(result.elapsed_s, 3),
         "threshold": cfg.failure_threshold,
         "search_failure_rate": result.search_failure_rate,
+        "space_failure_rate": ((_read_summary(result.out_dir).get("factors") or {}).get("reference") or {}).get("rate"),
         "failure_modes": [
             {"id": m["id"], "rate": m["verified"]["rate"], "interval": m["verified"]["interval"],
              "confirmed": m.get("confirmed"), "constrained": m["constrained"]} for m in result.modes
         ],
+        "failure_factors": (_read_summary(result.out_dir).get("factors") or {}).get("factors"),
     }
     if json_out:
         sys.stdout.write(json.dumps(summary, indent=1) + "\n")
@@ -172,10 +174,13 @@ def run_command(
     typer.echo(f"failure: {cfg.metric} > {cfg.failure_threshold:g}"
                + (f" ({threshold_rule['rule']}; reference median {threshold_rule['reference_median']})"
                   if threshold_rule else ""), err=True)
-    warning = most_space_fails_warning(result.search_failure_rate)
+    ref = (_read_summary(result.out_dir).get("factors") or {}).get("reference") or {}
+    warning = (most_space_fails_warning(ref["rate"], uniform=True) if ref.get("n")
+               else most_space_fails_warning(result.search_failure_rate))
     if warning:
         typer.echo(f"warning: {warning}", err=True)
     print_modes(result.out_dir, lambda line: typer.echo(line, err=True))
+    print_factors(result.out_dir, lambda line: typer.echo(line, err=True))
     if report_paths:
         typer.echo(f"report: {report_paths.html}", err=True)
 
@@ -218,6 +223,38 @@ def print_modes(run_dir: Path, echo: Callable[[str], None]) -> None:
         line = mode_line(m, run.space, standard=min_failure_rate(run))
         if words.get(m["id"]):
             line = line.replace("\n", f"\n      {words[m['id']]}\n", 1)
+        echo(line)
+
+
+def _read_summary(run_dir: Path) -> dict:
+    from examiner.store import SUMMARY_FILE
+
+    p = Path(run_dir) / SUMMARY_FILE
+    return json.loads(p.read_text()) if p.is_file() else {}
+
+
+def factor_lines(factors: dict | None) -> list[str]:
+    """The failure factors of a run's summary (examiner.search.factors) for the terminal."""
+    if not factors or not factors.get("factors"):
+        return []
+    ref = factors["reference"]
+    lo, hi = ref["interval"]
+    out = [f"failure factors (each tested on {factors['samples']} fresh samples against {ref['n']} uniform ones, "
+           f"which fail {ref['rate']:.0%} [{lo:.0%}, {hi:.0%}]; {factors['test']}):"]
+    for f in factors["factors"]:
+        t = f["fresh"]
+        if t["rate"] is None:
+            out.append(f"  {f['label']}: no usable fresh sample")
+            continue
+        a, b = t["interval"]
+        ratio = f"{f['rate_ratio']:.1f}x, " if f.get("rate_ratio") else ""
+        verdict = "confirmed" if f["confirmed"] else "not confirmed"
+        out.append(f"  {f['label']}: fails {t['rate']:.0%} [{a:.0%}, {b:.0%}] of {t['n']} ({ratio}p = {f['p_adjusted']:.2g}, {verdict})")
+    return out
+
+
+def print_factors(run_dir: Path, echo: Callable[[str], None]) -> None:
+    for line in factor_lines(_read_summary(run_dir).get("factors")):
         echo(line)
 
 

@@ -207,6 +207,13 @@ class RegionConfig:
         that passed the standard, so it leans high: a box whose true rate is 65% passes a
         round of 40 about one time in 30, and a search runs many rounds
         (docs/search.md, "Confirmation"). The confirmation is the unbiased estimate.
+    factor_samples: after the search, up to `factors` single conditions (one dimension in
+        one fifth of its range, or one choice) under which the search's proposals failed
+        clearly more often than on average are tested on this many fresh samples each
+        against twice as many uniform ones, outside the budget (examiner.search.factors;
+        `factors` in summary.json; 0 = off). They are what a model that fails gradually,
+        with no box at `min_failure_rate`, still teaches.
+    factors: how many conditions to test (the best slice of each of the top dimensions).
     """
 
     min_failure_rate: float = 0.8
@@ -224,6 +231,8 @@ class RegionConfig:
     early_verify: bool = True
     shrink: str = "peel"
     confirm_samples: int = 40
+    factor_samples: int = 40
+    factors: int = 4
 
 
 @dataclass(frozen=True)
@@ -319,6 +328,10 @@ class SearchConfig:
             raise SearchConfigError(f"region.growth must be one of {', '.join(GROWTH_MODES)}, got {r.growth!r}")
         if not isinstance(r.confirm_samples, int) or r.confirm_samples < 0:
             raise SearchConfigError(f"region.confirm_samples must be 0 (off) or a number of samples, got {r.confirm_samples!r}")
+        if not isinstance(r.factor_samples, int) or r.factor_samples < 0:
+            raise SearchConfigError(f"region.factor_samples must be 0 (off) or a number of samples, got {r.factor_samples!r}")
+        if not isinstance(r.factors, int) or r.factors < 1:
+            raise SearchConfigError(f"region.factors must be at least 1, got {r.factors!r}")
         if r.max_jobs < 1 or r.max_verify_rounds < 1:
             raise SearchConfigError("region.max_jobs and region.max_verify_rounds must be at least 1")
         e = self.env

@@ -126,11 +126,14 @@ def uses_relative_threshold(model_spec: str, metric: str) -> bool:
     return not model_spec.startswith("analytic:") and metric in DEFAULT_THRESHOLDS
 
 
-def most_space_fails_warning(search_failure_rate: float | None) -> str | None:
-    """The plain-words warning for a run whose search-phase proposals mostly fail (the CLI
-    and the report both print it)."""
-    if search_failure_rate is None or search_failure_rate <= 0.5:
+def most_space_fails_warning(failure_rate: float | None, uniform: bool = False) -> str | None:
+    """The plain-words warning for a run in whose space the model mostly fails (the CLI and
+    the report both print it). uniform: the rate is that of scenes drawn uniformly from the
+    space after the search (the unbiased estimate; runs have it when
+    `region.factor_samples` is on), else that of the search's proposals."""
+    if failure_rate is None or failure_rate <= 0.5:
         return None
-    return (f"{search_failure_rate:.0%} of the search's proposals fail: the model fails on most of this space, "
+    what = "of scenes drawn uniformly from the space" if uniform else "of the search's proposals"
+    return (f"{failure_rate:.0%} {what} fail: the model fails on most of this space, "
             "so its failure modes tile it rather than isolate conditions; narrow the space (--space, bounds) "
             "or raise --threshold")

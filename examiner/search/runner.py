@@ -183,6 +183,7 @@ def run_search(
         if config.region.confirm_samples and modes:
             _confirm_modes(modes, session, config)
             store.write_modes(modes)
+        factors = _failure_factors(store, session, config, space) if config.region.factor_samples else None
         session.finish()
         summary = {
             "status": "complete",
@@ -195,6 +196,7 @@ def run_search(
             "search_failure_rate": _rate(session.n_search_failures, session.n_search_usable),
             "evaluations_by_phase": dict(session.evals_by_phase),
             "modes": len(session.modes),
+            "factors": factors,
             "jobs": [vars(j) for j in session.job_log],
             "rounds": session.round,
             # Wall time of this process's part of the run (a resumed run: since the resume).
@@ -238,6 +240,28 @@ def _confirm_modes(modes: list[dict], session: SearchSession, config: SearchConf
             "implausible": sum(not s.plausible for s in part), "model_errors": sum(s.model_error for s in part),
             "median": float(np.median(values)) if values else None, "samples": n,
         }
+
+
+def _failure_factors(store: RunStore, session: SearchSession, config: SearchConfig,
+                     space: ParamSpace) -> dict | None:
+    """Conditions the search's proposals point at, tested on fresh samples, and the
+    failure rate of uniform fresh samples of the whole space (examiner.search.factors);
+    None when the search made no usable proposal."""
+    from examiner.search import factors
+
+    rows = [r for r in store.records() if r["phase"] == "search" and r["plausible"] and not r["model_error"]]
+    if not rows:
+        return None
+    U = np.asarray([r["u"] for r in rows], np.float64)
+    failed = np.asarray([bool(r["failed"]) for r in rows])
+    conds, base = factors.candidates(space, U, failed, top=config.region.factors)
+
+    def evaluate_scored(U: np.ndarray):
+        with isolated_global_rng():
+            outcomes = [normalise(o) for o in check_outcomes(session.evaluator.evaluate(U), len(U))]
+        return session.scorer.score(U, outcomes)
+
+    return factors.confirm(conds, evaluate_scored, space, config.seed, config.region.factor_samples, base)
 
 
 def _rate(k: int, n: int) -> float | None:

@@ -1,0 +1,121 @@
+"""Failure factors: conditions tested on fresh samples after the search (examiner.search.factors)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from examiner.app.run import factor_lines
+from examiner.search import Outcome, SearchConfig, SearchConfigError, run_search
+from examiner.search.config import RegionConfig
+from examiner.search.factors import candidates, holm
+from simulator.params import ParamSpace
+
+
+class Graded:
+    """Fails 65% of scenes with camera.elevation in the top fifth of its range and 10%
+    elsewhere, deterministically per scene (a hash of the point): a factor, but no box
+    reaches the 80% standard."""
+
+    def __init__(self, space):
+        self.d = space.names.index("camera.elevation")
+
+    def evaluate(self, U):
+        out = []
+        for u in np.atleast_2d(U):
+            r = float(np.modf(abs(np.sin(u @ np.arange(1.0, len(u) + 1.0) * 12.9898)) * 43758.5453)[0])
+            p = 0.65 if u[self.d] > 0.6 else 0.10
+            e = 150.0 if r < p else 30.0
+            out.append(Outcome(e, {"pa_mpjpe": e}))
+        return out
+
+
+def test_holm_adjusts_known_values():
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([]) == []
+
+
+def test_a_graded_factor_is_found_and_confirmed_and_nothing_else(tmp_path):
+    space = ParamSpace.from_groups("camera")
+    cfg = SearchConfig(strategy="random", budget=800, agents=4, seed=0)
+    res = run_search(cfg, Graded(space), space, tmp_path / "r")
+    assert not res.modes  # 65% is below the 80% standard everywhere
+    f = json.loads((tmp_path / "r" / "summary.json").read_text())["factors"]
+    confirmed = [x for x in f["factors"] if x["confirmed"]]
+    assert [x["dimension"] for x in confirmed] == ["camera.elevation"]
+    top = confirmed[0]
+    assert top["lo_u"] == pytest.approx(0.6) and top["hi_u"] == pytest.approx(1.0)
+    assert 0.45 <= top["fresh"]["rate"] <= 0.85 and f["reference"]["n"] == 2 * f["samples"] == 80
+    assert 0.05 <= f["reference"]["rate"] <= 0.35
+    lines = factor_lines(f)
+    assert "camera.elevation" in lines[1] and "confirmed" in lines[1]
+    # Same seed, same factors (the fresh samples have their own seeded generator).
+    run_search(cfg, Graded(space), space, tmp_path / "again")
+    assert json.loads((tmp_path / "again" / "summary.json").read_text())["factors"] == f
+
+
+def test_candidates_need_evidence_above_the_base_rate():
+    space = ParamSpace.from_groups("camera")
+    rng = np.random.default_rng(0)
+    U = rng.uniform(-1, 1, (400, space.dim))
+    failed = rng.uniform(size=400) < 0.2  # no factor at all
+    conds, base = candidates(space, U, failed)
+    assert abs(base - 0.2) < 0.05 and len(conds) <= 1  # a chance slice may pass the Wilson screen, rarely two
+    d = space.names.index("camera.roll")
+    failed = failed | (U[:, d] < -0.6)
+    conds, _ = candidates(space, U, failed)
+    assert conds[0].name == "camera.roll" and conds[0].lo == -1.0 and conds[0].hi == pytest.approx(-0.6)
+
+
+def test_factors_off_and_bad_values(tmp_path):
+    space = ParamSpace.from_groups("camera")
+    cfg = SearchConfig(strategy="random", budget=300, agents=4, region=RegionConfig(factor_samples=0))
+    run_search(cfg, Graded(space), space, tmp_path / "off")
+    assert json.loads((tmp_path / "off" / "summary.json").read_text())["factors"] is None
+    with pytest.raises(SearchConfigError, match="region.factor_samples"):
+        SearchConfig(region=RegionConfig(factor_samples=-1)).validate()
+    with pytest.raises(SearchConfigError, match="region.factors"):
+        SearchConfig(region=RegionConfig(factors=0)).validate()
+
+
+def test_the_report_and_results_show_the_factors(tmp_path):
+    import jsonschema
+
+    from reports import write_report
+    from reports.report import results_schema
+
+    space = ParamSpace.from_groups("camera")
+    run_search(SearchConfig(strategy="random", budget=800, agents=4, seed=0), Graded(space), space, tmp_path / "r")
+    paths = write_report(tmp_path / "r", images=False, describe=False)
+    html = paths.html.read_text()
+    assert 'id="factors"' in html and "camera.elevation" in html.split('id="factors"')[1].split("</section>")[0]
+    results = json.loads(paths.results.read_text())
+    jsonschema.validate(results, results_schema())
+    assert [f["dimension"] for f in results["factors"]["factors"] if f["confirmed"]] == ["camera.elevation"]
+
+
+class Everywhere(Graded):
+    """Fails 70% of all scenes, no condition matters."""
+
+    def evaluate(self, U):
+        out = []
+        for u in np.atleast_2d(U):
+            r = float(np.modf(abs(np.sin(u @ np.arange(1.0, len(u) + 1.0) * 12.9898)) * 43758.5453)[0])
+            e = 150.0 if r < 0.7 else 30.0
+            out.append(Outcome(e, {"pa_mpjpe": e}))
+        return out
+
+
+def test_the_space_failure_rate_is_measured_on_uniform_samples_and_drives_the_warning(tmp_path):
+    from reports import write_report
+    from reports.gating import report_quantities
+    from reports.rundata import load_run, run_stats
+
+    space = ParamSpace.from_groups("camera")
+    run_search(SearchConfig(strategy="random", budget=400, agents=4, seed=0), Everywhere(space), space, tmp_path / "r")
+    stats = run_stats(load_run(tmp_path / "r"))
+    ref = stats["space_failure_rate"]
+    assert ref["basis"] == "uniform" and ref["n"] == 80 and 0.55 <= ref["rate"] <= 0.85
+    assert report_quantities(stats)["space_failure_rate"] == ref["rate"]
+    html = write_report(tmp_path / "r", images=False, describe=False).html.read_text()
+    assert "of scenes drawn uniformly from the space fail" in html.split('id="space-warning"')[1].split("</p>")[0]
