@@ -174,17 +174,27 @@ def demo(
 def _print_modes(run_dir: Path) -> None:
     """What the run found, in the terminal: the failure rule, the failing share of the
     proposals and each mode (`examiner run`'s lines)."""
-    from examiner.app.run import print_modes
+    from examiner.app.run import print_factors, print_modes
+    from examiner.search.reference import most_space_fails_warning
     from reports.rundata import load_run, run_stats
 
     run = load_run(run_dir)
-    fr = run_stats(run)["failure_rate"]
+    stats = run_stats(run)
+    fr, space = stats["failure_rate"], stats.get("space_failure_rate")
     rule = (run.meta.get("threshold_rule") or {}).get("rule")
     console.info(f"failure: {run.metric} > {run.threshold:g}" + (f" ({rule})" if rule else ""), soft_wrap=True)
     rate = f"{fr['rate']:.1%} of {fr['n']} plausible search proposals fail; " if fr["rate"] is not None else ""
+    if space:
+        lo, hi = space["interval"]
+        rate = (f"{space['rate']:.0%} [{lo:.0%}, {hi:.0%}] of {space['n']} scenes drawn uniformly from the space fail "
+                f"(the search's proposals: {fr['rate']:.0%}); ")
     console.info(f"{rate}{len(run.modes)} failure mode{'s' if len(run.modes) != 1 else ''}, worst first:" if run.modes
-                 else f"{rate}no failure mode")
+                 else f"{rate}no failure mode", soft_wrap=True)
+    warning = most_space_fails_warning(space["rate"], uniform=True) if space else None
+    if warning:
+        console.info(f"warning: {warning}", soft_wrap=True)
     print_modes(run_dir, lambda line: console.info(line, soft_wrap=True))
+    print_factors(run_dir, lambda line: console.info(line, soft_wrap=True))
 
 
 @app.command("train-baseline")

@@ -23,7 +23,7 @@ def test_demo_writes_a_report_and_refuses_foreign_folders(tmp_path, capsys):
     assert main(["demo", "--out", str(out), "--budget", "48", "--workers", "1"]) == 0
     said = capsys.readouterr()
     said = said.out + said.err
-    assert "failure: pa_mpjpe > " in said and "plausible search proposals fail" in said and "open " in said
+    assert "failure: pa_mpjpe > " in said and "scenes drawn uniformly from the space fail" in said and "the search's proposals" in said and "open " in said
     modes = json.loads((out / "modes.json").read_text())["modes"]
     assert ("no failure mode" in said) == (not modes) and said.count("  mode ") == len(modes)
     other = tmp_path / "mine"
