@@ -153,6 +153,8 @@ def run_command(
         from reports import write_report
 
         report_paths = write_report(result.out_dir)
+    factors = _read_summary(result.out_dir).get("factors") or {}
+    ref = factors.get("reference") or {}
     summary = {
         "out": str(result.out_dir), "evaluations": result.evaluations, "budget": result.budget,
         "report": str(report_paths.html) if report_paths else None,
@@ -160,12 +162,12 @@ def run_command(
         "elapsed_s": round(result.elapsed_s, 3),
         "threshold": cfg.failure_threshold,
         "search_failure_rate": result.search_failure_rate,
-        "space_failure_rate": ((_read_summary(result.out_dir).get("factors") or {}).get("reference") or {}).get("rate"),
+        "space_failure_rate": ref.get("rate"),
         "failure_modes": [
             {"id": m["id"], "rate": m["verified"]["rate"], "interval": m["verified"]["interval"],
              "confirmed": m.get("confirmed"), "constrained": m["constrained"]} for m in result.modes
         ],
-        "failure_factors": (_read_summary(result.out_dir).get("factors") or {}).get("factors"),
+        "failure_factors": factors.get("factors"),
     }
     if json_out:
         sys.stdout.write(json.dumps(summary, indent=1) + "\n")
@@ -174,13 +176,13 @@ def run_command(
     typer.echo(f"failure: {cfg.metric} > {cfg.failure_threshold:g}"
                + (f" ({threshold_rule['rule']}; reference median {threshold_rule['reference_median']})"
                   if threshold_rule else ""), err=True)
-    ref = (_read_summary(result.out_dir).get("factors") or {}).get("reference") or {}
     warning = (most_space_fails_warning(ref["rate"], uniform=True) if ref.get("n")
                else most_space_fails_warning(result.search_failure_rate))
     if warning:
         typer.echo(f"warning: {warning}", err=True)
     print_modes(result.out_dir, lambda line: typer.echo(line, err=True))
-    print_factors(result.out_dir, lambda line: typer.echo(line, err=True))
+    for line in factor_lines(factors):
+        typer.echo(line, err=True)
     if report_paths:
         typer.echo(f"report: {report_paths.html}", err=True)
 

@@ -226,9 +226,7 @@ def _confirm_modes(modes: list[dict], session: SearchSession, config: SearchConf
         np.random.default_rng(np.random.SeedSequence([config.seed, 0xC0F1, int(m["id"])])).uniform(
             np.asarray(m["lo"]), np.asarray(m["hi"]), size=(n, len(m["lo"])))
         for m in modes])
-    with isolated_global_rng():
-        outcomes = [normalise(o) for o in check_outcomes(session.evaluator.evaluate(U), len(U))]
-    scored = session.scorer.score(U, outcomes)
+    scored = _evaluate_fresh(session, U)
     for i, m in enumerate(modes):
         part = scored[i * n:(i + 1) * n]
         usable = [s for s in part if s.plausible and not s.model_error]
@@ -255,13 +253,15 @@ def _failure_factors(store: RunStore, session: SearchSession, config: SearchConf
     U = np.asarray([r["u"] for r in rows], np.float64)
     failed = np.asarray([bool(r["failed"]) for r in rows])
     conds, base = factors.candidates(space, U, failed, top=config.region.factors)
+    return factors.confirm(conds, lambda V: _evaluate_fresh(session, V), space, config.seed,
+                           config.region.factor_samples, base)
 
-    def evaluate_scored(U: np.ndarray):
-        with isolated_global_rng():
-            outcomes = [normalise(o) for o in check_outcomes(session.evaluator.evaluate(U), len(U))]
-        return session.scorer.score(U, outcomes)
 
-    return factors.confirm(conds, evaluate_scored, space, config.seed, config.region.factor_samples, base)
+def _evaluate_fresh(session: SearchSession, U: np.ndarray) -> list:
+    """Score fresh samples outside the budget and the log, judged like every evaluation."""
+    with isolated_global_rng():
+        outcomes = [normalise(o) for o in check_outcomes(session.evaluator.evaluate(U), len(U))]
+    return session.scorer.score(U, outcomes)
 
 
 def _rate(k: int, n: int) -> float | None:
