@@ -136,9 +136,10 @@ class GroundParams:
 class OccluderParams:
     """Something between the camera and the person.
 
-    kind: none | box | pole | rectangle. `box` (a crate, table or car standing in front of
-    the person: it rises from the bottom of the image) and `pole` (a post spanning the
-    image height) are 3D objects placed relative to the body: they cover `coverage`
+    kind: none | box | pole | rectangle. `box` (a panel in front of one body region: the
+    lower `coverage` of its height, its width plus a margin; over a leg it reaches the
+    image bottom like a crate on the ground) and `pole` (a post spanning the image height)
+    are 3D objects placed relative to the body: they cover `coverage`
     (0..1) of the image extent of body region `part` (head, torso, left_arm, right_arm,
     left_leg, right_leg), vertically for a box, horizontally for a pole, halfway between
     the camera and the body's nearest point. The fraction of each region's pixels that is

@@ -295,15 +295,19 @@ class Renderer:
                         H: int) -> None:
         """Put the 3D occluder (box or pole) over body region occ.part: a thin panel facing the
         camera halfway between the camera and the body's nearest point, covering
-        occ.coverage of the region's image extent (a box rises from the image bottom, a pole
-        spans the image height)."""
+        occ.coverage of the region's image extent. A box covers the lower occ.coverage of the
+        region's height and its width (plus a margin); it stops just below the region, so it
+        hides that region and what lies in front of it, not the whole body below it (a box
+        over a leg reaches down to the image bottom: it stands on the ground). A pole spans
+        the image height and covers occ.coverage of the region's width."""
         xy, xyz = cam_math.project(v[self._region_vertices[occ.part]], K, extr)
         x0, y0 = xy.min(0)
         x1, y1 = xy.max(0)
         c = float(np.clip(occ.coverage, 0.0, 1.0))
         if occ.kind == "box":
             margin = 0.15 * (x1 - x0) + 2.0
-            rect = (x0 - margin, y1 - c * (y1 - y0), x1 + margin, H + 2.0)
+            bottom = H + 2.0 if occ.part in ("left_leg", "right_leg") else y1 + 0.1 * (y1 - y0) + 2.0
+            rect = (x0 - margin, y1 - c * (y1 - y0), x1 + margin, bottom)
         else:  # pole
             half = 0.5 * max(c * (x1 - x0), 3.0)
             mid = 0.5 * (x0 + x1)

@@ -160,3 +160,16 @@ def test_v1_scene_reads_without_floor():
         d["occluder"].pop(key)
     p = SceneParams.from_dict(d)
     assert p.ground.kind == "none" and p.camera.framing == 0 and p.schema_version == 2
+
+
+@pytest.mark.parametrize("part", ["head", "torso", "left_arm"])
+def test_a_box_hides_its_region_not_the_body_below_it(renderer, part):
+    # A box over the head is a panel in front of the head, not a wall that rises from the
+    # image bottom and hides the whole person below it.
+    p = SceneParams(camera=CameraParams(framing=0.8, azimuth=0.3),
+                    occluder=OccluderParams(kind="box", part=part, coverage=0.5))
+    s = renderer.render(p)
+    assert s.occlusion[part] > 0.25
+    assert s.occlusion["left_leg"] < 0.4 and s.occlusion["right_leg"] < 0.4  # a torso box reaches the hips
+    legs = renderer.render(p.replace(occluder=OccluderParams(kind="box", part="left_leg", coverage=0.5)))
+    assert legs.occlusion["left_leg"] > 0.25 and legs.occlusion["head"] == 0.0
