@@ -22,6 +22,10 @@ from examiner.targets.calibration import JointCalibration
 from simulator.params import SceneParams
 
 GT_SOURCES = ("coco17", "h36m17", "feet6")
+# score_batch(joint_mask=...): with fewer than MIN_SCORED_JOINTS joints counted (of the 12
+# common joints) the 3D metrics are NaN (a similarity fit to 3-5 points says little).
+SEEN_JOINTS = ("in_frame", "visible")
+MIN_SCORED_JOINTS = 6
 
 
 @dataclass
@@ -75,6 +79,18 @@ def ground_truth(samples: Sequence[Any], joint_set: str = "common12") -> GroundT
     return GroundTruth(joint_set, xyz, xy, vis, valid, boxes, area)
 
 
+def joints_seen(samples: Sequence[Any], joint_set: str = "common12", which: str = "visible") -> np.ndarray:
+    """(B, J) bool: the joints of each sample that are inside the image ("in_frame") or
+    inside it and not hidden by an occluder or the body ("visible"), for
+    score_batch(joint_mask=...)."""
+    from simulator.sample import OUT_OF_FRAME, VISIBLE
+
+    if which not in SEEN_JOINTS:
+        raise TargetError(f"joints must be one of {', '.join(SEEN_JOINTS)}, got {which!r}")
+    gt = ground_truth(samples, joint_set)
+    return gt.valid & ((gt.visibility != OUT_OF_FRAME) if which == "in_frame" else (gt.visibility == VISIBLE))
+
+
 @dataclass
 class BatchScores:
     """Per-sample metrics (B,) and per-joint errors (B, J) on ``joints``; NaN where a sample
@@ -108,7 +124,12 @@ def score_batch(
     joint_set: str = "common12",
     calibration: JointCalibration | None = None,
     pck_alpha: float = 0.1,
+    joint_mask: np.ndarray | None = None,
 ) -> BatchScores:
+    """Score a prediction against the samples' ground truth on the joints the simulator
+    and the model share. joint_mask (B, J) bool, optional: count only those joints (for
+    example `joints_seen(samples, joint_set, "in_frame")`); a sample left with fewer than
+    MIN_SCORED_JOINTS gets NaN 3D metrics."""
     js = get_convention(joint_set)
     gt = ground_truth(samples, joint_set)
     j3, j2, pvalid = prediction_on(pred, joint_set)
@@ -118,6 +139,14 @@ def score_batch(
         raise TargetError(f"calibration is for joint set {calibration.joint_set!r}, scoring uses {joint_set!r}")
     b, j = len(samples), js.num_joints
     mask = gt.valid & pvalid[None, :]
+    too_few = np.zeros(b, bool)
+    if joint_mask is not None:
+        joint_mask = np.asarray(joint_mask, bool)
+        if joint_mask.shape != (b, j):
+            raise TargetError(f"joint_mask has shape {joint_mask.shape}, expected {(b, j)}")
+        mask &= joint_mask
+        too_few = mask.sum(1) < MIN_SCORED_JOINTS
+        mask[too_few] = False
     ok = pred.ok
     nan = np.full(b, np.nan)
     out = BatchScores(js.joints, nan.copy(), nan.copy(), nan.copy(), nan.copy(), nan.copy(), nan.copy(),
@@ -154,6 +183,8 @@ def score_batch(
     for name in ("mpjpe", "pa_mpjpe", "mpjpe_abs", "pve", "pck", "oks"):
         arr = getattr(out, name)
         arr[~ok] = np.nan
+        if name in ("mpjpe", "pa_mpjpe", "mpjpe_abs"):
+            arr[too_few] = np.nan
     out.joint_err3d[~ok] = np.nan
     out.joint_err2d[~ok] = np.nan
     failures = pred.failures or [None] * b

@@ -404,3 +404,32 @@ def test_evaluate_prefetch_gives_same_table(render_fn):
     b = evaluate("whitebox:camera.azimuth=0:1", n=10, seed=2, space="camera", batch_size=3, render_fn=render_fn,
                  render_workers=1)
     assert a["metrics"] == b["metrics"] and b["n"] == 10
+
+
+def test_scores_on_the_joints_in_view_leave_out_the_rest(render_fn):
+    from examiner.scoring import MIN_SCORED_JOINTS, joints_seen
+    from simulator.sample import OCCLUDED, OUT_OF_FRAME
+
+    samples = render_fn([_scene(0), _scene(30), _scene(-30)])
+    coco = samples[0].keypoints["coco17"]
+    names = list(coco.names)
+    legs = [names.index(n) for n in ("left_knee", "right_knee", "left_ankle", "right_ankle")]
+    coco.visibility[legs] = OUT_OF_FRAME  # sample 0: legs cut off by the border
+    samples[1].keypoints["coco17"].visibility[legs[:2]] = OCCLUDED  # sample 1: knees hidden
+    samples[2].keypoints["coco17"].visibility[:] = OUT_OF_FRAME
+    samples[2].keypoints["coco17"].visibility[:5] = 2  # sample 2: only the face in view
+    pred = checked_predict(WhiteBoxTarget([], noise_m=0.0), TargetBatch.from_samples(samples, with_ground_truth=True))
+    pred.joints3d[:2, legs] += np.array([0.4, -0.3, 0.2])  # the model guesses the legs wrong
+    full = score_batch(pred, samples)
+    assert full.pa_mpjpe[0] > 0.05 and full.pa_mpjpe[1] > 0.05 and full.pa_mpjpe[2] == pytest.approx(0.0, abs=1e-6)
+    in_frame = score_batch(pred, samples, joint_mask=joints_seen(samples, which="in_frame"))
+    assert in_frame.pa_mpjpe[0] == pytest.approx(0.0, abs=1e-6)  # only the cut-off legs were wrong
+    assert in_frame.pa_mpjpe[1] == pytest.approx(full.pa_mpjpe[1])  # hidden is not out of frame
+    assert np.isnan(in_frame.pa_mpjpe[2])  # fewer than MIN_SCORED_JOINTS in view: not scored
+    visible = score_batch(pred, samples, joint_mask=joints_seen(samples, which="visible"))
+    assert visible.pa_mpjpe[1] < full.pa_mpjpe[1] and visible.pa_mpjpe[0] == pytest.approx(0.0, abs=1e-6)
+    assert joints_seen(samples, which="visible")[2].sum() < MIN_SCORED_JOINTS
+    with pytest.raises(TargetError, match="joints must be one of"):
+        joints_seen(samples, which="hidden")
+    with pytest.raises(TargetError, match="joint_mask has shape"):
+        score_batch(pred, samples, joint_mask=np.ones((3, 2), bool))
