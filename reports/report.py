@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -409,6 +410,7 @@ def write_report(
         "unit": unit,
         "threshold": run.threshold,
         "threshold_rule": meta.get("threshold_rule"),
+        "scored_joints": _scored_joints(run.model_spec),
         "space_warning": _space_warning(fr, stats.get("space_failure_rate")),
         "stats": stats,
         "failure_rate": fr,
@@ -476,6 +478,12 @@ def load_results(path: str | Path) -> dict[str, Any]:
         raise ReportError(f"{path} is not a {RESULTS_SCHEMA} v{RESULTS_SCHEMA_VERSION} file")
     return data
 
+
+
+def _scored_joints(model_spec: str) -> str | None:
+    """'inside the image' / 'in view' when the run scored only those joints (sim.joints)."""
+    m = re.search(r"sim\.joints=(in_frame|visible)\b", model_spec or "")
+    return None if m is None else {"in_frame": "inside the image", "visible": "in view (inside the image, not hidden)"}[m.group(1)]
 
 
 def _space_warning(failure_rate: dict | None, space_rate: dict | None = None) -> str | None:

@@ -205,6 +205,8 @@ def run_stats(run: RunData) -> dict[str, Any]:
         "model_error_messages": messages.most_common(5),
         "missed": sum(bool(r.get("missed")) for r in t.records),
         "implausible": int((~t.plausible).sum()),
+        # of those, scenes left unscored by sim.joints (too few joints in view)
+        "unscored": sum(bool(r.get("unscored")) for r in t.records),
         "phases": dict(Counter(t.phase.tolist())),
         "error": _quantiles(run.values[usable]) if n else _quantiles(np.zeros(0)),
         "modes": len(modes),

@@ -101,6 +101,13 @@ class SimulatorEvaluator:
         runs on chunk k.
     batch_size: scenes per render/model chunk (rounded up to a multiple of 4).
     render_fn: custom renderer (tests); must be deterministic per scene.
+    joints: which joints the metrics count: "all" (default), "in_frame" (inside the image)
+        or "visible" (inside it and not hidden by an occluder or the body;
+        ``examiner.scoring.joints_seen``). With "in_frame" / "visible" a search finds
+        where the model misplaces what it can see, not where it must guess cut-off or
+        hidden joints. A scene with fewer than ``MIN_SCORED_JOINTS`` such joints is no fair
+        test: it is marked not plausible (``extra["unscored"]`` says why), so it is
+        penalised and never counts, like an implausible body.
 
     Outcome per row: ``error`` (metric in its unit, NaN on a model error), ``metrics``,
     ``model_error`` + ``model_error_message`` ("kind: message" of the target's
@@ -127,6 +134,7 @@ class SimulatorEvaluator:
         batch_size: int = 32,
         render_config: Any = None,
         render_fn: RenderFn | None = None,
+        joints: str = "all",
     ) -> None:
         from examiner.conventions import conversion_matrix, get_convention
         from examiner.targets.registry import load_target
@@ -136,6 +144,11 @@ class SimulatorEvaluator:
         if calibrate < 0 or render_workers < 0 or batch_size < 1:
             raise SearchConfigError("sim.calibrate and sim.render_workers must be >= 0 and sim.batch >= 1")
         get_convention(joint_set)
+        from examiner.scoring import SEEN_JOINTS
+
+        if joints not in ("all", *SEEN_JOINTS):
+            raise SearchConfigError(f"sim.joints must be one of all, {', '.join(SEEN_JOINTS)}; got {joints!r}")
+        self.joints = joints
         self.space = space
         self.joint_set = joint_set
         self.calibrate_n = int(calibrate)
@@ -243,7 +256,7 @@ class SimulatorEvaluator:
         return {
             "target": self.model.describe() if self.model is not None else self._spec, "metric": self.metric, "metrics": list(self.metric_names),
             "joint_set": self.joint_set, "calibrate": self.calibrate_n, "render_workers": self.render_workers,
-            "batch_size": self.batch_size,
+            "batch_size": self.batch_size, "joints": self.joints,
         }
 
     # ---- evaluation -----------------------------------------------------------------------
@@ -277,7 +290,7 @@ class SimulatorEvaluator:
         return outcomes
 
     def _score(self, samples: list[Any], t_render: float) -> list:
-        from examiner.scoring import score_batch
+        from examiner.scoring import MIN_SCORED_JOINTS, joints_seen, score_batch
         from examiner.search.outcome import Outcome
         from examiner.targets.base import TargetBatch, checked_predict
 
@@ -285,7 +298,8 @@ class SimulatorEvaluator:
         batch = TargetBatch.from_samples(samples, with_ground_truth=self.model.needs_ground_truth)
         pred = checked_predict(self.model, batch)
         t1 = time.perf_counter()
-        s = score_batch(pred, samples, self.joint_set, self.calibration)
+        seen = None if self.joints == "all" else joints_seen(samples, self.joint_set, self.joints)
+        s = score_batch(pred, samples, self.joint_set, self.calibration, joint_mask=seen)
         values = {
             "pa_mpjpe": s.pa_mpjpe * 1000.0, "mpjpe": s.mpjpe * 1000.0, "mpjpe_abs": s.mpjpe_abs * 1000.0,
             "pve": s.pve * 1000.0, "pck": s.pck, "oks": s.oks, "pck_miss": 1.0 - s.pck, "oks_miss": 1.0 - s.oks,
@@ -327,6 +341,10 @@ class SimulatorEvaluator:
                                  "px": _num_list(s.joint_err2d[i], 1.0, 2)},
             }
             err = metrics[self.metric]
+            if seen is not None and not math.isfinite(err):
+                plausible = False  # too few joints in view to judge: no fair test
+                extra["unscored"] = (f"{int(seen[i].sum())} joints {self.joints.replace('_', ' ')}, "
+                                     f"sim.joints={self.joints} needs {MIN_SCORED_JOINTS}")
             out.append(Outcome(err if math.isfinite(err) else float("nan"), metrics, False, None, plausible,
                                dict(timings), extra))
         return out
@@ -380,7 +398,7 @@ def build_simulator_evaluator(model_spec: str, space: ParamSpace, seed: int = 0,
     casts: dict[str, tuple[str, Callable[[str], Any]]] = {
         "metric": ("metric", str), "joint_set": ("joint_set", str), "calibrate": ("calibrate", int),
         "render_workers": ("render_workers", int), "batch": ("batch_size", int),
-        "renderer": ("render_config", _render_config_for),
+        "renderer": ("render_config", _render_config_for), "joints": ("joints", str),
     }
     for key, value in opts.items():
         if key not in casts:

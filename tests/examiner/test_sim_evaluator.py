@@ -314,3 +314,39 @@ def test_recall_benchmark_rendered_target_plants_a_drawn_layout(tmp_path):
     assert ev.model.region_of(params[0]) is not None and ev.model.region_of(params[1]) is None
     out = ev.evaluate(np.stack([inside, outside]))
     assert out[0].error > 90.0 > out[1].error
+
+
+def test_sim_joints_scores_only_the_joints_in_view():
+    from examiner.targets.whitebox import WhiteBoxTarget
+    from simulator.sample import OUT_OF_FRAME
+
+    class GuessesCutOffJointsWrong(WhiteBoxTarget):
+        """Exact on the joints in the image, 0.5 m off on those cut off by the border."""
+
+        def predict(self, batch):
+            pred = super().predict(batch)
+            for i, sample in enumerate(batch.ground_truth):
+                out = np.asarray(sample.keypoints[self.convention].visibility) == OUT_OF_FRAME
+                pred.joints3d[i, out] += np.float32(0.5)
+            return pred
+
+    base = SceneParams().with_values({"camera.width": 96, "camera.height": 96, "camera.framing": 0.7,
+                                      "camera.truncation_side": "bottom", "occluder.width": 1.0, "occluder.height": 1.0})
+    space = ParamSpace.from_groups("camera.truncation", base=base)
+    hidden = ParamSpace.from_groups("camera.truncation", base=base.with_values({"occluder.kind": "rectangle"}))
+    U = np.array([[-1.0], [1.0]])  # clear; a third of the person cut off at the bottom
+
+    def run(joints):
+        with SimulatorEvaluator(GuessesCutOffJointsWrong(noise_m=0.0), space, joints=joints) as ev:
+            out = ev.evaluate(U)
+        with SimulatorEvaluator(GuessesCutOffJointsWrong(noise_m=0.0), hidden, joints=joints) as ev:
+            return out + ev.evaluate(U[:1])  # ... and a clear scene hidden behind an image-sized rectangle
+
+    full, in_frame, visible = run("all"), run("in_frame"), run("visible")
+    assert full[0].error < 1.0 and full[1].error > 90.0  # all joints: the cut-off guesses fail it
+    assert in_frame[1].error < 1.0 and in_frame[1].plausible  # joints in view: exact
+    assert visible[2].plausible is False and "sim.joints=visible needs 6" in visible[2].extra["unscored"]
+    assert not visible[2].model_error and math.isnan(visible[2].error)
+    assert in_frame[2].plausible and in_frame[2].error < 1.0  # hidden, but in the image
+    with pytest.raises(SearchConfigError, match="sim.joints must be one of all, in_frame, visible"):
+        build_evaluator("baseline?sim.joints=hidden", space)
