@@ -56,6 +56,9 @@ def run_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty --out folder (a run already in it is replaced)."),
     renderer: str = typer.Option("pyrender", "--renderer", help="Renderer of the scenes: pyrender or blender (Cycles; "
                                  "`examiner renderers install blender`); stored in the model spec as sim.renderer."),
+    joints: str = typer.Option("all", "--joints", help="Joints the metric counts: all, in_frame (inside the image) or "
+                               "visible (inside it and not hidden): find where the model misplaces what it can see; "
+                               "stored in the model spec as sim.joints."),
 ) -> None:
     """Search a parameter space for failure modes of a target model."""
     from examiner import console
@@ -113,6 +116,10 @@ def run_command(
         from examiner.search.sim_evaluator import with_renderer
 
         model = with_renderer(model, renderer)
+    if joints != "all":
+        from examiner.search.sim_evaluator import with_sim_option
+
+        model = with_sim_option(model, "joints", joints, "--joints")
     factory = EvaluatorFactory(model, param_space.to_dict(), cfg.failure_threshold, cfg.seed, cfg.metric)
     probe = factory()  # fail fast, in this process, on a bad spec
     threshold_rule = None

@@ -363,11 +363,17 @@ def with_renderer(model_spec: str, renderer: str) -> str:
     if renderer == "pyrender":
         return model_spec
     _render_config_for(renderer)  # one-line error now for an unknown or uninstalled renderer
+    return with_sim_option(model_spec, "renderer", renderer, "--renderer")
+
+
+def with_sim_option(model_spec: str, key: str, value: str, flag: str) -> str:
+    """The model spec with ``sim.KEY=VALUE`` added (unchanged when it already says so), for
+    a CLI flag that is stored with the run's model spec so that a resume keeps it."""
     head, opts = split_evaluator_options(model_spec)
-    if opts.get("renderer", renderer) != renderer:
-        raise SearchConfigError(f"--renderer {renderer} contradicts sim.renderer={opts['renderer']} in {model_spec!r}")
+    if opts.get(key, value) != value:
+        raise SearchConfigError(f"{flag} {value} contradicts {OPTION_PREFIX}{key}={opts[key]} in {model_spec!r}")
     sep = "&" if "?" in model_spec else "?"
-    return model_spec if "renderer" in opts else f"{model_spec}{sep}{OPTION_PREFIX}renderer={renderer}"
+    return model_spec if key in opts else f"{model_spec}{sep}{OPTION_PREFIX}{key}={value}"
 
 
 def _with_background(space: ParamSpace, kind: str, renderer: str, model_spec: str) -> ParamSpace:

@@ -350,3 +350,14 @@ def test_sim_joints_scores_only_the_joints_in_view():
     assert in_frame[2].plausible and in_frame[2].error < 1.0  # hidden, but in the image
     with pytest.raises(SearchConfigError, match="sim.joints must be one of all, in_frame, visible"):
         build_evaluator("baseline?sim.joints=hidden", space)
+
+
+def test_cli_joints_flag_is_stored_in_the_model_spec(tmp_path, capsys):
+    rc = cli_main(["run", "--model", "whitebox:camera.roll=0.5:1", "--space", "camera.roll,camera.azimuth",
+                   "--budget", "8", "--agents", "4", "--strategy", "random", "--out", str(tmp_path / "j"),
+                   "--joints", "in_frame", "--json", "--quiet", "--no-report"])
+    assert rc == 0, capsys.readouterr().err
+    assert RunStore.open(tmp_path / "j").metadata["model_spec"] == "whitebox:camera.roll=0.5:1?sim.joints=in_frame"
+    rc = cli_main(["run", "--model", "whitebox:camera.roll=0.5:1?sim.joints=visible", "--space", "camera.roll",
+                   "--budget", "8", "--out", str(tmp_path / "k"), "--joints", "in_frame", "--quiet"])
+    assert rc != 0 and "--joints in_frame contradicts sim.joints=visible" in capsys.readouterr().err
