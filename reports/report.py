@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -482,8 +481,14 @@ def load_results(path: str | Path) -> dict[str, Any]:
 
 def _scored_joints(model_spec: str) -> str | None:
     """'inside the image' / 'in view' when the run scored only those joints (sim.joints)."""
-    m = re.search(r"sim\.joints=(in_frame|visible)\b", model_spec or "")
-    return None if m is None else {"in_frame": "inside the image", "visible": "in view (inside the image, not hidden)"}[m.group(1)]
+    from examiner.search.errors import SearchConfigError
+    from examiner.search.sim_evaluator import split_evaluator_options
+
+    try:
+        joints = split_evaluator_options(model_spec or "")[1].get("joints")
+    except SearchConfigError:
+        return None
+    return {"in_frame": "inside the image", "visible": "in view (inside the image, not hidden)"}.get(joints or "")
 
 
 def _space_warning(failure_rate: dict | None, space_rate: dict | None = None) -> str | None:
