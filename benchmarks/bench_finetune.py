@@ -97,6 +97,10 @@ def main() -> None:
                     help="fresh scenes per mode of the independent search (seed + 1)")
     ap.add_argument("--epochs", type=int, default=None, help="default: FinetuneConfig's")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--model", default="baseline",
+                    help="the starting model spec; evaluator options carry to every fine-tuned model, e.g. "
+                         "'baseline?sim.joints=in_frame' scores every search, recheck and stress set on the joints "
+                         "inside the image")
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
     from examiner.app.finetune import build_uniform_set, train_model
@@ -107,7 +111,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     marks = cached(out / "cpu_marks.json", lambda: {"start": cpu_now()})
-    state = run_loop(out / "loop", model="baseline", rounds=args.rounds, budget=args.budget, n=args.n,
+    state = run_loop(out / "loop", model=args.model, rounds=args.rounds, budget=args.budget, n=args.n,
                      samples=args.samples, seed=args.seed, workers=args.workers,
                      finetune={} if args.epochs is None else {"epochs": args.epochs}, quiet=True, log=lambda m: print(m, flush=True))
     write_loop_report(out / "loop")
@@ -123,12 +127,12 @@ def main() -> None:
         print("control: uniform set + fine-tune", flush=True)
         c = cpu_now()
         build_uniform_set(run1, out / "control" / "set", args.n, args.seed + 777, workers=args.workers)
-        spec, card = train_model("builtin", "baseline", [out / "control" / "set"], out / "control" / "model", cfg,
+        spec, card = train_model("builtin", args.model, [out / "control" / "set"], out / "control" / "model", cfg,
                                  log=lambda m: print(m, flush=True))
         return {"model": spec, "everyday": card["everyday"], "kept_epoch": card["kept_epoch"], "cpu_s": cpu_now() - c}
 
     ctrl = cached(out / "control.json", control) if loop1 else None
-    models = {"baseline": "baseline"}
+    models = {"baseline": args.model}
     if loop1:
         models["loop round 1"] = loop1
         models["control (uniform)"] = ctrl["model"]
@@ -152,8 +156,8 @@ def main() -> None:
                 "seed": args.seed + 1, "workers": args.workers, "metric": "pa_mpjpe"}
 
     def independent_search():
-        print(f"independent search: baseline, seed {args.seed + 1}", flush=True)
-        return _search("baseline", conf["space"], indep_kw, thr, out / "independent_run", True)
+        print(f"independent search: {args.model}, seed {args.seed + 1}", flush=True)
+        return _search(args.model, conf["space"], indep_kw, thr, out / "independent_run", True)
 
     indep_run = cached(out / "independent_run.json", independent_search)
     independent = {name: cached(out / f"independent_{i}.json", lambda spec=spec: _rates_on(

@@ -96,13 +96,23 @@ def everyday_error(model_spec: str, n: int, seed: int, metric: str = "mpjpe") ->
 
 def train_model(trainer: str, model: str, datasets: list[Path], out: Path, config,
                 on_progress=None, log=None, extra: dict | None = None) -> tuple[str, dict | None]:
-    """(new model spec, the built-in trainer's card or None)."""
+    """(new model spec, the built-in trainer's card or None).
+
+    The evaluator's ``sim.*`` options of `model` (e.g. ``baseline?sim.joints=in_frame``) are
+    not the model's: the trainer (built-in or hook) gets the model spec without them, and
+    the new model's spec carries them again, so that it is examined and rechecked as the
+    old one was."""
+    from examiner.search.sim_evaluator import split_evaluator_options, with_sim_options
+
+    target, sim_options = split_evaluator_options(model)
+    if not sim_options:
+        target = model  # unchanged, to the letter
     if trainer == BUILTIN:
         from examiner.training.finetune import finetune_baseline
 
-        card = finetune_baseline(model, datasets, out, config, on_progress=on_progress, log=log, extra=extra)
-        return card["model_spec"], card
-    return call_hook(trainer, datasets[-1], model), None
+        card = finetune_baseline(target, datasets, out, config, on_progress=on_progress, log=log, extra=extra)
+        return with_sim_options(card["model_spec"], sim_options), card
+    return with_sim_options(call_hook(trainer, datasets[-1], target), sim_options), None
 
 
 def _progress_bar(total: int, what: str):

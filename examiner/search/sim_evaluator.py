@@ -376,6 +376,15 @@ def with_sim_option(model_spec: str, key: str, value: str, flag: str) -> str:
     return model_spec if key in opts else f"{model_spec}{sep}{OPTION_PREFIX}{key}={value}"
 
 
+def with_sim_options(model_spec: str, options: dict[str, str]) -> str:
+    """The model spec with every ``sim.KEY=VALUE`` of `options` added (see with_sim_option):
+    how a new model (a fine-tune's export, a hook's return) keeps the evaluator options
+    its predecessor was examined with."""
+    for key, value in options.items():
+        model_spec = with_sim_option(model_spec, key, value, f"{OPTION_PREFIX}{key}")
+    return model_spec
+
+
 def _with_background(space: ParamSpace, kind: str, renderer: str, model_spec: str) -> ParamSpace:
     """sim.background=KIND: the space with background.kind fixed to KIND in its base scene,
     e.g. ``mediapipe?sim.renderer=blender&sim.background=hdri`` (the environment map as

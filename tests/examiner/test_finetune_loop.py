@@ -261,6 +261,27 @@ def test_hook_contract_one_line_errors(tmp_path):
         check_returned_spec("analytic:planted\nrm -rf", "h")
 
 
+def test_the_new_model_keeps_the_evaluator_options_the_trainer_never_sees(tmp_path):
+    """`baseline?sim.joints=in_frame`: the trainer gets the model without the evaluator's
+    sim.* options; the new model's spec carries them, so that the loop examines and
+    rechecks it as it did the old one."""
+    from examiner.app.finetune import train_model
+    from examiner.search.sim_evaluator import SearchConfigError
+
+    seen = tmp_path / "seen.txt"
+    mod = tmp_path / "carry_hook.py"
+    mod.write_text(f"def train(d, m):\n    open({str(seen)!r}, 'w').write(m)\n    return 'analytic:hidden'\n"
+                   "def own(d, m):\n    return 'analytic:hidden?sim.joints=all'\n")
+    spec, card = train_model(f"python:{mod}:train", "analytic:planted?cpu_ms=4&sim.joints=in_frame&sim.renderer=pyrender",
+                             [tmp_path], tmp_path / "m", None)
+    assert seen.read_text() == "analytic:planted?cpu_ms=4" and card is None
+    assert spec == "analytic:hidden?sim.joints=in_frame&sim.renderer=pyrender"
+    spec, _ = train_model(f"python:{mod}:train", "analytic:planted?cpu_ms=4", [tmp_path], tmp_path / "m", None)
+    assert seen.read_text() == "analytic:planted?cpu_ms=4" and spec == "analytic:hidden"  # no options: untouched
+    with pytest.raises(SearchConfigError, match="contradicts sim.joints=all"):  # a hook that says otherwise
+        train_model(f"python:{mod}:own", "baseline?sim.joints=in_frame", [tmp_path], tmp_path / "m", None)
+
+
 def test_documented_hook_trains_a_tiny_model_end_to_end(tiny_set):
     pytest.importorskip("torch")
     from examiner.search.factory import build_evaluator
