@@ -119,7 +119,7 @@ def _progress_bar(total: int, what: str):
     return console.progress(what, total=total)
 
 
-def run_finetune(run_dir: str | Path, model: str, out: str | Path, *, n: int = 400, base_share: float = 0.2,
+def run_finetune(run_dir: str | Path, model: str, out: str | Path, *, n: int = 6000, base_share: float = 0.2,
                  samples: int = 40, seed: int = 0, workers: int = 1, trainer: str = BUILTIN, config=None,
                  everyday_n: int = 200, log: Callable[[str], None] = console.info) -> dict:
     """The whole of `examiner finetune`; returns (and writes to OUT/finetune.json) the numbers."""
@@ -185,7 +185,8 @@ def finetune_command(
     run: Path = typer.Option(..., "--run", help="Finished search run whose failure modes to fine-tune on."),
     model: str = typer.Option("baseline", "--model", help="The model to fine-tune (baseline, or onnx:PATH of an earlier fine-tune)."),
     out: Path = typer.Option(..., "--out", help="New folder: set/, model/, finetune.json."),
-    n: int = typer.Option(400, "--n", help="Scenes in the fine-tuning set."),
+    n: int = typer.Option(6000, "--n", help="Scenes in the fine-tuning set (the mode failure rates fall with it: "
+                          "benchmarks/RESULTS-finetune.md)."),
     base_share: float = typer.Option(0.2, "--base-share", help="Fraction of the set drawn from the run's whole space."),
     everyday_share: float = typer.Option(_FT.everyday_share, "--everyday-share", help="Fraction of each epoch drawn from everyday scenes."),
     epochs: int = typer.Option(_FT.epochs, "--epochs", help="Epochs at most (early stopping keeps the best admissible one)."),

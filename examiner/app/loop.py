@@ -124,7 +124,7 @@ def _calibrate(model: str, space_groups: str, cfg_kw: dict) -> tuple[float, dict
 
 
 def run_loop(out: str | Path, *, model: str = "baseline", rounds: int = 2, space: str = "pose,camera,occluder",
-             budget: int = 1500, agents: int = 4, strategy: str = "marl", n: int = 400, base_share: float = 0.2,
+             budget: int = 1500, agents: int = 4, strategy: str = "marl", n: int = 6000, base_share: float = 0.2,
              samples: int = 40, seed: int = 0, workers: int = 2, trainer: str = BUILTIN, finetune: dict | None = None,
              threshold: float | None = None, everyday_n: int = 200, quiet: bool = False,
              log=console.info) -> dict:
@@ -256,7 +256,8 @@ def loop_command(
     budget: int = typer.Option(1500, "--budget", help="Search evaluations per round."),
     agents: int = typer.Option(4, "--agents"),
     strategy: str = typer.Option("marl", "--strategy"),
-    n: int = typer.Option(400, "--n", help="Scenes per round's fine-tuning set."),
+    n: int = typer.Option(6000, "--n", help="Scenes per round's fine-tuning set (the mode failure rates fall "
+                                   "with it: benchmarks/RESULTS-finetune.md)."),
     base_share: float = typer.Option(0.2, "--base-share", help="Fraction of each set drawn from the whole space."),
     samples: int = typer.Option(40, "--samples", help="Fresh samples per mode for the rechecks."),
     epochs: int = typer.Option(_FT.epochs, "--epochs"),
