@@ -53,6 +53,11 @@ def main() -> None:
     out = bench / "scale"
     out.mkdir(exist_ok=True)
     rows = {}
+
+    def stress_of(spec: str) -> dict:  # the bench's own stress scenes, seed and threshold
+        a = res["args"]
+        return stress_eval(run1, spec, a["stress"], a["seed"] + 4242, res["threshold"])
+
     for n in args.sizes:
         for kind in ("modes", "uniform") if args.control else ("modes",):
             name = f"{kind}_{n}_{tag}"
@@ -60,8 +65,7 @@ def main() -> None:
             if path.is_file():
                 rows[name] = row = json.loads(path.read_text())
                 if args.stress and "stress" not in row:
-                    a = res["args"]
-                    row["stress"] = stress_eval(run1, row["model"], a["stress"], a["seed"] + 4242, res["threshold"])
+                    row["stress"] = stress_of(row["model"])
                     path.write_text(json.dumps(row, indent=1))
                 continue
             t0 = time.perf_counter()
@@ -79,8 +83,7 @@ def main() -> None:
                    "modes": _rates_on(run1, spec, args.samples, args.seed),
                    "independent": _rates_on(indep, spec, args.independent_per_mode, args.seed + 4343)}
             if args.stress:
-                a = res["args"]
-                row["stress"] = stress_eval(run1, spec, a["stress"], a["seed"] + 4242, res["threshold"])
+                row["stress"] = stress_of(spec)
             path.write_text(json.dumps(row, indent=1))
             rows[name] = row
             print(f"{name}: done in {time.perf_counter() - t0:.0f} s", flush=True)

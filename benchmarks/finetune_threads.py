@@ -1,8 +1,8 @@
 """Fine-tuning speed with one or two torch threads (the FinetuneConfig.threads default).
 
-Times only the training loop (`examiner.training.finetune.finetune`) on a saved set, so
-that the two settings can be compared side by side, e.g. with the tool library's
-farm-bench:
+Runs the training loop (`examiner.training.finetune.finetune`) on a saved set and prints
+its own time (the loop only); farm-bench times the whole process (start-up included) of
+the two settings side by side:
 
     farm-bench --vs 'python benchmarks/finetune_threads.py SET --threads 1' -- \
         python benchmarks/finetune_threads.py SET --threads 2
