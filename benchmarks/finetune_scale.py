@@ -11,6 +11,7 @@ card). The model spec's evaluator options (e.g. sim.joints=in_frame) come from t
 
     PYTHONPATH=. nice -n 10 python benchmarks/finetune_scale.py --bench /work/runs/bench_ft_inframe \
         --sizes 600 6000 --config '{"everyday_share": 0.5, "epochs": 8}' [--control]
+        --sizes 48000 --part-size 24000 ...   # 48000 = the 24000 set + 24000 more (seed + 1)
 
 Writes BENCH/scale/<name>.json per model and prints a markdown table.
 """
@@ -33,6 +34,9 @@ def main() -> None:
     ap.add_argument("--independent-per-mode", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--part-size", type=int, default=None,
+                    help="build a larger set as parts of this many scenes, part j with seed +j (part 0 is "
+                         "the one-part set of that size, so a 48000 set reuses the 24000 one)")
     ap.add_argument("--stress", action="store_true",
                     help="also the bench's uniform stress set (same scenes and seed as bench_finetune.py)")
     args = ap.parse_args()
@@ -54,6 +58,13 @@ def main() -> None:
     out.mkdir(exist_ok=True)
     rows = {}
 
+    def parts(n: int) -> list[int]:
+        if not args.part_size or n <= args.part_size:
+            return [n]
+        if n % args.part_size:
+            raise SystemExit(f"--sizes {n} is not a multiple of --part-size {args.part_size}")
+        return [args.part_size] * (n // args.part_size)
+
     def stress_of(spec: str) -> dict:  # the bench's own stress scenes, seed and threshold
         a = res["args"]
         return stress_eval(run1, spec, a["stress"], a["seed"] + 4242, res["threshold"])
@@ -69,13 +80,16 @@ def main() -> None:
                     path.write_text(json.dumps(row, indent=1))
                 continue
             t0 = time.perf_counter()
-            set_dir = out / f"set_{kind}_{n}"
-            if kind == "modes":
-                build_set(run1, set_dir, n, args.seed + 1000, 0.2, args.workers)
-            else:
-                build_uniform_set(run1, set_dir, n, args.seed + 777, workers=args.workers)
+            set_dirs = []
+            for j, part in enumerate(parts(n)):  # part j: its own folder and seed (part 0 = the one-part set)
+                set_dir = out / (f"set_{kind}_{part}" + (f"_p{j}" if j else ""))
+                if kind == "modes":
+                    build_set(run1, set_dir, part, args.seed + 1000 + j, 0.2, args.workers)
+                else:
+                    build_uniform_set(run1, set_dir, part, args.seed + 777 + j, workers=args.workers)
+                set_dirs.append(set_dir)
             t_set = time.perf_counter() - t0
-            spec, card = train_model("builtin", model, [set_dir], out / f"model_{name}", cfg,
+            spec, card = train_model("builtin", model, set_dirs, out / f"model_{name}", cfg,
                                      log=lambda m: print(m, flush=True))
             t_train = time.perf_counter() - t0 - t_set
             row = {"n": n, "kind": kind, "config": overrides, "model": spec, "kept_epoch": card["kept_epoch"],

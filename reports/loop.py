@@ -31,8 +31,14 @@ def _bar(v, colour: str) -> str:
 
 
 def _constrained(mode: dict) -> str:
+    """The mode in words (the run report's description) over its first bounds in [-1, 1];
+    only the bounds for a loop saved before descriptions were stored."""
     c = mode.get("constrained") or {}
-    return ", ".join(f"{escape(k)} in [{lo:+.2f}, {hi:+.2f}]" for k, (lo, hi) in list(c.items())[:6]) or "-"
+    bounds = ", ".join(f"{escape(k)} in [{lo:+.2f}, {hi:+.2f}]" for k, (lo, hi) in list(c.items())[:6]) or "-"
+    if mode.get("description"):
+        return (f"{escape(mode['description'])}<details><summary>{len(c)} constrained dimension(s)</summary>"
+                f"<small>{bounds}</small></details>")
+    return bounds
 
 
 def round_section(r: dict) -> str:

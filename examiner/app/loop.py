@@ -49,7 +49,7 @@ def cpu_seconds() -> float:
 
 # Recipe options added after a loop folder may have been written, with the default that
 # trains exactly as before they existed: a loop saved without them resumes.
-_NEUTRAL_RECIPE_OPTIONS = {"mode_weight": 1.0, "everyday_share_end": None}
+_NEUTRAL_RECIPE_OPTIONS = {"mode_weight": 1.0, "everyday_share_end": None, "flip_aug": 0.0}
 
 
 def with_new_recipe_defaults(finetune: dict | None) -> dict | None:
@@ -90,9 +90,13 @@ def _search(model: str, space_groups: str, cfg_kw: dict, threshold: float, run_d
     evaluator = make_evaluator(factory, config.backend, config.workers)
     with RichProgress(config.budget, disable=quiet) as show:
         result = run_search(config, evaluator, space, run_dir, resume=resume, progress=show, model_spec=model)
+    from reports.report import describe_run_modes
+
+    words = describe_run_modes(run_dir, config.seed) if result.modes else {}
     return {"run": str(run_dir), "evaluations": result.evaluations, "failures": result.failures,
             "modes": [{"id": m["id"], "rank": m.get("rank"), "rate": m["verified"]["rate"],
-                       "constrained": m.get("constrained")} for m in result.modes],
+                       "constrained": m.get("constrained"), "description": words.get(int(m["id"]))}
+                      for m in result.modes],
             "search_failure_rate": result.search_failure_rate}
 
 

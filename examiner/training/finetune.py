@@ -50,7 +50,10 @@ class FinetuneConfig:
     simulated image border, re-cropped as the adapter would); mode_weight: the loss weight
     of the set's failure-mode scenes relative to everyday replay and the set's whole-space
     scenes (every batch's loss is the weighted mean); everyday_share_end: when set, the
-    everyday share moves linearly from everyday_share (first epoch) to this (last epoch).
+    everyday share moves linearly from everyday_share (first epoch) to this (last epoch);
+    flip_aug: the fraction of every batch's examples mirrored left-right on the fly
+    (`flip_examples`: the crop flipped, 2D x -> 1 - x, 3D x -> -x in camera axes, left and
+    right joints swapped), so a failure mode seen from one side also teaches its mirror.
     The defaults are the recipe measured at scale in benchmarks/RESULTS-finetune.md
     ("How many scenes?": the mode failure rates fall with the set's size, 600 -> 24000);
     two torch threads take 0.63x the wall time of one on the 2-core machine
@@ -71,6 +74,7 @@ class FinetuneConfig:
     truncate_aug: float = 0.0
     mode_weight: float = 1.0
     everyday_share_end: float | None = None
+    flip_aug: float = 0.0
     seed: int = 0
     threads: int = 2
     schema_version: int = 1
@@ -94,6 +98,8 @@ class FinetuneConfig:
             raise FinetuneError(f"--optimizer must be adamw or sgd, got {self.optimizer!r}")
         if not self.head_lr_mult > 0:
             raise FinetuneError(f"the head's learning-rate multiplier must be positive, got {self.head_lr_mult}")
+        if not 0.0 <= self.flip_aug <= 1.0:
+            raise FinetuneError(f"flip_aug must be a fraction in [0, 1], got {self.flip_aug}")
         if not 0.0 <= self.truncate_aug <= 1.0:
             raise FinetuneError(f"truncate_aug must be a fraction in [0, 1], got {self.truncate_aug}")
         if not 0 <= self.freeze_blocks <= 5:
@@ -287,6 +293,44 @@ def truncate_crops(img, j2, frac: float, gen):
     return x, j2
 
 
+def _mirror_permutation() -> list[int]:
+    """H36M-17 index of every joint's left/right counterpart (itself on the midline)."""
+    from simulator.joints import H36M17
+
+    def other(name: str) -> str:
+        if name.startswith("left_"):
+            return "right_" + name[5:]
+        if name.startswith("right_"):
+            return "left_" + name[6:]
+        return name
+
+    return [H36M17.index(other(n)) for n in H36M17]
+
+
+MIRROR = _mirror_permutation()
+
+
+def flip_examples(x, j3, j2, pick):
+    """Mirror the picked examples of a batch left-right: x (B, C, H, W) images, j3 (B, 17, 3)
+    root-relative OpenCV camera axes, j2 (B, 17, 2) crop coordinates in [0, 1], pick (B,)
+    bool. The mirrored person's left joints are the original's right ones, so the joints
+    are swapped as well as reflected (x -> -x in 3D, x -> 1 - x in 2D). Returns new tensors."""
+    import torch
+
+    if not bool(pick.any()):
+        return x, j3, j2
+    x, j3, j2 = x.clone(), j3.clone(), j2.clone()
+    perm = torch.as_tensor(MIRROR)
+    x[pick] = x[pick].flip(-1)
+    f3 = j3[pick][:, perm]
+    f3[..., 0] = -f3[..., 0]
+    j3[pick] = f3
+    f2 = j2[pick][:, perm]
+    f2[..., 0] = 1.0 - f2[..., 0]
+    j2[pick] = f2
+    return x, j3, j2
+
+
 def _normalise_float(x):
     import torch
 
@@ -373,6 +417,10 @@ def finetune(net, train: dict[str, np.ndarray], everyday: dict[str, np.ndarray],
                     x = _normalise_float(raw)
                 else:
                     x = bl._normalise(img[idx])
+                t3 = j3[idx]
+                if config.flip_aug > 0:
+                    pick = torch.rand(len(idx), generator=gen) < config.flip_aug
+                    x, t3, t2 = flip_examples(x, t3, t2, pick)
                 scale = 1.0 + 0.2 * (torch.rand(len(idx), 1, 1, 1, generator=gen) - 0.5)
                 shift = 0.2 * (torch.rand(len(idx), 1, 1, 1, generator=gen) - 0.5)
                 p3, p2 = net(x * scale + shift)
@@ -381,9 +429,9 @@ def finetune(net, train: dict[str, np.ndarray], everyday: dict[str, np.ndarray],
                     inside = ((t2 >= 0.0) & (t2 <= 1.0)).all(-1, keepdim=True).float()
                     e2 = e2 * inside
                 if config.mode_weight == 1.0:
-                    loss = (p3 - j3[idx]).abs().mean() * 10.0 + e2.mean() * 5.0
+                    loss = (p3 - t3).abs().mean() * 10.0 + e2.mean() * 5.0
                 else:  # per-example loss, weighted mean
-                    per = (p3 - j3[idx]).abs().flatten(1).mean(1) * 10.0 + e2.flatten(1).mean(1) * 5.0
+                    per = (p3 - t3).abs().flatten(1).mean(1) * 10.0 + e2.flatten(1).mean(1) * 5.0
                     wb = w[idx]
                     loss = (per * wb).sum() / wb.sum()
                 opt.zero_grad()

@@ -98,7 +98,7 @@ def test_recipe_options_are_checked_in_one_line():
 
     for bad, match in (({"truncate_aug": 1.5}, "truncate_aug"), ({"freeze_blocks": 6}, "freeze_blocks"),
                        ({"head_lr_mult": 0.0}, "multiplier"), ({"mode_weight": 0.0}, "mode_weight"),
-                       ({"everyday_share_end": 1.0}, "everyday_share_end")):
+                       ({"everyday_share_end": 1.0}, "everyday_share_end"), ({"flip_aug": -0.1}, "flip_aug")):
         with pytest.raises(ft.FinetuneError, match=match) as e:
             ft.FinetuneConfig(**bad).check()
         assert "\n" not in str(e.value)
@@ -137,7 +137,7 @@ def test_a_loop_saved_before_the_new_recipe_options_resumes():
     from examiner.training.finetune import FinetuneConfig
 
     now = dataclasses.asdict(FinetuneConfig())
-    saved = {k: v for k, v in now.items() if k not in ("mode_weight", "everyday_share_end")}
+    saved = {k: v for k, v in now.items() if k not in ("mode_weight", "everyday_share_end", "flip_aug")}
     assert with_new_recipe_defaults(saved) == now
     assert with_new_recipe_defaults({**saved, "lr": 1.0}) != now
     assert with_new_recipe_defaults({**now, "mode_weight": 2.0}) != now
@@ -173,6 +173,35 @@ def test_truncate_crops_moves_the_2d_targets_with_the_pixels():
                 assert patch.max() > 200, (b, j)  # its dot is where the new target says
                 checked += 1
     assert checked >= 3
+
+
+def test_flip_examples_mirror_the_pixels_and_swap_left_and_right():
+    """A dot drawn at the left wrist lands, after the flip, where the new RIGHT wrist's 2D
+    target says (the mirrored person's right hand is the original's left); 3D x changes
+    sign; midline joints keep their index; unpicked examples and a second flip are unchanged."""
+    torch = pytest.importorskip("torch")
+    from examiner.training import finetune as ft
+    from simulator.joints import H36M17
+
+    lw, rw, head = H36M17.index("left_wrist"), H36M17.index("right_wrist"), H36M17.index("head_top")
+    assert ft.MIRROR[lw] == rw and ft.MIRROR[rw] == lw and ft.MIRROR[head] == head
+    gen = torch.Generator().manual_seed(0)
+    j2 = torch.rand(3, 17, 2, generator=gen) * 0.8 + 0.1
+    j3 = torch.randn(3, 17, 3, generator=gen)
+    x = torch.zeros(3, 3, 128, 128)
+    for b in range(3):
+        u, v = (j2[b, lw] * 128).long()
+        x[b, :, v - 1:v + 2, u - 1:u + 2] = 1.0
+    pick = torch.tensor([True, False, True])
+    fx, f3, f2 = ft.flip_examples(x, j3, j2, pick)
+    for b in (0, 2):
+        u, v = (f2[b, rw] * 128).long()
+        assert fx[b, 0, v - 2:v + 3, u - 2:u + 3].max() == 1.0  # the dot is under the new right wrist
+        assert torch.allclose(f3[b, rw], j3[b, lw] * torch.tensor([-1.0, 1.0, 1.0]))
+        assert torch.allclose(f2[b, head], torch.stack([1 - j2[b, head, 0], j2[b, head, 1]]))
+    assert torch.equal(fx[1], x[1]) and torch.equal(f3[1], j3[1]) and torch.equal(f2[1], j2[1])
+    gx, g3, g2 = ft.flip_examples(fx, f3, f2, pick)
+    assert torch.equal(gx, x) and torch.allclose(g3, j3) and torch.allclose(g2, j2)
 
 
 @pytest.mark.slow

@@ -28,3 +28,21 @@ def test_loop_page_tells_each_round():
     assert "90%" in html and "10%" in html and "fixed" in html and "not fixed" in html
     assert "94.0 &rarr; <b>95.0</b> mm (+1.1%)" in html
     assert "nothing to fine-tune on" in html
+
+
+def test_loop_page_names_each_mode_in_words():
+    """A mode stored with its report description reads in words (escaped), its bounds
+    folded under it; a mode stored before descriptions existed still shows its bounds."""
+    state = {
+        "config": {"model": "baseline", "rounds": 1, "space": "pose", "budget": 100, "strategy": "marl", "n": 50,
+                   "base_share": 0.2, "trainer": "builtin", "seed": 0},
+        "threshold": 90.0, "status": "complete",
+        "rounds": [{"round": 1, "model_before": "baseline", "examine": {"evaluations": 100, "failures": 40, "modes": [
+            {"id": 1, "rank": 1, "rate": 0.9, "constrained": {"camera.azimuth": [-0.9, -0.5]},
+             "description": "seen from its right side <b>"},
+            {"id": 2, "rank": 2, "rate": 0.8, "constrained": {"pose.z0": [0.1, 0.4]}}]}}],
+    }
+    html = loop_html(state)
+    assert "seen from its right side &lt;b&gt;<details>" in html
+    assert "1 constrained dimension(s)" in html and "camera.azimuth in [-0.90, -0.50]" in html
+    assert "<td class=l>pose.z0 in [+0.10, +0.40]</td>" in html
