@@ -59,6 +59,15 @@ def with_new_recipe_defaults(finetune: dict | None) -> dict | None:
     return {**{k: v for k, v in _NEUTRAL_RECIPE_OPTIONS.items() if k not in finetune}, **finetune}
 
 
+def _recipe_identity(finetune: dict | None) -> dict | None:
+    """The fine-tuning options that make a loop what it is: all but `threads`, which (like
+    --workers) says how to run, so a loop saved with another thread count resumes (and its
+    later rounds train with today's)."""
+    if not isinstance(finetune, dict):
+        return finetune
+    return {k: v for k, v in finetune.items() if k != "threads"}
+
+
 def _write_state(out: Path, state: dict) -> None:
     tmp = out / f".{STATE}.tmp-{os.getpid()}"
     with open(tmp, "w") as f:
@@ -147,8 +156,9 @@ def run_loop(out: str | Path, *, model: str = "baseline", rounds: int = 2, space
     if (out / STATE).is_file():
         state = json.loads((out / STATE).read_text())
         old = {k: v for k, v in state["config"].items() if k != "rounds"}
-        old["finetune"] = with_new_recipe_defaults(old.get("finetune"))
+        old["finetune"] = _recipe_identity(with_new_recipe_defaults(old.get("finetune")))
         new = {k: v for k, v in config.items() if k != "rounds"}
+        new["finetune"] = _recipe_identity(new["finetune"])
         if old != new:
             diff = sorted(k for k in new if old.get(k) != new.get(k))
             raise LoopError(f"{out} holds a loop with other options ({', '.join(diff)}); resume it with the same "

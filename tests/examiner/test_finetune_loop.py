@@ -144,6 +144,30 @@ def test_a_loop_saved_before_the_new_recipe_options_resumes():
     assert with_new_recipe_defaults(None) is None
 
 
+def test_a_loop_saved_with_another_thread_count_resumes(tmp_path):
+    """`threads` says how to train, not what: a loop saved with threads 1 (the default
+    before 2026-12-06, and not a CLI flag) resumes; another epoch count is still refused."""
+    import dataclasses
+
+    from examiner.app.loop import LoopError, run_loop
+    from examiner.training.finetune import FinetuneConfig
+
+    config = {"model": "baseline", "rounds": 1, "space": "pose,camera,occluder", "budget": 1500, "agents": 4,
+              "strategy": "marl", "n": 6000, "base_share": 0.2, "samples": 40, "seed": 0, "trainer": "builtin",
+              "finetune": {**dataclasses.asdict(FinetuneConfig()), "threads": 1}, "threshold": 90.0,
+              "everyday_n": 200}
+    stopped = {"round": 1, "model_before": "baseline", "cpu": {}, "wall": {}, "stopped": "nothing to fine-tune on",
+               "examine": {"run": "-", "evaluations": 0, "failures": 0, "modes": [], "search_failure_rate": 0.0}}
+    state = {"schema": "poseexaminer-loop", "schema_version": 1, "config": config, "rounds": [stopped],
+             "status": "complete", "threshold": 90.0, "threshold_rule": None}
+    (tmp_path / "loop.json").write_text(json.dumps(state))
+    said = []
+    out = run_loop(tmp_path, rounds=1, threshold=90.0, quiet=True, log=said.append)
+    assert "resuming the loop in" in said[0] and out["rounds"][0]["stopped"] == "nothing to fine-tune on"
+    with pytest.raises(LoopError, match="other options .*finetune"):
+        run_loop(tmp_path, rounds=1, threshold=90.0, quiet=True, finetune={"epochs": 3}, log=said.append)
+
+
 def test_truncate_crops_moves_the_2d_targets_with_the_pixels():
     """A bright dot drawn at each of two joints lands where the transformed 2D targets say,
     the cut-off side turns black, and frac=0 changes nothing."""
