@@ -52,7 +52,9 @@ def round_section(r: dict) -> str:
         return "\n".join(parts + ["<p>Not examined yet.</p>"])
     parts.append(f"<p>The search made {ex['evaluations']} evaluations ({ex['failures']} failing) and found "
                  f"<b>{len(ex['modes'])}</b> failure mode(s)" + (" &mdash; all new: the model is the fine-tuned one"
-                                                                  if k > 1 and ex["modes"] else "") + ".</p>")
+                                                                  if k > 1 and ex["modes"] else "") + "."
+                 + (f" <a href=\"round-{k}/run/report.html\">The round's run report</a> (examples, every mode "
+                    "in words, whole-run views)." if ex.get("report") else "") + "</p>")
     if r.get("stopped"):
         parts.append(f"<p><i>{escape(r['stopped'])}.</i></p>")
     rc = r.get("recheck")

@@ -397,7 +397,10 @@ def test_loop_resumes_after_kill_9(tmp_path):
     ev_a = (ref / "round-1" / "run" / "evaluations.jsonl").read_text().splitlines()
     ev_b = log.read_text().splitlines()
     assert len(ev_a) == len(ev_b)  # nothing lost, nothing logged twice
-    assert (killed / "loop.html").read_text().count("<h2>Round") == len(b["rounds"])
+    page = (killed / "loop.html").read_text()
+    assert page.count("<h2>Round") == len(b["rounds"])
+    assert b["rounds"][0]["examine"]["report"] == str(killed / "round-1" / "run" / "report.html")
+    assert (killed / "round-1" / "run" / "report.html").is_file() and 'href="round-1/run/report.html"' in page
 
 
 def test_commands_refuse_bad_input_in_one_line(tmp_path, capsys):
