@@ -290,6 +290,9 @@ def loop_command(
     trainer: str = typer.Option(BUILTIN, "--trainer", help="builtin or a training hook python:pkg.module:train."),
     everyday_n: int = typer.Option(200, "--everyday-n", help="Everyday scenes for the in-distribution error of a "
                                    "hook's model (0: skip; the built-in trainer measures its own)."),
+    joints: str = typer.Option("all", "--joints", help="Joints the metric counts in every search and recheck: all, "
+                               "in_frame (inside the image) or visible (inside it and not hidden); stored in the "
+                               "model spec as sim.joints and carried to every fine-tuned model."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress display."),
     json_out: bool = typer.Option(False, "--json", help="Print the loop state as JSON."),
 ) -> None:
@@ -304,6 +307,13 @@ def loop_command(
         from examiner.training.hooks import load_hook
 
         load_hook(trainer)
+    if joints != "all":
+        from examiner.scoring import SEEN_JOINTS
+        from examiner.search.sim_evaluator import with_sim_option
+
+        if joints not in SEEN_JOINTS:
+            raise LoopError(f"--joints must be all, {' or '.join(SEEN_JOINTS)}; got {joints!r}")
+        model = with_sim_option(model, "joints", joints, "--joints")
     if out.exists() and not (out / STATE).is_file() and any(out.iterdir()):
         raise LoopError(f"{out} is not empty and holds no loop; choose an empty or new --out")
     state = run_loop(out, model=model, rounds=rounds, space=space, budget=budget, agents=agents, strategy=strategy,

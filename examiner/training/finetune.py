@@ -53,7 +53,8 @@ class FinetuneConfig:
     everyday share moves linearly from everyday_share (first epoch) to this (last epoch);
     flip_aug: the fraction of every batch's examples mirrored left-right on the fly
     (`flip_examples`: the crop flipped, 2D x -> 1 - x, 3D x -> -x in camera axes, left and
-    right joints swapped), so a failure mode seen from one side also teaches its mirror.
+    right joints swapped; measured at 6000 scenes: better everyday error, worse on the modes,
+    so off by default).
     The defaults are the recipe measured at scale in benchmarks/RESULTS-finetune.md
     ("How many scenes?": the mode failure rates fall with the set's size, 600 -> 24000);
     two torch threads take 0.63x the wall time of one on the 2-core machine

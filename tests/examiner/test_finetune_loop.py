@@ -423,3 +423,8 @@ def test_commands_refuse_bad_input_in_one_line(tmp_path, capsys):
     assert rc != 0 and "other options" in err and "budget" in err and "\n" not in err
     rc, err = run("loop", "--out", str(tmp_path / "l2"), "--rounds", "0")
     assert rc != 0 and "--rounds" in err and "\n" not in err
+    rc, err = run("loop", "--out", str(tmp_path / "l3"), "--joints", "hidden")
+    assert rc != 0 and "--joints must be all, in_frame or visible" in err and "\n" not in err
+    assert not (tmp_path / "l3").exists()
+    rc, err = run("loop", "--model", "baseline?sim.joints=visible", "--out", str(tmp_path / "l4"), "--joints", "in_frame")
+    assert rc != 0 and "contradicts" in err and "\n" not in err
