@@ -30,14 +30,21 @@ class RecheckError(PoseExaminerError):
 
 @dataclass
 class ModeSamples:
-    """k of n fresh samples inside the box of run A's mode `id` fail on the new model;
-    median: the median of the run's metric over the samples the model answered (None
-    when it answered none)."""
+    """k of n fresh samples inside the box of run A's mode `id` fail on the new model, n
+    counting the fair tests only, as the search's verification does: `excluded` samples
+    were not plausible scenes (a self-penetrating body, or too few joints in view for the
+    run's sim.joints); median: the median of the run's metric over the counted samples the
+    model answered (None when it answered none)."""
 
     id: int
     k: int
     n: int
     median: float | None = None
+    excluded: int = 0
+
+    @property
+    def rate(self) -> float | None:
+        return self.k / self.n if self.n else None
 
 
 @dataclass
@@ -69,17 +76,26 @@ def evaluate_failures(evaluator: Any, U: np.ndarray, metric: str, threshold: flo
                       batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """(failed (N,) bool, value (N,) float) of the rows of U (N, D) in [-1, 1], with the
     search's definition of failure."""
+    failed, values, _ = evaluate_samples(evaluator, U, metric, threshold, batch)
+    return failed, values
+
+
+def evaluate_samples(evaluator: Any, U: np.ndarray, metric: str, threshold: float,
+                     batch: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`evaluate_failures` plus plausible (N,) bool: the scenes that are a fair test (the
+    search leaves the others out of every rate)."""
     from examiner.search.outcome import check_outcomes
     from examiner.search.scorer import judge
 
-    failed, values = [], []
+    failed, values, plausible = [], [], []
     for i in range(0, len(U), batch):
         chunk = U[i:i + batch]
         for o in check_outcomes(evaluator.evaluate(chunk), len(chunk)):
             v = float("nan") if o.model_error or o.missed else float(o.metrics.get(metric, o.error))
             values.append(v)
             failed.append(judge(o, v, threshold)[1])
-    return np.array(failed, bool), np.array(values, float)
+            plausible.append(bool(o.plausible))
+    return np.array(failed, bool), np.array(values, float), np.array(plausible, bool)
 
 
 def _close(ev: Any) -> None:
@@ -120,9 +136,10 @@ def recheck_modes(
             say(f"mode {m['rank']}")
             lo, hi = np.asarray(m["lo"]), np.asarray(m["hi"])
             U = rng.uniform(lo, hi, size=(samples, run.space.dim))
-            failed, values = evaluate_failures(ev_b, U, run.metric, run.threshold)
-            med = float(np.nanmedian(values)) if np.isfinite(values).any() else None
-            modes.append(ModeSamples(m["id"], int(failed.sum()), len(failed), med))
+            failed, values, fair = evaluate_samples(ev_b, U, run.metric, run.threshold)
+            counted = values[fair]
+            med = float(np.nanmedian(counted)) if np.isfinite(counted).any() else None
+            modes.append(ModeSamples(m["id"], int(failed[fair].sum()), int(fair.sum()), med, int((~fair).sum())))
         if probe > 0:
             say("probing the whole space")
             U = run.space.sample(rng, probe)

@@ -172,10 +172,13 @@ def recheck_comparison(a: RunData, result: Any, new: Sequence[dict] = (), notes:
         s = by_id[m["id"]]
         k, n = s.k, s.n
         lo, hi = np.asarray(m["lo"]), np.asarray(m["hi"])
-        checks.append(ModeCheck(
+        excluded = getattr(s, "excluded", 0)
+        left_out = f" ({excluded} more were no fair test: implausible scenes)" if excluded else ""
+        checks.append(ModeCheck(  # no fair sample at all: no evidence of a fix, so still failing
             m["rank"], m["id"], region_text(a, lo, hi), mode_evidence(m)["rate"], list(mode_evidence(m)["interval"]),
-            _status(k / n, min_rate, fixed_below), n, k, k / n, list(wilson_interval(k, n)),
-            evidence=f"{k} of {n} fresh samples in the box fail on {result.model_spec}",
+            _status(k / n, min_rate, fixed_below) if n else "still_failing", n, k, k / n if n else 1.0,
+            list(wilson_interval(k, n)),
+            evidence=f"{k} of {n} fresh samples in the box fail on {result.model_spec}{left_out}",
         ))
     return Comparison("recheck", str(a.root), result.model_spec, checks, list(new), result.probe,
                       list(result.notes) + list(notes))

@@ -76,13 +76,17 @@ def round_section(r: dict) -> str:
                      "<th>failing before</th><th>failing after</th><th>median error before</th>"
                      "<th>after</th><th>&lt; 20%?</th></tr>" + "".join(rows) + "</table>")
         if rc:
-            n = rc["before"][0]["n"] if rc["before"] else 0
+            first = rc["before"][0] if rc["before"] else {}
+            n = first.get("n", 0) + first.get("excluded", 0)
+            left_out = sum(x.get("excluded", 0) for x in rc["before"])
             parts.append(f"<p class=note>Rates: fresh uniform samples inside each mode's box ({n} per mode), the "
-                         "same samples for both models; median error in the run's metric (mm).</p>")
+                         "same samples for both models, counted as the search counts them: over the plausible "
+                         f"scenes only ({left_out} left out in all: a self-penetrating body, or too few joints "
+                         "in view for the scoring); median error in the run's metric (mm).</p>")
     if rc and rc.get("earlier_rounds_after"):
         items = []
         for j, rows in rc["earlier_rounds_after"].items():
-            still = sum(1 for x in rows if x["rate"] < FIXED_BELOW)
+            still = sum(1 for x in rows if x["rate"] is not None and x["rate"] < FIXED_BELOW)
             items.append(f"<li>round {escape(j)}'s modes on this round's model: "
                          + ", ".join(f"mode {x['rank']} {_pct(x['rate'])}" for x in rows)
                          + f" &mdash; {still} of {len(rows)} below 20%</li>")
@@ -109,7 +113,7 @@ def loop_html(state: dict) -> str:
         ex = r.get("examine") or {}
         ev = r.get("everyday") or {}
         after = (r.get("recheck") or {}).get("after", [])
-        fixed = sum(1 for x in after if x["rate"] < FIXED_BELOW)
+        fixed = sum(1 for x in after if x["rate"] is not None and x["rate"] < FIXED_BELOW)
         summary.append(f"<tr><td>{r['round']}</td><td>{len(ex.get('modes', []))}</td>"
                        f"<td>{fixed if after else '-'}</td>"
                        f"<td>{_mm((ev.get('before') or {}).get('mpjpe_mm'))}</td>"

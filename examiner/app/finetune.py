@@ -63,7 +63,7 @@ def mode_table(run_dir: str | Path, before: str, after: str, samples: int, seed:
     rows = []
     for m, sa, sb in zip(run.modes, a.modes, b.modes):
         rows.append({"rank": m["rank"], "id": m["id"], "n": sa.n, "k_before": sa.k, "k_after": sb.k,
-                     "rate_before": sa.k / sa.n, "rate_after": sb.k / sb.n,
+                     "rate_before": sa.rate, "rate_after": sb.rate,
                      "median_before": sa.median, "median_after": sb.median,
                      "run_rate": m["verified"]["rate"], "run": str(run_dir)})
     return rows

@@ -122,7 +122,8 @@ def _rates_on(run_dir: str, spec: str, samples: int, seed: int) -> list[dict]:
 
     run = load_run(run_dir)
     res = recheck_modes(run, spec, samples=samples, probe=0, seed=seed)
-    return [{"rank": m["rank"], "id": s.id, "n": s.n, "k": s.k, "rate": s.k / s.n, "median": s.median}
+    return [{"rank": m["rank"], "id": s.id, "n": s.n, "k": s.k, "rate": s.rate, "median": s.median,
+             "excluded": s.excluded}
             for m, s in zip(run.modes, res.modes)]
 
 

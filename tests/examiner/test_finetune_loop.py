@@ -269,6 +269,28 @@ def analytic_run(tmp_path_factory):
     return out
 
 
+def test_recheck_counts_fair_samples_only(analytic_run, monkeypatch):
+    """Like the search's verification, a recheck rate is over the plausible scenes: every
+    other sample implausible (a self-penetrating body, or too few joints in view) and every
+    plausible one failing reads 100%, not 50%, with the others reported as excluded."""
+    from examiner import recheck as rc
+    from examiner.search import factory
+    from examiner.search.outcome import Outcome
+    from reports.rundata import load_run
+
+    class Half:
+        def evaluate(self, U):
+            return [Outcome(200.0 + i, {"pa_mpjpe": 200.0 + i}, plausible=i % 2 == 0) for i in range(len(U))]
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(factory, "build_evaluator", lambda *a, **k: Half())
+    res = rc.recheck_modes(load_run(analytic_run), "anything", samples=10, probe=0, seed=0)
+    assert res.modes and all((s.k, s.n, s.excluded, s.rate) == (5, 5, 5, 1.0) for s in res.modes)
+    assert all(s.median == 204.0 for s in res.modes)  # over the counted samples 200, 202, ..., 208
+
+
 def test_recheck_table_matches_examiner_recheck_by_hand(analytic_run, capsys):
     from examiner.app.cli import main
     from examiner.app.finetune import mode_table
