@@ -231,17 +231,6 @@ def mode_words(run: RunData, mode: dict, desc: Any) -> str:
     return "; ".join(parts)
 
 
-def describe_run_modes(run_dir: str | Path, seed: int = 0) -> dict[int, str]:
-    """Mode id -> the report's description in words for every mode of the run in
-    `run_dir` (the same words report.html and results.json give; {} when the body model is
-    unusable)."""
-    run = load_run(run_dir)
-    described = _describe_modes(run, seed) if run.modes else {}
-    if isinstance(described.get("error"), str):
-        return {}
-    return {int(m["id"]): mode_words(run, m, described.get(m["id"])) for m in run.modes}
-
-
 def build_results(run: RunData, stats: dict, described: dict | None = None, gates: Sequence[GateResult] = (),
                   sensitivity: Sequence[Any] = (), per_joint: dict | None = None,
                   factors: dict | None = None) -> dict[str, Any]:

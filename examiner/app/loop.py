@@ -100,15 +100,16 @@ def _search(model: str, space_groups: str, cfg_kw: dict, threshold: float, run_d
     with RichProgress(config.budget, disable=quiet) as show:
         result = run_search(config, evaluator, space, run_dir, resume=resume, progress=show, model_spec=model)
     from reports import write_report
-    from reports.report import describe_run_modes
+    from reports.report import load_results
     from simulator.errors import PoseExaminerError
 
+    report, words = None, {}
     try:  # the round's run report (gallery, words, whole-run views); the loop goes on without one
-        report = str(write_report(run_dir, seed=config.seed).html)
+        paths = write_report(run_dir, seed=config.seed)
+        report = str(paths.html)
+        words = {int(m["id"]): m.get("description") for m in load_results(paths.results)["modes"]}
     except (PoseExaminerError, OSError) as e:
         console.info(f"no report for {run_dir}: {e}")
-        report = None
-    words = describe_run_modes(run_dir, config.seed) if result.modes else {}  # memoised by the report
     return {"run": str(run_dir), "report": report, "evaluations": result.evaluations, "failures": result.failures,
             "modes": [{"id": m["id"], "rank": m.get("rank"), "rate": m["verified"]["rate"],
                        "constrained": m.get("constrained"), "description": words.get(int(m["id"]))}
