@@ -124,7 +124,14 @@ def _tally(scored: Sequence[Any]) -> dict[str, Any]:
     n = len(usable)
     return {"n": n, "k": k, "rate": (k / n) if n else None, "interval": list(wilson_interval(k, n)),
             "median": float(np.median(vals)) if vals else None,
-            "implausible": sum(not s.plausible for s in scored), "model_errors": sum(bool(s.model_error) for s in scored)}
+            "implausible": sum(not s.plausible for s in scored), "model_errors": count_model_errors(scored)}
+
+
+def count_model_errors(scored: Sequence[Any]) -> int:
+    """Model errors among plausible scenes. An implausible scene often has no metric at all
+    (e.g. under sim.joints=visible, too few joints in view to score), which the scorer
+    marks unusable like a model error; it is counted once, as implausible, not as a crash."""
+    return int(sum(bool(s.model_error) and bool(s.plausible) for s in scored))
 
 
 def confirm(conds: Sequence[Condition], evaluate_scored, space: ParamSpace, seed: int, samples: int,

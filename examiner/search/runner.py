@@ -221,6 +221,8 @@ def _confirm_modes(modes: list[dict], session: SearchSession, config: SearchConf
     box (their own generator, seeded by the run seed and the mode id; outside the budget
     and the log), judged like every evaluation. Keys: n (plausible, no model error), k
     (failing), rate, interval (Wilson), implausible, model_errors, median (metric)."""
+    from examiner.search.factors import count_model_errors
+
     n = config.region.confirm_samples
     U = np.concatenate([
         np.random.default_rng(np.random.SeedSequence([config.seed, 0xC0F1, int(m["id"])])).uniform(
@@ -235,7 +237,7 @@ def _confirm_modes(modes: list[dict], session: SearchSession, config: SearchConf
         m["confirmed"] = {
             "n": len(usable), "k": int(k), "rate": (k / len(usable)) if usable else None,
             "interval": list(wilson_interval(int(k), len(usable), config.region.confidence)) if usable else [0.0, 1.0],
-            "implausible": sum(not s.plausible for s in part), "model_errors": sum(s.model_error for s in part),
+            "implausible": sum(not s.plausible for s in part), "model_errors": count_model_errors(part),
             "median": float(np.median(values)) if values else None, "samples": n,
         }
 

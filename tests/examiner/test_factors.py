@@ -119,3 +119,26 @@ def test_the_space_failure_rate_is_measured_on_uniform_samples_and_drives_the_wa
     assert report_quantities(stats)["space_failure_rate"] == ref["rate"]
     html = write_report(tmp_path / "r", images=False, describe=False).html.read_text()
     assert "of scenes drawn uniformly from the space fail" in html.split('id="space-warning"')[1].split("</p>")[0]
+
+
+class GradedPartlyUnscored(Graded):
+    """Graded, but a third of the scenes cannot be scored (too few joints in view under
+    sim.joints=visible): implausible, with no metric, like the simulator evaluator's."""
+
+    def evaluate(self, U):
+        out = super().evaluate(U)
+        for k, u in enumerate(np.atleast_2d(U)):
+            if u[0] < -1.0 / 3.0:
+                out[k] = Outcome(float("nan"), {"pa_mpjpe": float("nan")}, plausible=False)
+        return out
+
+
+def test_unscored_scenes_are_counted_as_implausible_not_as_model_errors(tmp_path):
+    space = ParamSpace.from_groups("camera")
+    assert space.names.index("camera.elevation") != 0
+    cfg = SearchConfig(strategy="random", budget=800, agents=4, seed=0)
+    run_search(cfg, GradedPartlyUnscored(space), space, tmp_path / "r")
+    f = json.loads((tmp_path / "r" / "summary.json").read_text())["factors"]
+    tallies = [f["reference"]] + [x["fresh"] for x in f["factors"]]
+    assert sum(t["implausible"] for t in tallies) > 0
+    assert all(t["model_errors"] == 0 for t in tallies)
