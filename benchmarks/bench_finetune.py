@@ -22,6 +22,11 @@ base_share 1). Measured:
 - CPU time of one round (this process + its reaped render / evaluation workers).
 
     nice -n 10 python benchmarks/bench_finetune.py --out /tmp/bench_ft [--budget 2000 --n 600 ...]
+        [--loop LOOP_DIR]            # measure (or continue) an existing loop with the same options
+        [--control-model MODEL_DIR]  # an already trained uniform control (finetune_scale.py --control)
+
+Stress rates count the fair scenes only, like the search (`plausible`: under sim.joints=visible
+a scene with too few joints in view is no test); `rate_all` keeps the old count over all M.
 
 Resumable (the loop is; the control and the stress evaluations are cached in OUT).
 Writes OUT/bench.json and prints the markdown for benchmarks/RESULTS-finetune.md.
@@ -54,7 +59,11 @@ def cached(path: Path, fn):
 
 
 def stress_eval(run_dir: str, spec: str, m: int, seed: int, threshold: float) -> dict:
-    from examiner.recheck import evaluate_failures
+    """Failure rate on M uniform scenes of the run's space, counted like the search counts:
+    over the fair scenes only (`plausible`; e.g. under sim.joints=visible a scene with too
+    few joints in view is no test). `rate_all` divides by all M (what this returned before
+    2026-12-07: unscored scenes counted as passes)."""
+    from examiner.recheck import evaluate_samples
     from examiner.search.factory import build_evaluator
     from reports.rundata import load_run
 
@@ -62,15 +71,18 @@ def stress_eval(run_dir: str, spec: str, m: int, seed: int, threshold: float) ->
     U = run.space.sample(np.random.default_rng(np.random.SeedSequence([seed, 0x57E55])), m)
     ev = build_evaluator(spec, run.space, threshold, seed)
     try:
-        failed, values = evaluate_failures(ev, U, "pa_mpjpe", threshold)
+        failed, values, fair = evaluate_samples(ev, U, "pa_mpjpe", threshold)
     finally:
         close = getattr(ev, "close", None)
         if callable(close):
             close()
-    ok = np.isfinite(values)
-    return {"n": int(m), "failing": int(failed.sum()), "rate": float(failed.mean()),
+    ok = np.isfinite(values) & fair
+    k = int((failed & fair).sum())
+    return {"n": int(fair.sum()), "scenes": int(m), "excluded": int((~fair).sum()), "failing": k,
+            "rate": k / max(int(fair.sum()), 1), "rate_all": float(failed.mean()),
             "median_pa_mpjpe": float(np.median(values[ok])) if ok.any() else None,
-            "mean_pa_mpjpe": float(np.mean(values[ok])) if ok.any() else None, "unanswered": int((~ok).sum())}
+            "mean_pa_mpjpe": float(np.mean(values[ok])) if ok.any() else None,
+            "unanswered": int((fair & ~np.isfinite(values)).sum())}
 
 
 def stress_u(run_dir: str, m: int, seed: int) -> np.ndarray:
@@ -102,6 +114,13 @@ def main() -> None:
                          "'baseline?sim.joints=in_frame' scores every search, recheck and stress set on the joints "
                          "inside the image")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--loop", default=None,
+                    help="the loop's folder (default OUT/loop); an existing loop with the same settings is resumed "
+                         "or, when complete, only measured")
+    ap.add_argument("--control-model", default=None,
+                    help="an already fine-tuned control (a model folder from finetune_scale.py --control, trained on "
+                         "uniform scenes of the same space) instead of training one; its evaluator options are "
+                         "replaced by --model's")
     args = ap.parse_args()
     from examiner.app.finetune import build_uniform_set, train_model
     from examiner.app.loop import _rates_on, _search, run_loop, write_loop_report
@@ -111,10 +130,11 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     marks = cached(out / "cpu_marks.json", lambda: {"start": cpu_now()})
-    state = run_loop(out / "loop", model=args.model, rounds=args.rounds, budget=args.budget, n=args.n,
+    loop_dir = Path(args.loop) if args.loop else out / "loop"
+    state = run_loop(loop_dir, model=args.model, rounds=args.rounds, budget=args.budget, n=args.n,
                      samples=args.samples, seed=args.seed, workers=args.workers,
                      finetune={} if args.epochs is None else {"epochs": args.epochs}, quiet=True, log=lambda m: print(m, flush=True))
-    write_loop_report(out / "loop")
+    write_loop_report(loop_dir)
     cfg = FinetuneConfig(seed=args.seed, **({} if args.epochs is None else {"epochs": args.epochs}))
     args.epochs = cfg.epochs
     r1 = state["rounds"][0]
@@ -131,7 +151,16 @@ def main() -> None:
                                  log=lambda m: print(m, flush=True))
         return {"model": spec, "everyday": card["everyday"], "kept_epoch": card["kept_epoch"], "cpu_s": cpu_now() - c}
 
-    ctrl = cached(out / "control.json", control) if loop1 else None
+    def given_control():
+        folder = Path(args.control_model)
+        card = json.loads((folder / "training.json").read_text())
+        query = args.model.split("?", 1)[1] if "?" in args.model else ""
+        spec = f"onnx:{folder / 'baseline.onnx'}" + (f"?{query}" if query else "")
+        sets = [str(d.get("path") if isinstance(d, dict) else d) for d in card.get("datasets", [])]
+        return {"model": spec, "everyday": card["everyday"], "kept_epoch": card["kept_epoch"],
+                "cpu_s": card.get("cpu_seconds"), "given": str(folder), "sets": sets}
+
+    ctrl = cached(out / "control.json", given_control if args.control_model else control) if loop1 else None
     models = {"baseline": args.model}
     if loop1:
         models["loop round 1"] = loop1
@@ -141,7 +170,8 @@ def main() -> None:
 
     # Disjointness of the stress set from every training scene (fine-tuning sets + control).
     U = stress_u(run1, args.stress, args.seed + 4242)
-    train_sets = [Path(r["set"]) for r in state["rounds"] if r.get("set")] + ([out / "control" / "set"] if loop1 else [])
+    control_sets = [Path(x) for x in ctrl.get("sets", [out / "control" / "set"])] if loop1 else []
+    train_sets = [Path(r["set"]) for r in state["rounds"] if r.get("set")] + control_sets
     min_dist = min(float(np.min(np.linalg.norm(U[:, None, :] - training_u(s)[None, :, :], axis=2))) for s in train_sets) \
         if train_sets else None
     stress = {name: cached(out / f"stress_{i}.json", lambda spec=spec: stress_eval(run1, spec, args.stress,
@@ -149,6 +179,13 @@ def main() -> None:
               for i, (name, spec) in enumerate(models.items())}
     modes = {name: cached(out / f"modes_{i}.json", lambda spec=spec: _rates_on(run1, spec, args.samples, args.seed))
              for i, (name, spec) in enumerate(models.items())}
+
+    # Later rounds' modes on every model (round 2's modes on the baseline say whether
+    # they are new failures or ones the baseline already had).
+    later = {r["round"]: {name: cached(out / f"modes_r{r['round']}_{i}.json", lambda spec=spec, run=r["examine"]["run"]:
+                                       _rates_on(run, spec, args.samples, args.seed))
+                          for i, (name, spec) in enumerate(models.items())}
+             for r in state["rounds"][1:] if r.get("examine", {}).get("modes")}
 
     # The independent failure set: the baseline searched again with another seed.
     conf = state["config"]
@@ -162,12 +199,21 @@ def main() -> None:
     indep_run = cached(out / "independent_run.json", independent_search)
     independent = {name: cached(out / f"independent_{i}.json", lambda spec=spec: _rates_on(
         indep_run["run"], spec, args.independent_per_mode, args.seed + 4343)) for i, (name, spec) in enumerate(models.items())}
-    result = {"args": vars(args), "threshold": thr, "models": models, "stress": stress, "round1_modes": modes,
+    result = {"args": vars(args), "threshold": thr, "models": models, "stress": stress, "round1_modes": modes, "later_modes": later,
               "independent_run": indep_run, "independent": independent,
               "stress_min_distance_to_training": min_dist, "control": ctrl, "loop": state,
               "wall_s": round(time.perf_counter() - t0, 1), "cpu_total_s": round(cpu_now() - marks["start"], 1)}
     (out / "bench.json").write_text(json.dumps(result, indent=1))
     print(markdown(result))
+
+
+def _pct(rate) -> str:
+    return "-" if rate is None else f"{100 * rate:.0f}%"
+
+
+def _cell(x: dict) -> str:
+    """failing rate / median PA-MPJPE of one mode's fresh samples."""
+    return f"{_pct(x['rate'])} / " + ("-" if x.get("median") is None else f"{x['median']:.0f}")
 
 
 def markdown(res: dict) -> str:
@@ -191,15 +237,22 @@ def markdown(res: dict) -> str:
         cells = []
         for nm in names:
             x = res["round1_modes"][nm][i]
-            cells.append(f"{100 * x['rate']:.0f}% / {x['median']:.0f}" if x["median"] is not None else f"{100 * x['rate']:.0f}% / -")
+            cells.append(_cell(x))
         lines.append(f"| {m['rank']} | " + " | ".join(cells) + " |")
+    for k, rows in (res.get("later_modes") or {}).items():
+        lines += ["", f"**Round {k}'s modes** (fresh samples, same for every model): failing rate / median PA-MPJPE "
+                  "(mm)", "", "| mode | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+        for i, m in enumerate(rows["baseline"]):
+            cells = [_cell(rows[nm][i]) for nm in names]
+            lines.append(f"| {m['rank']} | " + " | ".join(cells) + " |")
     dist = res["stress_min_distance_to_training"]
     lines += ["", "**Stress set** (uniform over the whole space, own seed; nearest training scene at normalised "
               + (f"distance {dist:.2f}):" if dist is not None else "distance -: no training set):"), "",
               "| model | failing | median PA-MPJPE | mean PA-MPJPE |", "|---|---|---|---|"]
     for nm in names:
         s = res["stress"][nm]
-        lines.append(f"| {nm} | {100 * s['rate']:.1f}% ({s['failing']}/{s['n']}) | {s['median_pa_mpjpe']:.1f} | "
+        left = f", {s['excluded']} of {s['scenes']} not a fair test" if "excluded" in s else ""
+        lines.append(f"| {nm} | {100 * s['rate']:.1f}% ({s['failing']}/{s['n']}{left}) | {s['median_pa_mpjpe']:.1f} | "
                      f"{s['mean_pa_mpjpe']:.1f} |")
     ind = res.get("independent") or {}
     if ind and ind["baseline"]:
@@ -211,8 +264,7 @@ def markdown(res: dict) -> str:
         for i, m in enumerate(ind["baseline"]):
             names_c = list(described.get(m["id"], {}).get("constrained") or [])
             cons = ", ".join(names_c[:4]) + (f" +{len(names_c) - 4} more" if len(names_c) > 4 else "") or "-"
-            cells = [f"{100 * ind[nm][i]['rate']:.0f}% / {ind[nm][i]['median']:.0f}" if ind[nm][i]["median"] is not None
-                     else f"{100 * ind[nm][i]['rate']:.0f}% / -" for nm in names]
+            cells = [_cell(ind[nm][i]) for nm in names]
             lines.append(f"| {m['rank']} | {cons} | " + " | ".join(cells) + " |")
         pooled = []
         for nm in names:
@@ -239,10 +291,10 @@ def markdown(res: dict) -> str:
         txt = f"- round {r['round']}: {len(ex.get('modes', []))} mode(s) found"
         if rc.get("before"):
             txt += "; before -> after: " + ", ".join(
-                f"mode {b['rank']} {100 * b['rate']:.0f}% -> {100 * x['rate']:.0f}%" for b, x in zip(rc["before"], rc["after"]))
+                f"mode {b['rank']} {_pct(b['rate'])} -> {_pct(x['rate'])}" for b, x in zip(rc["before"], rc["after"]))
         for j, rows in (rc.get("earlier_rounds_after") or {}).items():
             txt += f"; round {j}'s modes on this round's model: " + ", ".join(
-                f"mode {x['rank']} {100 * x['rate']:.0f}%" for x in rows)
+                f"mode {x['rank']} {_pct(x['rate'])}" for x in rows)
         if r.get("stopped"):
             txt += f" ({r['stopped']})"
         cpu = sum(r.get("cpu", {}).values())

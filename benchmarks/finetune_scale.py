@@ -37,6 +37,8 @@ def main() -> None:
     ap.add_argument("--part-size", type=int, default=None,
                     help="build a larger set as parts of this many scenes, part j with seed +j (part 0 is "
                          "the one-part set of that size, so a 48000 set reuses the 24000 one)")
+    ap.add_argument("--base-share", type=float, default=0.2,
+                    help="share of a mode set drawn uniformly from the whole space (the loop's --base-share)")
     ap.add_argument("--stress", action="store_true",
                     help="also the bench's uniform stress set (same scenes and seed as bench_finetune.py)")
     args = ap.parse_args()
@@ -54,6 +56,8 @@ def main() -> None:
     overrides = json.loads(args.config)
     cfg = FinetuneConfig(seed=args.seed, **overrides).check()
     tag = "_".join(f"{k}{v}" for k, v in sorted(overrides.items())) or "default"
+    if args.base_share != 0.2:
+        tag = f"base{args.base_share}_{tag}"
     out = bench / "scale"
     out.mkdir(exist_ok=True)
     rows = {}
@@ -82,9 +86,10 @@ def main() -> None:
             t0 = time.perf_counter()
             set_dirs = []
             for j, part in enumerate(parts(n)):  # part j: its own folder and seed (part 0 = the one-part set)
-                set_dir = out / (f"set_{kind}_{part}" + (f"_p{j}" if j else ""))
+                share = f"_base{args.base_share}" if kind == "modes" and args.base_share != 0.2 else ""
+                set_dir = out / (f"set_{kind}_{part}{share}" + (f"_p{j}" if j else ""))
                 if kind == "modes":
-                    build_set(run1, set_dir, part, args.seed + 1000 + j, 0.2, args.workers)
+                    build_set(run1, set_dir, part, args.seed + 1000 + j, args.base_share, args.workers)
                 else:
                     build_uniform_set(run1, set_dir, part, args.seed + 777 + j, workers=args.workers)
                 set_dirs.append(set_dir)
@@ -98,6 +103,10 @@ def main() -> None:
                    "independent": _rates_on(indep, spec, args.independent_per_mode, args.seed + 4343)}
             if args.stress:
                 row["stress"] = stress_of(spec)
+            for r in res["loop"]["rounds"][1:]:  # later rounds' modes, as bench_finetune.py measures them
+                if r.get("examine", {}).get("modes"):
+                    row.setdefault("later_modes", {})[str(r["round"])] = _rates_on(r["examine"]["run"], spec,
+                                                                                   args.samples, args.seed)
             path.write_text(json.dumps(row, indent=1))
             rows[name] = row
             print(f"{name}: done in {time.perf_counter() - t0:.0f} s", flush=True)
