@@ -187,7 +187,7 @@ def finetune_command(
     out: Path = typer.Option(..., "--out", help="New folder: set/, model/, finetune.json."),
     n: int = typer.Option(6000, "--n", help="Scenes in the fine-tuning set (the mode failure rates fall with it: "
                           "benchmarks/RESULTS-finetune.md)."),
-    base_share: float = typer.Option(0.2, "--base-share", help="Fraction of the set drawn from the run's whole space."),
+    base_share: float = typer.Option(0.2, "--base-share", help="Fraction of the set drawn uniformly from the run's whole space (docs/finetune.md: what the share trades)."),
     everyday_share: float = typer.Option(_FT.everyday_share, "--everyday-share", help="Fraction of each epoch drawn from everyday scenes."),
     epochs: int = typer.Option(_FT.epochs, "--epochs", help="Epochs at most (early stopping keeps the best admissible one)."),
     lr: float = typer.Option(_FT.lr, "--lr", help="AdamW learning rate."),

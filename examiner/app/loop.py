@@ -281,7 +281,9 @@ def loop_command(
     strategy: str = typer.Option("marl", "--strategy"),
     n: int = typer.Option(6000, "--n", help="Scenes per round's fine-tuning set (the mode failure rates fall "
                                    "with it: benchmarks/RESULTS-finetune.md)."),
-    base_share: float = typer.Option(0.2, "--base-share", help="Fraction of each set drawn from the whole space."),
+    base_share: float = typer.Option(
+        0.2, "--base-share", help="Fraction of each set drawn uniformly from the whole space (0.2 puts most scenes "
+        "into the modes; a larger share with a larger --n keeps accuracy off the modes: docs/finetune.md)."),
     samples: int = typer.Option(40, "--samples", help="Fresh samples per mode for the rechecks."),
     epochs: int = typer.Option(_FT.epochs, "--epochs"),
     lr: float = typer.Option(_FT.lr, "--lr"),
