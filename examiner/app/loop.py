@@ -128,6 +128,14 @@ def _rates_on(run_dir: str, spec: str, samples: int, seed: int) -> list[dict]:
             for m, s in zip(run.modes, res.modes)]
 
 
+def _counted_all_samples(recheck: dict) -> bool:
+    """Whether a saved recheck predates fair counting (662d0c4): its rows have no
+    "excluded", and their rates divided by every sample, unscored ones included."""
+    rows = [*recheck.get("before", []), *recheck.get("after", []),
+            *(x for rs in (recheck.get("earlier_rounds_after") or {}).values() for x in rs)]
+    return any("excluded" not in x for x in rows)
+
+
 def _calibrate(model: str, space_groups: str, cfg_kw: dict) -> tuple[float, dict | None]:
     from examiner.search import EvaluatorFactory, SearchConfig
     from examiner.search.reference import resolve_threshold
@@ -236,6 +244,10 @@ def run_loop(out: str | Path, *, model: str = "baseline", rounds: int = 2, space
             r["kept_epoch"] = card["kept_epoch"] if card else None
             save()
         after = r["model_after"]
+        if "recheck" in r and _counted_all_samples(r["recheck"]):
+            log(f"round {k}: recounting the recheck over fair samples only (saved by a version that counted "
+                "unscored samples as passes)")
+            del r["recheck"]
         if "recheck" not in r:
             log(f"round {k}: rechecking {len(r['examine']['modes'])} mode(s) before and after")
 

@@ -450,3 +450,38 @@ def test_commands_refuse_bad_input_in_one_line(tmp_path, capsys):
     assert not (tmp_path / "l3").exists()
     rc, err = run("loop", "--model", "baseline?sim.joints=visible", "--out", str(tmp_path / "l4"), "--joints", "in_frame")
     assert rc != 0 and "contradicts" in err and "\n" not in err
+
+
+def test_a_loop_rechecked_by_an_older_version_recounts_on_resume(analytic_run, tmp_path):
+    """A recheck saved before fair counting (no "excluded"; unscored samples counted as
+    passes) is recounted when the loop resumes, and says so; a current one is kept."""
+    import dataclasses
+    import shutil
+
+    from examiner.app.loop import _rates_on, run_loop
+    from examiner.training.finetune import FinetuneConfig
+
+    shutil.copytree(analytic_run, tmp_path / "round-1" / "run")
+    run, before, after = str(tmp_path / "round-1" / "run"), "analytic:planted", "analytic:hidden"
+    config = {"model": before, "rounds": 1, "space": "joints,camera", "budget": 400, "agents": 4,
+              "strategy": "random", "n": 10, "base_share": 0.2, "samples": 8, "seed": 0, "trainer": "builtin",
+              "finetune": dataclasses.asdict(FinetuneConfig()), "threshold": 90.0, "everyday_n": 0}
+    old_row = {"rank": 1, "id": 0, "n": 8, "k": 0, "rate": 0.0, "median": 1.0}
+    round1 = {"round": 1, "model_before": before, "cpu": {}, "wall": {}, "set": "-", "model_after": after,
+              "examine": {"run": run, "evaluations": 400, "failures": 1, "modes": [{"id": 0}], "search_failure_rate": 0.1},
+              "everyday": None, "kept_epoch": None, "recheck": {"before": [old_row], "after": [old_row],
+                                                                 "earlier_rounds_after": {}}}
+    state = {"schema": "poseexaminer-loop", "schema_version": 1, "config": config, "rounds": [round1],
+             "status": "complete", "threshold": 90.0, "threshold_rule": None}
+    (tmp_path / "loop.json").write_text(json.dumps(state))
+    said = []
+    out = run_loop(tmp_path, model=before, rounds=1, space="joints,camera", budget=400, strategy="random", n=10,
+                   samples=8, threshold=90.0, everyday_n=0, quiet=True, log=said.append)
+    rc = out["rounds"][0]["recheck"]
+    assert any("recounting the recheck" in m for m in said)
+    assert rc["before"] == _rates_on(run, before, 8, 0) and rc["after"] == _rates_on(run, after, 8, 0)
+    assert all("excluded" in x for x in rc["before"] + rc["after"])
+    said.clear()
+    again = run_loop(tmp_path, model=before, rounds=1, space="joints,camera", budget=400, strategy="random", n=10,
+                     samples=8, threshold=90.0, everyday_n=0, quiet=True, log=said.append)
+    assert again["rounds"][0]["recheck"] == rc and not any("recounting" in m for m in said)
