@@ -79,7 +79,7 @@ def stress_eval(run_dir: str, spec: str, m: int, seed: int, threshold: float) ->
     ok = np.isfinite(values) & fair
     k = int((failed & fair).sum())
     return {"n": int(fair.sum()), "scenes": int(m), "excluded": int((~fair).sum()), "failing": k,
-            "rate": k / max(int(fair.sum()), 1), "rate_all": float(failed.mean()),
+            "rate": k / int(fair.sum()) if fair.any() else None, "rate_all": float(failed.mean()),
             "median_pa_mpjpe": float(np.median(values[ok])) if ok.any() else None,
             "mean_pa_mpjpe": float(np.mean(values[ok])) if ok.any() else None,
             "unanswered": int((fair & ~np.isfinite(values)).sum())}
@@ -252,6 +252,9 @@ def markdown(res: dict) -> str:
     for nm in names:
         s = res["stress"][nm]
         left = f", {s['excluded']} of {s['scenes']} not a fair test" if "excluded" in s else ""
+        if s["rate"] is None:
+            lines.append(f"| {nm} | - (no fair scene{left}) | - | - |")
+            continue
         lines.append(f"| {nm} | {100 * s['rate']:.1f}% ({s['failing']}/{s['n']}{left}) | {s['median_pa_mpjpe']:.1f} | "
                      f"{s['mean_pa_mpjpe']:.1f} |")
     ind = res.get("independent") or {}

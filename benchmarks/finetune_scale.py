@@ -121,7 +121,7 @@ def main() -> None:
         return f"{100 * k / max(n, 1):.1f}% ({k}/{n})"
 
     def stress(s):
-        return f"{100 * s['rate']:.1f}% / {s['median_pa_mpjpe']:.0f}" if s else "-"
+        return f"{100 * s['rate']:.1f}% / {s['median_pa_mpjpe']:.0f}" if s and s["rate"] is not None else "-"
 
     lines.append("| baseline | " + " | ".join(f"{100 * m['rate']:.0f}% / {m['median']:.0f}" for m in base_modes)
                  + f" | {pooled(base_ind)} | {stress(res['stress']['baseline'])} | - | - | - |")
