@@ -124,6 +124,7 @@ def main() -> None:
     args = ap.parse_args()
     from examiner.app.finetune import build_uniform_set, train_model
     from examiner.app.loop import _rates_on, _search, run_loop, write_loop_report
+    from examiner.search.sim_evaluator import split_evaluator_options, with_sim_options
     from examiner.training.finetune import FinetuneConfig
 
     out = Path(args.out)
@@ -154,9 +155,8 @@ def main() -> None:
     def given_control():
         folder = Path(args.control_model)
         card = json.loads((folder / "training.json").read_text())
-        query = args.model.split("?", 1)[1] if "?" in args.model else ""
-        spec = f"onnx:{folder / 'baseline.onnx'}" + (f"?{query}" if query else "")
-        sets = [str(d.get("path") if isinstance(d, dict) else d) for d in card.get("datasets", [])]
+        spec = with_sim_options(f"onnx:{folder / 'baseline.onnx'}", split_evaluator_options(args.model)[1])
+        sets = card["datasets"]  # the trainer records its set folders
         return {"model": spec, "everyday": card["everyday"], "kept_epoch": card["kept_epoch"],
                 "cpu_s": card.get("cpu_seconds"), "given": str(folder), "sets": sets}
 
