@@ -96,7 +96,7 @@ def run_one(strategy: str, seed: int, args, space: ParamSpace) -> dict:
     region = {k: v for k, v in (("bisection_tol", args.bisection_tol), ("probe_group", args.probe_group),
                                 ("growth", args.growth), ("edge_fraction", args.edge_fraction),
                                 ("early_verify", None if args.early_verify is None else bool(args.early_verify)),
-                                ("shrink", args.shrink)) if v is not None}
+                                ("shrink", args.shrink), ("simplify", args.simplify)) if v is not None}
     if region:
         cfg = cfg.replace(region=dataclasses.replace(cfg.region, **region))
     with tempfile.TemporaryDirectory() as d:
@@ -244,6 +244,8 @@ def main(argv=None) -> None:
     p.add_argument("--shrink", choices=("peel", "band"), default=None, help="region.shrink (default: the config's)")
     p.add_argument("--early-verify", type=int, choices=(0, 1), default=None,
                    help="region.early_verify 0/1 (default: the config's)")
+    p.add_argument("--simplify", type=int, default=None,
+                   help="region.simplify: release tests per mode after the search (0 = off; default: the config's)")
     p.add_argument("--rows", default=None, help="JSONL file: rows are appended; runs already in it are skipped")
     p.add_argument("--table-only", action="store_true", help="only aggregate the rows in --rows")
     args = p.parse_args(argv)

@@ -194,6 +194,8 @@ def _mode_view(run: RunData, mode: dict, described: dict, gallery: dict) -> dict
         "interval": v["interval"],
         "confirmed": mode.get("confirmed"),
         "confirmed_low": _confirmed_low(run, mode),
+        "simplified": simplified_text(mode),
+        "released": (mode.get("simplified") or {}).get("released") or [],
         "volume": float(mode.get("volume_fraction") or 0.0),
         "median": q.get("0.5"),
         "p10": q.get("0.1"),
@@ -257,6 +259,7 @@ def build_results(run: RunData, stats: dict, described: dict | None = None, gate
             "volume_fraction": m.get("volume_fraction"),
             "verified": m["verified"],
             "confirmed": m.get("confirmed"),
+            "simplified": _simplified_summary(m),
             "errors": {k: errs.get(k) for k in ("n", "mean", "quantiles")},
             "examples": [
                 {**ex, "evaluation": (run.record_for(ex["u"]) or {}).get("i")} for ex in (m.get("examples") or [])
@@ -295,6 +298,36 @@ def build_results(run: RunData, stats: dict, described: dict | None = None, gate
         "gates": [{"rule": g.rule.text, "quantity": g.rule.name, "value": g.value, "tripped": g.tripped} for g in gates],
         "factors": factors if factors is not None else (run.summary or {}).get("factors"),
     }
+
+
+def _simplified_summary(mode: dict) -> dict | None:
+    """What the release tests after the search did to the mode's box (examiner/search/
+    simplify.py): the constraints released, the test that allowed it, the modes it took
+    in and the box the search found; None when nothing was tested."""
+    s = mode.get("simplified")
+    if not s:
+        return None
+    accepted = next((t for t in s.get("tests", []) if t.get("accepted")), None)
+    return {
+        "released": list(s.get("released", [])),
+        "test": None if accepted is None else {k: accepted[k] for k in ("n", "k", "rate", "interval")},
+        "merged": list(s.get("merged", [])),
+        "tests": len([t for t in s.get("tests", []) if "skipped" not in t]),
+        "searched_volume_fraction": (s.get("searched") or {}).get("volume_fraction"),
+    }
+
+
+def simplified_text(mode: dict) -> str:
+    """One clause for a simplified mode ("" otherwise)."""
+    s = _simplified_summary(mode)
+    if not s or not s["released"]:
+        return ""
+    t = s["test"]
+    n = len(s["released"])
+    k = len(s["merged"])
+    merged = f"; the larger box takes in {k} other mode{'s' if k != 1 else ''} the search found" if k else ""
+    return (f"{n} looser constraint{'s' if n != 1 else ''} released after the search ({t['k']} of {t['n']} fresh "
+            f"samples still fail without {'them' if n != 1 else 'it'}{merged})")
 
 
 def _confirmed_text(c: dict | None) -> str:

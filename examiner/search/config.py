@@ -214,6 +214,11 @@ class RegionConfig:
         `factors` in summary.json; 0 = off). They are what a model that fails gradually,
         with no box at `min_failure_rate`, still teaches.
     factors: how many conditions to test (the best slice of each of the top dimensions).
+    simplify: after the search, before the confirmation, up to this many tests per mode of
+        its box with weak constraints (the box keeps 3/4 of a dimension's range or more) and
+        slivers (no wider than 2 `bisection_tol`) released to the full range, each on
+        `verify_samples` fresh samples outside the budget; a larger box that still fails
+        at `min_failure_rate` becomes the mode (examiner/search/simplify.py; 0 = off).
     """
 
     min_failure_rate: float = 0.8
@@ -233,6 +238,7 @@ class RegionConfig:
     confirm_samples: int = 40
     factor_samples: int = 40
     factors: int = 4
+    simplify: int = 2
 
 
 @dataclass(frozen=True)
@@ -328,6 +334,8 @@ class SearchConfig:
             raise SearchConfigError(f"region.growth must be one of {', '.join(GROWTH_MODES)}, got {r.growth!r}")
         if not isinstance(r.confirm_samples, int) or r.confirm_samples < 0:
             raise SearchConfigError(f"region.confirm_samples must be 0 (off) or a number of samples, got {r.confirm_samples!r}")
+        if not isinstance(r.simplify, int) or isinstance(r.simplify, bool) or not 0 <= r.simplify <= 3:
+            raise SearchConfigError(f"region.simplify must be 0 (off) to 3 release tests per mode, got {r.simplify!r}")
         if not isinstance(r.factor_samples, int) or r.factor_samples < 0:
             raise SearchConfigError(f"region.factor_samples must be 0 (off) or a number of samples, got {r.factor_samples!r}")
         if not isinstance(r.factors, int) or r.factors < 1:

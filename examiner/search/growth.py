@@ -89,6 +89,20 @@ class GrownRegion:
         return np.ones(len(self.failed), bool) if self.plausible is None else np.asarray(self.plausible, bool)
 
 
+def verification_decided(failed: np.ndarray, plausible: np.ndarray, n_round: int, cfg: RegionConfig) -> bool:
+    """After the first part of a verification round of `n_round` samples: whether its
+    outcome is already clear. Accept early only when the Wilson interval's lower end is at
+    or above `min_failure_rate` (a stricter test than the rate over all N); reject early
+    when no answers to the rest could lift the rate over all N to it (curtailment: the
+    same decision the full round would take)."""
+    n, k = int(plausible.sum()), int((failed & plausible).sum())
+    rest = n_round - len(failed)
+    if n >= max(1, n_round // 4) and wilson_interval(k, n, cfg.confidence)[0] >= cfg.min_failure_rate:
+        return True
+    best = max(k / n if n else 0.0, (k + rest) / (n + rest))
+    return best < cfg.min_failure_rate
+
+
 class RegionGrowth:
     """One region-growing job around a failing seed point (see module docstring)."""
 
@@ -262,18 +276,7 @@ class RegionGrowth:
             self.lo[narrow], self.hi[narrow] = lo, lo + tol
 
     def _verify_decided(self, failed: np.ndarray, plausible: np.ndarray) -> bool:
-        """After the first half of a verification round: whether its outcome is already
-        clear. Accept early only when the Wilson interval's lower end is at or above
-        `min_failure_rate` (a stricter test than the rate over all N); reject early when
-        no answers to the second half could lift the rate over all N to it (curtailment:
-        the same decision the full round would take)."""
-        cfg = self.cfg
-        n, k = int(plausible.sum()), int((failed & plausible).sum())
-        rest = len(self._verify_U) - len(failed)
-        if n >= max(1, len(self._verify_U) // 4) and wilson_interval(k, n, cfg.confidence)[0] >= cfg.min_failure_rate:
-            return True
-        best = max(k / n if n else 0.0, (k + rest) / (n + rest))
-        return best < cfg.min_failure_rate
+        return verification_decided(failed, plausible, len(self._verify_U), self.cfg)
 
     def _consume_verify(self, U: np.ndarray, failed: np.ndarray, values: np.ndarray, plausible: np.ndarray) -> None:
         cfg = self.cfg

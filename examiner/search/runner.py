@@ -180,8 +180,8 @@ def run_search(
             )
         checkpoint()
         modes = [m.to_dict(space.names) for m in session.modes.modes]
-        if config.region.confirm_samples and modes:
-            _confirm_modes(modes, session, config)
+        if (config.region.confirm_samples or config.region.simplify) and modes:
+            _simplify_and_confirm(modes, session, config, space)
             store.write_modes(modes)
         factors = _failure_factors(store, session, config, space) if config.region.factor_samples else None
         session.finish()
@@ -195,7 +195,7 @@ def run_search(
             "search_usable": session.n_search_usable,
             "search_failure_rate": _rate(session.n_search_failures, session.n_search_usable),
             "evaluations_by_phase": dict(session.evals_by_phase),
-            "modes": len(session.modes),
+            "modes": len(modes),
             "factors": factors,
             "jobs": [vars(j) for j in session.job_log],
             "rounds": session.round,
@@ -214,6 +214,25 @@ def run_search(
         jobs=summary["jobs"], elapsed_s=time.perf_counter() - t0, resumed_from=resumed_from,
         search_failure_rate=summary["search_failure_rate"],
     )
+
+
+def _simplify_and_confirm(modes: list[dict], session: SearchSession, config: SearchConfig, space: ParamSpace) -> None:
+    """Release the constraints that do not matter (`region.simplify`), then confirm every
+    mode on fresh samples (`region.confirm_samples`); a released box that confirms below
+    the standard is put back to the searched box when that one meets it
+    (examiner/search/simplify.py)."""
+    import copy
+
+    from examiner.search.simplify import revert_unconfirmed, simplify_modes
+
+    r = config.region
+    searched = copy.deepcopy(modes)
+    if r.simplify:
+        simplify_modes(modes, lambda U: _evaluate_fresh(session, U), space, r, config.seed)
+    if r.confirm_samples:
+        _confirm_modes(modes, session, config)
+        if r.simplify:
+            revert_unconfirmed(modes, searched, r.min_failure_rate, lambda ms: _confirm_modes(ms, session, config))
 
 
 def _confirm_modes(modes: list[dict], session: SearchSession, config: SearchConfig) -> None:
