@@ -314,6 +314,7 @@ def _simplified_summary(mode: dict) -> dict | None:
         "merged": list(s.get("merged", [])),
         "tests": len([t for t in s.get("tests", []) if "skipped" not in t]),
         "searched_volume_fraction": (s.get("searched") or {}).get("volume_fraction"),
+        "searched_confirmed": (s.get("searched") or {}).get("confirmed"),
     }
 
 
@@ -326,8 +327,11 @@ def simplified_text(mode: dict) -> str:
     n = len(s["released"])
     k = len(s["merged"])
     merged = f"; the larger box takes in {k} other mode{'s' if k != 1 else ''} the search found" if k else ""
+    c = s["searched_confirmed"] or {}
+    searched = (f"; the searched box, confirmed too, failed {c['rate']:.0%} of {c['n']}"
+                if c.get("rate") is not None else "")
     return (f"{n} looser constraint{'s' if n != 1 else ''} released after the search ({t['k']} of {t['n']} fresh "
-            f"samples still fail without {'them' if n != 1 else 'it'}{merged})")
+            f"samples still fail without {'them' if n != 1 else 'it'}{merged}{searched})")
 
 
 def _confirmed_text(c: dict | None) -> str:
