@@ -27,11 +27,26 @@ from simulator.errors import PoseExaminerError
 _FT = _FTConfig()  # the built-in trainer's defaults (the CLI options show them)
 
 
+def mode_scenes_share(run_dir: str | Path, n: int, mode_scenes: int) -> float:
+    """The base share that gives each of the run's modes about `mode_scenes` of the set's
+    `n` scenes (each mode sample picks a mode uniformly), the rest drawn uniformly from
+    the whole space; 0 when the modes ask for all n or more."""
+    modes = json.loads((Path(run_dir) / "modes.json").read_text())
+    modes = modes["modes"] if isinstance(modes, dict) else modes
+    return max(0.0, 1.0 - mode_scenes * len(modes) / n) if modes else 1.0
+
+
 def build_set(run_dir: str | Path, out: str | Path, n: int, seed: int, base_share: float = 0.2,
-              workers: int = 1, on_progress: Callable[[int], None] | None = None) -> dict:
-    """The fine-tuning set of `run_dir` in `out` (resumes a partial one)."""
+              workers: int = 1, on_progress: Callable[[int], None] | None = None,
+              mode_scenes: int | None = None) -> dict:
+    """The fine-tuning set of `run_dir` in `out` (resumes a partial one). With
+    `mode_scenes`, the base share is whatever gives each mode about that many scenes
+    (`mode_scenes_share`), not `base_share`."""
     from generators.engine import run_dataset
     from generators.finetune import FinetuneConfig as SetConfig
+
+    if mode_scenes:
+        base_share = mode_scenes_share(run_dir, n, mode_scenes)
 
     config = SetConfig(n=n, seed=seed, from_run=str(Path(run_dir).resolve()), base_share=base_share,
                        image_format="png")
@@ -121,7 +136,8 @@ def _progress_bar(total: int, what: str):
 
 def run_finetune(run_dir: str | Path, model: str, out: str | Path, *, n: int = 6000, base_share: float = 0.2,
                  samples: int = 40, seed: int = 0, workers: int = 1, trainer: str = BUILTIN, config=None,
-                 everyday_n: int = 200, log: Callable[[str], None] = console.info) -> dict:
+                 everyday_n: int = 200, log: Callable[[str], None] = console.info,
+                 mode_scenes: int | None = None) -> dict:
     """The whole of `examiner finetune`; returns (and writes to OUT/finetune.json) the numbers."""
     from examiner.training.finetune import FinetuneConfig
 
@@ -130,7 +146,7 @@ def run_finetune(run_dir: str | Path, model: str, out: str | Path, *, n: int = 6
     out.mkdir(parents=True, exist_ok=True)
     t0, c0 = time.perf_counter(), time.process_time()
     with _progress_bar(n, "fine-tuning set") as advance:
-        build_set(run_dir, out / "set", n, seed, base_share, workers, on_progress=advance)
+        build_set(run_dir, out / "set", n, seed, base_share, workers, on_progress=advance, mode_scenes=mode_scenes)
     set_s = time.perf_counter() - t0
     # examples seen: the set (less its hold-out) plus the everyday share, every epoch
     total_steps = int(config.epochs * n * (1 - config.holdout) / (1 - config.everyday_share)) + 1
@@ -188,6 +204,7 @@ def finetune_command(
     n: int = typer.Option(6000, "--n", help="Scenes in the fine-tuning set (the mode failure rates fall with it: "
                           "benchmarks/RESULTS-finetune.md)."),
     base_share: float = typer.Option(0.2, "--base-share", help="Fraction of the set drawn uniformly from the run's whole space (docs/finetune.md: what the share trades)."),
+    mode_scenes: int = typer.Option(None, "--mode-scenes", help="Scenes per failure mode instead of a base share: each mode gets about this many, the rest of --n is drawn uniformly from the whole space (one mode needed about 4800 to be fixed: docs/finetune.md)."),
     everyday_share: float = typer.Option(_FT.everyday_share, "--everyday-share", help="Fraction of each epoch drawn from everyday scenes."),
     epochs: int = typer.Option(_FT.epochs, "--epochs", help="Epochs at most (early stopping keeps the best admissible one)."),
     lr: float = typer.Option(_FT.lr, "--lr", help="AdamW learning rate."),
@@ -206,6 +223,8 @@ def finetune_command(
         raise PoseExaminerError("--n and --samples must be at least 1")
     if not 0.0 <= base_share <= 1.0:
         raise PoseExaminerError(f"--base-share must be in [0, 1], got {base_share}")
+    if mode_scenes is not None and mode_scenes < 1:
+        raise PoseExaminerError(f"--mode-scenes must be at least 1 (scenes per failure mode), got {mode_scenes}")
     config = FinetuneConfig(epochs=epochs, lr=lr, everyday_share=everyday_share, seed=seed).check()
     if trainer != BUILTIN:
         from examiner.training.hooks import load_hook
@@ -214,7 +233,7 @@ def finetune_command(
     console.check_out_dir(out, overwrite=None)
     with console.removed_if_failed(out):
         result = run_finetune(run, model, out, n=n, base_share=base_share, samples=samples, seed=seed,
-                              workers=workers, trainer=trainer, config=config)
+                              workers=workers, trainer=trainer, config=config, mode_scenes=mode_scenes)
     if json_out:
         console.emit_json(result)
     else:

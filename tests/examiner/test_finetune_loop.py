@@ -450,6 +450,26 @@ def test_commands_refuse_bad_input_in_one_line(tmp_path, capsys):
     assert not (tmp_path / "l3").exists()
     rc, err = run("loop", "--model", "baseline?sim.joints=visible", "--out", str(tmp_path / "l4"), "--joints", "in_frame")
     assert rc != 0 and "contradicts" in err and "\n" not in err
+    rc, err = run("loop", "--out", str(tmp_path / "l5"), "--mode-scenes", "0")
+    assert rc != 0 and "--mode-scenes must be at least 1" in err and "\n" not in err
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "meta.json").write_text("{}")
+    rc, err = run("finetune", "--run", str(run_dir), "--out", str(tmp_path / "o2"), "--mode-scenes", "-3")
+    assert rc != 0 and "--mode-scenes must be at least 1" in err and "\n" not in err
+
+
+def test_mode_scenes_give_each_mode_its_share_and_the_rest_to_the_whole_space(tmp_path):
+    from examiner.app.finetune import mode_scenes_share
+
+    def share(n_modes, n, k):
+        (tmp_path / "modes.json").write_text(json.dumps([{"id": i} for i in range(n_modes)]))
+        return mode_scenes_share(tmp_path, n, k)
+
+    assert share(1, 24000, 4800) == pytest.approx(0.8)  # the visible-joint round's "base 0.8"
+    assert share(3, 24000, 4800) == pytest.approx(0.4)  # the in-frame round's "base 0.4"
+    assert share(3, 6000, 4800) == 0.0  # the modes ask for more than n: all of it goes to them
+    assert share(0, 6000, 4800) == 1.0
 
 
 def test_a_loop_rechecked_by_an_older_version_recounts_on_resume(analytic_run, tmp_path):
