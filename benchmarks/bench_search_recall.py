@@ -89,6 +89,8 @@ def run_one(strategy: str, seed: int, args, space: ParamSpace) -> dict:
                        space=args.space)
     if strategy in PSEUDO:
         cfg = cfg.replace(ppo=dataclasses.replace(cfg.ppo, pretrained=args.pretrained))
+    if args.ppo:
+        cfg = cfg.replace(ppo=dataclasses.replace(cfg.ppo, **json.loads(args.ppo)))
     if args.reward:
         cfg = cfg.replace(env=dataclasses.replace(cfg.env, reward=args.reward))
     if args.hide_anchor:
@@ -244,6 +246,7 @@ def main(argv=None) -> None:
     p.add_argument("--shrink", choices=("peel", "band"), default=None, help="region.shrink (default: the config's)")
     p.add_argument("--early-verify", type=int, choices=(0, 1), default=None,
                    help="region.early_verify 0/1 (default: the config's)")
+    p.add_argument("--ppo", default=None, help='PPOConfig overrides as JSON, e.g. \'{"learning_rate": 0.003}\'')
     p.add_argument("--simplify", type=int, default=None,
                    help="region.simplify: release tests per mode after the search (0 = off; default: the config's)")
     p.add_argument("--rows", default=None, help="JSONL file: rows are appended; runs already in it are skipped")

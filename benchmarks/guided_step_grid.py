@@ -64,7 +64,7 @@ def main(argv=None) -> None:
     ns = argparse.Namespace(target="analytic", budget=args.budget, agents=8, space="pose,shape,camera",
                             pretrained="default", reward=None, hide_anchor=False, bisection_tol=None,
                             probe_group=None, growth=None, edge_fraction=None, early_verify=None, shrink=None,
-                            simplify=None)
+                            simplify=None, ppo=None)
     space = ParamSpace.from_groups(ns.space)
     to90 = []
     for seed in range(args.seeds):
