@@ -121,6 +121,8 @@ def finetune(
     n: int = typer.Option(1000, "--n", help="Number of images."),
     out: str = typer.Option(..., "--out", help="Dataset directory."),
     base_share: float = typer.Option(0.2, "--base-share", help="Share of samples from the run's whole space."),
+    mode_scenes: int = typer.Option(None, "--mode-scenes", help="Samples per failure mode instead of a base share: "
+                                    "each mode gets about this many, the rest of --n comes from the whole space."),
     size: int = _SIZE,
     seed: int = _SEED,
     shard_size: int = _SHARD,
@@ -135,6 +137,16 @@ def finetune(
     """Fine-tuning set from a run's failure regions (COCO keypoints, 3D joints, body parameters)."""
     from generators.finetune import FinetuneConfig
 
+    if mode_scenes is not None:
+        from pathlib import Path
+
+        from examiner.app.finetune import mode_scenes_share
+        from simulator.errors import PoseExaminerError
+
+        if mode_scenes < 1:
+            raise PoseExaminerError(f"--mode-scenes must be at least 1 (samples per failure mode), got {mode_scenes}")
+        if (Path(from_run) / "modes.json").is_file():  # otherwise FinetuneConfig names the problem
+            base_share = mode_scenes_share(from_run, n, mode_scenes)
     config = FinetuneConfig(n=n, seed=seed, shard_size=shard_size, size=size, from_run=from_run,
                             base_share=base_share, image_format=image_format, gl=gl, renderer=renderer)
     _run("finetune", config, out, workers, backend, resume, json_out)
