@@ -457,6 +457,8 @@ def test_commands_refuse_bad_input_in_one_line(tmp_path, capsys):
     (run_dir / "meta.json").write_text("{}")
     rc, err = run("finetune", "--run", str(run_dir), "--out", str(tmp_path / "o2"), "--mode-scenes", "-3")
     assert rc != 0 and "--mode-scenes must be at least 1" in err and "\n" not in err
+    rc, err = run("generate", "finetune", "--from-run", str(run_dir), "--out", str(tmp_path / "o3"), "--mode-scenes", "0")
+    assert rc != 0 and "--mode-scenes must be at least 1" in err and "\n" not in err
 
 
 def test_mode_scenes_give_each_mode_its_share_and_the_rest_to_the_whole_space(tmp_path):
