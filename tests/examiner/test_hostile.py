@@ -386,7 +386,11 @@ def test_sigint_exits_130_and_the_run_resumes_to_the_uninterrupted_log(tmp_path,
             "--no-report"]
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     subprocess.run([*args, "--out", str(whole)], env=env, check=True, capture_output=True, timeout=120)
-    proc = subprocess.Popen([*args, "--out", str(cut)], env=env, stderr=subprocess.PIPE, text=True)
+    # A job started with `&` by a shell without job control (some CI runners) inherits
+    # SIGINT ignored, and Python then installs no KeyboardInterrupt handler: give the run
+    # the default disposition, as a terminal would.
+    proc = subprocess.Popen([*args, "--out", str(cut)], env=env, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     log = cut / EVAL_FILE
     try:
         # wait (without a fixed sleep) until the run has logged part of its budget
