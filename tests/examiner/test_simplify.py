@@ -122,3 +122,49 @@ def test_a_release_that_confirms_below_the_standard_is_put_back_when_the_searche
     assert [m["id"] for m in modes] == [0]  # neither meets the standard: the simpler box stays
     assert modes[0]["simplified"]["released"] == ["camera.azimuth"]
     assert modes[0]["simplified"]["searched"]["confirmed"]["rate"] == 0.75
+
+
+class NoisySlab:
+    """Fails with probability 0.97 where camera.elevation's u is above 0.2 and 0.03 below
+    (a hash of the row decides, so a row fails the same way in any batch)."""
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+
+    def evaluate(self, U):
+        import hashlib
+
+        from examiner.search import Outcome
+
+        out = []
+        for u in np.atleast_2d(U):
+            key = hashlib.blake2b(np.round(u, 12).tobytes(), digest_size=8).digest()
+            r = np.random.default_rng(int.from_bytes(key, "little")).random()
+            v = 150.0 if r < (0.97 if u[self.dim] > 0.2 else 0.03) else 40.0
+            out.append(Outcome(v, {"pa_mpjpe": v}))
+        return out
+
+
+def test_a_search_reports_the_simplified_box(tmp_path):
+    """Through run_search and the report: growth pinned camera.framing a little (a noisy
+    passing probe); the release test frees it, the mode is the elevation slab alone, and
+    results.json and the CLI lines say what was released."""
+    from examiner.app.run import mode_line
+    from examiner.search.config import SearchConfig
+    from examiner.search.runner import run_search
+    from reports import write_report
+    from reports.rundata import load_run
+    from reports.report import load_results
+
+    space = ParamSpace.from_groups("camera")
+    cfg = SearchConfig(strategy="random", budget=800, agents=4, seed=1, threshold=90.0)
+    run_search(cfg, NoisySlab(space.names.index("camera.elevation")), space, tmp_path / "run", model_spec="slab")
+    run = load_run(tmp_path / "run")
+    (m,) = run.modes
+    assert list(m["constrained"]) == ["camera.elevation"]
+    s = m["simplified"]
+    assert s["released"] == ["camera.framing"] and "camera.framing" in s["searched"]["constrained"]
+    assert m["confirmed"]["rate"] >= 0.8
+    (r,) = load_results(write_report(tmp_path / "run", out_dir=tmp_path / "rep", images=False).results)["modes"]
+    assert r["simplified"]["released"] == ["camera.framing"] and r["simplified"]["test"]["k"] == 20
+    assert "1 looser constraint released after the search (20 of 20" in mode_line({**m, "rank": 1}, space)
