@@ -124,27 +124,6 @@ def test_a_release_that_confirms_below_the_standard_is_put_back_when_the_searche
     assert modes[0]["simplified"]["searched"]["confirmed"]["rate"] == 0.75
 
 
-class NoisySlab:
-    """Fails with probability 0.97 where camera.elevation's u is above 0.2 and 0.03 below
-    (a hash of the row decides, so a row fails the same way in any batch)."""
-
-    def __init__(self, dim: int) -> None:
-        self.dim = dim
-
-    def evaluate(self, U):
-        import hashlib
-
-        from examiner.search import Outcome
-
-        out = []
-        for u in np.atleast_2d(U):
-            key = hashlib.blake2b(np.round(u, 12).tobytes(), digest_size=8).digest()
-            r = np.random.default_rng(int.from_bytes(key, "little")).random()
-            v = 150.0 if r < (0.97 if u[self.dim] > 0.2 else 0.03) else 40.0
-            out.append(Outcome(v, {"pa_mpjpe": v}))
-        return out
-
-
 def test_a_search_reports_the_simplified_box(tmp_path):
     """Through run_search and the report: growth pinned camera.framing a little (a noisy
     passing probe); the release test frees it, the mode is the elevation slab alone, and
@@ -156,9 +135,13 @@ def test_a_search_reports_the_simplified_box(tmp_path):
     from reports.rundata import load_run
     from reports.report import load_results
 
+    from tests.reports.conftest import CoinFlip
+
     space = ParamSpace.from_groups("camera")
+    el = space.names.index("camera.elevation")
+    slab = CoinFlip(lambda u: 0.97 if u[el] > 0.2 else 0.03)  # the elevation slab, noisy
     cfg = SearchConfig(strategy="random", budget=800, agents=4, seed=1, threshold=90.0)
-    run_search(cfg, NoisySlab(space.names.index("camera.elevation")), space, tmp_path / "run", model_spec="slab")
+    run_search(cfg, slab, space, tmp_path / "run", model_spec="slab")
     run = load_run(tmp_path / "run")
     (m,) = run.modes
     assert list(m["constrained"]) == ["camera.elevation"]

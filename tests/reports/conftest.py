@@ -25,7 +25,7 @@ HOSTILE_DESCRIPTION = "<b>bold</b> & <i>co</i>"
 
 class CoinFlip:
     """Fails with probability `p` everywhere (a hash of the row decides), so every box's
-    true failure rate is `p`."""
+    true failure rate is `p`; `p` may also be a function of the row."""
 
     def __init__(self, p):
         self.p = p
@@ -37,7 +37,7 @@ class CoinFlip:
         for u in np.atleast_2d(U):
             key = hashlib.blake2b(np.round(u, 12).tobytes(), digest_size=8).digest()
             r = np.random.default_rng(int.from_bytes(key, "little")).random()
-            v = 150.0 if r < self.p else 40.0
+            v = 150.0 if r < (self.p(u) if callable(self.p) else self.p) else 40.0
             out.append(Outcome(v, {"pa_mpjpe": v}))
         return out
 
