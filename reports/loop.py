@@ -41,6 +41,12 @@ def _constrained(mode: dict) -> str:
     return bounds
 
 
+def _set_mix(c: dict) -> str:
+    if c.get("mode_scenes"):
+        return f"about {c['mode_scenes']} per failure mode, the rest from the whole space"
+    return f"{100 * c['base_share']:.0f}% from the whole space"
+
+
 def round_section(r: dict) -> str:
     k = r["round"]
     parts = [f"<h2>Round {k}</h2>",
@@ -57,6 +63,9 @@ def round_section(r: dict) -> str:
                     "in words, whole-run views)." if ex.get("report") else "") + "</p>")
     if r.get("stopped"):
         parts.append(f"<p><i>{escape(r['stopped'])}.</i></p>")
+    if r.get("base_share") is not None:
+        parts.append(f"<p>Its fine-tuning set: {100 * (1 - r['base_share']):.0f}% of the scenes in the modes, "
+                     f"{100 * r['base_share']:.0f}% from the whole space.</p>")
     rc = r.get("recheck")
     if ex["modes"]:
         rows = []
@@ -131,7 +140,7 @@ code {{ font-size: 13px; }}
 <p>Model <code>{escape(str(c['model']))}</code>, {len(rounds)} of {c['rounds']} round(s) ({escape(status)});
 search space <code>{escape(str(c['space']))}</code>, {c['budget']} evaluations per round ({escape(str(c['strategy']))});
 failure: PA-MPJPE above {state.get('threshold', float('nan')):.1f} mm, decided once on the starting model;
-{c['n']} scenes per fine-tuning set ({100 * c['base_share']:.0f}% from the whole space), trainer
+{c['n']} scenes per fine-tuning set ({_set_mix(c)}), trainer
 <code>{escape(str(c['trainer']))}</code>, seed {c['seed']}.</p>
 <table><tr><th>round</th><th>modes found</th><th>fixed (&lt; 20%) after fine-tuning</th>
 <th>everyday MPJPE before (mm)</th><th>after</th></tr>{''.join(summary)}</table>

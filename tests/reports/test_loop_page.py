@@ -46,3 +46,17 @@ def test_loop_page_names_each_mode_in_words():
     assert "seen from its right side &lt;b&gt;<details>" in html
     assert "1 constrained dimension(s)" in html and "camera.azimuth in [-0.90, -0.50]" in html
     assert "<td class=l>pose.z0 in [+0.10, +0.40]</td>" in html
+
+
+def test_loop_page_says_how_each_set_was_mixed():
+    state = {
+        "config": {"model": "baseline", "rounds": 1, "space": "pose", "budget": 100, "strategy": "marl", "n": 24000,
+                   "base_share": 0.2, "mode_scenes": 4800, "trainer": "builtin", "seed": 0},
+        "threshold": 90.0, "status": "complete",
+        "rounds": [{"round": 1, "model_before": "baseline", "base_share": 0.4, "examine": {
+            "evaluations": 100, "failures": 40, "modes": [{"id": i, "rank": i + 1, "rate": 0.9} for i in range(3)]}}],
+    }
+    html = loop_html(state)
+    assert "24000 scenes per fine-tuning set (about 4800 per failure mode, the rest from the whole space)" in html
+    assert "Its fine-tuning set: 60% of the scenes in the modes, 40% from the whole space." in html
+    assert "(20% from the whole space)" in loop_html({**state, "config": {**state["config"], "mode_scenes": None}})
