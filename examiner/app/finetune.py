@@ -27,6 +27,12 @@ from simulator.errors import PoseExaminerError
 _FT = _FTConfig()  # the built-in trainer's defaults (the CLI options show them)
 
 
+def check_mode_scenes(mode_scenes: int | None) -> None:
+    """The one-line error for a bad --mode-scenes (None: not given)."""
+    if mode_scenes is not None and mode_scenes < 1:
+        raise PoseExaminerError(f"--mode-scenes must be at least 1 (scenes per failure mode), got {mode_scenes}")
+
+
 def mode_scenes_share(run_dir: str | Path, n: int, mode_scenes: int) -> float:
     """The base share that gives each of the run's modes about `mode_scenes` of the set's
     `n` scenes (each mode sample picks a mode uniformly), the rest drawn uniformly from
@@ -223,8 +229,7 @@ def finetune_command(
         raise PoseExaminerError("--n and --samples must be at least 1")
     if not 0.0 <= base_share <= 1.0:
         raise PoseExaminerError(f"--base-share must be in [0, 1], got {base_share}")
-    if mode_scenes is not None and mode_scenes < 1:
-        raise PoseExaminerError(f"--mode-scenes must be at least 1 (scenes per failure mode), got {mode_scenes}")
+    check_mode_scenes(mode_scenes)
     config = FinetuneConfig(epochs=epochs, lr=lr, everyday_share=everyday_share, seed=seed).check()
     if trainer != BUILTIN:
         from examiner.training.hooks import load_hook

@@ -140,11 +140,9 @@ def finetune(
     if mode_scenes is not None:
         from pathlib import Path
 
-        from examiner.app.finetune import mode_scenes_share
-        from simulator.errors import PoseExaminerError
+        from examiner.app.finetune import check_mode_scenes, mode_scenes_share
 
-        if mode_scenes < 1:
-            raise PoseExaminerError(f"--mode-scenes must be at least 1 (samples per failure mode), got {mode_scenes}")
+        check_mode_scenes(mode_scenes)
         if (Path(from_run) / "modes.json").is_file():  # otherwise FinetuneConfig names the problem
             base_share = mode_scenes_share(from_run, n, mode_scenes)
     config = FinetuneConfig(n=n, seed=seed, shard_size=shard_size, size=size, from_run=from_run,

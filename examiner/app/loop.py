@@ -326,8 +326,9 @@ def loop_command(
         raise LoopError("--rounds, --budget, --n and --samples must be at least 1")
     if not 0.0 <= base_share <= 1.0:
         raise LoopError(f"--base-share must be in [0, 1], got {base_share}")
-    if mode_scenes is not None and mode_scenes < 1:
-        raise LoopError(f"--mode-scenes must be at least 1 (scenes per failure mode), got {mode_scenes}")
+    from examiner.app.finetune import check_mode_scenes
+
+    check_mode_scenes(mode_scenes)
     if trainer != BUILTIN:
         from examiner.training.hooks import load_hook
 

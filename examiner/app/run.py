@@ -212,8 +212,9 @@ def mode_line(m: dict, space: ParamSpace, show: int = 5, standard: float = 0.8) 
         rate = f"fails {v['rate']:.0%} [{lo:.0%}, {hi:.0%}]"
     from reports.report import simplified_text
 
-    if simplified_text(m):
-        rate += f"; {simplified_text(m)}"
+    simplified = simplified_text(m)
+    if simplified:
+        rate += f"; {simplified}"
     dims = {d.name: d for d in space.dimensions}
     order = sorted((m.get("constrained") or {}).items(), key=lambda kv: kv[1][1] - kv[1][0])
     parts = [f"{k} {box_text(dims[k], a, b)}" if k in dims else f"{k} in [{a:+.2f}, {b:+.2f}]" for k, (a, b) in order[:show]]

@@ -14,6 +14,17 @@ from examiner.search.config import RegionConfig
 from examiner.search.growth import GrownRegion
 
 
+def error_summary(values) -> dict[str, Any]:
+    """A mode's metric values (finite ones): n, mean, 10/50/90% quantiles and the values."""
+    errs = np.array([e for e in values if e is not None and math.isfinite(e)])
+    return {
+        "n": int(len(errs)),
+        "mean": float(errs.mean()) if len(errs) else None,
+        "quantiles": {q: float(np.quantile(errs, float(q))) for q in ("0.1", "0.5", "0.9")} if len(errs) else {},
+        "values": errs.tolist(),
+    }
+
+
 @dataclass
 class FailureMode:
     """A distinct failure mode: overlapping accepted regions merged.
@@ -42,7 +53,6 @@ class FailureMode:
         return box_log_volume(self.lo, self.hi)
 
     def to_dict(self, names: list[str] | None = None) -> dict[str, Any]:
-        errs = np.array([e for e in self.errors if e is not None and math.isfinite(e)])
         d: dict[str, Any] = {
             "id": self.id,
             "lo": self.lo.tolist(),
@@ -52,12 +62,7 @@ class FailureMode:
                          "implausible": self.n_implausible},
             "members": self.members,
             "agents": sorted(set(self.agents)),
-            "errors": {
-                "n": int(len(errs)),
-                "mean": float(errs.mean()) if len(errs) else None,
-                "quantiles": {q: float(np.quantile(errs, float(q))) for q in ("0.1", "0.5", "0.9")} if len(errs) else {},
-                "values": errs.tolist(),
-            },
+            "errors": error_summary(self.errors),
             "examples": self.examples,
         }
         if names is not None:

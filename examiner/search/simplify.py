@@ -40,6 +40,7 @@ import numpy as np
 from examiner.search.boxes import box_log_volume, box_overlap, wilson_interval
 from examiner.search.config import RegionConfig
 from examiner.search.growth import verification_decided
+from examiner.search.modes import error_summary
 from simulator.params import ParamSpace
 
 WEAK_WIDTH = 1.5  # a constraint that keeps three quarters of the range or more (normalised width 2)
@@ -67,16 +68,6 @@ def _tries(weak: list[int], slivers: list[int]) -> list[list[int]]:
         if dims and dims not in out:
             out.append(dims)
     return out
-
-
-def _errors(values: list[float]) -> dict:
-    errs = np.array([e for e in values if e is not None and math.isfinite(e)])
-    return {
-        "n": int(len(errs)),
-        "mean": float(errs.mean()) if len(errs) else None,
-        "quantiles": {q: float(np.quantile(errs, float(q))) for q in ("0.1", "0.5", "0.9")} if len(errs) else {},
-        "values": errs.tolist(),
-    }
 
 
 def _test(evaluate, U: np.ndarray, cfg: RegionConfig) -> dict:
@@ -143,14 +134,15 @@ def simplify_modes(modes: list[dict], evaluate: Callable[[np.ndarray], Sequence]
             m["lo"], m["hi"] = lo.tolist(), hi.tolist()
             m["volume_fraction"] = math.exp(box_log_volume(lo, hi))
             if "constrained" in m:
-                m["constrained"] = {k: v for k, v in m["constrained"].items() if names.index(k) not in released}
+                gone = {names[i] for i in released}
+                m["constrained"] = {k: v for k, v in m["constrained"].items() if k not in gone}
             absorbed = [o for o in modes if o is not m and o["id"] not in merged and box_overlap(
                 lo, hi, np.asarray(o["lo"]), np.asarray(o["hi"])) >= cfg.merge_overlap]
             for o in absorbed:
                 merged.add(o["id"])
                 m["members"] = list(m.get("members", [])) + list(o.get("members", []))
                 m["agents"] = sorted(set(m.get("agents", [])) | set(o.get("agents", [])))
-                m["errors"] = _errors(list(m["errors"].get("values", [])) + list(o["errors"].get("values", [])))
+                m["errors"] = error_summary(list(m["errors"].get("values", [])) + list(o["errors"].get("values", [])))
             if absorbed:
                 info["merged"] = [o["id"] for o in absorbed]
         m["simplified"] = info
