@@ -57,7 +57,10 @@ class ReportPaths:
 # Failure modes: region bars, descriptions, gallery
 # ---------------------------------------------------------------------------------------
 
-def _region_rows(run: RunData, mode: dict) -> tuple[list[dict], int]:
+def _region_rows(run: RunData, mode: dict, importance: dict | None = None) -> tuple[list[dict], int]:
+    """The constrained dimensions as bars: ranked by the constraint test where the mode has
+    one (what matters first), else narrowest first; and the number of free dimensions."""
+    tested = {r["dimension"]: (i, r) for i, r in enumerate((importance or {}).get("constraints") or [])}
     rows = []
     free = 0
     for i, dim in enumerate(run.space.dimensions):
@@ -73,8 +76,9 @@ def _region_rows(run: RunData, mode: dict) -> tuple[list[dict], int]:
             "box": views.box_text(dim, lo, hi),
             "full": views.full_range_text(dim),
             "description": dim.description,
+            "outside": tested.get(dim.name, (None, None))[1],
         })
-    rows.sort(key=lambda r: r["fraction"])
+    rows.sort(key=lambda r: (tested[r["name"]][0], 0.0) if r["name"] in tested else (len(tested), r["fraction"]))
     return rows, free
 
 
@@ -135,6 +139,132 @@ def _factor_views(run: RunData, seed: int | None) -> dict[str, Any] | None:
     return {**record, "factors": out}
 
 
+def _importance_views(run: RunData, seed: int | None, images: bool = False, size: int = 144,
+                      quality: int = 72, contrast: int = 2) -> dict[int, dict]:
+    """Per mode id, its constraints tested alone (modes.json `importance`,
+    examiner/search/importance.py) with each constraint's range in words and, for those
+    that matter, what changes in the scenes when it leaves its range: the posecodes that
+    hold in the box and are clearly rarer in the test's own samples outside it (seed None:
+    no words), and with `images` up to `contrast` of those samples that pass, rendered
+    (`contrast`: [{raw, value}]). Modes without a test are left out."""
+    out: dict[int, dict] = {}
+    for m in run.modes:
+        imp = m.get("importance")
+        if not imp or not imp.get("constraints"):
+            continue
+        lo, hi = np.asarray(m["lo"], np.float64), np.asarray(m["hi"], np.float64)
+        rows = []
+        for r in imp["constraints"]:
+            row = {**r, "words": None, "box": None}
+            if r["dimension"] in run.space.names:
+                d = run.space.names.index(r["dimension"])
+                row["box"] = views.box_text(run.space.dimensions[d], lo[d], hi[d])
+                if r["matters"] and seed is not None:
+                    row["words"] = _constraint_words(run, m, d, imp)
+                if r["matters"] and images:
+                    row["contrast"] = _contrast_pictures(run, m, d, imp, r, size, quality, contrast)
+            rows.append(row)
+        out[m["id"]] = {**imp, "constraints": rows}
+    return out
+
+
+def _outside_value_text(dim: Any, u: float, lo: float, hi: float) -> str:
+    """A value outside [lo, hi] in words; "just below 3 years" where the display rounds it
+    to the interval's edge."""
+    def one(v: float) -> str:
+        return views.box_text(dim, v, v).split(" to ")[0]
+
+    text = one(u)
+    if not dim.choices:
+        if u < lo and text == one(lo):
+            return f"just below {text}"
+        if u > hi and text == one(hi):
+            return f"just above {text}"
+    return text
+
+
+def _contrast_pictures(run: RunData, mode: dict, d: int, imp: dict, row: dict, size: int, quality: int,
+                       count: int) -> list[dict]:
+    """Renders of the constraint test's samples outside dimension d's range that pass
+    (regenerated from their seed; [] when the run kept no outcomes or nothing renders)."""
+    from examiner.search.importance import outside_samples, sample_rng
+
+    picks = [i for i, (failed, _v) in enumerate(row.get("outcomes") or []) if failed is False][:count]
+    if not picks:
+        return []
+    try:
+        from reports.images import data_uri, render_scenes
+
+        lo, hi = np.asarray(mode["lo"], np.float64), np.asarray(mode["hi"], np.float64)
+        U = outside_samples(run.space, lo, hi, d, 2 * int(imp["samples"]), sample_rng(imp["seed"]["root"], int(mode["id"]), d))
+        scenes = render_scenes([run.space.to_params(U[i]) for i in picks], max(size, 256))
+        from PIL import Image
+
+        from reports.posecodes import describe, posecodes
+
+        return [{"raw": data_uri(Image.fromarray(sc.rgb), quality=quality, max_side=size),
+                 "value": row["outcomes"][i][1],
+                 "text": _outside_value_text(run.space.dimensions[d], float(U[i, d]), float(lo[d]), float(hi[d])),
+                 "description": (describe(posecodes(sc.params, sc.joints_world, sc.keypoints["coco17"].visibility))
+                                 if sc.joints_world is not None else "")}
+                for i, sc in zip(picks, scenes)]
+    except (PoseExaminerError, ImportError, OSError, RuntimeError):
+        return []
+
+
+def _constraint_words(run: RunData, mode: dict, d: int, imp: dict) -> str | None:
+    """What a constraint changes in the scenes: the posecodes holding in at least half of
+    the box's scenes and at least 0.25 more often than in the importance test's samples
+    with dimension d outside its range (the same samples, regenerated from their seed)."""
+    from examiner.search.importance import outside_samples, sample_rng
+
+    try:
+        from reports.posecodes import code_frequencies, region_description
+
+        lo, hi = np.asarray(mode["lo"], np.float64), np.asarray(mode["hi"], np.float64)
+        key = ("constraint", json.dumps(run.meta["space"], sort_keys=True), tuple(mode["lo"]), tuple(mode["hi"]), d)
+        if key not in _DESCRIPTION_CACHE:
+            U = outside_samples(run.space, lo, hi, d, 2 * int(imp["samples"]),
+                                sample_rng(imp["seed"]["root"], int(mode["id"]), d))
+            away, _ = code_frequencies(run.space, U)
+            rng = np.random.default_rng(np.random.SeedSequence([imp["seed"]["root"], 0x5E5C, int(mode["id"]), d]))
+            _DESCRIPTION_CACHE[key] = region_description(run.space, lo, hi, rng, away, n=40, min_inside=0.5,
+                                                         min_lift=0.25).text or None
+        return _DESCRIPTION_CACHE[key]
+    except (PoseExaminerError, ImportError, OSError, ValueError):
+        return None
+
+
+def importance_sentence(imp: dict | None) -> tuple[str, str]:
+    """The mode's constraint test for the mode card: (what the failure needs, with the
+    words of the constraints that matter; how it was tested). ("", "") without a test."""
+    if not imp or not imp.get("constraints"):
+        return "", ""
+    rows = imp["constraints"]
+    inside = imp["inside"]
+    matters = [r for r in rows if r["matters"]]
+    rest = [r for r in rows if not r["matters"] and r["rate"] is not None]
+    if matters:
+        main = "What the failure needs: " + "; ".join(
+            f"{r['dimension']} {r.get('box') or ''}".rstrip() + f" ({r['k']} of {r['n']} fail outside it"
+            + (f"; here: {r['words']}" if r.get("words") else "") + ")" for r in matters)
+        main += f", against {inside['rate']:.0%} inside"
+    else:
+        main = (f"No single constraint makes a clear difference alone: the model fails {inside['rate']:.0%} inside, "
+                f"and the constraints may matter only together")
+    if rest:
+        lo_r, hi_r = min(r["rate"] for r in rest), max(r["rate"] for r in rest)
+        span = f"{lo_r:.0%}" if lo_r == hi_r else f"{lo_r:.0%} to {hi_r:.0%}"
+        main += (f". Without any one of the other {len(rest)} it still fails {span}" if matters
+                 else f" (without any one of them it still fails {span})")
+    retested = sum(r.get("retest") is not None for r in rows)
+    how = (f"Each constraint tested alone: {imp['samples']} fresh samples with it outside its range and the rest in "
+           f"the box; the {retested} that looked like mattering (p < {imp.get('screen', 0.25):g}) retested on "
+           f"{imp['samples']} more and judged on those alone, one-sided Fisher exact against the {inside['n']} "
+           f"samples inside, Holm-adjusted p below {imp['alpha']:g}.")
+    return main + ".", how
+
+
 def _gallery(run: RunData, size: int, quality: int, max_examples: int) -> tuple[dict[int, list[dict]], str | None]:
     """Rendered examples per mode id, or an explanation why there are none."""
     from reports.images import gallery_items, render_scenes, scale_prediction
@@ -175,10 +305,12 @@ def _confirmed_low(run: RunData, mode: dict) -> bool:
     return c.get("rate") is not None and c["rate"] < min_failure_rate(run)
 
 
-def _mode_view(run: RunData, mode: dict, described: dict, gallery: dict) -> dict[str, Any]:
+def _mode_view(run: RunData, mode: dict, described: dict, gallery: dict,
+               importance: dict | None = None) -> dict[str, Any]:
     from reports import svg
 
-    rows, free = _region_rows(run, mode)
+    imp = (importance or {}).get(mode["id"])
+    rows, free = _region_rows(run, mode, imp)
     v = mode["verified"]
     errs = mode.get("errors") or {}
     q = errs.get("quantiles") or {}
@@ -196,6 +328,9 @@ def _mode_view(run: RunData, mode: dict, described: dict, gallery: dict) -> dict
         "confirmed_low": _confirmed_low(run, mode),
         "simplified": simplified_text(mode),
         "released": (mode.get("simplified") or {}).get("released") or [],
+        "importance": importance_sentence(imp)[0],
+        "importance_how": importance_sentence(imp)[1],
+        "importance_rows": (imp or {}).get("constraints") or [],
         "volume": float(mode.get("volume_fraction") or 0.0),
         "median": q.get("0.5"),
         "p10": q.get("0.1"),
@@ -235,9 +370,10 @@ def mode_words(run: RunData, mode: dict, desc: Any) -> str:
 
 def build_results(run: RunData, stats: dict, described: dict | None = None, gates: Sequence[GateResult] = (),
                   sensitivity: Sequence[Any] = (), per_joint: dict | None = None,
-                  factors: dict | None = None) -> dict[str, Any]:
+                  factors: dict | None = None, importance: dict | None = None) -> dict[str, Any]:
     """The machine-readable results (schema `poseexaminer-results` v1; docs/reports.md)."""
     described = described or {}
+    importance = importance if importance is not None else _importance_views(run, None)
     dims = run.space.dimensions
     modes = []
     for m in run.modes:
@@ -260,6 +396,7 @@ def build_results(run: RunData, stats: dict, described: dict | None = None, gate
             "verified": m["verified"],
             "confirmed": m.get("confirmed"),
             "simplified": _simplified_summary(m),
+            "importance": _importance_record(importance.get(m["id"])),
             "errors": {k: errs.get(k) for k in ("n", "mean", "quantiles")},
             "examples": [
                 {**ex, "evaluation": (run.record_for(ex["u"]) or {}).get("i")} for ex in (m.get("examples") or [])
@@ -298,6 +435,17 @@ def build_results(run: RunData, stats: dict, described: dict | None = None, gate
         "gates": [{"rule": g.rule.text, "quantity": g.rule.name, "value": g.value, "tripped": g.tripped} for g in gates],
         "factors": factors if factors is not None else (run.summary or {}).get("factors"),
     }
+
+
+def _importance_record(imp: dict | None) -> dict | None:
+    """results.json's `importance` of a mode (None without a test)."""
+    if not imp:
+        return None
+    keys = ("dimension", "box", "n", "k", "rate", "interval", "median", "implausible", "model_errors", "p_value",
+            "p_adjusted", "matters", "screen", "retest", "words")
+    return {"samples": imp["samples"], "alpha": imp["alpha"], "screen": imp.get("screen"), "test": imp["test"],
+            "inside": imp["inside"],
+            "seed": imp["seed"], "constraints": [{k: r.get(k) for k in keys} for r in imp["constraints"]]}
 
 
 def _simplified_summary(mode: dict) -> dict | None:
@@ -433,6 +581,7 @@ def write_report(
     prog = views.progress(run)
     say("failure factors")
     factors = _factor_views(run, seed if describe else None)
+    importance = _importance_views(run, seed if describe else None, images=images)
 
     meta = run.meta
     unit = views.metric_unit(run.metric)
@@ -462,7 +611,7 @@ def write_report(
         "versions": meta.get("versions") or {},
         "created": meta.get("created"),
         "config_json": json.dumps(meta.get("config") or {}, indent=1, sort_keys=True),
-        "modes": [_mode_view(run, m, described, gallery) for m in run.modes],
+        "modes": [_mode_view(run, m, described, gallery, importance) for m in run.modes],
         "min_rate": min_failure_rate(run),
         "describe_error": describe_error,
         "gallery_note": gallery_note,
@@ -480,7 +629,7 @@ def write_report(
     html = render_html(context)
     html_path = out / "report.html"
     html_path.write_text(html, encoding="utf-8")
-    results = build_results(run, stats, described, gates, sens, joints, factors)
+    results = build_results(run, stats, described, gates, sens, joints, factors, importance)
     results_path = out / "results.json"
     results_path.write_text(dumps(results, indent=1), encoding="utf-8")
     junit_path = None

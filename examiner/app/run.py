@@ -197,8 +197,9 @@ def run_command(
 def mode_line(m: dict, space: ParamSpace, show: int = 5, standard: float = 0.8) -> str:
     """One mode (a `reports.rundata` mode: rank, verified, confirmed, constrained) for the
     terminal: its failure rate (confirmed after the search where there is one, then the
-    verification round's) and its narrowest constrained dimensions in physical units (the
-    report has them all)."""
+    verification round's) and its constrained dimensions in physical units, what the
+    failure needs first where the run tested each alone, else the narrowest (the report
+    has them all)."""
     from reports.views import box_text
 
     v, c = m["verified"], m.get("confirmed") or {}
@@ -215,11 +216,30 @@ def mode_line(m: dict, space: ParamSpace, show: int = 5, standard: float = 0.8) 
     simplified = simplified_text(m)
     if simplified:
         rate += f"; {simplified}"
+    from examiner.search.importance import importance_order
+
     dims = {d.name: d for d in space.dimensions}
-    order = sorted((m.get("constrained") or {}).items(), key=lambda kv: kv[1][1] - kv[1][0])
+    ranked = importance_order(m)
+    order = sorted((m.get("constrained") or {}).items(),
+                   key=lambda kv: (ranked[kv[0]], 0.0) if kv[0] in ranked else (len(ranked), kv[1][1] - kv[1][0]))
     parts = [f"{k} {box_text(dims[k], a, b)}" if k in dims else f"{k} in [{a:+.2f}, {b:+.2f}]" for k, (a, b) in order[:show]]
     more = f" (+{len(order) - show} more)" if len(order) > show else ""
-    return f"  mode {m['rank']}: {rate}\n      " + ("; ".join(parts) + more if parts else "the whole space")
+    return f"  mode {m['rank']}: {rate}\n      " + ("; ".join(parts) + more if parts else "the whole space") + _matters_line(m)
+
+
+def _matters_line(m: dict) -> str:
+    """The constraints that matter alone (examiner/search/importance.py), "" without a test."""
+    imp = m.get("importance")
+    if not imp or not imp.get("constraints"):
+        return ""
+    rows = imp["constraints"]
+    matters = [r for r in rows if r["matters"]]
+    if not matters:
+        return (f"\n      no single constraint matters alone ({len(rows)} tested on {imp['samples']} fresh samples "
+                f"outside each)")
+    said = ", ".join(f"{r['dimension']} ({r['k']} of {r['n']} fail outside it)" for r in matters)
+    rest = len(rows) - len(matters)
+    return f"\n      what matters alone: {said}" + (f"; the other {rest} each make no clear difference" if rest else "")
 
 
 def print_modes(run_dir: Path, echo: Callable[[str], None]) -> None:

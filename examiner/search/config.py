@@ -219,6 +219,11 @@ class RegionConfig:
         slivers (no wider than 2 `bisection_tol`) released to the full range, each on
         `verify_samples` fresh samples outside the budget; a larger box that still fails
         at `min_failure_rate` becomes the mode (examiner/search/simplify.py; 0 = off).
+    importance: after the confirmation, every constraint of every mode is tested alone on
+        this many fresh samples with that dimension outside its interval and the rest in the
+        box, against the mode's confirmation samples (one-sided Fisher exact, Holm): what
+        the failure needs, ranked (examiner/search/importance.py; `importance` in
+        modes.json; 0 = off).
     """
 
     min_failure_rate: float = 0.8
@@ -239,6 +244,7 @@ class RegionConfig:
     factor_samples: int = 40
     factors: int = 4
     simplify: int = 2
+    importance: int = 12
 
 
 @dataclass(frozen=True)
@@ -336,6 +342,8 @@ class SearchConfig:
             raise SearchConfigError(f"region.confirm_samples must be 0 (off) or a number of samples, got {r.confirm_samples!r}")
         if not isinstance(r.simplify, int) or isinstance(r.simplify, bool) or not 0 <= r.simplify <= 3:
             raise SearchConfigError(f"region.simplify must be 0 (off) to 3 release tests per mode, got {r.simplify!r}")
+        if not isinstance(r.importance, int) or isinstance(r.importance, bool) or r.importance < 0:
+            raise SearchConfigError(f"region.importance must be 0 (off) or a number of samples per constraint, got {r.importance!r}")
         if not isinstance(r.factor_samples, int) or r.factor_samples < 0:
             raise SearchConfigError(f"region.factor_samples must be 0 (off) or a number of samples, got {r.factor_samples!r}")
         if not isinstance(r.factors, int) or r.factors < 1:

@@ -117,7 +117,9 @@ def holm(pvalues: Sequence[float]) -> list[float]:
     return adjusted
 
 
-def _tally(scored: Sequence[Any]) -> dict[str, Any]:
+def tally(scored: Sequence[Any]) -> dict[str, Any]:
+    """Fresh samples counted like the search counts them: n usable (plausible, no model
+    error), k failing, rate, Wilson interval, median metric, implausible, model errors."""
     usable = [s for s in scored if s.plausible and not s.model_error]
     k = int(sum(bool(s.failed) for s in usable))
     vals = [float(s.value) for s in usable if math.isfinite(float(s.value))]
@@ -143,11 +145,11 @@ def confirm(conds: Sequence[Condition], evaluate_scored, space: ParamSpace, seed
     blocks = [factor_samples(space, seed, 0, 2 * samples, None)]
     blocks += [factor_samples(space, seed, i + 1, samples, c) for i, c in enumerate(conds)]
     scored = evaluate_scored(np.concatenate(blocks))
-    ref = _tally(scored[: 2 * samples])
+    ref = tally(scored[: 2 * samples])
     out = []
     start = 2 * samples
     for i, c in enumerate(conds):
-        t = _tally(scored[start + i * samples: start + (i + 1) * samples])
+        t = tally(scored[start + i * samples: start + (i + 1) * samples])
         table = [[t["k"], t["n"] - t["k"]], [ref["k"], ref["n"] - ref["k"]]]
         p = float(fisher_exact(table, alternative="greater").pvalue) if t["n"] and ref["n"] else 1.0
         ratio = (t["rate"] / ref["rate"]) if t["rate"] is not None and ref["rate"] else None

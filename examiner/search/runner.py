@@ -180,7 +180,7 @@ def run_search(
             )
         checkpoint()
         modes = [m.to_dict(space.names) for m in session.modes.modes]
-        if (config.region.confirm_samples or config.region.simplify) and modes:
+        if (config.region.confirm_samples or config.region.simplify or config.region.importance) and modes:
             _simplify_and_confirm(modes, session, config, space)
             store.write_modes(modes)
         factors = _failure_factors(store, session, config, space) if config.region.factor_samples else None
@@ -220,7 +220,8 @@ def _simplify_and_confirm(modes: list[dict], session: SearchSession, config: Sea
     """Release the constraints that do not matter (`region.simplify`), then confirm every
     mode on fresh samples (`region.confirm_samples`); a released box that confirms below
     the standard is put back to the searched box when that one meets it
-    (examiner/search/simplify.py)."""
+    (examiner/search/simplify.py); then test each constraint alone (`region.importance`,
+    examiner/search/importance.py)."""
     import copy
 
     from examiner.search.simplify import revert_unconfirmed, simplify_modes
@@ -233,6 +234,10 @@ def _simplify_and_confirm(modes: list[dict], session: SearchSession, config: Sea
         _confirm_modes(modes, session, config)
         if r.simplify:
             revert_unconfirmed(modes, searched, r.min_failure_rate, lambda ms: _confirm_modes(ms, session, config))
+    if r.importance:
+        from examiner.search.importance import rank_constraints
+
+        rank_constraints(modes, lambda U: _evaluate_fresh(session, U), space, r.importance, config.seed)
 
 
 def _confirm_modes(modes: list[dict], session: SearchSession, config: SearchConfig) -> None:

@@ -61,14 +61,25 @@ def open_report(ctx, html: Path, screenshot: Path) -> tuple:
     return page, events
 
 
-def check_common(page, events, html: Path, n_modes: int, n_examples: int) -> None:
+def contrast_pictures(run_dir: Path) -> int:
+    """How many passing scenes outside a mattering constraint the report renders (up to
+    two per constraint that matters; examiner/search/importance.py)."""
+    from reports.rundata import load_run
+
+    return sum(min(2, sum(o[0] is False for o in r.get("outcomes") or []))
+               for m in load_run(run_dir).modes for r in (m.get("importance") or {}).get("constraints", [])
+               if r["matters"])
+
+
+def check_common(page, events, html: Path, n_modes: int, n_examples: int, n_contrast: int = 0) -> None:
     for sid in SECTIONS:
         sec = page.locator(f"section#{sid}")
         assert sec.count() == 1, f"section {sid} missing"
         assert sec.locator("h2").first.is_visible()
     assert page.locator("article.mode").count() == n_modes
     images = page.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.src.slice(0, 16)])")
-    assert len(images) == 2 * n_examples
+    assert len(images) == 2 * n_examples + n_contrast
+    assert page.locator(".contrast img").count() == n_contrast
     for complete, width, src in images:
         assert complete and width > 0, f"image not loaded: {src}"
         assert src.startswith("data:image/")
@@ -87,7 +98,9 @@ def test_planted_report_in_chromium(browser, planted_run, tmp_path):
     res = load_results(paths.results)
     n_examples = sum(len(m["examples"]) for m in res["modes"])
     page, events = open_report(browser, paths.html, tmp_path / "planted_report.png")
-    check_common(page, events, paths.html, len(res["modes"]), n_examples)
+    n_contrast = contrast_pictures(planted_run)
+    assert n_contrast >= 2  # the planted regions' constraints matter: scenes outside them pass
+    check_common(page, events, paths.html, len(res["modes"]), n_examples, n_contrast)
     first = page.locator("article.mode").first
     assert first.locator(".bar-row").count() == len(res["modes"][0]["box"]["constrained"])
     assert first.locator("p.desc").inner_text() == res["modes"][0]["description"]
@@ -100,7 +113,7 @@ def test_hostile_names_render_as_text(browser, synthetic_run, tmp_path):
     res = load_results(paths.results)
     n_examples = sum(len(m["examples"]) for m in res["modes"])
     page, events = open_report(browser, paths.html, tmp_path / "hostile_report.png")
-    check_common(page, events, paths.html, len(res["modes"]), n_examples)
+    check_common(page, events, paths.html, len(res["modes"]), n_examples, contrast_pictures(synthetic_run))
     assert page.evaluate("document.querySelectorAll('script').length") == 0
     assert page.locator("#model-name").inner_text() == HOSTILE_MODEL
     assert HOSTILE_MODEL in page.title()

@@ -1,0 +1,169 @@
+"""What matters in a failure mode: each of its constraints tested on its own.
+
+A verified box says "the model fails here"; it does not say which of its constraints the
+failure needs. A grown box on a real model bounds many dimensions (MediaPipe's modes in
+the default space: 2 to 29), and a reader who wants to act (collect or render more data of
+this kind, fix a preprocessing step) needs to know which one or two carry it. After the
+search, simplification and confirmation, each constraint of each mode is tested alone:
+
+- `samples` fresh scenes uniform in the box except that this one dimension is drawn
+  uniformly *outside* its interval (over the rest of its range; a choice dimension: over
+  the choices the box leaves out), from its own generator seeded by the run seed, the mode
+  id and the dimension, outside the budget and the log, judged like every evaluation;
+- against the mode's own fresh samples inside the box (its confirmation; the verification
+  round when the run has none), a one-sided Fisher exact test that the model fails less
+  often outside. Screen, then retest: a box bounds up to ~30 dimensions, and a Holm
+  correction over all of them leaves 12 samples the power to see only the largest drops.
+  So every constraint whose first `samples` give p < `SCREEN_P` is retested on `samples`
+  new ones, judged on those alone and Holm-adjusted over the retested constraints of the
+  mode (the screen picks what to retest, the retest decides; no sample does both). A
+  constraint *matters* when its adjusted retest p-value is below `alpha`.
+
+The constraints are then ranked by the failure rate outside over all their samples
+(lowest first: the condition without which the model stops failing). A constraint that does not matter alone can still
+matter together with others (each costs a few points and the box sits at the standard's
+edge; docs/search.md, "Simplification"): "does not matter alone" is what it says, not that
+the box could do without it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from examiner.search.factors import holm, tally
+from simulator.params import ParamSpace
+
+_TAG = 0x1A9C  # SeedSequence tag of the importance samples (confirmation 0xC0F1, factors 0xFAC7)
+_EPS = 1e-9
+SCREEN_P = 0.25  # a constraint whose first samples give p below this is retested on fresh ones
+
+
+def constrained_dims(space: ParamSpace, lo: np.ndarray, hi: np.ndarray) -> list[int]:
+    """Indices of the dimensions the box constrains (a choice dimension: leaves out a choice)."""
+    out = []
+    for i, d in enumerate(space.dimensions):
+        if d.choices:
+            if _outside_choices(len(d.choices), lo[i], hi[i]):
+                out.append(i)
+        elif lo[i] > -1.0 + _EPS or hi[i] < 1.0 - _EPS:
+            out.append(i)
+    return out
+
+
+def _choice_index(u: float, n: int) -> int:
+    return min(max(int((u + 1.0) / 2.0 * n), 0), n - 1)
+
+
+def _outside_choices(n: int, lo: float, hi: float) -> list[int]:
+    a, b = _choice_index(lo, n), _choice_index(hi, n)
+    return [j for j in range(n) if j < a or j > b]
+
+
+def outside_samples(space: ParamSpace, lo: np.ndarray, hi: np.ndarray, d: int, n: int,
+                    rng: np.random.Generator) -> np.ndarray:
+    """n points uniform in the box [lo, hi] except dimension d, uniform outside its interval."""
+    U = rng.uniform(lo, hi, size=(n, len(lo)))
+    dim = space.dimensions[d]
+    if dim.choices:
+        c = len(dim.choices)
+        j = rng.choice(np.asarray(_outside_choices(c, lo[d], hi[d])), size=n)
+        U[:, d] = -1.0 + 2.0 * (j + rng.uniform(0.0, 1.0, size=n)) / c
+    else:
+        left, right = max(lo[d] + 1.0, 0.0), max(1.0 - hi[d], 0.0)
+        t = rng.uniform(0.0, left + right, size=n)
+        U[:, d] = np.where(t < left, -1.0 + t, hi[d] + (t - left))
+    return np.clip(U, -1.0, 1.0)
+
+
+def sample_rng(seed: int, mode_id: int, d: int) -> np.random.Generator:
+    """The generator of one constraint's samples (the report regenerates them from it)."""
+    return np.random.default_rng(np.random.SeedSequence([int(seed), _TAG, int(mode_id), int(d)]))
+
+
+def inside_counts(mode: dict) -> dict[str, Any] | None:
+    """The mode's fresh samples in its box: the confirmation, else the verification round."""
+    for basis in ("confirmed", "verified"):
+        c = mode.get(basis) or {}
+        if c.get("n"):
+            return {"basis": basis, "n": int(c["n"]), "k": int(c["k"]), "rate": c["k"] / c["n"]}
+    return None
+
+
+def _fisher_less(inside: dict, k: int, n: int) -> float:
+    """One-sided Fisher exact p-value that the model fails less often outside (k of n)
+    than inside."""
+    from scipy.stats import fisher_exact
+
+    if not n:
+        return 1.0
+    table = [[inside["k"], inside["n"] - inside["k"]], [k, n - k]]
+    return float(fisher_exact(table, alternative="greater").pvalue)
+
+
+def _outcomes(part: Sequence) -> list[list]:
+    """Per sample, for the report's contrast pictures: failed (None: not usable), metric."""
+    return [[bool(x.failed) if x.plausible and not x.model_error else None,
+             float(x.value) if math.isfinite(float(x.value)) else None] for x in part]
+
+
+def rank_constraints(modes: list[dict], evaluate: Callable[[np.ndarray], Sequence], space: ParamSpace,
+                     samples: int, seed: int, alpha: float = 0.05, screen: float = SCREEN_P) -> int:
+    """Test every constraint of every mode alone (module docstring: screen on `samples`
+    fresh samples, retest the screened ones on `samples` more) and add `importance` to
+    each mode dict (changed in place); one batch per stage for all modes. Returns the
+    number of fresh evaluations."""
+    names = list(space.names)
+    tests: list[dict] = []
+    for m in modes:
+        lo, hi = np.asarray(m["lo"], np.float64), np.asarray(m["hi"], np.float64)
+        inside = inside_counts(m)
+        for d in (constrained_dims(space, lo, hi) if inside else []):
+            U = outside_samples(space, lo, hi, d, 2 * samples, sample_rng(seed, int(m["id"]), d))
+            tests.append({"mode": m, "d": d, "U": U, "inside": inside, "scored": []})
+    if not tests:
+        return 0
+    spent = 0
+    for stage in (0, 1):
+        todo = tests if stage == 0 else [t for t in tests if t["screen"]["p_value"] < screen]
+        if not todo:
+            break
+        scored = list(evaluate(np.concatenate([t["U"][stage * samples:(stage + 1) * samples] for t in todo])))
+        spent += len(scored)
+        for i, t in enumerate(todo):
+            part = scored[i * samples:(i + 1) * samples]
+            t["scored"] += part
+            c = tally(part)
+            t["screen" if stage == 0 else "retest"] = {"n": c["n"], "k": c["k"],
+                                                      "p_value": _fisher_less(t["inside"], c["k"], c["n"])}
+    for m in modes:
+        mine = [t for t in tests if t["mode"] is m]
+        if not mine:
+            continue
+        retested = [t for t in mine if "retest" in t]
+        for t, p_adj in zip(retested, holm([t["retest"]["p_value"] for t in retested])):
+            t["retest"]["p_adjusted"] = p_adj
+        rows = []
+        for t in mine:
+            r = t.get("retest")
+            rows.append({"dimension": names[t["d"]], **tally(t["scored"]), "screen": t["screen"], "retest": r,
+                         "p_value": (r or t["screen"])["p_value"], "p_adjusted": r["p_adjusted"] if r else 1.0,
+                         "matters": bool(r is not None and r["p_adjusted"] < alpha), "outcomes": _outcomes(t["scored"])})
+        rows.sort(key=lambda r: (not r["matters"], math.inf if r["rate"] is None else r["rate"], r["p_value"]))
+        m["importance"] = {
+            "samples": samples, "alpha": alpha, "screen": screen, "inside": mine[0]["inside"], "constraints": rows,
+            "test": (f"one-sided Fisher exact (fails less often outside than inside): {samples} samples each, "
+                     f"p < {screen:g} retested on {samples} more, Holm over the retested"),
+            "seed": {"root": int(seed), "tag": _TAG,
+                     "method": "SeedSequence([seed, tag, mode id, dimension index]); 2 x samples drawn, the second "
+                               "half for the retest"},
+        }
+    return spent
+
+
+def importance_order(mode: dict) -> dict[str, int]:
+    """Dimension name -> rank in the mode's importance test ({} for modes without one)."""
+    rows = (mode.get("importance") or {}).get("constraints") or []
+    return {r["dimension"]: i for i, r in enumerate(rows)}
