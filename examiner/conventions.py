@@ -52,6 +52,18 @@ COMMON_JOINTS = (
     "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
 )
 
+# The twelve segments between the common joints (limbs, shoulder and hip width, the torso's
+# sides): their summed length is a pose-independent measure of body size, used by
+# ``examiner.scoring`` to rescale errors to an adult's size (``pa_mpjpe_scaled``).
+COMMON_BONES = (
+    ("left_shoulder", "left_elbow"), ("left_elbow", "left_wrist"),
+    ("right_shoulder", "right_elbow"), ("right_elbow", "right_wrist"),
+    ("left_hip", "left_knee"), ("left_knee", "left_ankle"),
+    ("right_hip", "right_knee"), ("right_knee", "right_ankle"),
+    ("left_shoulder", "right_shoulder"), ("left_hip", "right_hip"),
+    ("left_shoulder", "left_hip"), ("right_shoulder", "right_hip"),
+)
+
 # COCO keypoint sigmas (pycocotools cocoeval.py, Ronchi & Perona 2017), by joint name.
 COCO_SIGMAS: dict[str, float] = {
     "nose": 0.026, "left_eye": 0.025, "right_eye": 0.025, "left_ear": 0.035, "right_ear": 0.035,

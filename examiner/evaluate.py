@@ -156,8 +156,9 @@ def evaluate(
                 row.update({f"u:{name}": round(float(U[start + i, d]), 6) for d, name in enumerate(space.names)})
                 row["failure"] = scores.failure_kind[i]
                 row["failure_message"] = scores.failure_message[i]
-                for key in ("mpjpe", "pa_mpjpe", "mpjpe_abs", "pve"):
+                for key in ("mpjpe", "pa_mpjpe", "pa_mpjpe_scaled", "mpjpe_abs", "pve"):
                     row[f"{key}_mm"] = _round(getattr(scores, key)[i] * 1000.0)
+                row["body_size_m"] = _round(scores.size[i], 4)
                 row["pck"] = _round(scores.pck[i], 4)
                 row["oks"] = _round(scores.oks[i], 4)
                 for jn, e in zip(scores.joints, scores.joint_err3d[i]):
@@ -215,6 +216,7 @@ def _summarise(rows, describe, space, seed, joint_set, calibration, wall, t_rend
         "metrics": {
             "mpjpe_mm": _stat(_num(rows, "mpjpe_mm")),
             "pa_mpjpe_mm": _stat(_num(rows, "pa_mpjpe_mm")),
+            "pa_mpjpe_scaled_mm": _stat(_num(rows, "pa_mpjpe_scaled_mm")),
             "mpjpe_abs_mm": _stat(_num(rows, "mpjpe_abs_mm")),
             "pck@0.1": _stat(_num(rows, "pck")),
             "oks": _stat(_num(rows, "oks")),

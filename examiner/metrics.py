@@ -13,6 +13,8 @@ Definitions
 - PCK@alpha: fraction of joints whose 2D error is below ``alpha * max(box width, box
   height)`` of the ground-truth person box (alpha = 0.1 by default); only labelled joints
   (visibility > 0, i.e. in frame) count.
+- Body size: the summed length of a skeleton's segments (``segment_length``); pose
+  barely changes it, shape (age, height) does. PA-MPJPE in millimetres grows with it.
 - OKS: COCO object keypoint similarity, ``mean_j exp(-d_j^2 / (2 s^2 k_j^2))`` over labelled
   joints, with ``s^2`` the object area in px^2 and ``k_j = 2 sigma_j`` (COCO sigmas).
 """
@@ -115,6 +117,16 @@ def pa_mpjpe(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None = None) -
 def pve(pred_vertices: np.ndarray, gt_vertices: np.ndarray) -> np.ndarray:
     """(B, V, 3) x2 metres, same topology and same (root-relative) frame -> (B,) metres."""
     return mpjpe(pred_vertices, gt_vertices)
+
+
+def segment_length(joints: np.ndarray, bones: np.ndarray) -> np.ndarray:
+    """joints (B, J, 3), bones (K, 2) joint index pairs -> (B,) summed segment length
+    (input unit); NaN when a segment's joint is missing (NaN)."""
+    joints = np.asarray(joints, dtype=np.float64)
+    bones = np.asarray(bones, dtype=np.int64).reshape(-1, 2)
+    if len(bones) == 0:
+        return np.full(joints.shape[0], np.nan)
+    return np.linalg.norm(joints[:, bones[:, 0]] - joints[:, bones[:, 1]], axis=-1).sum(axis=1)
 
 
 def box_size(boxes: np.ndarray) -> np.ndarray:

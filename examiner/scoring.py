@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from examiner import metrics
-from examiner.conventions import conversion_matrix, get_convention
+from examiner.conventions import COMMON_BONES, conversion_matrix, get_convention
 from examiner.targets.base import Prediction, TargetBatch, TargetError, TargetModel, checked_predict
 from examiner.targets.calibration import JointCalibration
 from simulator.params import SceneParams
@@ -26,6 +26,15 @@ GT_SOURCES = ("coco17", "h36m17", "feet6")
 # common joints) the 3D metrics are NaN (a similarity fit to 3-5 points says little).
 SEEN_JOINTS = ("in_frame", "visible")
 MIN_SCORED_JOINTS = 6
+# Body size of an adult: the summed length in metres of the COMMON_BONES segments on the
+# simulator's ground truth for a 30-year-old with every other phenotype at its middle
+# (adults of 18-64 years: 4.07-4.08 m; a 3-year-old 2.27 m; the default scene's
+# 13-year-old 3.69 m). ``pa_mpjpe_scaled`` is PA-MPJPE times REFERENCE_SIZE / (the
+# sample's own size): the error as it would be on an adult-sized body, so that one
+# threshold means the same for a toddler and an adult. tests/examiner/test_scoring_scaled.py
+# keeps the value so.
+REFERENCE_SIZE = 4.08
+REFERENCE_AGE_YEARS = 30.0
 
 
 @dataclass
@@ -94,7 +103,8 @@ def joints_seen(samples: Sequence[Any], joint_set: str = "common12", which: str 
 @dataclass
 class BatchScores:
     """Per-sample metrics (B,) and per-joint errors (B, J) on ``joints``; NaN where a sample
-    failed or a metric does not apply. 3D in metres, 2D in pixels."""
+    failed or a metric does not apply. 3D in metres, 2D in pixels. size (B,): the ground
+    truth's body size (`body_size`); pa_mpjpe_scaled: pa_mpjpe rescaled to REFERENCE_SIZE."""
 
     joints: tuple[str, ...]
     mpjpe: np.ndarray
@@ -105,8 +115,20 @@ class BatchScores:
     oks: np.ndarray
     joint_err3d: np.ndarray
     joint_err2d: np.ndarray
+    size: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    pa_mpjpe_scaled: np.ndarray = field(default_factory=lambda: np.zeros(0))
     failure_kind: list[str] = field(default_factory=list)
     failure_message: list[str] = field(default_factory=list)
+
+
+def body_size(gt: GroundTruth) -> np.ndarray:
+    """(B,) summed length in metres of the COMMON_BONES segments of the ground truth; NaN
+    when the joint set lacks one of them."""
+    index = {name: i for i, name in enumerate(get_convention(gt.joint_set).joints)}
+    if not all(a in index and b in index for a, b in COMMON_BONES):
+        return np.full(len(gt.xyz), np.nan)
+    bones = np.array([(index[a], index[b]) for a, b in COMMON_BONES])
+    return metrics.segment_length(gt.xyz, bones)
 
 
 def prediction_on(pred: Prediction, joint_set: str) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray]:
@@ -150,7 +172,7 @@ def score_batch(
     ok = pred.ok
     nan = np.full(b, np.nan)
     out = BatchScores(js.joints, nan.copy(), nan.copy(), nan.copy(), nan.copy(), nan.copy(), nan.copy(),
-                      np.full((b, j), np.nan), np.full((b, j), np.nan))
+                      np.full((b, j), np.nan), np.full((b, j), np.nan), body_size(gt), nan.copy())
     root_w = js.root_weights()
     if j3 is not None:
         if calibration is not None and ok.any():
@@ -180,10 +202,12 @@ def score_batch(
         out.joint_err2d = metrics.per_joint_error(j2, gt.xy, vis2 > 0)
         out.pck = metrics.pck(j2, gt.xy, gt.boxes, vis2, alpha=pck_alpha)
         out.oks = metrics.oks(j2, gt.xy, vis2, gt.area, js.sigmas)
-    for name in ("mpjpe", "pa_mpjpe", "mpjpe_abs", "pve", "pck", "oks"):
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out.pa_mpjpe_scaled = out.pa_mpjpe * REFERENCE_SIZE / out.size
+    for name in ("mpjpe", "pa_mpjpe", "pa_mpjpe_scaled", "mpjpe_abs", "pve", "pck", "oks"):
         arr = getattr(out, name)
         arr[~ok] = np.nan
-        if name in ("mpjpe", "pa_mpjpe", "mpjpe_abs"):
+        if name in ("mpjpe", "pa_mpjpe", "pa_mpjpe_scaled", "mpjpe_abs"):
             arr[too_few] = np.nan
     out.joint_err3d[~ok] = np.nan
     out.joint_err2d[~ok] = np.nan

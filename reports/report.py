@@ -592,6 +592,7 @@ def write_report(
         "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "run_dir": str(run.root),
         "metric": run.metric,
+        "metric_note": views.metric_note(run.metric),
         "unit": unit,
         "threshold": run.threshold,
         "threshold_rule": meta.get("threshold_rule"),

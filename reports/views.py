@@ -15,11 +15,23 @@ from reports.images import joint_errors
 from reports.rundata import RunData
 from simulator.params import Dimension
 
-METRIC_UNITS = {"pa_mpjpe": "mm", "mpjpe": "mm", "mpjpe_abs": "mm", "pve": "mm", "pck": "", "oks": "", "error": ""}
+METRIC_UNITS = {"pa_mpjpe": "mm", "pa_mpjpe_scaled": "mm", "mpjpe": "mm", "mpjpe_abs": "mm", "pve": "mm", "pck": "", "oks": "", "error": ""}
+
+
+# What a metric name means, for the report's failure line (the common ones need none).
+METRIC_NOTES = {
+    "pa_mpjpe_scaled": "PA-MPJPE rescaled to an adult's body size, so a child's smaller millimetres do not count as accuracy",
+    "mpjpe_abs": "MPJPE in the camera frame, without root alignment",
+    "pck_miss": "1 - PCK@0.1", "oks_miss": "1 - OKS",
+}
 
 
 def metric_unit(metric: str) -> str:
     return METRIC_UNITS.get(metric, "")
+
+
+def metric_note(metric: str) -> str:
+    return METRIC_NOTES.get(metric, "")
 
 
 def display_value(dim: Dimension, v: np.ndarray) -> np.ndarray:

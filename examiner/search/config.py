@@ -52,6 +52,7 @@ def _check_types(obj: Any, prefix: str = "") -> None:
 DEFAULT_THRESHOLDS: dict[str, float] = {
     "pa_mpjpe": 90.0,  # mm; PoseExaminer's failure definition (MPJPE > 90 mm) after Procrustes
     "mpjpe": 90.0,  # mm
+    "pa_mpjpe_scaled": 90.0,  # mm on a body of the default adult's size (examiner.scoring)
 }
 
 # The one list of strategies: name -> "module:class" (imported on use, so that importing

@@ -36,7 +36,9 @@ from examiner.search.errors import EvaluatorError, SearchConfigError
 from simulator.params import ParamSpace, SceneParams
 
 # Metrics every outcome can carry. 3D ones in millimetres, 2D ones fractions.
-METRICS_3D = ("pa_mpjpe", "mpjpe", "mpjpe_abs", "pve")
+METRICS_3D = ("pa_mpjpe", "pa_mpjpe_scaled", "mpjpe", "mpjpe_abs", "pve")
+# pa_mpjpe_scaled: PA-MPJPE rescaled to the default adult's body size
+# (`examiner.scoring.REFERENCE_SIZE`): a child's error counts as much as an adult's.
 METRICS_2D = ("pck", "oks", "pck_miss", "oks_miss")
 METRICS = METRICS_3D + METRICS_2D
 # pck_miss = 1 - PCK, oks_miss = 1 - OKS: 2D metrics oriented like errors (larger = worse),
@@ -301,7 +303,7 @@ class SimulatorEvaluator:
         seen = None if self.joints == "all" else joints_seen(samples, self.joint_set, self.joints)
         s = score_batch(pred, samples, self.joint_set, self.calibration, joint_mask=seen)
         values = {
-            "pa_mpjpe": s.pa_mpjpe * 1000.0, "mpjpe": s.mpjpe * 1000.0, "mpjpe_abs": s.mpjpe_abs * 1000.0,
+            "pa_mpjpe": s.pa_mpjpe * 1000.0, "pa_mpjpe_scaled": s.pa_mpjpe_scaled * 1000.0, "mpjpe": s.mpjpe * 1000.0, "mpjpe_abs": s.mpjpe_abs * 1000.0,
             "pve": s.pve * 1000.0, "pck": s.pck, "oks": s.oks, "pck_miss": 1.0 - s.pck, "oks_miss": 1.0 - s.oks,
         }
         draw = {}

@@ -92,7 +92,7 @@ def test_outcomes_carry_metrics_plausibility_timings_and_predictions(whitebox, s
     assert min(inside) > 90.0 > 20.0 > max(outside)  # whitebox: 0.3 m displacement vs 5 mm noise
     o = out[3]
     assert o.error == o.metrics["pa_mpjpe"]
-    assert set(o.metrics) == {"pa_mpjpe", "mpjpe", "mpjpe_abs", "pck", "oks", "pck_miss", "oks_miss"}
+    assert set(o.metrics) == {"pa_mpjpe", "pa_mpjpe_scaled", "mpjpe", "mpjpe_abs", "pck", "oks", "pck_miss", "oks_miss"}
     assert o.metrics["pck"] > 0.9 and math.isclose(o.metrics["pck_miss"], 1 - o.metrics["pck"])
     assert o.plausible is True and set(o.timings) == {"render", "model", "inference", "metrics"}
     pred = o.extra["prediction"]
