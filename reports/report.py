@@ -57,9 +57,14 @@ class ReportPaths:
 # Failure modes: region bars, descriptions, gallery
 # ---------------------------------------------------------------------------------------
 
-def _region_rows(run: RunData, mode: dict, importance: dict | None = None) -> tuple[list[dict], int]:
+def _region_rows(run: RunData, mode: dict, importance: dict | None = None,
+                 seed: int | None = None) -> tuple[list[dict], int]:
     """The constrained dimensions as bars: ranked by the constraint test where the mode has
-    one (what matters first), else narrowest first; and the number of free dimensions."""
+    one (what matters first), else narrowest first; and the number of free dimensions. With
+    a seed, a pose dimension's bar says what it does to the body (`pose`: the joint angles
+    the box changes most against outside it, examiner.search.importance.pose_change)."""
+    from examiner.search.importance import pose_change, pose_change_text
+
     tested = {r["dimension"]: (i, r) for i, r in enumerate((importance or {}).get("constraints") or [])}
     rows = []
     free = 0
@@ -77,6 +82,9 @@ def _region_rows(run: RunData, mode: dict, importance: dict | None = None) -> tu
             "full": views.full_range_text(dim),
             "description": dim.description,
             "outside": tested.get(dim.name, (None, None))[1],
+            "pose": (pose_change_text(pose_change(run.space, np.asarray(mode["lo"]), np.asarray(mode["hi"]), i, seed,
+                                                  int(mode["id"])))
+                     if seed is not None else ""),
         })
     rows.sort(key=lambda r: (tested[r["name"]][0], 0.0) if r["name"] in tested else (len(tested), r["fraction"]))
     return rows, free
@@ -146,7 +154,11 @@ def _importance_views(run: RunData, seed: int | None, images: bool = False, size
     that matter, what changes in the scenes when it leaves its range: the posecodes that
     hold in the box and are clearly rarer in the test's own samples outside it (seed None:
     no words), and with `images` up to `contrast` of those samples that pass, rendered
-    (`contrast`: [{raw, value}]). Modes without a test are left out."""
+    (`contrast`: [{raw, value}]), and for a pose dimension what it does to the body
+    (`pose_change`, examiner.search.importance.pose_change; seed None: not computed).
+    Modes without a test are left out."""
+    from examiner.search.importance import pose_change
+
     out: dict[int, dict] = {}
     for m in run.modes:
         imp = m.get("importance")
@@ -155,10 +167,12 @@ def _importance_views(run: RunData, seed: int | None, images: bool = False, size
         lo, hi = np.asarray(m["lo"], np.float64), np.asarray(m["hi"], np.float64)
         rows = []
         for r in imp["constraints"]:
-            row = {**r, "words": None, "box": None}
+            row = {**r, "words": None, "box": None, "pose_change": None}
             if r["dimension"] in run.space.names:
                 d = run.space.names.index(r["dimension"])
                 row["box"] = views.box_text(run.space.dimensions[d], lo[d], hi[d])
+                if seed is not None:
+                    row["pose_change"] = pose_change(run.space, lo, hi, d, seed, int(m["id"]))
                 if r["matters"] and seed is not None:
                     row["words"] = _constraint_words(run, m, d, imp)
                 if r["matters"] and images:
@@ -238,6 +252,8 @@ def _constraint_words(run: RunData, mode: dict, d: int, imp: dict) -> str | None
 def importance_sentence(imp: dict | None) -> tuple[str, str]:
     """The mode's constraint test for the mode card: (what the failure needs, with the
     words of the constraints that matter; how it was tested). ("", "") without a test."""
+    from examiner.search.importance import pose_change_text
+
     if not imp or not imp.get("constraints"):
         return "", ""
     rows = imp["constraints"]
@@ -247,7 +263,9 @@ def importance_sentence(imp: dict | None) -> tuple[str, str]:
     if matters:
         main = "What the failure needs: " + "; ".join(
             f"{r['dimension']} {r.get('box') or ''}".rstrip() + f" ({r['k']} of {r['n']} fail outside it"
-            + (f"; here: {r['words']}" if r.get("words") else "") + ")" for r in matters)
+            + (f"; here: {r['words']}" if r.get("words") else "")
+            + (f"; the box's poses against outside it: {pose_change_text(r['pose_change'])}" if r.get("pose_change") else "")
+            + ")" for r in matters)
         main += f", against {inside['rate']:.0%} inside"
     else:
         main = (f"No single constraint makes a clear difference alone: the model fails {inside['rate']:.0%} inside, "
@@ -306,11 +324,11 @@ def _confirmed_low(run: RunData, mode: dict) -> bool:
 
 
 def _mode_view(run: RunData, mode: dict, described: dict, gallery: dict,
-               importance: dict | None = None) -> dict[str, Any]:
+               importance: dict | None = None, seed: int | None = None) -> dict[str, Any]:
     from reports import svg
 
     imp = (importance or {}).get(mode["id"])
-    rows, free = _region_rows(run, mode, imp)
+    rows, free = _region_rows(run, mode, imp, seed)
     v = mode["verified"]
     errs = mode.get("errors") or {}
     q = errs.get("quantiles") or {}
@@ -442,7 +460,7 @@ def _importance_record(imp: dict | None) -> dict | None:
     if not imp:
         return None
     keys = ("dimension", "box", "n", "k", "rate", "interval", "median", "implausible", "model_errors", "p_value",
-            "p_adjusted", "matters", "screen", "retest", "words")
+            "p_adjusted", "matters", "screen", "retest", "words", "pose_change")
     return {"samples": imp["samples"], "alpha": imp["alpha"], "screen": imp.get("screen"), "test": imp["test"],
             "inside": imp["inside"],
             "seed": imp["seed"], "constraints": [{k: r.get(k) for k in keys} for r in imp["constraints"]]}
@@ -612,7 +630,7 @@ def write_report(
         "versions": meta.get("versions") or {},
         "created": meta.get("created"),
         "config_json": json.dumps(meta.get("config") or {}, indent=1, sort_keys=True),
-        "modes": [_mode_view(run, m, described, gallery, importance) for m in run.modes],
+        "modes": [_mode_view(run, m, described, gallery, importance, seed if describe else None) for m in run.modes],
         "min_rate": min_failure_rate(run),
         "describe_error": describe_error,
         "gallery_note": gallery_note,

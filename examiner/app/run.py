@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Optional
 
+import numpy as np
 import typer
 
 from examiner.search.config import STRATEGIES, SearchConfig
@@ -224,10 +225,22 @@ def mode_line(m: dict, space: ParamSpace, show: int = 5, standard: float = 0.8) 
                    key=lambda kv: (ranked[kv[0]], 0.0) if kv[0] in ranked else (len(ranked), kv[1][1] - kv[1][0]))
     parts = [f"{k} {box_text(dims[k], a, b)}" if k in dims else f"{k} in [{a:+.2f}, {b:+.2f}]" for k, (a, b) in order[:show]]
     more = f" (+{len(order) - show} more)" if len(order) > show else ""
-    return f"  mode {m['rank']}: {rate}\n      " + ("; ".join(parts) + more if parts else "the whole space") + _matters_line(m)
+    return f"  mode {m['rank']}: {rate}\n      " + ("; ".join(parts) + more if parts else "the whole space") + _matters_line(m, space)
 
 
-def _matters_line(m: dict) -> str:
+def _pose_words(m: dict, row: dict, space: ParamSpace | None) -> str:
+    """'; its poses: left hip flexion -23°, ...' for a pose dimension that matters (the
+    report's seed, 0), '' otherwise."""
+    from examiner.search.importance import pose_change, pose_change_text
+
+    if space is None or row["dimension"] not in space.names:
+        return ""
+    d = space.names.index(row["dimension"])
+    text = pose_change_text(pose_change(space, np.asarray(m["lo"]), np.asarray(m["hi"]), d, 0, int(m["id"])))
+    return f"; the box's poses against outside it: {text}" if text else ""
+
+
+def _matters_line(m: dict, space: ParamSpace | None = None) -> str:
     """The constraints that matter alone (examiner/search/importance.py), "" without a test."""
     imp = m.get("importance")
     if not imp or not imp.get("constraints"):
@@ -237,7 +250,8 @@ def _matters_line(m: dict) -> str:
     if not matters:
         return (f"\n      no single constraint matters alone ({len(rows)} tested on {imp['samples']} fresh samples "
                 f"outside each)")
-    said = ", ".join(f"{r['dimension']} ({r['k']} of {r['n']} fail outside it)" for r in matters)
+    said = ", ".join(f"{r['dimension']} ({r['k']} of {r['n']} fail outside it{_pose_words(m, r, space)})"
+                     for r in matters)
     rest = len(rows) - len(matters)
     return f"\n      what matters alone: {said}" + (f"; the other {rest} each make no clear difference" if rest else "")
 

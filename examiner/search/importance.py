@@ -167,3 +167,52 @@ def importance_order(mode: dict) -> dict[str, int]:
     """Dimension name -> rank in the mode's importance test ({} for modes without one)."""
     rows = (mode.get("importance") or {}).get("constraints") or []
     return {r["dimension"]: i for i, r in enumerate(rows)}
+
+
+POSE_CHANGE_SAMPLES = 64
+POSE_GROUPS = ("pose", "posture")  # the groups whose dimensions a reader sees only as latents
+POSE_CHANGE_MIN_DEGREES = 10.0
+
+
+def pose_change(space: ParamSpace, lo: np.ndarray, hi: np.ndarray, d: int, seed: int, mode_id: int,
+                n: int = POSE_CHANGE_SAMPLES, top: int = 3,
+                min_degrees: float = POSE_CHANGE_MIN_DEGREES) -> list[dict[str, Any]]:
+    """What a constraint does to the body, for dimensions a reader cannot picture (a pose
+    prior's latent): n scenes outside dimension d's range (the rest uniform in the box,
+    as the test draws them) paired with the same scenes with d drawn inside it; the mean
+    paired difference of each joint angle, inside minus outside, in degrees. Returns up to
+    `top` angles that change by at least `min_degrees` on average, largest first
+    ([{"dof", "degrees"}]; [] for a dimension outside POSE_GROUPS or one that does not
+    move the pose). Decoding only,
+    no rendering; deterministic given the seed, mode id and dimension."""
+    lo, hi = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
+    if space.dimensions[d].choices or space.dimensions[d].group not in POSE_GROUPS:
+        return []
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), _TAG, int(mode_id), int(d), 0x90E]))
+    U_out = outside_samples(space, lo, hi, d, n, rng)
+    U_in = U_out.copy()
+    U_in[:, d] = rng.uniform(lo[d], hi[d], size=n)
+
+    def angles(U: np.ndarray) -> tuple[list[str], np.ndarray]:
+        scenes = space.to_params_batch(U)
+        names = list(scenes[0].pose)
+        return names, np.array([[p.pose[k] for k in names] for p in scenes], np.float64)
+
+    names, a_in = angles(U_in)
+    _, a_out = angles(U_out)
+    diff = np.degrees(np.mean(a_in - a_out, axis=0))
+    order = np.argsort(-np.abs(diff))
+    return [{"dof": names[i], "degrees": round(float(diff[i]), 1)} for i in order[:top]
+            if abs(diff[i]) >= min_degrees]
+
+
+def dof_words(dof: str) -> str:
+    """'l_knee_flexion' -> 'left knee flexion'; 'root_pitch' -> 'body pitch'."""
+    side = {"l": "left", "r": "right", "root": "body"}
+    head, _, rest = dof.partition("_")
+    return " ".join([side.get(head, head)] + rest.split("_")) if rest else dof
+
+
+def pose_change_text(change: Sequence[dict]) -> str:
+    """'left knee flexion +35°, right hip flexion -21°' ('' for no change)."""
+    return ", ".join(f"{dof_words(c['dof'])} {c['degrees']:+.0f}°" for c in change)

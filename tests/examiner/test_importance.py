@@ -142,3 +142,30 @@ def test_a_search_says_what_matters(tmp_path):
     assert html.count("outside the mode's range, example") == 2  # two passing scenes outside, rendered
     line = mode_line({**m, "rank": 1}, space)
     assert "\n      camera.elevation " in line and "what matters alone: camera.elevation (" in line
+
+
+def test_pose_change_says_what_a_latent_does_to_the_body():
+    from examiner.search.importance import dof_words, pose_change, pose_change_text
+
+    space = ParamSpace.from_groups("pose,camera")
+    z = space.names.index("pose.z02")
+    low = _space_box(space, {z: (-1.0, -0.3)})
+    high = _space_box(space, {z: (0.3, 1.0)})
+    a = pose_change(space, *low, z, seed=0, mode_id=1)
+    assert a and all(abs(c["degrees"]) >= 10.0 for c in a)
+    assert a == pose_change(space, *low, z, seed=0, mode_id=1)  # seeded
+    # the opposite end of the latent moves the same joint the other way
+    b = {c["dof"]: c["degrees"] for c in pose_change(space, *high, z, seed=0, mode_id=1, min_degrees=0.0, top=40)}
+    assert np.sign(b[a[0]["dof"]]) == -np.sign(a[0]["degrees"])
+    # a camera dimension does not move the pose (nor is it asked)
+    el = space.names.index("camera.elevation")
+    assert pose_change(space, *_space_box(space, {el: (0.5, 1.0)}), el, seed=0, mode_id=1) == []
+    assert dof_words("l_knee_flexion") == "left knee flexion" and dof_words("root_pitch") == "body pitch"
+    assert pose_change_text([{"dof": "r_hip_flexion", "degrees": -21.4}]) == "right hip flexion -21°"
+
+
+def _space_box(space: ParamSpace, bounds: dict[int, tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
+    lo, hi = -np.ones(space.dim), np.ones(space.dim)
+    for i, (a, b) in bounds.items():
+        lo[i], hi[i] = a, b
+    return lo, hi
