@@ -226,6 +226,58 @@ def _contrast_pictures(run: RunData, mode: dict, d: int, imp: dict, row: dict, s
         return []
 
 
+def _outside_codes(run: RunData, mode: dict, d: int, imp: dict) -> dict[str, float]:
+    """Posecode frequencies in the importance test's samples with dimension d outside its
+    range (regenerated from their seed; memoised)."""
+    from examiner.search.importance import outside_samples, sample_rng
+    from reports.posecodes import code_frequencies
+
+    key = ("outside codes", json.dumps(run.meta["space"], sort_keys=True), tuple(mode["lo"]), tuple(mode["hi"]), d)
+    if key not in _DESCRIPTION_CACHE:
+        lo, hi = np.asarray(mode["lo"], np.float64), np.asarray(mode["hi"], np.float64)
+        U = outside_samples(run.space, lo, hi, d, 2 * int(imp["samples"]), sample_rng(imp["seed"]["root"], int(mode["id"]), d))
+        _DESCRIPTION_CACHE[key] = code_frequencies(run.space, U)[0]
+    return _DESCRIPTION_CACHE[key]
+
+
+DESCRIPTION_DROP = 0.25  # a described property "comes from" a constraint when leaving it drops its frequency this much
+DESCRIPTION_STILL_FAILS = 0.75  # ... and is "not needed alone" when the model still fails this often without it
+
+
+def description_check(run: RunData, mode: dict, imp: dict | None, desc: Any) -> list[dict]:
+    """The mode's described properties that the failure does not need alone: a posecode
+    of the description whose frequency falls by DESCRIPTION_DROP or more (and below one
+    half) when a constraint that does not matter leaves its range while the model still
+    fails at least DESCRIPTION_STILL_FAILS of those samples, and by less for every
+    constraint that matters (a drop the test could not call significant, say 81% to 55%,
+    is not flagged). The words describe the box; this says which of them the
+    constraint test found the failure to do without ([{key, phrase, dimension, k, n}]:
+    with that constraint outside its range, k of n test samples still fail)."""
+    if not imp or not imp.get("constraints") or desc is None or not getattr(desc, "codes", ()):
+        return []
+    from reports.posecodes import describe
+
+    try:
+        rows = [r for r in imp["constraints"] if r["dimension"] in run.space.names and r.get("n")]
+        freqs = {r["dimension"]: _outside_codes(run, mode, run.space.names.index(r["dimension"]), imp) for r in rows}
+    except (PoseExaminerError, ImportError, OSError, ValueError):
+        return []
+    out = []
+    for code, inside, _overall in desc.codes:
+        def drop(r: dict) -> float:
+            return inside - freqs[r["dimension"]].get(code.key, 0.0)
+
+        if any(r["matters"] and drop(r) >= DESCRIPTION_DROP for r in rows):
+            continue
+        cands = [r for r in rows if not r["matters"] and drop(r) >= DESCRIPTION_DROP
+                 and freqs[r["dimension"]].get(code.key, 0.0) < 0.5 and (r.get("rate") or 0.0) >= DESCRIPTION_STILL_FAILS]
+        if cands:
+            r = max(cands, key=drop)
+            out.append({"key": code.key, "phrase": describe((code,)) or code.phrase, "dimension": r["dimension"],
+                        "k": r["k"], "n": r["n"]})
+    return out
+
+
 def _constraint_words(run: RunData, mode: dict, d: int, imp: dict) -> str | None:
     """What a constraint changes in the scenes: the posecodes holding in at least half of
     the box's scenes and at least 0.25 more often than in the importance test's samples
@@ -360,6 +412,7 @@ def _mode_view(run: RunData, mode: dict, described: dict, gallery: dict,
         "rows": rows,
         "free": free,
         "description": mode_words(run, mode, desc),
+        "unneeded": (imp or {}).get("description_check") or [],
         "codes": [{"phrase": c.phrase, "inside": fi, "overall": fb} for c, fi, fb in getattr(desc, "codes", ())],
         "histogram": svg.histogram(errs.get("values") or [], run.threshold, f"{run.metric} ({unit})" if unit else run.metric,
                                    label=f"error distribution of mode {mode['rank']}"),
@@ -462,7 +515,7 @@ def _importance_record(imp: dict | None) -> dict | None:
     keys = ("dimension", "box", "n", "k", "rate", "interval", "median", "implausible", "model_errors", "p_value",
             "p_adjusted", "matters", "screen", "retest", "words", "pose_change")
     return {"samples": imp["samples"], "alpha": imp["alpha"], "screen": imp.get("screen"), "test": imp["test"],
-            "inside": imp["inside"],
+            "inside": imp["inside"], "description_check": imp.get("description_check") or [],
             "seed": imp["seed"], "constraints": [{k: r.get(k) for k in keys} for r in imp["constraints"]]}
 
 
@@ -600,6 +653,10 @@ def write_report(
     say("failure factors")
     factors = _factor_views(run, seed if describe else None)
     importance = _importance_views(run, seed if describe else None, images=images)
+    for m in run.modes:
+        if m["id"] in importance:
+            importance[m["id"]]["description_check"] = description_check(run, m, importance[m["id"]],
+                                                                         described.get(m["id"]))
 
     meta = run.meta
     unit = views.metric_unit(run.metric)

@@ -267,10 +267,17 @@ def print_modes(run_dir: Path, echo: Callable[[str], None]) -> None:
     described = json.loads(results.read_text())["modes"] if results.is_file() else []
     # Words only where posecodes stand out (otherwise the description is the dimensions again).
     words = {m["id"]: m.get("description") for m in described if m.get("posecodes")}
+    # ... and the described properties the constraint test found the failure does without.
+    unneeded = {m["id"]: ((m.get("importance") or {}).get("description_check") or []) for m in described}
     for m in run.modes:
         line = mode_line(m, run.space, standard=min_failure_rate(run))
         if words.get(m["id"]):
-            line = line.replace("\n", f"\n      {words[m['id']]}\n", 1)
+            said = words[m["id"]]
+            if unneeded.get(m["id"]):
+                said += " (not needed alone: " + "; ".join(
+                    ("" if u["phrase"] == said else f"{u['phrase']}, ")
+                    + f"{u['k']} of {u['n']} still fail without {u['dimension']}" for u in unneeded[m["id"]]) + ")"
+            line = line.replace("\n", f"\n      {said}\n", 1)
         echo(line)
 
 

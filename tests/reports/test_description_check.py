@@ -1,0 +1,41 @@
+"""A mode's words against its constraint test (reports.report.description_check): a
+described property that comes with a constraint the failure does not need alone is
+flagged; one whose constraint matters, or whose removal makes the model fail clearly
+less, is not."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from reports.posecodes import region_description
+from reports.report import description_check
+from simulator.params import ParamSpace
+
+SPACE = ParamSpace.from_groups("camera")
+TR = SPACE.names.index("camera.truncation")
+
+
+def _case(matters: bool, k: int, n: int = 24):
+    lo, hi = -np.ones(SPACE.dim), np.ones(SPACE.dim)
+    lo[TR] = 0.6  # a quarter or more of the person cut off
+    desc = region_description(SPACE, lo, hi, np.random.default_rng(0), n=40)
+    mode = {"id": 3, "lo": lo.tolist(), "hi": hi.tolist()}
+    imp = {"samples": 12, "seed": {"root": 0},
+           "constraints": [{"dimension": "camera.truncation", "matters": matters, "k": k, "n": n, "rate": k / n}]}
+    run = SimpleNamespace(space=SPACE, meta={"space": SPACE.to_dict()})
+    return run, mode, imp, desc
+
+
+def test_a_described_property_the_failure_does_without_is_flagged():
+    run, mode, imp, desc = _case(matters=False, k=19)
+    assert any(c.key.startswith("truncated") for c, _, _ in desc.codes), desc.text
+    flagged = description_check(run, mode, imp, desc)
+    assert flagged and {u["dimension"] for u in flagged} == {"camera.truncation"}
+    assert all(u["k"] == 19 and u["n"] == 24 and "cut off" in u["phrase"] for u in flagged)
+
+
+def test_a_property_whose_constraint_matters_or_clearly_lowers_the_rate_is_not_flagged():
+    assert description_check(*_case(matters=True, k=5)) == []
+    assert description_check(*_case(matters=False, k=13)) == []  # 54% without it: not "does without"
