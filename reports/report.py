@@ -201,7 +201,7 @@ def _contrast_pictures(run: RunData, mode: dict, d: int, imp: dict, row: dict, s
                        count: int) -> list[dict]:
     """Renders of the constraint test's samples outside dimension d's range that pass
     (regenerated from their seed; [] when the run kept no outcomes or nothing renders)."""
-    from examiner.search.importance import outside_samples, sample_rng
+    from examiner.search.importance import drawn, outside_samples, sample_rng
 
     picks = [i for i, (failed, _v) in enumerate(row.get("outcomes") or []) if failed is False][:count]
     if not picks:
@@ -210,7 +210,7 @@ def _contrast_pictures(run: RunData, mode: dict, d: int, imp: dict, row: dict, s
         from reports.images import data_uri, render_scenes
 
         lo, hi = np.asarray(mode["lo"], np.float64), np.asarray(mode["hi"], np.float64)
-        U = outside_samples(run.space, lo, hi, d, 2 * int(imp["samples"]), sample_rng(imp["seed"]["root"], int(mode["id"]), d))
+        U = outside_samples(run.space, lo, hi, d, drawn(imp), sample_rng(imp["seed"]["root"], int(mode["id"]), d))
         scenes = render_scenes([run.space.to_params(U[i]) for i in picks], max(size, 256))
         from PIL import Image
 
@@ -229,13 +229,13 @@ def _contrast_pictures(run: RunData, mode: dict, d: int, imp: dict, row: dict, s
 def _outside_codes(run: RunData, mode: dict, d: int, imp: dict) -> dict[str, float]:
     """Posecode frequencies in the importance test's samples with dimension d outside its
     range (regenerated from their seed; memoised)."""
-    from examiner.search.importance import outside_samples, sample_rng
+    from examiner.search.importance import drawn, outside_samples, sample_rng
     from reports.posecodes import code_frequencies
 
     key = ("outside codes", json.dumps(run.meta["space"], sort_keys=True), tuple(mode["lo"]), tuple(mode["hi"]), d)
     if key not in _DESCRIPTION_CACHE:
         lo, hi = np.asarray(mode["lo"], np.float64), np.asarray(mode["hi"], np.float64)
-        U = outside_samples(run.space, lo, hi, d, 2 * int(imp["samples"]), sample_rng(imp["seed"]["root"], int(mode["id"]), d))
+        U = outside_samples(run.space, lo, hi, d, drawn(imp), sample_rng(imp["seed"]["root"], int(mode["id"]), d))
         _DESCRIPTION_CACHE[key] = code_frequencies(run.space, U)[0]
     return _DESCRIPTION_CACHE[key]
 
@@ -282,20 +282,16 @@ def _constraint_words(run: RunData, mode: dict, d: int, imp: dict) -> str | None
     """What a constraint changes in the scenes: the posecodes holding in at least half of
     the box's scenes and at least 0.25 more often than in the importance test's samples
     with dimension d outside its range (the same samples, regenerated from their seed)."""
-    from examiner.search.importance import outside_samples, sample_rng
-
     try:
-        from reports.posecodes import code_frequencies, region_description
+        from reports.posecodes import region_description
 
-        lo, hi = np.asarray(mode["lo"], np.float64), np.asarray(mode["hi"], np.float64)
         key = ("constraint", json.dumps(run.meta["space"], sort_keys=True), tuple(mode["lo"]), tuple(mode["hi"]), d)
         if key not in _DESCRIPTION_CACHE:
-            U = outside_samples(run.space, lo, hi, d, 2 * int(imp["samples"]),
-                                sample_rng(imp["seed"]["root"], int(mode["id"]), d))
-            away, _ = code_frequencies(run.space, U)
+            away = _outside_codes(run, mode, d, imp)
             rng = np.random.default_rng(np.random.SeedSequence([imp["seed"]["root"], 0x5E5C, int(mode["id"]), d]))
-            _DESCRIPTION_CACHE[key] = region_description(run.space, lo, hi, rng, away, n=40, min_inside=0.5,
-                                                         min_lift=0.25).text or None
+            _DESCRIPTION_CACHE[key] = region_description(run.space, np.asarray(mode["lo"], np.float64),
+                                                         np.asarray(mode["hi"], np.float64), rng, away, n=40,
+                                                         min_inside=0.5, min_lift=0.25).text or None
         return _DESCRIPTION_CACHE[key]
     except (PoseExaminerError, ImportError, OSError, ValueError):
         return None
@@ -330,7 +326,7 @@ def importance_sentence(imp: dict | None) -> tuple[str, str]:
     retested = sum(r.get("retest") is not None for r in rows)
     how = (f"Each constraint tested alone: {imp['samples']} fresh samples with it outside its range and the rest in "
            f"the box; the {retested} that looked like mattering (p < {imp.get('screen', 0.25):g}) retested on "
-           f"{imp['samples']} more and judged on those alone, one-sided Fisher exact against the {inside['n']} "
+           f"{imp.get('retest_samples') or imp['samples']} more and judged on those alone, one-sided Fisher exact against the {inside['n']} "
            f"samples inside, Holm-adjusted p below {imp['alpha']:g}.")
     return main + ".", how
 
@@ -514,7 +510,7 @@ def _importance_record(imp: dict | None) -> dict | None:
         return None
     keys = ("dimension", "box", "n", "k", "rate", "interval", "median", "implausible", "model_errors", "p_value",
             "p_adjusted", "matters", "screen", "retest", "words", "pose_change")
-    return {"samples": imp["samples"], "alpha": imp["alpha"], "screen": imp.get("screen"), "test": imp["test"],
+    return {"samples": imp["samples"], "retest_samples": imp.get("retest_samples") or imp["samples"], "alpha": imp["alpha"], "screen": imp.get("screen"), "test": imp["test"],
             "inside": imp["inside"], "description_check": imp.get("description_check") or [],
             "seed": imp["seed"], "constraints": [{k: r.get(k) for k in keys} for r in imp["constraints"]]}
 

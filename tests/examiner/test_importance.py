@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from examiner.search.importance import constrained_dims, outside_samples, rank_constraints, sample_rng
+from examiner.search.importance import constrained_dims, drawn, outside_samples, rank_constraints, sample_rng
 from simulator.params import ParamSpace
 
 SPACE = ParamSpace.from_groups("camera,occluder")
@@ -61,19 +61,20 @@ def test_the_constraint_the_failure_needs_matters_and_is_ranked_first():
     modes = [_mode(0, {AZ: (-0.5, 0.4), FR: (0.0, 1.0), EL: (0.2, 0.3)})]
     calls: list = []
     spent = rank_constraints(modes, _evaluator(lambda u: u[FR] > 0.0, calls), SPACE, samples=12, seed=0)
-    # Screen: 3 constraints x 12 in one batch; only the framing (0 of 12 failing) is retested.
-    assert [len(U) for U in calls] == [36, 12] and spent == 48
+    # Screen: 3 constraints x 12 in one batch; only the framing (0 of 12 failing) is retested, on 24.
+    assert [len(U) for U in calls] == [36, 24] and spent == 60
     imp = modes[0]["importance"]
     rows = imp["constraints"]
     assert [r["dimension"] for r in rows][0] == "camera.framing"
     top = rows[0]
-    assert top["matters"] and top["k"] == 0 and top["n"] == 24 and top["retest"]["n"] == 12
+    assert top["matters"] and top["k"] == 0 and top["n"] == 36 and top["retest"]["n"] == 24
     assert top["p_adjusted"] == top["retest"]["p_adjusted"] < 1e-4  # judged on the retest alone
     assert [r["matters"] for r in rows[1:]] == [False, False] and all(r["k"] == 12 and r["retest"] is None for r in rows[1:])
     assert imp["inside"] == {"basis": "confirmed", "n": 40, "k": 39, "rate": 39 / 40}
-    assert [o[0] for o in top["outcomes"]] == [False] * 24
+    assert [o[0] for o in top["outcomes"]] == [False] * 36
     # The samples are the run seed's: the report regenerates them from the record.
-    again = outside_samples(SPACE, np.array(modes[0]["lo"]), np.array(modes[0]["hi"]), FR, 24, sample_rng(0, 0, FR))
+    assert drawn(imp) == 36 and drawn({"samples": 12}) == 24  # runs before the doubled retest drew 2 x 12
+    again = outside_samples(SPACE, np.array(modes[0]["lo"]), np.array(modes[0]["hi"]), FR, 36, sample_rng(0, 0, FR))
     assert any(np.array_equal(U, again[:12]) for U in np.split(calls[0], 3)) and np.array_equal(calls[1], again[12:])
 
 
@@ -104,7 +105,7 @@ def test_results_are_seeded_and_modes_without_fresh_samples_are_skipped():
     assert np.array_equal(Ua, Ub) and not np.array_equal(Ua, Uc)
     assert a[0]["importance"] == b[0]["importance"]
     assert "importance" not in a[1]  # no samples inside: nothing to compare with
-    assert len(Ua) in (24, 36, 48)  # mode 2's two constraints, screened, some retested
+    assert len(Ua) in (24, 48, 72)  # mode 2's two constraints, screened, some retested on 24
 
 
 def test_a_search_says_what_matters(tmp_path):
@@ -169,3 +170,23 @@ def _space_box(space: ParamSpace, bounds: dict[int, tuple[float, float]]) -> tup
     for i, (a, b) in bounds.items():
         lo[i], hi[i] = a, b
     return lo, hi
+
+
+def test_at_most_max_retest_constraints_of_a_mode_are_retested_lowest_screen_p_first():
+    from examiner.search.importance import MAX_RETEST
+
+    dims = [i for i, d in enumerate(SPACE.dimensions) if not d.choices][:MAX_RETEST + 2]
+    modes = [_mode(4, {i: (-0.2, 0.6) for i in dims}, k=32, n=40)]
+    calls: list = []
+    # Fails only inside the box on the first two dimensions (there 80% of the time, a hash
+    # of the row decides): those two screen lowest, the other four screen through too.
+    def fails(u):
+        return (all(-0.2 <= u[i] <= 0.6 for i in dims[:2])
+                and int.from_bytes(np.round(u, 9).tobytes()[:8], "little") * 2654435761 % 97 < 78)
+
+    rank_constraints(modes, _evaluator(fails, calls), SPACE, samples=12, seed=0, screen=0.99)
+    rows = modes[0]["importance"]["constraints"]
+    retested = [r["dimension"] for r in rows if r["retest"] is not None]
+    assert len(calls[1]) == MAX_RETEST * 24 and len(retested) == MAX_RETEST
+    assert {NAMES[i] for i in dims[:2]} <= set(retested)
+    assert {r["dimension"] for r in rows if r["matters"]} == {NAMES[i] for i in dims[:2]}
