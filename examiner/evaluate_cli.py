@@ -82,6 +82,8 @@ def evaluate_command(
     console.print(f"[bold]{summary['model']['name']}[/bold] on {summary['n']} scenes (seed {seed}, space {space})")
     console.print(f"  MPJPE     {fmt(m['mpjpe_mm'], ' mm')}")
     console.print(f"  PA-MPJPE  {fmt(m['pa_mpjpe_mm'], ' mm')}")
+    if "pa_mpjpe_scaled_mm" in m:
+        console.print(f"  PA-MPJPE  {fmt(m['pa_mpjpe_scaled_mm'], ' mm')} at an adult's body size (pa_mpjpe_scaled)")
     console.print(f"  PCK@0.1   {fmt(m['pck@0.1'], '%', 100)}")
     console.print(f"  OKS       {fmt(m['oks'], '', 1)}")
     f = summary["failures"]
