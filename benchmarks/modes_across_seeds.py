@@ -18,7 +18,14 @@ description, the matrix of containment scores, the modes of the first run found 
 second, and the failure *factors* of each run: the posecodes that stand out in its modes
 (results.json). Boxes of a noisy model can constrain 20-30 dimensions around one failing
 neighbourhood and then match no box of another seed even when both say "a quarter or more
-cut off"; the factors compare what the modes are about."""
+cut off"; the factors compare what the modes are about.
+
+Runs with the constraint test (`region.importance`, examiner/search/importance.py) are
+also compared by *what the failure needs*: a mode's needs are the constraints that matter
+alone; two modes are the same failure by need when their needs are the same dimensions
+and one's ranges lie in the other's for at least half of its extent. Printed: each run's
+distinct failures by need (modes with no constraint that matters alone are counted
+apart) and those found by both runs."""
 from __future__ import annotations
 
 import json
@@ -45,7 +52,10 @@ def modes_of(run_dir: str) -> list[dict]:
     out = []
     for m in run.modes:
         lo, hi = np.asarray(m["lo"], float), np.asarray(m["hi"], float)
+        needs = [r["dimension"] for r in (m.get("importance") or {}).get("constraints", []) if r["matters"]]
         out.append({"rank": m["rank"], "lo": lo, "hi": hi, "key": np.flatnonzero(hi - lo < KEY_WIDTH),
+                    "needs": np.array(sorted(run.space.names.index(n) for n in needs), dtype=int),
+                    "tested": bool(m.get("importance")),
                     "share": float(m.get("volume_fraction") or 0.0), "rate": float(m["verified"]["rate"]),
                     "confirmed": (m.get("confirmed") or {}).get("rate"),
                     "description": desc.get(m["id"], ""), "posecodes": codes.get(m["id"], []),
@@ -61,6 +71,30 @@ def inside(b: dict, a: dict) -> float:
     k = a["key"]
     inter = np.clip(np.minimum(a["hi"][k], b["hi"][k]) - np.maximum(a["lo"][k], b["lo"][k]), 0.0, None)
     return float(np.prod(inter / np.maximum(b["hi"][k] - b["lo"][k], 1e-12)))
+
+
+def same_need(a: dict, b: dict) -> bool:
+    """Same failure by what it needs: the same non-empty set of constraints that matter
+    alone, one's ranges inside the other's on them for at least half of its extent."""
+    if not len(a["needs"]) or not np.array_equal(a["needs"], b["needs"]):
+        return False
+    return max(inside(b, {**a, "key": a["needs"]}), inside(a, {**b, "key": b["needs"]})) >= SAME
+
+
+def distinct_by_need(ms: list[dict]) -> list[list[dict]]:
+    """Modes grouped into failures by what they need (single linkage on `same_need`)."""
+    groups: list[list[dict]] = []
+    for m in ms:
+        if not len(m["needs"]):
+            continue
+        hit = [g for g in groups if any(same_need(m, x) for x in g)]
+        merged = [m] + [x for g in hit for x in g]
+        groups = [g for g in groups if g not in hit] + [merged]
+    return groups
+
+
+def need_text(m: dict) -> str:
+    return ", ".join(f"{m['names'][i]} [{m['lo'][i]:+.2f}, {m['hi'][i]:+.2f}]" for i in m["needs"])
 
 
 def main(argv: list[str]) -> int:
@@ -82,6 +116,18 @@ def main(argv: list[str]) -> int:
             print(f"  #{a['rank']:<3} " + " ".join(f"{x:<6.2f}" for x in row))
     common = [a["rank"] for a, row in zip(A, score) if len(row) and row.max() >= SAME]
     print(f"\nmodes of the first run found by the second: {len(common)} of {len(A)} ({', '.join(f'#{r}' for r in common) or 'none'})")
+    if any(m["tested"] for m in A + B):
+        print("\nby what the failure needs (constraints that matter alone; modes needing nothing alone apart):")
+        for label, ms in (("first", A), ("second", B)):
+            groups = distinct_by_need(ms)
+            none = [m["rank"] for m in ms if not len(m["needs"])]
+            print(f"  {label}: {len(groups)} distinct failure(s)" + "".join(
+                f"\n    modes {', '.join('#' + str(x['rank']) for x in g)}: needs {need_text(g[0])}" for g in groups)
+                + (f"\n    needing nothing alone: {', '.join(f'#{r}' for r in none)}" if none else ""))
+        both = [(a["rank"], b["rank"]) for a in A for b in B if same_need(a, b)]
+        found = sorted({ra for ra, _ in both})
+        print(f"  the first run's modes found by the second by need: {len(found)} of {len(A)}"
+              + (f" ({', '.join(f'#{ra}~#{rb}' for ra, rb in both)})" if both else ""))
     fa, fb = ({c for m in ms for c in m["posecodes"]} for ms in (A, B))
     print(f"failure factors (posecodes that stand out in a mode, from results.json): first {sorted(fa)}; "
           f"second {sorted(fb)}; in both: {sorted(fa & fb) or 'none'}")
