@@ -52,9 +52,10 @@ def modes_of(run_dir: str) -> list[dict]:
     out = []
     for m in run.modes:
         lo, hi = np.asarray(m["lo"], float), np.asarray(m["hi"], float)
-        needs = [r["dimension"] for r in (m.get("importance") or {}).get("constraints", []) if r["matters"]]
-        out.append({"rank": m["rank"], "lo": lo, "hi": hi, "key": np.flatnonzero(hi - lo < KEY_WIDTH),
-                    "needs": np.array(sorted(run.space.names.index(n) for n in needs), dtype=int),
+        from examiner.search.importance import needs
+
+        out.append({"rank": m["rank"], "lo": lo, "hi": hi, "key": np.flatnonzero(hi - lo < KEY_WIDTH), "raw": m,
+                    "needs": np.array(needs(m, run.space.names), dtype=int),
                     "tested": bool(m.get("importance")),
                     "share": float(m.get("volume_fraction") or 0.0), "rate": float(m["verified"]["rate"]),
                     "confirmed": (m.get("confirmed") or {}).get("rate"),
@@ -74,23 +75,20 @@ def inside(b: dict, a: dict) -> float:
 
 
 def same_need(a: dict, b: dict) -> bool:
-    """Same failure by what it needs: the same non-empty set of constraints that matter
-    alone, one's ranges inside the other's on them for at least half of its extent."""
-    if not len(a["needs"]) or not np.array_equal(a["needs"], b["needs"]):
-        return False
-    return max(inside(b, {**a, "key": a["needs"]}), inside(a, {**b, "key": b["needs"]})) >= SAME
+    """examiner.search.importance.same_need on the modes' records."""
+    from examiner.search.importance import same_need as same
+
+    return same(a["raw"], b["raw"], a["names"])
 
 
 def distinct_by_need(ms: list[dict]) -> list[list[dict]]:
-    """Modes grouped into failures by what they need (single linkage on `same_need`)."""
-    groups: list[list[dict]] = []
-    for m in ms:
-        if not len(m["needs"]):
-            continue
-        hit = [g for g in groups if any(same_need(m, x) for x in g)]
-        merged = [m] + [x for g in hit for x in g]
-        groups = [g for g in groups if g not in hit] + [merged]
-    return groups
+    """examiner.search.importance.group_by_need on the modes' records."""
+    from examiner.search.importance import group_by_need
+
+    if not ms:
+        return []
+    by_id = {id(m["raw"]): m for m in ms}
+    return [[by_id[id(r)] for r in g] for g in group_by_need([m["raw"] for m in ms], ms[0]["names"])]
 
 
 def need_text(m: dict) -> str:

@@ -501,7 +501,59 @@ def build_results(run: RunData, stats: dict, described: dict | None = None, gate
         "per_joint": None if per_joint is None else {"unit": per_joint["unit"], "joints": per_joint["table"]},
         "gates": [{"rule": g.rule.text, "quantity": g.rule.name, "value": g.value, "tripped": g.tripped} for g in gates],
         "factors": factors if factors is not None else (run.summary or {}).get("factors"),
+        "needs": needs_summary(run, importance),
     }
+
+
+def needs_summary(run: RunData, importance: dict | None = None) -> dict | None:
+    """The run's failures by what they need (examiner.search.importance.group_by_need):
+    modes whose constraint test found the same constraints mattering alone, on ranges that
+    overlap, are one failure. {"failures": [{"dimensions": [{dimension, box, words,
+    pose}], "modes": [rank]}], "nothing_alone": [rank]}; None when no mode was tested.
+    A failure's range on each dimension spans its modes' (`box`); `words` and `pose` are
+    its first mode's (the report's importance views, when given)."""
+    from examiner.search.importance import group_by_need, needs, pose_change, pose_change_text
+
+    tested = [m for m in run.modes if (m.get("importance") or {}).get("constraints")]
+    if not tested:
+        return None
+    names = run.space.names
+    failures = []
+    for group in group_by_need(tested, names):
+        first = group[0]
+        views_rows = {r["dimension"]: r for r in ((importance or {}).get(first["id"]) or {}).get("constraints", [])}
+        dims = []
+        for d in needs(first, names):
+            lo = min(float(m["lo"][d]) for m in group)
+            hi = max(float(m["hi"][d]) for m in group)
+            row = views_rows.get(names[d]) or {}
+            change = row.get("pose_change")
+            if change is None:  # no report views (the CLI): the report's default seed
+                change = pose_change(run.space, np.asarray(first["lo"], float), np.asarray(first["hi"], float), d, 0,
+                                     int(first["id"]))
+            said = row.get("words") if row.get("words") not in [x["words"] for x in dims] else None
+            dims.append({"dimension": names[d], "box": views.box_text(run.space.dimensions[d], lo, hi),
+                         "words": said, "pose": pose_change_text(change)})
+        failures.append({"dimensions": dims, "modes": sorted(int(m["rank"]) for m in group)})
+    return {"failures": failures,
+            "nothing_alone": sorted(int(m["rank"]) for m in tested if not needs(m, names))}
+
+
+def needs_lines(summary: dict | None) -> list[str]:
+    """The failures by what they need, one line each, for the terminal and the report."""
+    if not summary:
+        return []
+    out = []
+    for f in summary["failures"]:
+        what = " and ".join(f"{d['dimension']} {d['box']}" + (f" ({d['words']})" if d.get("words") else
+                                                               f" (the poses: {d['pose']})" if d.get("pose") else "")
+                            for d in f["dimensions"])
+        ranks = ", ".join(str(r) for r in f["modes"])
+        out.append(f"{what}: mode{'s' if len(f['modes']) > 1 else ''} {ranks}")
+    if summary["nothing_alone"]:
+        ranks = ", ".join(str(r) for r in summary["nothing_alone"])
+        out.append(f"no single constraint alone: mode{'s' if len(summary['nothing_alone']) > 1 else ''} {ranks}")
+    return out
 
 
 def _importance_record(imp: dict | None) -> dict | None:
@@ -684,6 +736,7 @@ def write_report(
         "created": meta.get("created"),
         "config_json": json.dumps(meta.get("config") or {}, indent=1, sort_keys=True),
         "modes": [_mode_view(run, m, described, gallery, importance, seed if describe else None) for m in run.modes],
+        "needs": needs_summary(run, importance),
         "min_rate": min_failure_rate(run),
         "describe_error": describe_error,
         "gallery_note": gallery_note,

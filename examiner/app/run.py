@@ -279,6 +279,13 @@ def print_modes(run_dir: Path, echo: Callable[[str], None]) -> None:
                     + f"{u['k']} of {u['n']} still fail without {u['dimension']}" for u in unneeded[m["id"]]) + ")"
             line = line.replace("\n", f"\n      {said}\n", 1)
         echo(line)
+    from reports.report import needs_lines, needs_summary
+
+    lines = needs_lines(needs_summary(run))
+    if lines:
+        echo("what the failures need (each constraint tested alone; modes needing the same are one failure):")
+        for text in lines:
+            echo(f"  {text}")
 
 
 def _read_summary(run_dir: Path) -> dict:

@@ -246,3 +246,51 @@ def dof_words(dof: str) -> str:
 def pose_change_text(change: Sequence[dict]) -> str:
     """'left knee flexion +35°, right hip flexion -21°' ('' for no change)."""
     return ", ".join(f"{dof_words(c['dof'])} {c['degrees']:+.0f}°" for c in change)
+
+
+SAME_NEED = 0.5
+
+
+def needs(mode: dict, names: Sequence[str]) -> list[int]:
+    """Indices of the dimensions whose constraint matters alone in the mode's test
+    (sorted; [] for a mode without a test or needing nothing alone)."""
+    rows = (mode.get("importance") or {}).get("constraints") or []
+    return sorted(list(names).index(r["dimension"]) for r in rows if r["matters"] and r["dimension"] in names)
+
+
+def _inside_on(b: dict, a: dict, dims: Sequence[int]) -> float:
+    """The share of B's extent on `dims` that lies in A's box."""
+    d = np.asarray(dims, dtype=int)
+    alo, ahi = np.asarray(a["lo"], float)[d], np.asarray(a["hi"], float)[d]
+    blo, bhi = np.asarray(b["lo"], float)[d], np.asarray(b["hi"], float)[d]
+    inter = np.clip(np.minimum(ahi, bhi) - np.maximum(alo, blo), 0.0, None)
+    return float(np.prod(inter / np.maximum(bhi - blo, 1e-12)))
+
+
+def same_need(a: dict, b: dict, names: Sequence[str]) -> bool:
+    """Two modes are the same failure by what it needs: the same non-empty set of
+    constraints that matter alone, and on those dimensions one box lies in the other for
+    at least SAME_NEED of its extent (boxes of one failure grown from different points pin
+    different dimensions the failure does not need, so whole boxes rarely coincide)."""
+    na, nb = needs(a, names), needs(b, names)
+    if not na or na != nb:
+        return False
+    return max(_inside_on(b, a, na), _inside_on(a, b, na)) >= SAME_NEED
+
+
+def group_by_need(modes: Sequence[dict], names: Sequence[str]) -> list[list[dict]]:
+    """The modes grouped into failures by what they need (single linkage on `same_need`),
+    in the order of their first mode; modes needing nothing alone are left out."""
+    groups: list[list[dict]] = []
+    for m in modes:
+        if not needs(m, names):
+            continue
+        hit = [g for g in groups if any(same_need(m, x, names) for x in g)]
+        if not hit:
+            groups.append([m])
+            continue
+        first = groups.index(hit[0])
+        merged = [x for g in hit for x in g] + [m]
+        groups = [g for g in groups if g not in hit]
+        groups.insert(min(first, len(groups)), merged)
+    return groups

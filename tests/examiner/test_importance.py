@@ -114,7 +114,7 @@ def test_a_search_says_what_matters(tmp_path):
     report shows scenes outside its range that pass."""
     import jsonschema
 
-    from examiner.app.run import mode_line
+    from examiner.app.run import mode_line, print_modes
     from examiner.search.config import SearchConfig
     from examiner.search.runner import run_search
     from reports import write_report
@@ -143,6 +143,38 @@ def test_a_search_says_what_matters(tmp_path):
     assert html.count("outside the mode's range, example") == 2  # two passing scenes outside, rendered
     line = mode_line({**m, "rank": 1}, space)
     assert "\n      camera.elevation " in line and "what matters alone: camera.elevation (" in line
+    assert results["needs"]["failures"] == [{"dimensions": [{**results["needs"]["failures"][0]["dimensions"][0],
+                                                            "dimension": "camera.elevation"}], "modes": [1]}]
+    assert 'id="needs"' in html and "What the failures need" in html
+    printed: list[str] = []
+    print_modes(tmp_path / "run", printed.append)
+    assert printed[-1].startswith("  camera.elevation ") and printed[-1].endswith(": mode 1")
+
+
+def _tested(mode_id: int, rank: int, lo: list, hi: list, matters: list[str]) -> dict:
+    rows = [{"dimension": n, "matters": n in matters} for n in NAMES]
+    return {"id": mode_id, "rank": rank, "lo": lo, "hi": hi, "importance": {"constraints": rows}}
+
+
+def test_modes_needing_the_same_constraints_on_overlapping_ranges_are_one_failure():
+    from examiner.search.importance import group_by_need, same_need
+
+    lo, hi = -np.ones(SPACE.dim), np.ones(SPACE.dim)
+    def box(**b):
+        a, z = lo.copy(), hi.copy()
+        for i, (x, y) in b.items():
+            a[int(i[1:])], z[int(i[1:])] = x, y
+        return a.tolist(), z.tolist()
+
+    el, az = f"d{EL}", f"d{AZ}"
+    m1 = _tested(1, 1, *box(**{el: (0.6, 1.0), az: (-0.2, 0.1)}), ["camera.elevation"])   # pins the azimuth too
+    m2 = _tested(2, 2, *box(**{el: (0.7, 1.0), az: (0.5, 0.9)}), ["camera.elevation"])    # another azimuth: same need
+    m3 = _tested(3, 3, *box(**{el: (-1.0, -0.6)}), ["camera.elevation"])                   # low elevation: another failure
+    m4 = _tested(4, 4, *box(**{el: (0.6, 1.0), az: (-0.2, 0.1)}), ["camera.elevation", "camera.azimuth"])
+    m5 = _tested(5, 5, *box(**{el: (0.6, 1.0)}), [])                                       # needs nothing alone
+    assert same_need(m1, m2, NAMES) and not same_need(m1, m3, NAMES) and not same_need(m1, m4, NAMES)
+    groups = group_by_need([m1, m2, m3, m4, m5], NAMES)
+    assert [[m["id"] for m in g] for g in groups] == [[1, 2], [3], [4]]
 
 
 def test_pose_change_says_what_a_latent_does_to_the_body():
