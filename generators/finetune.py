@@ -34,11 +34,13 @@ MAX_ATTEMPTS = 20
 @dataclass(frozen=True)
 class FinetuneConfig(CommonConfig):
     """from_run: the search run directory; base_share: fraction of samples drawn from the
-    run's whole space instead of its failure modes. Image format, JPEG quality and OpenGL
+    run's whole space instead of its failure modes; mode_region: "box" or "need" (where a
+    mode's samples are drawn: `generators.scenes.SceneSource`). Image format, JPEG quality and OpenGL
     backend: `CommonConfig`."""
 
     from_run: str = ""
     base_share: float = 0.2
+    mode_region: str = "box"
     schema_version: int = 1
 
     def check(self) -> None:
@@ -47,10 +49,15 @@ class FinetuneConfig(CommonConfig):
             raise GeneratorError("finetune needs --from-run RUN_DIR (a search run with failure modes)")
         if not 0.0 <= self.base_share <= 1.0:
             raise GeneratorError(f"--base-share must be in [0, 1], got {self.base_share}")
+        from generators.scenes import MODE_REGIONS
+
+        if self.mode_region not in MODE_REGIONS:
+            raise GeneratorError(f"--mode-region must be one of {', '.join(MODE_REGIONS)}, got {self.mode_region!r}")
 
 
 def _source(config: FinetuneConfig) -> SceneSource:
-    return SceneSource(from_run=config.from_run, mode_share=1.0 - config.base_share, size=config.size)
+    return SceneSource(from_run=config.from_run, mode_share=1.0 - config.base_share, size=config.size,
+                       mode_region=config.mode_region)
 
 
 class FinetuneWriter(base.SampleWriter):

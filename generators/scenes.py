@@ -16,18 +16,25 @@ from generators.errors import GeneratorError
 from simulator.params import ParamSpace, SceneParams
 
 
+MODE_REGIONS = ("box", "need")
+
+
 @dataclass(frozen=True)
 class SceneSource:
     """space: parameter groups / dimension names sampled uniformly (ignored with from_run);
     bounds: ((dimension, low, high), ...) overriding default bounds; from_run: a search run
     directory whose failure-mode boxes are sampled; mode_share: fraction of samples drawn
-    inside the modes (the rest uniformly from the run's whole space); size: image side."""
+    inside the modes (the rest uniformly from the run's whole space); size: image side;
+    mode_region: "box" (a mode's samples uniform in its box) or "need" (in its need region:
+    the box with the constraints that do not matter alone released,
+    examiner.search.importance.need_box)."""
 
     space: str = "pose,shape,camera,light,background"
     bounds: tuple = ()
     from_run: str | None = None
     mode_share: float = 1.0
     size: int = 256
+    mode_region: str = "box"
 
 
 class SceneSampler:
@@ -52,6 +59,13 @@ class SceneSampler:
                 raise GeneratorError(f"--space {source.space!r}: {e}") from None
         if not 0.0 <= source.mode_share <= 1.0:
             raise GeneratorError(f"the share of failure-mode samples must be in [0, 1], got {source.mode_share}")
+        if source.mode_region not in MODE_REGIONS:
+            raise GeneratorError(f"--mode-region must be one of {', '.join(MODE_REGIONS)}, got {source.mode_region!r}")
+        if source.mode_region == "need":
+            from examiner.search.importance import need_box
+
+            self.modes = [dict(m, lo=lo.tolist(), hi=hi.tolist())
+                          for m in self.modes for lo, hi in [need_box(m, self.space.names)]]
 
     def from_modes(self, index: int) -> bool:
         """Whether sample `index` is drawn inside a failure mode: exactly a `mode_share`

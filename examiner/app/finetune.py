@@ -33,6 +33,14 @@ def check_mode_scenes(mode_scenes: int | None) -> None:
         raise PoseExaminerError(f"--mode-scenes must be at least 1 (scenes per failure mode), got {mode_scenes}")
 
 
+def check_mode_region(mode_region: str) -> None:
+    """One-line error for a bad --mode-region (before any rendering)."""
+    from generators.scenes import MODE_REGIONS
+
+    if mode_region not in MODE_REGIONS:
+        raise PoseExaminerError(f"--mode-region must be one of {', '.join(MODE_REGIONS)}, got {mode_region!r}")
+
+
 def mode_scenes_share(run_dir: str | Path, n: int, mode_scenes: int) -> float:
     """The base share that gives each of the run's modes about `mode_scenes` of the set's
     `n` scenes (each mode sample picks a mode uniformly), the rest drawn uniformly from
@@ -44,10 +52,11 @@ def mode_scenes_share(run_dir: str | Path, n: int, mode_scenes: int) -> float:
 
 def build_set(run_dir: str | Path, out: str | Path, n: int, seed: int, base_share: float = 0.2,
               workers: int = 1, on_progress: Callable[[int], None] | None = None,
-              mode_scenes: int | None = None) -> dict:
+              mode_scenes: int | None = None, mode_region: str = "box") -> dict:
     """The fine-tuning set of `run_dir` in `out` (resumes a partial one). With
     `mode_scenes`, the base share is whatever gives each mode about that many scenes
-    (`mode_scenes_share`), not `base_share`."""
+    (`mode_scenes_share`), not `base_share`; `mode_region` "need" draws a mode's scenes in
+    its need region (the constraints that matter alone; generators.scenes.SceneSource)."""
     from generators.engine import run_dataset
     from generators.finetune import FinetuneConfig as SetConfig
 
@@ -55,7 +64,7 @@ def build_set(run_dir: str | Path, out: str | Path, n: int, seed: int, base_shar
         base_share = mode_scenes_share(run_dir, n, mode_scenes)
 
     config = SetConfig(n=n, seed=seed, from_run=str(Path(run_dir).resolve()), base_share=base_share,
-                       image_format="png")
+                       image_format="png", mode_region=mode_region)
     out = Path(out)
     done = out / "labels.npz"
     if done.is_file() and (out / "manifest.json").is_file() and \
@@ -143,7 +152,7 @@ def _progress_bar(total: int, what: str):
 def run_finetune(run_dir: str | Path, model: str, out: str | Path, *, n: int = 6000, base_share: float = 0.2,
                  samples: int = 40, seed: int = 0, workers: int = 1, trainer: str = BUILTIN, config=None,
                  everyday_n: int = 200, log: Callable[[str], None] = console.info,
-                 mode_scenes: int | None = None) -> dict:
+                 mode_scenes: int | None = None, mode_region: str = "box") -> dict:
     """The whole of `examiner finetune`; returns (and writes to OUT/finetune.json) the numbers."""
     from examiner.training.finetune import FinetuneConfig
 
@@ -152,7 +161,8 @@ def run_finetune(run_dir: str | Path, model: str, out: str | Path, *, n: int = 6
     out.mkdir(parents=True, exist_ok=True)
     t0, c0 = time.perf_counter(), time.process_time()
     with _progress_bar(n, "fine-tuning set") as advance:
-        build_set(run_dir, out / "set", n, seed, base_share, workers, on_progress=advance, mode_scenes=mode_scenes)
+        build_set(run_dir, out / "set", n, seed, base_share, workers, on_progress=advance, mode_scenes=mode_scenes,
+                  mode_region=mode_region)
     set_s = time.perf_counter() - t0
     # examples seen: the set (less its hold-out) plus the everyday share, every epoch
     total_steps = int(config.epochs * n * (1 - config.holdout) / (1 - config.everyday_share)) + 1
@@ -211,6 +221,7 @@ def finetune_command(
                           "benchmarks/RESULTS-finetune.md)."),
     base_share: float = typer.Option(0.2, "--base-share", help="Fraction of the set drawn uniformly from the run's whole space (docs/finetune.md: what the share trades)."),
     mode_scenes: int = typer.Option(None, "--mode-scenes", help="Scenes per failure mode instead of a base share: each mode gets about this many, the rest of --n is drawn uniformly from the whole space (one mode needed about 4800 to be fixed: docs/finetune.md)."),
+    mode_region: str = typer.Option("box", "--mode-region", help="Where a mode's scenes are drawn: box (the verified box) or need (the box with the constraints that do not matter alone released: what the failure needs, everything else varied)."),
     everyday_share: float = typer.Option(_FT.everyday_share, "--everyday-share", help="Fraction of each epoch drawn from everyday scenes."),
     epochs: int = typer.Option(_FT.epochs, "--epochs", help="Epochs at most (early stopping keeps the best admissible one)."),
     lr: float = typer.Option(_FT.lr, "--lr", help="AdamW learning rate."),
@@ -230,6 +241,7 @@ def finetune_command(
     if not 0.0 <= base_share <= 1.0:
         raise PoseExaminerError(f"--base-share must be in [0, 1], got {base_share}")
     check_mode_scenes(mode_scenes)
+    check_mode_region(mode_region)
     config = FinetuneConfig(epochs=epochs, lr=lr, everyday_share=everyday_share, seed=seed).check()
     if trainer != BUILTIN:
         from examiner.training.hooks import load_hook
@@ -238,7 +250,8 @@ def finetune_command(
     console.check_out_dir(out, overwrite=None)
     with console.removed_if_failed(out):
         result = run_finetune(run, model, out, n=n, base_share=base_share, samples=samples, seed=seed,
-                              workers=workers, trainer=trainer, config=config, mode_scenes=mode_scenes)
+                              workers=workers, trainer=trainer, config=config, mode_scenes=mode_scenes,
+                              mode_region=mode_region)
     if json_out:
         console.emit_json(result)
     else:

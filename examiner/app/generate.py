@@ -123,6 +123,8 @@ def finetune(
     base_share: float = typer.Option(0.2, "--base-share", help="Share of samples from the run's whole space."),
     mode_scenes: int = typer.Option(None, "--mode-scenes", help="Samples per failure mode instead of a base share: "
                                     "each mode gets about this many, the rest of --n comes from the whole space."),
+    mode_region: str = typer.Option("box", "--mode-region", help="Where a mode's samples are drawn: box, or need "
+                                    "(the box with the constraints that do not matter alone released)."),
     size: int = _SIZE,
     seed: int = _SEED,
     shard_size: int = _SHARD,
@@ -146,7 +148,8 @@ def finetune(
         if (Path(from_run) / "modes.json").is_file():  # otherwise FinetuneConfig names the problem
             base_share = mode_scenes_share(from_run, n, mode_scenes)
     config = FinetuneConfig(n=n, seed=seed, shard_size=shard_size, size=size, from_run=from_run,
-                            base_share=base_share, image_format=image_format, gl=gl, renderer=renderer)
+                            base_share=base_share, image_format=image_format, gl=gl, renderer=renderer,
+                            mode_region=mode_region)
     _run("finetune", config, out, workers, backend, resume, json_out)
 
 

@@ -157,7 +157,7 @@ def run_loop(out: str | Path, *, model: str = "baseline", rounds: int = 2, space
              budget: int = 1500, agents: int = 4, strategy: str = "marl", n: int = 6000, base_share: float = 0.2,
              samples: int = 40, seed: int = 0, workers: int = 2, trainer: str = BUILTIN, finetune: dict | None = None,
              threshold: float | None = None, everyday_n: int = 200, quiet: bool = False,
-             log=console.info, mode_scenes: int | None = None) -> dict:
+             log=console.info, mode_scenes: int | None = None, mode_region: str = "box") -> dict:
     """Run (or continue) the loop in `out`; returns the state (also OUT/loop.json)."""
     from examiner.app.finetune import build_set, everyday_error, mode_scenes_share, train_model
     from examiner.training.finetune import FinetuneConfig
@@ -167,13 +167,14 @@ def run_loop(out: str | Path, *, model: str = "baseline", rounds: int = 2, space
     config = {"model": model, "rounds": rounds, "space": space, "budget": budget, "agents": agents,
               "strategy": strategy, "n": n, "base_share": base_share, "samples": samples, "seed": seed,
               "trainer": trainer, "finetune": dataclasses.asdict(ft_config), "threshold": threshold,
-              "everyday_n": everyday_n, "mode_scenes": mode_scenes}
+              "everyday_n": everyday_n, "mode_scenes": mode_scenes, "mode_region": mode_region}
     cfg_kw = {"strategy": strategy, "budget": budget, "agents": agents, "seed": seed, "workers": workers,
               "metric": "pa_mpjpe"}
     if (out / STATE).is_file():
         state = json.loads((out / STATE).read_text())
         old = {k: v for k, v in state["config"].items() if k != "rounds"}
         old.setdefault("mode_scenes", None)  # loops saved before --mode-scenes
+        old.setdefault("mode_region", "box")  # ... and before --mode-region
         old["finetune"] = _recipe_identity(with_new_recipe_defaults(old.get("finetune")))
         new = {k: v for k, v in config.items() if k != "rounds"}
         new["finetune"] = _recipe_identity(new["finetune"])
@@ -232,7 +233,8 @@ def run_loop(out: str | Path, *, model: str = "baseline", rounds: int = 2, space
             share = mode_scenes_share(rdir / "run", n, mode_scenes) if mode_scenes else base_share
             log(f"round {k}: building the fine-tuning set ({n} scenes, {1 - share:.0%} of them in the modes)")
             r["base_share"] = share
-            timed("set", lambda: build_set(rdir / "run", rdir / "set", n, seed + 1000 * k, share, workers))
+            timed("set", lambda: build_set(rdir / "run", rdir / "set", n, seed + 1000 * k, share, workers,
+                                           mode_region=mode_region))
             r["set"] = str(rdir / "set")
             save()
         if "model_after" not in r:
@@ -303,6 +305,9 @@ def loop_command(
         None, "--mode-scenes", help="Scenes per failure mode in each set instead of a base share: each mode gets "
         "about this many, the rest of --n is drawn uniformly from the whole space (one mode needed about 4800 to "
         "be fixed: docs/finetune.md)."),
+    mode_region: str = typer.Option(
+        "box", "--mode-region", help="Where a mode's scenes are drawn: box, or need (the box with the constraints "
+        "that do not matter alone released: what the failure needs, everything else varied)."),
     samples: int = typer.Option(40, "--samples", help="Fresh samples per mode for the rechecks."),
     epochs: int = typer.Option(_FT.epochs, "--epochs"),
     lr: float = typer.Option(_FT.lr, "--lr"),
@@ -326,9 +331,10 @@ def loop_command(
         raise LoopError("--rounds, --budget, --n and --samples must be at least 1")
     if not 0.0 <= base_share <= 1.0:
         raise LoopError(f"--base-share must be in [0, 1], got {base_share}")
-    from examiner.app.finetune import check_mode_scenes
+    from examiner.app.finetune import check_mode_region, check_mode_scenes
 
     check_mode_scenes(mode_scenes)
+    check_mode_region(mode_region)
     if trainer != BUILTIN:
         from examiner.training.hooks import load_hook
 
@@ -345,7 +351,8 @@ def loop_command(
     state = run_loop(out, model=model, rounds=rounds, space=space, budget=budget, agents=agents, strategy=strategy,
                      n=n, base_share=base_share, samples=samples, seed=seed, workers=workers, trainer=trainer,
                      finetune={"epochs": epochs, "lr": lr, "everyday_share": everyday_share}, threshold=threshold,
-                     everyday_n=everyday_n, quiet=quiet or console._state["quiet"], mode_scenes=mode_scenes)
+                     everyday_n=everyday_n, quiet=quiet or console._state["quiet"], mode_scenes=mode_scenes,
+                     mode_region=mode_region)
     html = write_loop_report(out)
     if json_out:
         console.emit_json(state)

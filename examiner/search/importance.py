@@ -258,6 +258,19 @@ def needs(mode: dict, names: Sequence[str]) -> list[int]:
     return sorted(list(names).index(r["dimension"]) for r in rows if r["matters"] and r["dimension"] in names)
 
 
+def need_box(mode: dict, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The mode's need region: its box with every constraint that does not matter alone
+    released to the whole range (the box itself for a mode needing nothing alone, or
+    without a test). Scenes drawn here have what the failure needs and vary in everything
+    else, instead of repeating the one neighbourhood the search grew the box in."""
+    lo, hi = np.asarray(mode["lo"], np.float64).copy(), np.asarray(mode["hi"], np.float64).copy()
+    keep = needs(mode, names)
+    if keep:
+        free = np.setdiff1d(np.arange(len(lo)), keep)
+        lo[free], hi[free] = -1.0, 1.0
+    return lo, hi
+
+
 def _inside_on(b: dict, a: dict, dims: Sequence[int]) -> float:
     """The share of B's extent on `dims` that lies in A's box."""
     d = np.asarray(dims, dtype=int)

@@ -459,6 +459,10 @@ def test_commands_refuse_bad_input_in_one_line(tmp_path, capsys):
     assert rc != 0 and "--mode-scenes must be at least 1" in err and "\n" not in err
     rc, err = run("generate", "finetune", "--from-run", str(run_dir), "--out", str(tmp_path / "o3"), "--mode-scenes", "0")
     assert rc != 0 and "--mode-scenes must be at least 1" in err and "\n" not in err
+    for args in (("loop", "--out", str(tmp_path / "l6")), ("finetune", "--run", str(run_dir), "--out", str(tmp_path / "o4")),
+                 ("generate", "finetune", "--from-run", str(run_dir), "--out", str(tmp_path / "o5"))):
+        rc, err = run(*args, "--mode-region", "everywhere")
+        assert rc != 0 and "--mode-region must be one of box, need" in err and "\n" not in err, (args, err)
 
 
 def test_mode_scenes_give_each_mode_its_share_and_the_rest_to_the_whole_space(tmp_path):

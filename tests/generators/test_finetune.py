@@ -75,3 +75,35 @@ def test_dense_from_run_and_missing_modes(run_dir, tmp_path):
     with pytest.raises(GeneratorError, match="no failure modes"):
         run_dataset("finetune", __import__("generators.finetune", fromlist=["x"]).FinetuneConfig(n=1, from_run=str(empty)),
                     tmp_path / "x")
+
+
+def test_need_region_releases_the_constraints_the_failure_does_not_need(run_dir, tmp_path):
+    """--mode-region need: a mode whose test found only the left knee mattering draws its
+    scenes with the knee in the box and everything else over the whole range; a mode with
+    no test (or needing nothing alone) keeps its box; a bad region is a one-line error."""
+    from examiner.search.importance import need_box
+    from generators.errors import GeneratorError
+    from generators.scenes import SceneSampler, SceneSource
+
+    root, space, lo, hi = run_dir
+    rows = [{"dimension": n, "matters": n == "pose.l_knee_flexion"} for n in space.names]
+    mode = {"lo": lo.tolist(), "hi": hi.tolist(), "importance": {"constraints": rows}}
+    nlo, nhi = need_box(mode, space.names)
+    assert nlo.tolist() == [0.5, -1.0, -1.0, -1.0] and nhi.tolist() == [1.0, 1.0, 1.0, 1.0]
+    assert [x.tolist() for x in need_box({**mode, "importance": None}, space.names)] == [lo.tolist(), hi.tolist()]
+    sampler = SceneSampler(SceneSource(from_run=str(root), mode_share=1.0, mode_region="need"))
+    assert sampler.modes[0]["lo"] == lo.tolist()  # the stored mode has no test: its box
+    from examiner.store import RunStore
+
+    tested = tmp_path / "tested"
+    store = RunStore.create(tested, {"space": space.to_dict(), "dimension_names": space.names, "strategy": "test",
+                                     "metric": "mpjpe", "threshold": 90.0, "seeds": {"root": 0}})
+    store.write_modes([{"id": 3, **mode, "verified": {"n": 10, "k": 9, "rate": 0.9}}])
+    store.close()
+    sampler = SceneSampler(SceneSource(from_run=str(tested), mode_share=1.0, mode_region="need"))
+    rng = np.random.default_rng(0)
+    U = np.array([sampler.sample(rng, i)[1]["u"] for i in range(40)])
+    assert (U[:, 0] >= 0.5).all()  # the knee stays in the box
+    assert (U[:, 2] < 0.8).mean() > 0.5 and (np.abs(U[:, 3]) > 0.2).mean() > 0.5  # the camera roams
+    with pytest.raises(GeneratorError, match="--mode-region must be one of box, need"):
+        SceneSampler(SceneSource(from_run=str(root), mode_region="everywhere"))
