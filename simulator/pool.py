@@ -81,6 +81,8 @@ def die_with_parent(parent_pid: int) -> None:
 
 # ---- the pool --------------------------------------------------------------------------
 
+WATCH_S = 1.0  # how often a caller waiting for results checks that no worker died
+
 _WORKER: dict[str, Any] = {}
 
 
@@ -114,14 +116,40 @@ class WorkerPool:
         ctx = mp.get_context("spawn")
         self._pool = ctx.Pool(workers, initializer=_init_worker,
                               initargs=(factory, threads, os.getpid() if die_with_parent else None))
+        # The worker processes as started. multiprocessing.Pool replaces a worker that dies
+        # (a segfault in a GL driver, the OOM killer) and loses the task it held: the
+        # caller would wait for that result forever. Our workers never exit on their own
+        # before close, so any exit of one of these is a death, raised as PoolError.
+        self._procs = list(self._pool._pool)  # private attribute, stable since Python 3.2
 
     def imap(self, func: Callable[[Any, Any], Any], items: Iterable[Any]) -> Iterator[Any]:
         """func(obj, item) for each item in a worker, results in input order."""
-        return self._pool.imap(functools.partial(_apply, func), items)
+        return self._watched(self._pool.imap(functools.partial(_apply, func), items))
 
     def imap_unordered(self, func: Callable[[Any, Any], Any], items: Iterable[Any]) -> Iterator[Any]:
         """func(obj, item) for each item in a worker, results as they finish."""
-        return self._pool.imap_unordered(functools.partial(_apply, func), items)
+        return self._watched(self._pool.imap_unordered(functools.partial(_apply, func), items))
+
+    def _watched(self, it: Any) -> Iterator[Any]:
+        """The results of `it`, checking every WATCH_S while waiting that no worker died."""
+        while True:
+            try:
+                yield it.next(timeout=WATCH_S)
+            except StopIteration:
+                return
+            except mp.TimeoutError:
+                self._check_workers()
+
+    def _check_workers(self) -> None:
+        dead = [p for p in self._procs if p.exitcode is not None]
+        if not dead:
+            return
+        code = dead[0].exitcode
+        how = f"signal {-code}" + (" (segmentation fault)" if code == -11 else " (killed)" if code == -9 else "") \
+            if code < 0 else f"exit code {code}"
+        self.terminate()
+        raise PoolError(f"a worker process died ({how}) and the task it held is lost; the pool was stopped. "
+                        "Rerun: runs and datasets resume from what was saved")
 
     def close(self) -> None:
         """Let the workers finish and exit."""

@@ -44,3 +44,29 @@ def test_torch_threads_restores_the_callers_count():
     with torch_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+def _crash_on(bad: int, x: int) -> int:
+    if x == bad:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGSEGV)  # what a GL driver's segfault does to a render worker
+    return x
+
+
+def test_a_worker_that_dies_is_an_error_not_a_hang():
+    """multiprocessing.Pool replaces a dead worker and loses its task; the caller then
+    waited forever (a render worker's segfault hung `examiner finetune`)."""
+    import time
+
+    pool = WorkerPool(2, functools.partial(int, 3))
+    t = time.monotonic()
+    try:
+        with pytest.raises(PoolError, match=r"worker process died \(signal 11 \(segmentation fault\)\)"):
+            list(pool.imap(_crash_on, range(8)))
+    finally:
+        pool.terminate()
+    assert time.monotonic() - t < 60
+    with WorkerPool(1, functools.partial(int, 3)) as pool:
+        with pytest.raises(PoolError, match="died"):
+            list(pool.imap_unordered(_crash_on, [5, 3, 2]))
