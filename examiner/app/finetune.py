@@ -182,7 +182,8 @@ def run_finetune(run_dir: str | Path, model: str, out: str | Path, *, n: int = 6
         every["n"] = everyday_n
     result = {
         "schema": "poseexaminer-finetune-result", "schema_version": 1, "run": str(run_dir), "model": model,
-        "new_model": spec, "trainer": trainer, "set": str(out / "set"), "modes": rows, "everyday": every,
+        "new_model": spec, "trainer": trainer, "set": str(out / "set"), "mode_region": mode_region,
+        "modes": rows, "everyday": every,
         "seconds": {"set": round(set_s, 1), "train": round(train_s, 1), "total": round(time.perf_counter() - t0, 1)},
         "cpu_seconds_main_process": round(time.process_time() - c0, 1),
     }
