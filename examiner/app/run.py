@@ -229,7 +229,7 @@ def mode_line(m: dict, space: ParamSpace, show: int = 5, standard: float = 0.8) 
 
 
 def _pose_words(m: dict, row: dict, space: ParamSpace | None) -> str:
-    """'; its poses: left hip flexion -23°, ...' for a pose dimension that matters (the
+    """"; the box's poses against outside it: left hip flexion -23°, ..." for a pose dimension (the
     report's seed, 0), '' otherwise."""
     from examiner.search.importance import pose_change, pose_change_text
 

@@ -15,9 +15,9 @@ search, simplification and confirmation, each constraint of each mode is tested 
   often outside. Screen, then retest: a box bounds up to ~30 dimensions, and a Holm
   correction over all of them leaves 12 samples the power to see only the largest drops.
   So every constraint whose first `samples` give p < `SCREEN_P` (at most `MAX_RETEST`
-  per mode, the lowest p first) is retested on `RETEST_FACTOR * samples` new ones, judged on those alone and Holm-adjusted over the
-  retested constraints of the mode (the screen picks what to retest, the retest decides;
-  no sample does both). A
+  per mode, the lowest p first) is retested on `RETEST_FACTOR * samples` new ones,
+  judged on those alone and Holm-adjusted over the retested constraints of the mode (the
+  screen picks what to retest, the retest decides; no sample does both). A
   constraint *matters* when its adjusted retest p-value is below `alpha`.
 
 The constraints are then ranked by the failure rate outside over all their samples
@@ -213,8 +213,8 @@ def pose_change(space: ParamSpace, lo: np.ndarray, hi: np.ndarray, d: int, seed:
     paired difference of each joint angle, inside minus outside, in degrees. Returns up to
     `top` angles that change by at least `min_degrees` on average, largest first
     ([{"dof", "degrees"}]; [] for a dimension outside POSE_GROUPS or one that does not
-    move the pose). Decoding only,
-    no rendering; deterministic given the seed, mode id and dimension."""
+    move the pose). Decoding only, no rendering; deterministic given the seed, mode id and
+    dimension."""
     lo, hi = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
     if space.dimensions[d].choices or space.dimensions[d].group not in POSE_GROUPS:
         return []
