@@ -90,13 +90,36 @@ def mode_table(run_dir: str | Path, before: str, after: str, samples: int, seed:
     run = load_run(run_dir)
     a = recheck_modes(run, before, samples=samples, probe=0, seed=seed, progress=progress)
     b = recheck_modes(run, after, samples=samples, probe=0, seed=seed, progress=progress)
+    need = _need_rates(run, before, after, samples, seed, progress)
     rows = []
     for m, sa, sb in zip(run.modes, a.modes, b.modes):
         rows.append({"rank": m["rank"], "id": m["id"], "n": sa.n, "k_before": sa.k, "k_after": sb.k,
                      "rate_before": sa.rate, "rate_after": sb.rate,
                      "median_before": sa.median, "median_after": sb.median,
-                     "run_rate": m["verified"]["rate"], "run": str(run_dir)})
+                     "run_rate": m["verified"]["rate"], "run": str(run_dir), "need": need.get(m["id"])})
     return rows
+
+
+def _need_rates(run, before: str, after: str, samples: int, seed: int, progress=None) -> dict[int, dict]:
+    """Per mode id with a constraint test that found something mattering alone, the same
+    recheck in its need region (examiner.search.importance.need_box: the constraints that
+    do not matter alone released): whether a fine-tune fixed the condition or only the box
+    (benchmarks/RESULTS-finetune.md, "The box or what the failure needs?")."""
+    import dataclasses
+
+    from examiner.recheck import recheck_modes
+    from examiner.search.importance import need_box, needs
+
+    modes = [m for m in run.modes if needs(m, run.space.names)]
+    if not modes:
+        return {}
+    boxed = [dict(m, lo=lo.tolist(), hi=hi.tolist()) for m in modes for lo, hi in [need_box(m, run.space.names)]]
+    need_run = dataclasses.replace(run, modes=boxed)
+    a = recheck_modes(need_run, before, samples=samples, probe=0, seed=seed, progress=progress)
+    b = recheck_modes(need_run, after, samples=samples, probe=0, seed=seed, progress=progress)
+    return {m["id"]: {"n": sa.n, "k_before": sa.k, "k_after": sb.k, "rate_before": sa.rate, "rate_after": sb.rate,
+                      "dimensions": [run.space.names[d] for d in needs(m, run.space.names)]}
+            for m, sa, sb in zip(modes, a.modes, b.modes)}
 
 
 def everyday_error(model_spec: str, n: int, seed: int, metric: str = "mpjpe") -> dict:
@@ -201,11 +224,14 @@ def run_finetune(run_dir: str | Path, model: str, out: str | Path, *, n: int = 6
 def print_result(result: dict) -> None:
     from rich.table import Table
 
-    table = Table("mode", "samples", "failing before", "failing after", "median before", "median after")
+    table = Table("mode", "samples", "failing before", "failing after", "median before", "median after",
+                  "need region: before -> after")
     for r in result["modes"]:
         fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
+        nd = r.get("need")
         table.add_row(str(r["rank"]), str(r["n"]), f"{r['rate_before']:.0%}", f"{r['rate_after']:.0%}",
-                      fmt(r["median_before"]), fmt(r["median_after"]))
+                      fmt(r["median_before"]), fmt(r["median_after"]),
+                      "-" if not nd else f"{nd['rate_before']:.0%} -> {nd['rate_after']:.0%} of {nd['n']}")
     console.console.print(table)
     e = result["everyday"]
     b, a = e["before"].get("mpjpe_mm"), e["after"].get("mpjpe_mm")

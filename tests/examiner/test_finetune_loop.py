@@ -307,6 +307,10 @@ def test_recheck_table_matches_examiner_recheck_by_hand(analytic_run, capsys):
         for r in rows:
             assert by_id[r["id"]]["k_b"] == r[key] and by_id[r["id"]]["n_b"] == r["n"] == 12
     assert any(r["k_before"] != r["k_after"] for r in rows)  # the two models differ somewhere
+    # ... and each mode whose constraint test found what it needs is rechecked in its need
+    # region too (the planted regions' constraints matter, so every mode here has one).
+    needs = [r["need"] for r in rows if r["need"]]
+    assert needs and all(n["n"] == 12 and n["dimensions"] for n in needs)
 
 
 def test_hook_contract_one_line_errors(tmp_path):
