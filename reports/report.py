@@ -18,6 +18,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from examiner.search.reference import children_metric_note
 from examiner.store import dumps
 from reports import views
 from reports.errors import ReportError
@@ -716,6 +717,7 @@ def write_report(
         "run_dir": str(run.root),
         "metric": run.metric,
         "metric_note": views.metric_note(run.metric),
+        "children_note": children_metric_note(run.metric, run.space.names),
         "unit": unit,
         "threshold": run.threshold,
         "threshold_rule": meta.get("threshold_rule"),
@@ -806,7 +808,7 @@ def _space_warning(failure_rate: dict | None, space_rate: dict | None = None) ->
     """The report's warning when the model fails on most of the space: judged on the
     uniform samples drawn after the search where the run has them, else on the search's
     proposals."""
-    from examiner.search.reference import most_space_fails_warning
+    from examiner.search.reference import children_metric_note, most_space_fails_warning
 
     if space_rate and space_rate.get("n"):
         return most_space_fails_warning(space_rate["rate"], uniform=True)

@@ -18,7 +18,8 @@ import typer
 from examiner.search.config import STRATEGIES, SearchConfig
 from examiner.search.errors import ResumeError, SearchConfigError
 from examiner.search.factory import EvaluatorFactory
-from examiner.search.reference import most_space_fails_warning, resolve_threshold, uses_relative_threshold
+from examiner.search.reference import (children_metric_note, most_space_fails_warning, resolve_threshold,
+                                       uses_relative_threshold)
 from simulator.params import ParamSpace
 
 
@@ -188,6 +189,9 @@ def run_command(
                else most_space_fails_warning(result.search_failure_rate))
     if warning:
         typer.echo(f"warning: {warning}", err=True)
+    note = children_metric_note(cfg.metric, param_space.names)
+    if note:
+        typer.echo(f"note: {note}", err=True)
     print_modes(result.out_dir, lambda line: typer.echo(line, err=True))
     for line in factor_lines(factors):
         typer.echo(line, err=True)

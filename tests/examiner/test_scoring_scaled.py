@@ -51,3 +51,13 @@ def test_scaled_metric_is_a_search_metric():
     from examiner.search.sim_evaluator import METRICS_3D
 
     assert "pa_mpjpe_scaled" in METRICS_3D and DEFAULT_THRESHOLDS["pa_mpjpe_scaled"] == 90.0
+
+
+def test_a_space_with_children_and_a_millimetre_metric_gets_a_note():
+    from examiner.search.reference import children_metric_note
+
+    note = children_metric_note("pa_mpjpe", ["pose.z01", "shape.age"])
+    assert note and "--metric pa_mpjpe_scaled" in note and "\n" not in note
+    assert children_metric_note("pa_mpjpe_scaled", ["shape.age"]) is None  # judged at an adult's size
+    assert children_metric_note("pa_mpjpe", ["pose.z01", "camera.azimuth"]) is None  # no age in the space
+    assert children_metric_note("pck_miss", ["shape.age"]) is None  # image-relative already
