@@ -36,7 +36,7 @@ import pickle
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -224,6 +224,19 @@ def _record_problem(r: dict, dim: int) -> str | None:
     return None
 
 
+def _importance_ok(imp: Any, num: Callable[[Any], bool]) -> bool:
+    """The fields of a mode's constraint test (examiner.search.importance) that the report,
+    the CLI and the fine-tuning sets read."""
+    if not isinstance(imp, dict) or not isinstance(imp.get("constraints"), list):
+        return False
+    if not isinstance(imp.get("samples"), int) or not isinstance(imp.get("seed"), dict) \
+            or not isinstance(imp["seed"].get("root"), int) or not isinstance(imp.get("inside"), dict) \
+            or not num(imp["inside"].get("rate")) or not num(imp["inside"].get("n")):
+        return False
+    return all(isinstance(r, dict) and isinstance(r.get("dimension"), str) and isinstance(r.get("matters"), bool)
+               and num(r.get("k")) and num(r.get("n")) for r in imp["constraints"])
+
+
 def check_modes(modes: Sequence[dict], dim: int, where: str | Path) -> None:
     """StoreError unless every mode has an integer id, numeric lo/hi boxes of `dim`
     numbers and a `verified` object with a numeric (or null) rate."""
@@ -236,6 +249,9 @@ def check_modes(modes: Sequence[dict], dim: int, where: str | Path) -> None:
             problem = f"mode {m['id']}: 'lo' / 'hi' are not lists of {dim} numbers"
         elif not isinstance(m.get("verified"), dict) or not (m["verified"].get("rate") is None or num(m["verified"]["rate"])):
             problem = f"mode {m['id']}: 'verified' has no numeric rate"
+        elif m.get("importance") is not None and not _importance_ok(m["importance"], num):
+            problem = (f"mode {m['id']}: 'importance' is not a constraint test (samples, seed.root, inside, and "
+                       "constraints with dimension, matters, k and n)")
         if problem:
             raise StoreError(f"{where} is damaged ({problem}); rerun or resume the search to rewrite it")
 

@@ -222,3 +222,22 @@ def test_at_most_max_retest_constraints_of_a_mode_are_retested_lowest_screen_p_f
     assert len(calls[1]) == MAX_RETEST * 24 and len(retested) == MAX_RETEST
     assert {NAMES[i] for i in dims[:2]} <= set(retested)
     assert {r["dimension"] for r in rows if r["matters"]} == {NAMES[i] for i in dims[:2]}
+
+
+def test_a_damaged_constraint_test_in_modes_json_is_a_one_line_error():
+    """A run folder someone sent may carry a hand-edited modes.json: the report, the CLI
+    and the fine-tuning sets read `importance`, so its fields are checked on load."""
+    import pytest
+
+    from examiner.store import StoreError, check_modes
+
+    good = {"samples": 12, "seed": {"root": 0}, "inside": {"n": 40, "k": 39, "rate": 0.975},
+            "constraints": [{"dimension": "camera.elevation", "matters": True, "k": 1, "n": 12}]}
+    mode = {"id": 1, "lo": [-1.0] * 3, "hi": [1.0] * 3, "verified": {"rate": 0.9}}
+    check_modes([{**mode, "importance": good}, {**mode, "importance": None}, mode], 3, "modes.json")
+    for bad in ("yes", {**good, "constraints": [{"dimension": "camera.elevation", "matters": "yes", "k": 1, "n": 12}]},
+                {**good, "seed": {}}, {**good, "inside": {"n": 40, "k": 39, "rate": None}},
+                {**good, "constraints": [{"matters": True, "k": 1, "n": 12}]}):
+        with pytest.raises(StoreError, match=r"modes.json is damaged \(mode 1: 'importance' is not a constraint test") as e:
+            check_modes([{**mode, "importance": bad}], 3, "modes.json")
+        assert "\n" not in str(e.value)
