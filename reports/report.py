@@ -64,8 +64,6 @@ def _region_rows(run: RunData, mode: dict, importance: dict | None = None,
     one (what matters first), else narrowest first; and the number of free dimensions. With
     a seed, a pose dimension's bar says what it does to the body (`pose`: the joint angles
     the box changes most against outside it, examiner.search.importance.pose_change)."""
-    from examiner.search.importance import pose_change, pose_change_text
-
     tested = {r["dimension"]: (i, r) for i, r in enumerate((importance or {}).get("constraints") or [])}
     rows = []
     free = 0
@@ -83,12 +81,23 @@ def _region_rows(run: RunData, mode: dict, importance: dict | None = None,
             "full": views.full_range_text(dim),
             "description": dim.description,
             "outside": tested.get(dim.name, (None, None))[1],
-            "pose": (pose_change_text(pose_change(run.space, np.asarray(mode["lo"]), np.asarray(mode["hi"]), i, seed,
-                                                  int(mode["id"])))
-                     if seed is not None else ""),
+            "pose": _bar_pose_text(run, mode, i, seed, tested.get(dim.name, (None, None))[1]),
         })
     rows.sort(key=lambda r: (tested[r["name"]][0], 0.0) if r["name"] in tested else (len(tested), r["fraction"]))
     return rows, free
+
+
+def _bar_pose_text(run: RunData, mode: dict, d: int, seed: int | None, tested_row: dict | None) -> str:
+    """A pose dimension's bar line: the constraint test view's `pose_change` when it has
+    one (computed there already), else computed here; '' without a seed."""
+    from examiner.search.importance import pose_change, pose_change_text
+
+    if seed is None:
+        return ""
+    change = (tested_row or {}).get("pose_change")
+    if change is None:
+        change = pose_change(run.space, np.asarray(mode["lo"]), np.asarray(mode["hi"]), d, seed, int(mode["id"]))
+    return pose_change_text(change)
 
 
 _DESCRIPTION_CACHE: dict[tuple, Any] = {}
