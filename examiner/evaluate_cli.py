@@ -18,7 +18,7 @@ def evaluate_command(
                               help="model spec: mediapipe, baseline, python:pkg.mod:factory, onnx:m.onnx, worker:NAME, cmd:\"...\", whitebox:..."),
     n: int = typer.Option(200, "--n", help="number of scenes"),
     seed: int = typer.Option(0, "--seed", help="seed of the scene sampler"),
-    space: str = typer.Option("pose,camera", "--space", help="parameter groups or dimension names, comma-separated"),
+    space: str = typer.Option("pose,camera", "--space", help="parameter groups or dimension names, comma-separated; name=LOW:HIGH narrows one"),
     out: Path = typer.Option(Path("out/evaluate"), "--out", "-o", help="folder for evaluations.csv and summary.json"),
     overwrite: bool = typer.Option(False, "--overwrite", help="write into a non-empty --out folder"),
     batch_size: int = typer.Option(16, "--batch-size"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -546,7 +547,85 @@ def needs_summary(run: RunData, importance: dict | None = None) -> dict | None:
                          "words": said, "pose": pose_change_text(change)})
         failures.append({"dimensions": dims, "modes": sorted(int(m["rank"]) for m in group)})
     return {"failures": failures,
-            "nothing_alone": sorted(int(m["rank"]) for m in tested if not needs(m, names))}
+            "nothing_alone": sorted(int(m["rank"]) for m in tested if not needs(m, names)),
+            "rest": rest_of_space(run, group_by_need(tested, names))}
+
+
+# A need range within this (normalised) distance of a space edge reaches it: the need is
+# one-sided, and the rest of the space is the other side.
+REST_EDGE = 0.02
+
+
+def rest_of_space(run: RunData, groups: Sequence[Sequence[dict]]) -> dict | None:
+    """Where to look next: the run's space with every failure that needs one constraint
+    alone cut away, as a space spec and a command. A failure needing one side of a
+    continuous dimension (truncation 0.19 to 0.35) leaves the other side (0 to 0.19); one
+    needing some choices leaves the others. Failures needing several constraints together,
+    or a range inside a dimension, cannot be cut from a box: they stay (`kept`).
+    {"entries", "space", "command", "cut": [rank], "kept": [rank]}; None when nothing can
+    be cut or the run recorded no space spec."""
+    from examiner.search.importance import needs
+    from simulator.params import ParamSpace, limit_entry, with_limits
+
+    config = run.meta.get("config") or {}
+    spec = config.get("space")
+    if not spec:
+        return None
+    names = run.space.names
+    try:
+        if ParamSpace.from_groups(spec).names != names:  # a space given to run_search directly
+            return None
+    except PoseExaminerError:
+        return None
+    ranges: dict[int, list[float]] = {}  # continuous dimension -> the normalised range left
+    choices: dict[int, list[str]] = {}  # categorical dimension -> the choices left
+    cut: list[int] = []
+    kept: list[int] = []
+    for group in groups:
+        ranks = [int(m["rank"]) for m in group]
+        need = needs(group[0], names)
+        d = need[0] if len(need) == 1 else None
+        if d is None:
+            kept += ranks
+            continue
+        lo = min(float(m["lo"][d]) for m in group)
+        hi = max(float(m["hi"][d]) for m in group)
+        dim = run.space.dimensions[d]
+        if dim.choices:
+            hit = limit_entry(dim, lo, hi).partition("=")[2].split("|")
+            left = [c for c in choices.get(d, dim.choices) if c not in hit]
+            if not left:
+                kept += ranks
+                continue
+            choices[d] = left
+            cut += ranks
+            continue
+        klo, khi = ranges.get(d, [-1.0, 1.0])
+        if lo > -1 + REST_EDGE and hi >= 1 - REST_EDGE:
+            khi = min(khi, lo)
+        elif hi < 1 - REST_EDGE and lo <= -1 + REST_EDGE:
+            klo = max(klo, hi)
+        else:  # a range inside the dimension: the rest is not a box
+            kept += ranks
+            continue
+        if khi - klo < REST_EDGE:  # nothing would be left of the dimension
+            kept += ranks
+            continue
+        ranges[d] = [klo, khi]
+        cut += ranks
+    if not ranges and not choices:
+        return None
+    entries = [limit_entry(run.space.dimensions[d], *ranges[d]) if d in ranges
+               else f"{names[d]}={'|'.join(choices[d])}" for d in sorted({*ranges, *choices})]
+    space = with_limits(spec, entries)
+    words = ["examiner run", "--model", str(run.meta.get("model_spec") or "MODEL"), "--space", space]
+    if config.get("metric") and config["metric"] != "pa_mpjpe":
+        words += ["--metric", config["metric"]]
+    if config.get("threshold") is not None:
+        words += ["--threshold", f"{config['threshold']:g}"]
+    words += ["--budget", str(config.get("budget", 3000)), "--out", "RUN_DIR"]
+    command = " ".join([words[0]] + [shlex.quote(w) for w in words[1:]])
+    return {"entries": entries, "space": space, "command": command, "cut": sorted(cut), "kept": sorted(kept)}
 
 
 def needs_lines(summary: dict | None) -> list[str]:

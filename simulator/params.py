@@ -526,6 +526,87 @@ def _posture_dimensions() -> list[Dimension]:
     ]
 
 
+def _display_value(d: Dimension, text: str, entry: str) -> float:
+    """A number in the dimension's display unit (degrees, years, sigma, ...) -> physical."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise ParamError(f"--space entry {entry!r}: {text.strip()!r} is not a number") from None
+    if not math.isfinite(v):
+        raise ParamError(f"--space entry {entry!r}: {text.strip()!r} is not a finite number")
+    if d.unit == "rad":
+        return math.radians(v)
+    return float(d.from_display(v)) if d.warp else v
+
+
+def parse_limit(entry: str, known: Mapping[str, Dimension]) -> "Dimension | Any":
+    """One "name=..." entry of a space spec -> the narrowed Dimension, or the physical
+    value the dimension is fixed at. Ranges and values are in the units `examiner space`
+    shows (degrees for angles, years for age, sigma for pose latents) and must lie within
+    the dimension's own range: a limit narrows the space, it never widens it."""
+    name, _, spec = (x.strip() for x in entry.partition("="))
+    d = known.get(name)
+    if d is None:
+        raise ParamError(f"--space entry {entry!r} names no dimension; run `examiner space` to list them")
+    if not spec:
+        raise ParamError(f"--space entry {entry!r} gives no range; write {name}=LOW:HIGH or {name}=VALUE")
+    if d.choices:
+        picked = [c.strip() for c in spec.split("|")]
+        bad = [c for c in picked if c not in d.choices]
+        if bad or len(set(picked)) != len(picked):
+            raise ParamError(f"--space entry {entry!r}: {name} takes one or more of {'|'.join(d.choices)} "
+                             f"(separated by '|'), each once")
+        if len(picked) == 1:
+            return picked[0]
+        return dataclasses.replace(d, choices=tuple(c for c in d.choices if c in picked))
+    shown = f"{d.format(d.low)} to {d.format(d.high)}"
+    if ":" not in spec:
+        if d.is_latent or d.is_posture:
+            raise ParamError(f"--space entry {entry!r}: {name} can be narrowed ({name}=LOW:HIGH, within {shown}), "
+                             "not fixed")
+        v = _display_value(d, spec, entry)
+        if not d.low - 1e-9 <= v <= d.high + 1e-9:
+            raise ParamError(f"--space entry {entry!r}: the value is outside {name}'s range {shown}")
+        return v
+    lo_text, _, hi_text = spec.partition(":")
+    lo, hi = _display_value(d, lo_text, entry), _display_value(d, hi_text, entry)
+    if not lo < hi:
+        raise ParamError(f"--space entry {entry!r}: the range must run from low to high ({name}=LOW:HIGH)")
+    tol = 1e-9 + 1e-6 * (d.high - d.low)
+    if lo < d.low - tol or hi > d.high + tol:
+        raise ParamError(f"--space entry {entry!r} widens {name}; a limit stays within its range {shown}")
+    return dataclasses.replace(d, low=max(lo, d.low), high=min(hi, d.high))
+
+
+def _display_number(d: Dimension, value: float) -> str:
+    """A physical value in the unit `parse_limit` reads (degrees, years, sigma, ...)."""
+    v = math.degrees(value) if d.unit == "rad" else float(d.to_display(value)) if d.warp else float(value)
+    text = f"{v:.{1 if d.unit == 'rad' or d.warp else 3}f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def limit_entry(d: Dimension, lo_u: float, hi_u: float) -> str:
+    """The space-spec entry that keeps the normalised range [lo_u, hi_u] of `d`
+    ("camera.truncation=0:0.19"; for a categorical dimension, the choices whose bins it
+    overlaps: "camera.truncation_side=left|right", or the one choice)."""
+    if d.choices:
+        n = len(d.choices)
+        first = min(int((lo_u + 1.0) / 2.0 * n + 1e-9), n - 1)
+        last = min(int((hi_u + 1.0) / 2.0 * n - 1e-9), n - 1)
+        return f"{d.name}={'|'.join(d.choices[first:last + 1])}"
+    lo = d.low if lo_u <= -1.0 + 1e-12 else d.to_physical(lo_u)
+    hi = d.high if hi_u >= 1.0 - 1e-12 else d.to_physical(hi_u)
+    return f"{d.name}={_display_number(d, lo)}:{_display_number(d, hi)}"
+
+
+def with_limits(spec: str, entries: Sequence[str]) -> str:
+    """A space spec with "name=..." entries added, replacing any earlier limit on the
+    same dimensions."""
+    names = {e.partition("=")[0] for e in entries}
+    kept = [g.strip() for g in spec.split(",") if g.strip() and g.strip().partition("=")[0].strip() not in names]
+    return ",".join(kept + list(entries))
+
+
 def u_to_latent(u: np.ndarray, low: float = -LATENT_SIGMA, high: float = LATENT_SIGMA) -> np.ndarray:
     """Normalised u in [-1, 1] -> latent z: the inverse CDF of the standard normal
     truncated to [low, high] (sigmas)."""
@@ -656,10 +737,19 @@ class ParamSpace:
     ) -> "ParamSpace":
         """Restrict the default dimensions to groups ("pose,camera") or explicit
         dimension names ("pose.l_knee_flexion"); everything else stays at `base`.
-        `overrides` replaces bounds: {"camera.distance": (2.0, 8.0)}."""
+        `overrides` replaces bounds: {"camera.distance": (2.0, 8.0)}.
+
+        An entry "name=..." narrows or fixes one dimension (`parse_limit`), in the units
+        `examiner space` shows: "camera.truncation=0:0.19" (a range), "shape.age=18:80"
+        (years), "camera.elevation=0:30" (degrees), "pose.z02=-1:2.5" (sigma),
+        "camera.truncation_side=left|right" (some choices), "camera.truncation=0" or
+        "occluder.kind=none" (fixed: the dimension leaves the space, the base scene takes
+        the value). A dimension no group selected joins the space with the narrowed range."""
         if isinstance(groups, str):
             groups = [g.strip() for g in groups.split(",") if g.strip()]
         groups = list(groups)
+        limits = [g for g in groups if "=" in g]
+        groups = [g for g in groups if "=" not in g]
         all_dims = default_dimensions()
         if background_images:
             all_dims = [
@@ -689,6 +779,26 @@ class ParamSpace:
                     raise ParamError(f"bounds for {name!r} must satisfy low < high, got ({lo}, {hi})")
                 by_name[name] = dataclasses.replace(by_name[name], low=float(lo), high=float(hi))
             chosen = list(by_name.values())
+        if limits:
+            known = {d.name: d for d in all_dims}
+            by_name = {d.name: d for d in chosen}
+            fixed: dict[str, Any] = {}
+            seen: set[str] = set()
+            for text in limits:
+                name = text.partition("=")[0].strip()
+                if name in seen:
+                    raise ParamError(f"--space limits {name!r} twice; give one range or value per dimension")
+                seen.add(name)
+                limited = parse_limit(text, known)
+                if isinstance(limited, Dimension):
+                    by_name[name] = limited
+                else:
+                    by_name.pop(name, None)
+                    fixed[name] = limited
+            chosen = list(by_name.values())
+            if not chosen:
+                raise ParamError("every dimension of the space is fixed; leave at least one free (e.g. add 'pose')")
+            base = (base or SceneParams()).with_values(fixed)
         return cls(chosen, base=base, clamp=clamp)
 
     # ---- mapping -----------------------------------------------------------------------

@@ -90,7 +90,7 @@ def render(
 def sample(
     n: int = typer.Option(16, "--n", help="Number of scenes."),
     seed: int = typer.Option(0, "--seed"),
-    space: str = typer.Option("pose,shape,camera", "--space", help="Parameter groups to sample."),
+    space: str = typer.Option("pose,shape,camera", "--space", help="Parameter groups to sample; name=LOW:HIGH narrows one (see `examiner space`)."),
     out: str = typer.Option(..., "--out", help="Output folder."),
     size: int = typer.Option(256, "--size", help="Image width and height in pixels."),
     backend: str = typer.Option("auto", "--gl", help="OpenGL backend: auto, egl, osmesa."),

@@ -66,7 +66,7 @@ def _run(kind: str, config, out: str, workers: int, backend: str, resume: bool, 
 def dense(
     n: int = typer.Option(100, "--n", help="Number of images."),
     out: str = typer.Option(..., "--out", help="Dataset directory."),
-    space: str = typer.Option("pose,shape,camera,light,background", "--space", help="Parameter groups to sample."),
+    space: str = typer.Option("pose,shape,camera,light,background", "--space", help="Parameter groups to sample; name=LOW:HIGH narrows one."),
     from_run: Optional[str] = typer.Option(None, "--from-run", help="Sample a search run's failure modes instead."),
     mode_share: float = typer.Option(1.0, "--mode-share", help="With --from-run: share of samples inside the modes."),
     points: int = typer.Option(2600, "--points", help="DensePose points per person (0 = every body pixel)."),

@@ -292,7 +292,7 @@ def loop_command(
     model: str = typer.Option("baseline", "--model", help="The model to improve (baseline with the built-in trainer)."),
     rounds: int = typer.Option(2, "--rounds", help="Rounds of examine, fine-tune, re-examine."),
     out: Path = typer.Option(..., "--out", help="Loop folder (an existing loop there is resumed)."),
-    space: str = typer.Option("pose,camera,occluder", "--space", help="Parameter groups to search."),
+    space: str = typer.Option("pose,camera,occluder", "--space", help="Parameter groups to search; name=LOW:HIGH narrows one."),
     budget: int = typer.Option(1500, "--budget", help="Search evaluations per round."),
     agents: int = typer.Option(4, "--agents"),
     strategy: str = typer.Option("marl", "--strategy"),

@@ -40,7 +40,7 @@ def _load_config(config_path: Optional[Path], resume: Optional[Path]) -> tuple[S
 
 def run_command(
     model: Optional[str] = typer.Option(None, "--model", help="Target spec, e.g. analytic:planted."),
-    space: Optional[str] = typer.Option(None, "--space", help="Parameter groups to search, e.g. pose,shape,camera."),
+    space: Optional[str] = typer.Option(None, "--space", help="Parameter groups to search, e.g. pose,shape,camera; name=LOW:HIGH narrows a dimension (camera.truncation=0:0.19), name=VALUE fixes it, name=a|b keeps some choices."),
     budget: Optional[int] = typer.Option(None, "--budget", help="Evaluations in total (region growing included)."),
     agents: Optional[int] = typer.Option(None, "--agents", help="Number of agents (default 8)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Run seed; the same seed gives the same evaluation log."),
@@ -285,11 +285,17 @@ def print_modes(run_dir: Path, echo: Callable[[str], None]) -> None:
         echo(line)
     from reports.report import needs_lines, needs_summary
 
-    lines = needs_lines(needs_summary(run))
+    summary = needs_summary(run)
+    lines = needs_lines(summary)
     if lines:
         echo("what the failures need (each constraint tested alone; modes needing the same are one failure):")
         for text in lines:
             echo(f"  {text}")
+    rest = (summary or {}).get("rest")
+    if rest:
+        echo(f"what else fails: the space without what mode{'s' if len(rest['cut']) > 1 else ''} "
+             f"{', '.join(map(str, rest['cut']))} need{'' if len(rest['cut']) > 1 else 's'} "
+             f"({', '.join(rest['entries'])}):\n  {rest['command']}")
 
 
 def _read_summary(run_dir: Path) -> dict:

@@ -135,8 +135,8 @@ def most_space_fails_warning(failure_rate: float | None, uniform: bool = False) 
         return None
     what = "of scenes drawn uniformly from the space" if uniform else "of the search's proposals"
     return (f"{failure_rate:.0%} {what} fail: the model fails on most of this space, "
-            "so its failure modes tile it rather than isolate conditions; narrow the space (--space, bounds) "
-            "or raise --threshold")
+            "so its failure modes tile it rather than isolate conditions; narrow the space (--space: fewer groups, "
+            "or ranges such as 'pose,camera,camera.truncation=0:0.1') or raise --threshold")
 
 
 def children_metric_note(metric: str, dimension_names) -> str | None:

@@ -130,3 +130,58 @@ def test_every_default_dimension_is_a_scene_parameter():
     flat = SceneParams().flat()
     for d in default_dimensions():
         assert d.name in flat or d.is_latent or d.is_posture
+
+
+def test_space_limits_narrow_or_fix_a_dimension_in_the_units_examiner_space_shows():
+    """'name=LOW:HIGH' narrows (degrees for angles, years for age), 'name=VALUE' or one
+    choice fixes the dimension in the base scene, 'a|b' keeps some choices."""
+    ps = ParamSpace.from_groups("camera,shape,camera.truncation=0:0.19,camera.elevation=0:30,shape.age=18:80")
+    dims = {d.name: d for d in ps.dimensions}
+    assert (dims["camera.truncation"].low, dims["camera.truncation"].high) == (0.0, 0.19)
+    assert math.isclose(dims["camera.elevation"].high, math.radians(30)) and dims["camera.elevation"].low == 0.0
+    assert dims["shape.age"].format(dims["shape.age"].low) == "18 years"
+    U = ps.sample(np.random.default_rng(0), 200)
+    trunc = np.array([p.camera.truncation for p in ps.to_params_batch(U)])
+    assert trunc.min() >= 0.0 and trunc.max() <= 0.19 and trunc.max() > 0.15
+    fixed = ParamSpace.from_groups("camera,camera.truncation=0.1,camera.truncation_side=left|right")
+    assert "camera.truncation" not in fixed.names and fixed.base.camera.truncation == 0.1
+    assert {d.name: d for d in fixed.dimensions}["camera.truncation_side"].choices == ("left", "right")
+    one = ParamSpace.from_groups("camera,camera.truncation_side=top")
+    assert "camera.truncation_side" not in one.names and one.base.camera.truncation_side == "top"
+    # A dimension no group selected joins the space with its narrowed range.
+    assert ParamSpace.from_groups("pose,camera.framing=0.5:0.9").names[-1] == "camera.framing"
+    # The narrowed space survives the run store's JSON.
+    again = ParamSpace.from_dict(json.loads(json.dumps(fixed.to_dict())))
+    assert again.names == fixed.names and again.base.camera.truncation == 0.1
+
+
+@pytest.mark.parametrize("spec, says", [
+    ("camera,camera.truncation=0:0.5", "widens camera.truncation"),
+    ("camera,camera.truncation=0.3:0.1", "from low to high"),
+    ("camera,camera.truncation=", "gives no range"),
+    ("camera,camera.elevation=a:30", "'a' is not a number"),
+    ("camera,camera.fov=1:2", "names no dimension"),
+    ("camera,camera.truncation_side=up", "one or more of bottom|top|left|right"),
+    ("pose,pose.z01=1", "can be narrowed"),
+    ("camera,camera.truncation=0:0.1,camera.truncation=0", "twice"),
+    ("camera.truncation=0", "every dimension of the space is fixed"),
+])
+def test_bad_space_limits_are_one_line_errors_naming_the_fix(spec, says):
+    with pytest.raises(ParamError) as e:
+        ParamSpace.from_groups(spec)
+    assert says in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_limit_entry_reads_back_as_the_range_it_keeps():
+    from simulator.params import limit_entry, parse_limit, with_limits
+
+    ps = ParamSpace.from_groups("pose,shape,camera")
+    known = {d.name: d for d in ps.dimensions}
+    for name in ("camera.truncation", "camera.elevation", "shape.age", "pose.z03"):
+        d = known[name]
+        entry = limit_entry(d, -0.4, 1.0)
+        back = parse_limit(entry, known)
+        assert back.high == d.high and abs(d.to_normalised(back.low) + 0.4) < 2e-3, (entry, back)
+    assert limit_entry(known["camera.truncation_side"], -0.6, 0.1) == "camera.truncation_side=bottom|top|left"
+    assert with_limits("pose,camera,camera.truncation=0:0.2", ["camera.truncation=0:0.1"]) == \
+        "pose,camera,camera.truncation=0:0.1"
