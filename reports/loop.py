@@ -12,6 +12,13 @@ from html import escape
 from pathlib import Path
 
 FIXED_BELOW = 0.2
+# The style of the loop's and the peel's pages (reports/peel.py).
+PAGE_STYLE = """<style>
+body { font: 15px/1.45 system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
+table { border-collapse: collapse; margin: .6em 0; } td, th { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
+td.l { text-align: left; font-size: 13px; } th { background: #f4f4f4; } .note { color: #666; font-size: 13px; }
+code { font-size: 13px; }
+</style>"""
 
 
 def _pct(v) -> str:
@@ -130,12 +137,7 @@ def loop_html(state: dict) -> str:
     status = state.get("status", "running")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>PoseExaminer loop</title>
-<style>
-body {{ font: 15px/1.45 system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }}
-table {{ border-collapse: collapse; margin: .6em 0; }} td, th {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
-td.l {{ text-align: left; font-size: 13px; }} th {{ background: #f4f4f4; }} .note {{ color: #666; font-size: 13px; }}
-code {{ font-size: 13px; }}
-</style></head><body>
+{PAGE_STYLE}</head><body>
 <h1>Examine, fine-tune, re-examine</h1>
 <p>Model <code>{escape(str(c['model']))}</code>, {len(rounds)} of {c['rounds']} round(s) ({escape(status)});
 search space <code>{escape(str(c['space']))}</code>, {c['budget']} evaluations per round ({escape(str(c['strategy']))});
@@ -151,9 +153,14 @@ from loop.json.</p>
 """
 
 
-def write_loop_html(state: dict, path: str | Path) -> Path:
+def write_page(html: str, path: str | Path) -> Path:
+    """Write a page atomically (a reader never sees half of it)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(loop_html(state))
+    tmp.write_text(html)
     tmp.replace(path)
     return path
+
+
+def write_loop_html(state: dict, path: str | Path) -> Path:
+    return write_page(loop_html(state), path)

@@ -560,7 +560,9 @@ def rest_of_space(run: RunData, groups: Sequence[Sequence[dict]]) -> dict | None
     """Where to look next: the run's space with every failure that needs one constraint
     alone cut away, as a space spec and a command. A failure needing one side of a
     continuous dimension (truncation 0.19 to 0.35) leaves the other side (0 to 0.19); one
-    needing some choices leaves the others. Failures needing several constraints together,
+    needing some choices leaves the others. Of a failure's modes the one that needs least
+    decides (the narrowest range): what a weaker, wider mode adds is left for the next
+    search to find again if it is real. Failures needing several constraints together,
     or a range inside a dimension, cannot be cut from a box: they stay (`kept`).
     {"entries", "space", "command", "cut": [rank], "kept": [rank]}; None when nothing can
     be cut or the run recorded no space spec."""
@@ -588,23 +590,26 @@ def rest_of_space(run: RunData, groups: Sequence[Sequence[dict]]) -> dict | None
         if d is None:
             kept += ranks
             continue
-        lo = min(float(m["lo"][d]) for m in group)
-        hi = max(float(m["hi"][d]) for m in group)
+        # The least each of the group's modes needs: a mode with a wider range is a weaker
+        # one (modes of one failure overlap, the strongest pins the need closest).
+        los = [float(m["lo"][d]) for m in group]
+        his = [float(m["hi"][d]) for m in group]
         dim = run.space.dimensions[d]
         if dim.choices:
-            hit = limit_entry(dim, lo, hi).partition("=")[2].split("|")
+            hits = [set(limit_entry(dim, lo, hi).partition("=")[2].split("|")) for lo, hi in zip(los, his)]
+            hit = set.intersection(*hits)
             left = [c for c in choices.get(d, dim.choices) if c not in hit]
-            if not left:
+            if not hit or not left:
                 kept += ranks
                 continue
             choices[d] = left
             cut += ranks
             continue
         klo, khi = ranges.get(d, [-1.0, 1.0])
-        if lo > -1 + REST_EDGE and hi >= 1 - REST_EDGE:
-            khi = min(khi, lo)
-        elif hi < 1 - REST_EDGE and lo <= -1 + REST_EDGE:
-            klo = max(klo, hi)
+        if all(lo > -1 + REST_EDGE and hi >= 1 - REST_EDGE for lo, hi in zip(los, his)):
+            khi = min(khi, max(los))
+        elif all(hi < 1 - REST_EDGE and lo <= -1 + REST_EDGE for lo, hi in zip(los, his)):
+            klo = max(klo, min(his))
         else:  # a range inside the dimension: the rest is not a box
             kept += ranks
             continue

@@ -242,7 +242,7 @@ def runs_repair(
 
 def _mount_subcommands() -> None:
     """Commands defined in their own modules; plain imports, so readers and linters see them."""
-    from examiner.app import finetune, generate, loop, renderers, report, run
+    from examiner.app import finetune, generate, loop, peel, renderers, report, run
     from examiner.search.config import STRATEGIES
     from examiner.evaluate_cli import evaluate_command
     from examiner.targets import cli as targets_cli
@@ -268,6 +268,8 @@ def _mount_subcommands() -> None:
     app.command("loop", help="Examine, fine-tune, re-examine for R rounds; one HTML page tells the story.")(
         loop.loop_command
     )
+    app.command("peel", help="Examine, cut away what the failures need, examine the rest: a model's failures one "
+                "after another; one HTML page lists them.")(peel.peel_command)
     app.command("evaluate", help="Evaluate a model on random scenes; per-sample table and summary.")(evaluate_command)
 
 

@@ -68,16 +68,19 @@ def _recipe_identity(finetune: dict | None) -> dict | None:
     return {k: v for k, v in finetune.items() if k != "threads"}
 
 
-def _write_state(out: Path, state: dict) -> None:
-    tmp = out / f".{STATE}.tmp-{os.getpid()}"
+def _write_state(out: Path, state: dict, name: str = STATE) -> None:
+    tmp = out / f".{name}.tmp-{os.getpid()}"
     with open(tmp, "w") as f:
         f.write(json.dumps(state, indent=1))
         f.flush()
         os.fsync(f.fileno())
-    tmp.replace(out / STATE)
+    tmp.replace(out / name)
 
 
-def _search(model: str, space_groups: str, cfg_kw: dict, threshold: float, run_dir: Path, quiet: bool) -> dict:
+def _search(model: str, space_groups: str, cfg_kw: dict, threshold: float, run_dir: Path, quiet: bool,
+            evaluator=None) -> dict:
+    """One search into run_dir (resumed when it has evaluations) and its report.
+    evaluator: replaces the one built from the model spec (examiner peel's tests)."""
     from examiner.search import EvaluatorFactory, SearchConfig, run_search
     from examiner.search.backends import make_evaluator
     from examiner.search.progress import RichProgress
@@ -95,8 +98,9 @@ def _search(model: str, space_groups: str, cfg_kw: dict, threshold: float, run_d
             resume = False
     if not resume and run_dir.exists():
         shutil.rmtree(run_dir)  # killed before its first evaluation: start it again
-    factory = EvaluatorFactory(model, space.to_dict(), config.failure_threshold, config.seed, config.metric)
-    evaluator = make_evaluator(factory, config.backend, config.workers)
+    if evaluator is None:
+        factory = EvaluatorFactory(model, space.to_dict(), config.failure_threshold, config.seed, config.metric)
+        evaluator = make_evaluator(factory, config.backend, config.workers)
     with RichProgress(config.budget, disable=quiet) as show:
         result = run_search(config, evaluator, space, run_dir, resume=resume, progress=show, model_spec=model)
     from reports import write_report

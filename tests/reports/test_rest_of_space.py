@@ -89,3 +89,12 @@ def test_a_search_on_the_rest_of_the_space_looks_only_there(tmp_path):
     assert again.modes == []
     trunc = [again.space.to_params(np.asarray(r["u"])).camera.truncation for r in again.table.records]
     assert max(trunc) <= limit + 1e-9
+
+
+def test_of_a_failures_modes_the_one_that_needs_least_decides_the_cut():
+    run = _run("camera")
+    strong = _mode(1, {TR: (0.1, 1.0)}, [TR])        # truncation >= 0.19, failing 95%
+    wide = _mode(2, {TR: (-0.8, 1.0), EL: (0.5, 1.0)}, [TR])  # truncation >= 0.03 with a high camera
+    assert rest_of_space(run, [[strong, wide]])["entries"] == ["camera.truncation=0:0.193"]
+    top, top_left = _mode(3, {SIDE: (-0.5, 0.0)}, [SIDE]), _mode(4, {SIDE: (-0.5, 0.5)}, [SIDE])
+    assert rest_of_space(run, [[top, top_left]])["entries"] == ["camera.truncation_side=bottom|left|right"]

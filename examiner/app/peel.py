@@ -1,0 +1,187 @@
+"""`examiner peel`: a model's failures one after another.
+
+A search finds the strongest failure of a space many times over: MediaPipe's four
+seed-0 modes in the default space all need the truncation (benchmarks/RESULTS-world.md).
+Peeling asks what else fails. Stage 1 examines the space; each mode's constraints are
+tested alone after the search (`region.importance`), and the failures that need one
+constraint alone are cut away (`reports.report.rest_of_space`: truncation 0.19 to 0.35
+leaves the space with truncation 0 to 0.19). Stage 2 examines what is left, and so on,
+until a stage finds no mode, its failures cannot be cut from a box (they need several
+constraints together, or a range inside a dimension), or --stages is reached.
+
+Every stage is a normal run folder (OUT/stage-K) with its own report; the failure
+threshold is decided once, before stage 1, so that every stage judges failure alike.
+Resumable like `loop`: OUT/peel.json is written atomically after each stage; the same
+command continues with the first unfinished stage (its search resumes from its
+checkpoint), and a larger --stages goes on from where a finished peel stopped.
+OUT/peel.html lists the stages (`reports.peel`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import typer
+
+from examiner import console
+from simulator.errors import PoseExaminerError
+
+STATE = "peel.json"
+MAX_STAGES = 10
+
+
+class PeelError(PoseExaminerError):
+    """A peel option is wrong or the folder belongs to another peel."""
+
+
+def _stage_record(k: int, spec: str, examined: dict) -> dict:
+    """What peel.json keeps of a stage: the run's modes with their confirmed rates and
+    words, the uniform failure rate after the search, what the failures need and the rest
+    of the space."""
+    results = Path(examined["run"]) / "results.json"
+    data = json.loads(results.read_text()) if results.is_file() else {}
+    reference = (data.get("factors") or {}).get("reference")
+    modes = [{"rank": m["rank"], "description": m.get("description"),
+              "rate": (m.get("confirmed") or m.get("verified") or {}).get("rate"),
+              "n": (m.get("confirmed") or m.get("verified") or {}).get("n"),
+              "volume_fraction": m.get("volume_fraction")} for m in data.get("modes", [])]
+    needs = data.get("needs") or {}
+    return {"stage": k, "space": spec, "run": examined["run"], "report": examined.get("report"),
+            "evaluations": examined["evaluations"], "failures": examined["failures"],
+            "uniform": None if not reference else {x: reference.get(x) for x in ("n", "k", "rate", "interval")},
+            "modes": modes, "needs": {"failures": needs.get("failures") or [],
+                                      "nothing_alone": needs.get("nothing_alone") or []},
+            "rest": needs.get("rest")}
+
+
+def _ended(stage: dict) -> str | None:
+    """Why the peel stops after this stage (None: it goes on)."""
+    if not stage["modes"]:
+        return "no failure mode in this space: what still fails has no condition in common that a box holds"
+    if not stage["rest"]:
+        return ("nothing left to cut: the failures here need several constraints together, a range inside a "
+                "dimension, or nothing alone")
+    return None
+
+
+def run_peel(out: str | Path, *, model: str, space: str = "pose,shape,camera", stages: int = 3, budget: int = 3000,
+             agents: int = 8, strategy: str = "marl", seed: int = 0, metric: str = "pa_mpjpe",
+             threshold: float | None = None, workers: int | None = None, quiet: bool = False,
+             log: Callable[[str], None] = console.info, evaluator_for: Callable[[str], Any] | None = None) -> dict:
+    """Run (or continue) the peel in `out`; returns the state (also OUT/peel.json).
+    evaluator_for(space_spec) -> evaluator replaces the model's own (tests)."""
+    from examiner.app.loop import _calibrate, _search, _write_state
+    from examiner.search import SearchConfig
+    from simulator.params import ParamSpace
+
+    if not 1 <= stages <= MAX_STAGES:
+        raise PeelError(f"--stages must be 1 to {MAX_STAGES}, got {stages}")
+    if model.startswith("analytic:") and evaluator_for is None:
+        raise PeelError(f"{model} is defined on the normalised space, which each stage narrows, so it would be "
+                        "another target in every stage; peel a model that sees rendered scenes")
+    ParamSpace.from_groups(space)  # a bad --space fails before the folder is written
+    out = Path(out)
+    config = {"model": model, "space": space, "budget": budget, "agents": agents, "strategy": strategy,
+              "seed": seed, "metric": metric, "threshold": threshold}
+    cfg_kw = {"strategy": strategy, "budget": budget, "agents": agents, "seed": seed, "metric": metric,
+              **({"workers": workers} if workers else {})}
+    if (out / STATE).is_file():
+        state = json.loads((out / STATE).read_text())
+        old = state.get("config") or {}
+        if {k: old.get(k) for k in config} != config:
+            diff = sorted(k for k in config if old.get(k) != config[k])
+            raise PeelError(f"{out} holds a peel with other options ({', '.join(diff)}); resume it with the same "
+                            "options or choose another --out")
+        log(f"resuming the peel in {out}")
+    else:
+        if out.exists() and any(out.iterdir()):
+            raise PeelError(f"{out} is not empty and holds no peel; choose an empty or new --out")
+        SearchConfig(space=space, threshold=threshold, **cfg_kw).validate()
+        # The threshold is decided before the folder is written: a bad model spec or metric
+        # fails here and leaves nothing that blocks the corrected retry.
+        if threshold is not None or evaluator_for is not None:
+            decided, rule = float(90.0 if threshold is None else threshold), None
+        else:
+            log("calibrating the failure threshold on easy reference scenes ...")
+            decided, rule = _calibrate(model, space, cfg_kw)
+        out.mkdir(parents=True, exist_ok=True)
+        state = {"schema": "poseexaminer-peel", "schema_version": 1, "config": config, "stages": [],
+                 "threshold": decided, "threshold_rule": rule, "status": "running",
+                 "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        _write_state(out, state, STATE)
+    state["stages_asked"] = stages
+
+    def save() -> None:
+        _write_state(out, state, STATE)
+    while len(state["stages"]) < stages:
+        last = state["stages"][-1] if state["stages"] else None
+        if last is not None and _ended(last):
+            break
+        k = len(state["stages"]) + 1
+        spec = last["rest"]["space"] if last else space
+        log(f"stage {k}: examining {model} on {spec}")
+        ev = evaluator_for(spec) if evaluator_for else None
+        examined = _search(model, spec, cfg_kw, state["threshold"], out / f"stage-{k}", quiet, evaluator=ev)
+        state["stages"].append(_stage_record(k, spec, examined))
+        save()
+    last = state["stages"][-1]
+    state["ended"] = _ended(last) or f"--stages {stages} reached; a larger --stages goes on from here"
+    state["status"] = "complete"
+    save()
+    return state
+
+
+def stage_lines(state: dict) -> list[str]:
+    """One paragraph per stage for the terminal."""
+    lines = []
+    for s in state["stages"]:
+        u = s.get("uniform")
+        share = f"{u['rate']:.0%} of {u['n']} uniform scenes fail" if u and u.get("rate") is not None else \
+            "uniform failure rate not measured"
+        lines.append(f"stage {s['stage']} ({s['space']}): {share}; {len(s['modes'])} mode(s)")
+        for f in s["needs"]["failures"]:
+            what = " and ".join(f"{d['dimension']} {d['box']}" + (f" ({d['words']})" if d.get("words") else "")
+                                for d in f["dimensions"])
+            rates = ", ".join(f"{m['rate']:.0%}" for m in s["modes"] if m["rank"] in f["modes"] and m["rate"] is not None)
+            lines.append(f"  needs {what}: mode(s) {', '.join(map(str, f['modes']))}" + (f", failing {rates}" if rates else ""))
+        if s["needs"]["nothing_alone"]:
+            lines.append(f"  no single constraint alone: mode(s) {', '.join(map(str, s['needs']['nothing_alone']))}")
+    lines.append(f"ended: {state.get('ended')}")
+    return lines
+
+
+def peel_command(
+    model: str = typer.Option(..., "--model", help="Target spec, e.g. mediapipe."),
+    out: Path = typer.Option(..., "--out", help="Peel folder (an existing peel there is resumed)."),
+    space: str = typer.Option("pose,shape,camera", "--space", help="The space of stage 1; name=LOW:HIGH narrows a "
+                              "dimension."),
+    stages: int = typer.Option(3, "--stages", help="At most this many stages (each a full search)."),
+    budget: int = typer.Option(3000, "--budget", help="Evaluations per stage."),
+    agents: int = typer.Option(8, "--agents"),
+    strategy: str = typer.Option("marl", "--strategy"),
+    seed: int = typer.Option(0, "--seed"),
+    metric: str = typer.Option("pa_mpjpe", "--metric", help="Failure metric (e.g. pa_mpjpe_scaled)."),
+    threshold: float = typer.Option(None, "--threshold", help="Failure threshold (default: the relative rule, "
+                                    "calibrated once before stage 1)."),
+    workers: int = typer.Option(None, "--workers", help="Parallel evaluation workers."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress display."),
+    json_out: bool = typer.Option(False, "--json", help="Print the peel state as JSON."),
+) -> None:
+    """Examine, cut away what the failures need, examine the rest; resumable; writes OUT/peel.html."""
+    from reports.peel import write_peel_html
+
+    if budget < 1:
+        raise PeelError(f"--budget must be at least 1, got {budget}")
+    state = run_peel(out, model=model, space=space, stages=stages, budget=budget, agents=agents, strategy=strategy,
+                     seed=seed, metric=metric, threshold=threshold, workers=workers,
+                     quiet=quiet or console._state["quiet"])
+    html = write_peel_html(state, out / "peel.html")
+    if json_out:
+        console.emit_json(state)
+        return
+    for line in stage_lines(state):
+        console.info(line)
+    console.info(f"open {html}")

@@ -1,0 +1,82 @@
+"""An `examiner peel` on one HTML page (self-contained, no scripts): per stage, the space
+searched (what earlier stages cut away), how much of it fails, the modes and what they
+need, and why the peel stopped."""
+
+from __future__ import annotations
+
+from html import escape
+from pathlib import Path
+
+from reports.loop import PAGE_STYLE, _bar, _pct, write_page
+
+
+def _share(stage: dict) -> str:
+    u = stage.get("uniform")
+    if not u or u.get("rate") is None:
+        return "-"
+    lo, hi = u.get("interval") or (None, None)
+    ci = f" ({_pct(lo)}&ndash;{_pct(hi)})" if lo is not None else ""
+    return f"{_pct(u['rate'])}{ci} of {u['n']} {_bar(u['rate'], '#c0392b')}"
+
+
+def _needs(stage: dict) -> str:
+    rate = {m["rank"]: m.get("rate") for m in stage["modes"]}
+    items = []
+    for f in stage["needs"]["failures"]:
+        what = " and ".join(f"<b><code>{escape(d['dimension'])}</code> {escape(d['box'])}</b>"
+                            + (f" ({escape(d['words'])})" if d.get("words") else
+                               f" (the poses: {escape(d['pose'])})" if d.get("pose") else "")
+                            for d in f["dimensions"])
+        rates = ", ".join(_pct(rate.get(r)) for r in f["modes"])
+        items.append(f"<li>{what}: mode{'s' if len(f['modes']) > 1 else ''} {', '.join(map(str, f['modes']))} "
+                     f"(failing {rates} of fresh samples)</li>")
+    if stage["needs"]["nothing_alone"]:
+        ranks = stage["needs"]["nothing_alone"]
+        items.append(f"<li>no single constraint alone: mode{'s' if len(ranks) > 1 else ''} "
+                     f"{', '.join(map(str, ranks))} (failing {', '.join(_pct(rate.get(r)) for r in ranks)})</li>")
+    return "<ul>" + "".join(items) + "</ul>" if items else "<p>No failure mode.</p>"
+
+
+def _cut(stage: dict, nxt: dict | None) -> str:
+    rest = stage.get("rest")
+    if not rest:
+        return ""
+    went = " The next stage searches it." if nxt else ""
+    return (f"<p>Cut away for the next stage: <code>{escape(', '.join(rest['entries']))}</code> (what mode"
+            f"{'s' if len(rest['cut']) > 1 else ''} {', '.join(map(str, rest['cut']))} need)."
+            f"{went}</p>")
+
+
+def peel_html(state: dict) -> str:
+    c = state["config"]
+    stages = state.get("stages", [])
+    rows, sections = [], []
+    for i, s in enumerate(stages):
+        nxt = stages[i + 1] if i + 1 < len(stages) else None
+        report = (f' <a href="stage-{s["stage"]}/report.html">report</a>' if s.get("report") else "")
+        rows.append(f"<tr><td>{s['stage']}</td><td class=l><code>{escape(s['space'])}</code></td>"
+                    f"<td>{_share(s)}</td><td>{len(s['modes'])}</td><td>{report}</td></tr>")
+        sections.append(f"<h2>Stage {s['stage']}</h2><p>Space <code>{escape(s['space'])}</code>: "
+                        f"{s['evaluations']} evaluations ({s['failures']} failing); scenes drawn uniformly after "
+                        f"the search fail {_share(s)}.{report}</p>{_needs(s)}{_cut(s, nxt)}")
+    rule = state.get("threshold_rule")
+    how = (f"decided once before stage 1 by the relative rule ({escape(str(rule.get('rule', '')))})"
+           if isinstance(rule, dict) else "given")
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>PoseExaminer peel: {escape(str(c['model']))}</title>
+{PAGE_STYLE}</head><body>
+<h1>What fails, one failure after another</h1>
+<p>Model <code>{escape(str(c['model']))}</code>; {c['budget']} evaluations per stage ({escape(str(c['strategy']))},
+seed {c['seed']}); failure: {escape(str(c['metric']))} above {state.get('threshold', float('nan')):.1f}, {how}.
+Each stage searches what the earlier ones left: the failures that need one constraint alone (tested on fresh
+samples after each search) are cut from the space, and the rest is searched again.</p>
+<table><tr><th>stage</th><th>space</th><th>fails (uniform scenes)</th><th>modes</th><th></th></tr>{''.join(rows)}</table>
+<p><b>Ended:</b> {escape(str(state.get('ended', 'running')))}.</p>
+{''.join(sections)}
+<p class=note>Written by `examiner peel` from peel.json; each stage is a run folder with its own report.</p>
+</body></html>
+"""
+
+
+def write_peel_html(state: dict, path: str | Path) -> Path:
+    return write_page(peel_html(state), path)

@@ -1,0 +1,91 @@
+"""`examiner peel` (examiner/app/peel.py): each stage searches what the earlier ones left,
+with the failures that need one constraint alone cut away; resumable, one-line errors,
+and a page that lists the stages."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from simulator.params import ParamSpace
+
+from tests.reports.conftest import CoinFlip
+
+
+def _model(spec: str) -> CoinFlip:
+    """Fails (97%) where a fifth or more of the person is cut off, or the camera is above
+    35 degrees: in physical units, so that it is the same model in every stage's space."""
+    space = ParamSpace.from_groups(spec)
+    t, e = space.names.index("camera.truncation"), space.names.index("camera.elevation")
+    d_t, d_e = space.dimensions[t], space.dimensions[e]
+
+    def p(u):
+        cut = d_t.to_physical(u[t]) > 0.21
+        high = d_e.to_physical(u[e]) > math.radians(35)
+        return 0.97 if cut or high else 0.03
+    return CoinFlip(p)
+
+
+def _peel(out, stages):
+    from examiner.app.peel import run_peel
+
+    return run_peel(out, model="two-failures", space="camera", stages=stages, budget=700, agents=4,
+                    strategy="random", seed=1, threshold=90.0, quiet=True, log=lambda s: None,
+                    evaluator_for=_model)
+
+
+def test_a_peel_cuts_each_failure_away_and_stops_when_nothing_is_left(tmp_path):
+    from examiner.app.peel import PeelError, stage_lines
+    from reports.peel import write_peel_html
+
+    first = _peel(tmp_path / "peel", stages=1)
+    assert len(first["stages"]) == 1 and "--stages 1 reached" in first["ended"]
+    s1 = first["stages"][0]
+    assert s1["modes"] and s1["rest"], s1
+    cut = {e.partition("=")[0] for e in s1["rest"]["entries"]}
+    assert cut <= {"camera.truncation", "camera.elevation"} and cut
+    log_1 = (tmp_path / "peel" / "stage-1" / "evaluations.jsonl").read_bytes()
+
+    state = _peel(tmp_path / "peel", stages=4)  # goes on from where it stopped
+    assert (tmp_path / "peel" / "stage-1" / "evaluations.jsonl").read_bytes() == log_1
+    last = state["stages"][-1]
+    assert last["modes"] == [] and state["ended"].startswith("no failure mode")
+    final = ParamSpace.from_groups(last["space"])
+    dims = {d.name: d for d in final.dimensions}
+    assert dims["camera.truncation"].high <= 0.23 and dims["camera.elevation"].high <= math.radians(37)
+    assert last["uniform"]["rate"] < 0.15  # what is left fails at the base rate
+    assert [s["stage"] for s in state["stages"]] == list(range(1, len(state["stages"]) + 1))
+    assert json.loads((tmp_path / "peel" / "peel.json").read_text())["stages"] == state["stages"]
+    again = _peel(tmp_path / "peel", stages=4)  # finished: nothing runs again
+    assert again["stages"] == state["stages"]
+    lines = stage_lines(state)
+    assert lines[0].startswith("stage 1 (camera): ") and lines[-1].startswith("ended: no failure mode")
+    html = write_peel_html(state, tmp_path / "peel" / "peel.html").read_text()
+    assert html.count("<h2>Stage ") == len(state["stages"]) and "Cut away for the next stage" in html
+    assert 'href="stage-1/report.html"' in html
+    with pytest.raises(PeelError) as e:
+        from examiner.app.peel import run_peel
+
+        run_peel(tmp_path / "peel", model="two-failures", space="camera", stages=2, budget=900, agents=4,
+                 strategy="random", seed=1, threshold=90.0, quiet=True, evaluator_for=_model)
+    assert "other options (budget)" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_peel_options_are_checked_before_anything_is_written(tmp_path):
+    from examiner.app.peel import PeelError, run_peel
+
+    for kw, says in [({"stages": 0}, "--stages must be 1 to"), ({"space": "camera,camera.truncation=0:0.9"}, "widens"),
+                     ({"metric": "bogus", "threshold": None}, "pass --threshold"),
+                     ({"model": "analytic:planted", "evaluator_for": None}, "peel a model that sees rendered")]:
+        args = {"model": "x", "space": "camera", "threshold": 90.0, "evaluator_for": _model, **kw}
+        with pytest.raises(Exception) as e:
+            run_peel(tmp_path / "p", quiet=True, **args)
+        assert says in str(e.value) and "\n" not in str(e.value)
+        assert not (tmp_path / "p").exists()
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x.txt").write_text("mine")
+    with pytest.raises(PeelError, match="not empty and holds no peel"):
+        run_peel(tmp_path / "full", model="x", space="camera", threshold=90.0, quiet=True, evaluator_for=_model)
