@@ -556,13 +556,18 @@ def needs_summary(run: RunData, importance: dict | None = None) -> dict | None:
 REST_EDGE = 0.02
 
 
+def _held_rate(mode: dict) -> float:
+    """A mode's failure rate on fresh samples after the search (else its verification's)."""
+    return float((mode.get("confirmed") or mode.get("verified") or {}).get("rate") or 0.0)
+
+
 def rest_of_space(run: RunData, groups: Sequence[Sequence[dict]]) -> dict | None:
     """Where to look next: the run's space with every failure that needs one constraint
     alone cut away, as a space spec and a command. A failure needing one side of a
     continuous dimension (truncation 0.19 to 0.35) leaves the other side (0 to 0.19); one
-    needing some choices leaves the others. Of a failure's modes the one that needs least
-    decides (the narrowest range): what a weaker, wider mode adds is left for the next
-    search to find again if it is real. Failures needing several constraints together,
+    needing some choices leaves the others. A failure's modes that hold the standard on
+    fresh samples cut their ranges together; without one, only what every mode needs is
+    cut (a weaker, wider mode may owe its rate to the rest of its box). Failures needing several constraints together,
     or a range inside a dimension, cannot be cut from a box: they stay (`kept`).
     {"entries", "space", "command", "cut": [rank], "kept": [rank]}; None when nothing can
     be cut or the run recorded no space spec."""
@@ -574,6 +579,7 @@ def rest_of_space(run: RunData, groups: Sequence[Sequence[dict]]) -> dict | None
     if not spec:
         return None
     names = run.space.names
+    standard = min_failure_rate(run)
     try:
         if ParamSpace.from_groups(spec).names != names:  # a space given to run_search directly
             return None
@@ -590,14 +596,17 @@ def rest_of_space(run: RunData, groups: Sequence[Sequence[dict]]) -> dict | None
         if d is None:
             kept += ranks
             continue
-        # The least each of the group's modes needs: a mode with a wider range is a weaker
-        # one (modes of one failure overlap, the strongest pins the need closest).
-        los = [float(m["lo"][d]) for m in group]
-        his = [float(m["hi"][d]) for m in group]
+        # The modes that hold the standard on fresh samples say how far the failure reaches:
+        # their ranges together are cut. Without one, only what every mode needs is cut
+        # (a weaker, wider mode may owe its rate to the rest of its box); the next search
+        # finds the remainder again if it is real.
+        strong = [m for m in group if _held_rate(m) >= standard]
+        los = [float(m["lo"][d]) for m in strong or group]
+        his = [float(m["hi"][d]) for m in strong or group]
         dim = run.space.dimensions[d]
         if dim.choices:
             hits = [set(limit_entry(dim, lo, hi).partition("=")[2].split("|")) for lo, hi in zip(los, his)]
-            hit = set.intersection(*hits)
+            hit = set.union(*hits) if strong else set.intersection(*hits)
             left = [c for c in choices.get(d, dim.choices) if c not in hit]
             if not hit or not left:
                 kept += ranks
@@ -607,9 +616,9 @@ def rest_of_space(run: RunData, groups: Sequence[Sequence[dict]]) -> dict | None
             continue
         klo, khi = ranges.get(d, [-1.0, 1.0])
         if all(lo > -1 + REST_EDGE and hi >= 1 - REST_EDGE for lo, hi in zip(los, his)):
-            khi = min(khi, max(los))
+            khi = min(khi, min(los) if strong else max(los))
         elif all(hi < 1 - REST_EDGE and lo <= -1 + REST_EDGE for lo, hi in zip(los, his)):
-            klo = max(klo, min(his))
+            klo = max(klo, max(his) if strong else min(his))
         else:  # a range inside the dimension: the rest is not a box
             kept += ranks
             continue

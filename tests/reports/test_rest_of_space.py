@@ -91,10 +91,17 @@ def test_a_search_on_the_rest_of_the_space_looks_only_there(tmp_path):
     assert max(trunc) <= limit + 1e-9
 
 
-def test_of_a_failures_modes_the_one_that_needs_least_decides_the_cut():
+def test_the_modes_that_hold_the_standard_cut_together_and_without_one_only_the_common_need():
     run = _run("camera")
-    strong = _mode(1, {TR: (0.1, 1.0)}, [TR])        # truncation >= 0.19, failing 95%
-    wide = _mode(2, {TR: (-0.8, 1.0), EL: (0.5, 1.0)}, [TR])  # truncation >= 0.03 with a high camera
+    held = lambda m, rate: {**m, "confirmed": {"rate": rate, "n": 40}}  # noqa: E731
+    strong = held(_mode(1, {TR: (0.1, 1.0)}, [TR]), 0.95)                       # truncation >= 0.19
+    wide = held(_mode(2, {TR: (-0.8, 1.0), EL: (0.5, 1.0)}, [TR]), 0.62)        # >= 0.03, below the standard
     assert rest_of_space(run, [[strong, wide]])["entries"] == ["camera.truncation=0:0.193"]
+    wide_held = held(_mode(2, {TR: (-0.4, 1.0), EL: (0.5, 1.0)}, [TR]), 0.85)   # >= 0.10, at the standard
+    assert rest_of_space(run, [[strong, wide_held]])["entries"] == ["camera.truncation=0:0.105"]
+    weak = [held(_mode(1, {TR: (0.1, 1.0)}, [TR]), 0.7), held(_mode(2, {TR: (-0.4, 1.0)}, [TR]), 0.6)]
+    assert rest_of_space(run, [weak])["entries"] == ["camera.truncation=0:0.193"]  # what both need
     top, top_left = _mode(3, {SIDE: (-0.5, 0.0)}, [SIDE]), _mode(4, {SIDE: (-0.5, 0.5)}, [SIDE])
     assert rest_of_space(run, [[top, top_left]])["entries"] == ["camera.truncation_side=bottom|left|right"]
+    assert rest_of_space(run, [[held(top, 0.9), held(top_left, 0.9)]])["entries"] == \
+        ["camera.truncation_side=bottom|right"]
