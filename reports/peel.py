@@ -42,8 +42,9 @@ def _cut(stage: dict, nxt: dict | None) -> str:
     if not rest:
         return ""
     went = " The next stage searches it." if nxt else ""
+    many = len(rest["cut"]) > 1
     return (f"<p>Cut away for the next stage: <code>{escape(', '.join(rest['entries']))}</code> (what mode"
-            f"{'s' if len(rest['cut']) > 1 else ''} {', '.join(map(str, rest['cut']))} need)."
+            f"{'s' if many else ''} {', '.join(map(str, rest['cut']))} need{'' if many else 's'})."
             f"{went}</p>")
 
 
@@ -70,7 +71,7 @@ def peel_html(state: dict) -> str:
 seed {c['seed']}); failure: {escape(str(c['metric']))} above {state.get('threshold', float('nan')):.1f}, {how}.
 Each stage searches what the earlier ones left: the failures that need one constraint alone (tested on fresh
 samples after each search) are cut from the space, and the rest is searched again.</p>
-<table><tr><th>stage</th><th>space</th><th>fails (uniform scenes)</th><th>modes</th><th></th></tr>{''.join(rows)}</table>
+<table><tr><th>stage</th><th class=l>space</th><th>fails (uniform scenes)</th><th>modes</th><th></th></tr>{''.join(rows)}</table>
 <p><b>Ended:</b> {escape(str(state.get('ended', 'running')))}.</p>
 {''.join(sections)}
 <p class=note>Written by `examiner peel` from peel.json; each stage is a run folder with its own report.</p>
