@@ -37,6 +37,17 @@ def _needs(stage: dict) -> str:
     return "<ul>" + "".join(items) + "</ul>" if items else "<p>No failure mode.</p>"
 
 
+def _factors(stage: dict) -> str:
+    """Where a stage without a mode still fails more often (its failure factors, tested on
+    fresh samples against the stage's uniform scenes)."""
+    if stage["modes"] or not stage.get("factors"):
+        return ""
+    from examiner.app.peel import factor_text
+
+    return (f"<p>Without a mode, where this space still fails more often (failure factors, fresh samples against "
+            f"its uniform scenes): {escape(factor_text(stage['factors']))}.</p>")
+
+
 def _cut(stage: dict, nxt: dict | None) -> str:
     rest = stage.get("rest")
     if not rest:
@@ -59,7 +70,7 @@ def peel_html(state: dict) -> str:
                     f"<td>{_share(s)}</td><td>{len(s['modes'])}</td><td>{report}</td></tr>")
         sections.append(f"<h2>Stage {s['stage']}</h2><p>Space <code>{escape(s['space'])}</code>: "
                         f"{s['evaluations']} evaluations ({s['failures']} failing); scenes drawn uniformly after "
-                        f"the search fail {_share(s)}.{report}</p>{_needs(s)}{_cut(s, nxt)}")
+                        f"the search fail {_share(s)}.{report}</p>{_needs(s)}{_factors(s)}{_cut(s, nxt)}")
     rule = state.get("threshold_rule")
     how = (f"decided once before stage 1 by the relative rule ({escape(str(rule.get('rule', '')))})"
            if isinstance(rule, dict) else "given")

@@ -49,7 +49,11 @@ def _stage_record(k: int, spec: str, examined: dict) -> dict:
               "n": (m.get("confirmed") or m.get("verified") or {}).get("n"),
               "volume_fraction": m.get("volume_fraction")} for m in data.get("modes", [])]
     needs = data.get("needs") or {}
-    return {"stage": k, "space": spec, "run": examined["run"], "report": examined.get("report"),
+    factors = [{"label": f.get("label"), "dimension": f.get("dimension"), "rate": (f.get("fresh") or {}).get("rate"),
+                "n": (f.get("fresh") or {}).get("n"), "ratio": f.get("rate_ratio"), "p_adjusted": f.get("p_adjusted"),
+                "confirmed": bool(f.get("confirmed"))}
+               for f in (data.get("factors") or {}).get("factors") or []]
+    return {"stage": k, "space": spec, "run": examined["run"], "report": examined.get("report"), "factors": factors,
             "evaluations": examined["evaluations"], "failures": examined["failures"],
             "uniform": None if not reference else {x: reference.get(x) for x in ("n", "k", "rate", "interval")},
             "modes": modes, "needs": {"failures": needs.get("failures") or [],
@@ -149,8 +153,18 @@ def stage_lines(state: dict) -> list[str]:
             lines.append(f"  needs {what}: mode(s) {', '.join(map(str, f['modes']))}" + (f", failing {rates}" if rates else ""))
         if s["needs"]["nothing_alone"]:
             lines.append(f"  no single constraint alone: mode(s) {', '.join(map(str, s['needs']['nothing_alone']))}")
+        if not s["modes"] and s.get("factors"):
+            lines.append("  fails more often (failure factors): " + factor_text(s["factors"]))
     lines.append(f"ended: {state.get('ended')}")
     return lines
+
+
+def factor_text(factors: list[dict], show: int = 2) -> str:
+    """A stage's leading failure factors: "camera.elevation 38° to 50° 47% (1.6x, not confirmed)"."""
+    ranked = sorted((f for f in factors if f.get("rate") is not None), key=lambda f: -(f.get("ratio") or 0.0))
+    return "; ".join(f"{f['label']} {f['rate']:.0%} of {f['n']} ({f['ratio']:.1f}x, "
+                     f"{'confirmed' if f['confirmed'] else 'not confirmed'})" for f in ranked[:show]
+                     if f.get("ratio") is not None) or "none"
 
 
 def peel_command(

@@ -57,6 +57,7 @@ def test_a_peel_cuts_each_failure_away_and_stops_when_nothing_is_left(tmp_path):
     dims = {d.name: d for d in final.dimensions}
     assert dims["camera.truncation"].high <= 0.23 and dims["camera.elevation"].high <= math.radians(37)
     assert last["uniform"]["rate"] < 0.15  # what is left fails at the base rate
+    assert isinstance(last["factors"], list) and all(not f["confirmed"] for f in last["factors"])
     assert [s["stage"] for s in state["stages"]] == list(range(1, len(state["stages"]) + 1))
     assert json.loads((tmp_path / "peel" / "peel.json").read_text())["stages"] == state["stages"]
     again = _peel(tmp_path / "peel", stages=4)  # finished: nothing runs again
