@@ -1,8 +1,8 @@
 """A finished run's failure factors tested again with more fresh samples (issue 15).
 
-`examiner run` tests up to `region.factors` conditions on `region.factor_samples` (40)
+`examiner run` tests up to `region.factors` conditions on `region.factor_samples` (80)
 fresh scenes each against twice as many uniform ones (examiner.search.factors). With a
-base rate near 50% that has little power: 67% against 46% is not significant at n = 40.
+base rate near 50% that had little power at the old default of 40: 67% against 46% is not significant at n = 40.
 This script takes the run's own candidates (the same rule, more of them with --top) and
 tests them on --samples fresh scenes each, with its own seed tag so the samples differ
 from the run's, and compares runs by their confirmed factors.

@@ -242,7 +242,7 @@ class RegionConfig:
     early_verify: bool = True
     shrink: str = "peel"
     confirm_samples: int = 40
-    factor_samples: int = 40
+    factor_samples: int = 80
     factors: int = 4
     simplify: int = 2
     importance: int = 12

@@ -45,7 +45,7 @@ def test_a_graded_factor_is_found_and_confirmed_and_nothing_else(tmp_path):
     assert [x["dimension"] for x in confirmed] == ["camera.elevation"]
     top = confirmed[0]
     assert top["lo_u"] == pytest.approx(0.6) and top["hi_u"] == pytest.approx(1.0)
-    assert 0.45 <= top["fresh"]["rate"] <= 0.85 and f["reference"]["n"] == 2 * f["samples"] == 80
+    assert 0.45 <= top["fresh"]["rate"] <= 0.85 and f["reference"]["n"] == 2 * f["samples"] == 160
     assert 0.05 <= f["reference"]["rate"] <= 0.35
     lines = factor_lines(f)
     assert "camera.elevation" in lines[1] and "confirmed" in lines[1]
@@ -115,7 +115,7 @@ def test_the_space_failure_rate_is_measured_on_uniform_samples_and_drives_the_wa
     run_search(SearchConfig(strategy="random", budget=400, agents=4, seed=0), Everywhere(space), space, tmp_path / "r")
     stats = run_stats(load_run(tmp_path / "r"))
     ref = stats["space_failure_rate"]
-    assert ref["basis"] == "uniform" and ref["n"] == 80 and 0.55 <= ref["rate"] <= 0.85
+    assert ref["basis"] == "uniform" and ref["n"] == 160 and 0.55 <= ref["rate"] <= 0.85
     assert report_quantities(stats)["space_failure_rate"] == ref["rate"]
     html = write_report(tmp_path / "r", images=False, describe=False).html.read_text()
     assert "of scenes drawn uniformly from the space fail" in html.split('id="space-warning"')[1].split("</p>")[0]
