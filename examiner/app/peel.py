@@ -61,6 +61,22 @@ def _stage_record(k: int, spec: str, examined: dict) -> dict:
             "rest": needs.get("rest")}
 
 
+def _load_state(out: Path) -> dict:
+    """OUT/peel.json, checked enough to resume from (JSON only: nothing in it is run)."""
+    try:
+        state = json.loads((out / STATE).read_text())
+        ok = (isinstance(state, dict) and isinstance(state.get("config"), dict)
+              and isinstance(state.get("stages"), list) and isinstance(state.get("threshold"), (int, float))
+              and all(isinstance(s, dict) and {"stage", "space", "modes", "rest", "needs"} <= set(s)
+                      for s in state["stages"]))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        ok = False
+    if not ok:
+        raise PeelError(f"{out / STATE} is damaged (not the state `examiner peel` writes); choose another --out, or "
+                        "remove the folder to start that peel over")
+    return state
+
+
 def _ended(stage: dict) -> str | None:
     """Why the peel stops after this stage (None: it goes on)."""
     if not stage["modes"]:
@@ -93,8 +109,8 @@ def run_peel(out: str | Path, *, model: str, space: str = "pose,shape,camera", s
     cfg_kw = {"strategy": strategy, "budget": budget, "agents": agents, "seed": seed, "metric": metric,
               **({"workers": workers} if workers else {})}
     if (out / STATE).is_file():
-        state = json.loads((out / STATE).read_text())
-        old = state.get("config") or {}
+        state = _load_state(out)
+        old = state["config"]
         if {k: old.get(k) for k in config} != config:
             diff = sorted(k for k in config if old.get(k) != config[k])
             raise PeelError(f"{out} holds a peel with other options ({', '.join(diff)}); resume it with the same "
@@ -120,6 +136,7 @@ def run_peel(out: str | Path, *, model: str, space: str = "pose,shape,camera", s
 
     def save() -> None:
         _write_state(out, state, STATE)
+
     while len(state["stages"]) < stages:
         last = state["stages"][-1] if state["stages"] else None
         if last is not None and _ended(last):

@@ -90,3 +90,9 @@ def test_peel_options_are_checked_before_anything_is_written(tmp_path):
     (tmp_path / "full" / "x.txt").write_text("mine")
     with pytest.raises(PeelError, match="not empty and holds no peel"):
         run_peel(tmp_path / "full", model="x", space="camera", threshold=90.0, quiet=True, evaluator_for=_model)
+    for damaged in ("{not json", "[]", '{"config": {}, "stages": [{}], "threshold": 90}'):
+        (tmp_path / "bad").mkdir(exist_ok=True)
+        (tmp_path / "bad" / "peel.json").write_text(damaged)
+        with pytest.raises(PeelError, match="peel.json is damaged") as e:
+            run_peel(tmp_path / "bad", model="x", space="camera", threshold=90.0, quiet=True, evaluator_for=_model)
+        assert "\n" not in str(e.value)
