@@ -37,13 +37,19 @@ def _needs(stage: dict) -> str:
     return "<ul>" + "".join(items) + "</ul>" if items else "<p>No failure mode.</p>"
 
 
+def factor_text(factors: list[dict], show: int = 2) -> str:
+    """A stage's leading failure factors: "camera.elevation 38° to 50° 47% (1.6x, not confirmed)"."""
+    ranked = sorted((f for f in factors if f.get("rate") is not None), key=lambda f: -(f.get("ratio") or 0.0))
+    return "; ".join(f"{f['label']} {f['rate']:.0%} of {f['n']} ({f['ratio']:.1f}x, "
+                     f"{'confirmed' if f['confirmed'] else 'not confirmed'})" for f in ranked[:show]
+                     if f.get("ratio") is not None) or "none"
+
+
 def _factors(stage: dict) -> str:
     """Where a stage without a mode still fails more often (its failure factors, tested on
     fresh samples against the stage's uniform scenes)."""
     if stage["modes"] or not stage.get("factors"):
         return ""
-    from examiner.app.peel import factor_text
-
     return (f"<p>Without a mode, where this space still fails more often (failure factors, fresh samples against "
             f"its uniform scenes): {escape(factor_text(stage['factors']))}.</p>")
 

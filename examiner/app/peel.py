@@ -171,17 +171,11 @@ def stage_lines(state: dict) -> list[str]:
         if s["needs"]["nothing_alone"]:
             lines.append(f"  no single constraint alone: mode(s) {', '.join(map(str, s['needs']['nothing_alone']))}")
         if not s["modes"] and s.get("factors"):
+            from reports.peel import factor_text
+
             lines.append("  fails more often (failure factors): " + factor_text(s["factors"]))
     lines.append(f"ended: {state.get('ended')}")
     return lines
-
-
-def factor_text(factors: list[dict], show: int = 2) -> str:
-    """A stage's leading failure factors: "camera.elevation 38° to 50° 47% (1.6x, not confirmed)"."""
-    ranked = sorted((f for f in factors if f.get("rate") is not None), key=lambda f: -(f.get("ratio") or 0.0))
-    return "; ".join(f"{f['label']} {f['rate']:.0%} of {f['n']} ({f['ratio']:.1f}x, "
-                     f"{'confirmed' if f['confirmed'] else 'not confirmed'})" for f in ranked[:show]
-                     if f.get("ratio") is not None) or "none"
 
 
 def peel_command(
