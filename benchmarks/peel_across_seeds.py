@@ -27,6 +27,7 @@ def failures_of(peel_dir: str) -> tuple[dict, list[dict]]:
     rates}]; a failure needing nothing alone has dims {}."""
     from examiner.search.importance import group_by_need, needs
     from reports.rundata import load_run
+    from simulator.params import choices_in
 
     state = json.loads((Path(peel_dir) / "peel.json").read_text())
     out = []
@@ -41,9 +42,7 @@ def failures_of(peel_dir: str) -> tuple[dict, list[dict]]:
                 lo = min(float(m["lo"][d]) for m in group)
                 hi = max(float(m["hi"][d]) for m in group)
                 if dim.choices:
-                    from simulator.params import limit_entry
-
-                    dims[dim.name] = set(limit_entry(dim, lo, hi).partition("=")[2].split("|"))
+                    dims[dim.name] = set(choices_in(dim, lo, hi))
                 else:
                     dims[dim.name] = (float(dim.to_physical(lo)), float(dim.to_physical(hi)))
             out.append({"stage": s["stage"], "dims": dims, "modes": [m["rank"] for m in group],

@@ -567,12 +567,13 @@ def rest_of_space(run: RunData, groups: Sequence[Sequence[dict]]) -> dict | None
     continuous dimension (truncation 0.19 to 0.35) leaves the other side (0 to 0.19); one
     needing some choices leaves the others. A failure's modes that hold the standard on
     fresh samples cut their ranges together; without one, only what every mode needs is
-    cut (a weaker, wider mode may owe its rate to the rest of its box). Failures needing several constraints together,
-    or a range inside a dimension, cannot be cut from a box: they stay (`kept`).
+    cut (a weaker, wider mode may owe its rate to the rest of its box; the next search
+    finds the remainder again if it is real). Failures needing several constraints
+    together, or a range inside a dimension, cannot be cut from a box: they stay (`kept`).
     {"entries", "space", "command", "cut": [rank], "kept": [rank]}; None when nothing can
     be cut or the run recorded no space spec."""
     from examiner.search.importance import needs
-    from simulator.params import ParamSpace, limit_entry, with_limits
+    from simulator.params import ParamSpace, choices_in, limit_entry, with_limits
 
     config = run.meta.get("config") or {}
     spec = config.get("space")
@@ -596,16 +597,12 @@ def rest_of_space(run: RunData, groups: Sequence[Sequence[dict]]) -> dict | None
         if d is None:
             kept += ranks
             continue
-        # The modes that hold the standard on fresh samples say how far the failure reaches:
-        # their ranges together are cut. Without one, only what every mode needs is cut
-        # (a weaker, wider mode may owe its rate to the rest of its box); the next search
-        # finds the remainder again if it is real.
         strong = [m for m in group if _held_rate(m) >= standard]
         los = [float(m["lo"][d]) for m in strong or group]
         his = [float(m["hi"][d]) for m in strong or group]
         dim = run.space.dimensions[d]
         if dim.choices:
-            hits = [set(limit_entry(dim, lo, hi).partition("=")[2].split("|")) for lo, hi in zip(los, his)]
+            hits = [set(choices_in(dim, lo, hi)) for lo, hi in zip(los, his)]
             hit = set.union(*hits) if strong else set.intersection(*hits)
             left = [c for c in choices.get(d, dim.choices) if c not in hit]
             if not hit or not left:

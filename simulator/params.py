@@ -585,15 +585,20 @@ def _display_number(d: Dimension, value: float) -> str:
     return "0" if text in ("-0", "") else text
 
 
+def choices_in(d: Dimension, lo_u: float, hi_u: float) -> tuple[str, ...]:
+    """The choices of a categorical dimension whose bins the normalised range overlaps."""
+    n = len(d.choices)
+    first = min(int((lo_u + 1.0) / 2.0 * n + 1e-9), n - 1)
+    last = min(int((hi_u + 1.0) / 2.0 * n - 1e-9), n - 1)
+    return tuple(d.choices[first:last + 1])
+
+
 def limit_entry(d: Dimension, lo_u: float, hi_u: float) -> str:
     """The space-spec entry that keeps the normalised range [lo_u, hi_u] of `d`
     ("camera.truncation=0:0.19"; for a categorical dimension, the choices whose bins it
     overlaps: "camera.truncation_side=left|right", or the one choice)."""
     if d.choices:
-        n = len(d.choices)
-        first = min(int((lo_u + 1.0) / 2.0 * n + 1e-9), n - 1)
-        last = min(int((hi_u + 1.0) / 2.0 * n - 1e-9), n - 1)
-        return f"{d.name}={'|'.join(d.choices[first:last + 1])}"
+        return f"{d.name}={'|'.join(choices_in(d, lo_u, hi_u))}"
     lo = d.low if lo_u <= -1.0 + 1e-12 else d.to_physical(lo_u)
     hi = d.high if hi_u >= 1.0 - 1e-12 else d.to_physical(hi_u)
     return f"{d.name}={_display_number(d, lo)}:{_display_number(d, hi)}"
