@@ -34,8 +34,8 @@ MAX_ATTEMPTS = 20
 @dataclass(frozen=True)
 class FinetuneConfig(CommonConfig):
     """from_run: the search run directory; base_share: fraction of samples drawn from the
-    run's whole space instead of its failure modes; mode_region: "box" or "need" (where a
-    mode's samples are drawn: `generators.scenes.SceneSource`). Image format, JPEG quality and OpenGL
+    run's whole space instead of its failure modes; mode_region: "box", "need" or
+    "failures" (where the other samples are drawn: `generators.scenes.SceneSource`). Image format, JPEG quality and OpenGL
     backend: `CommonConfig`."""
 
     from_run: str = ""

@@ -16,7 +16,9 @@ from generators.errors import GeneratorError
 from simulator.params import ParamSpace, SceneParams
 
 
-MODE_REGIONS = ("box", "need")
+MODE_REGIONS = ("box", "need", "failures")
+FAILURE_SIGMA = 0.1  # jitter around a logged failing scene, in normalised units ([-1, 1] per dimension)
+NEAR_FAILURE = -2  # the "mode" of a scene drawn near a logged failure that lies in no mode's box
 
 
 @dataclass(frozen=True)
@@ -25,9 +27,11 @@ class SceneSource:
     bounds: ((dimension, low, high), ...) overriding default bounds; from_run: a search run
     directory whose failure-mode boxes are sampled; mode_share: fraction of samples drawn
     inside the modes (the rest uniformly from the run's whole space); size: image side;
-    mode_region: "box" (a mode's samples uniform in its box) or "need" (in its need region:
+    mode_region: "box" (a mode's samples uniform in its box), "need" (in its need region:
     the box with the constraints that do not matter alone released,
-    examiner.search.importance.need_box)."""
+    examiner.search.importance.need_box) or "failures" (near the failing scenes the run
+    evaluated, all of them, inside a mode or not: one drawn at random, each normalised
+    coordinate moved by a normal step of FAILURE_SIGMA and clipped to the space)."""
 
     space: str = "pose,shape,camera,light,background"
     bounds: tuple = ()
@@ -38,13 +42,15 @@ class SceneSource:
 
 
 class SceneSampler:
-    """`sample(rng, index) -> (SceneParams, info)`; info: {"source": "base" | "mode", "mode": id,
-    "u": normalised vector in the space}."""
+    """`sample(rng, index) -> (SceneParams, info)`; info: {"source": "base" | "mode" | "failure",
+    "mode": id (for "failure": the mode whose box holds the anchor, else NEAR_FAILURE),
+    "u": normalised vector in the space; "failure": the anchor's index in the run's log}."""
 
     def __init__(self, source: SceneSource) -> None:
         self.source = source
         size = {"camera.width": source.size, "camera.height": source.size}
         self.modes: list[dict] = []
+        self.anchors = np.zeros((0, 0))
         if source.from_run:
             space, self.modes = _load_run(source.from_run)
             self.space = ParamSpace(space.dimensions, base=space.base.with_values(size))
@@ -66,6 +72,13 @@ class SceneSampler:
 
             self.modes = [dict(m, lo=lo.tolist(), hi=hi.tolist())
                           for m in self.modes for lo, hi in [need_box(m, self.space.names)]]
+        if source.mode_region == "failures" and source.from_run:
+            self.anchor_index, self.anchors = _failing_scenes(source.from_run, self.space.dim)
+            inside = [(np.all((self.anchors >= np.asarray(m["lo"])) & (self.anchors <= np.asarray(m["hi"])), axis=1), int(m["id"]))
+                      for m in self.modes]
+            self.anchor_mode = np.full(len(self.anchors), NEAR_FAILURE, dtype=np.int64)
+            for hit, mid in reversed(inside):
+                self.anchor_mode[hit] = mid
 
     def from_modes(self, index: int) -> bool:
         """Whether sample `index` is drawn inside a failure mode: exactly a `mode_share`
@@ -77,7 +90,11 @@ class SceneSampler:
 
     def sample(self, rng: np.random.Generator, index: int = 0) -> tuple[SceneParams, dict[str, Any]]:
         D = self.space.dim
-        if self.from_modes(index):
+        if self.from_modes(index) and self.source.mode_region == "failures":
+            k = int(rng.integers(len(self.anchors)))
+            u = np.clip(self.anchors[k] + FAILURE_SIGMA * rng.standard_normal(D), -1.0, 1.0)
+            info = {"source": "failure", "mode": int(self.anchor_mode[k]), "failure": int(self.anchor_index[k])}
+        elif self.from_modes(index):
             m = self.modes[int(rng.integers(len(self.modes)))]
             lo, hi = np.asarray(m["lo"], dtype=np.float64), np.asarray(m["hi"], dtype=np.float64)
             u = lo + rng.random(D) * (hi - lo)
@@ -109,6 +126,22 @@ def _load_run(run_dir: str):
         if len(m["lo"]) != space.dim or len(m["hi"]) != space.dim:
             raise GeneratorError(f"failure mode {m.get('id')} of {run_dir} does not match the run's space")
     return space, modes
+
+
+def _failing_scenes(run_dir: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """(indices in the run's log, (N, dim) normalised vectors) of every plausible scene the
+    run evaluated that failed: the search's proposals, probes, bisection steps and
+    verification samples alike."""
+    from examiner.store import RunStore, StoreError
+
+    try:
+        table = RunStore.open(run_dir).evaluations()
+    except StoreError as e:
+        raise GeneratorError(f"--from-run: {e}") from None
+    keep = np.flatnonzero(table.failed & table.plausible)
+    if not keep.size:
+        raise GeneratorError(f"run {run_dir} logged no failing scene to draw near; use --mode-region box")
+    return keep, table.u[keep].reshape(-1, dim)
 
 
 def run_summary(run_dir: str) -> dict:

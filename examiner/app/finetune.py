@@ -248,7 +248,7 @@ def finetune_command(
                           "benchmarks/RESULTS-finetune.md)."),
     base_share: float = typer.Option(0.2, "--base-share", help="Fraction of the set drawn uniformly from the run's whole space (docs/finetune.md: what the share trades)."),
     mode_scenes: int = typer.Option(None, "--mode-scenes", help="Scenes per failure mode instead of a base share: each mode gets about this many, the rest of --n is drawn uniformly from the whole space (one mode needed about 4800 to be fixed: docs/finetune.md)."),
-    mode_region: str = typer.Option("box", "--mode-region", help="Where a mode's scenes are drawn: box (the verified box) or need (the box with the constraints that do not matter alone released: what the failure needs, everything else varied)."),
+    mode_region: str = typer.Option("box", "--mode-region", help="Where a mode's scenes are drawn: box (the verified box), need (the box with the constraints that do not matter alone released: what the failure needs, everything else varied) or failures (near every failing scene the run logged)."),
     everyday_share: float = typer.Option(_FT.everyday_share, "--everyday-share", help="Fraction of each epoch drawn from everyday scenes."),
     epochs: int = typer.Option(_FT.epochs, "--epochs", help="Epochs at most (early stopping keeps the best admissible one)."),
     lr: float = typer.Option(_FT.lr, "--lr", help="AdamW learning rate."),

@@ -310,8 +310,9 @@ def loop_command(
         "about this many, the rest of --n is drawn uniformly from the whole space (one mode needed about 4800 to "
         "be fixed: docs/finetune.md)."),
     mode_region: str = typer.Option(
-        "box", "--mode-region", help="Where a mode's scenes are drawn: box, or need (the box with the constraints "
-        "that do not matter alone released: what the failure needs, everything else varied)."),
+        "box", "--mode-region", help="Where a mode's scenes are drawn: box, need (the box with the constraints "
+        "that do not matter alone released: what the failure needs, everything else varied), or failures (near every "
+        "failing scene the round's search logged)."),
     samples: int = typer.Option(40, "--samples", help="Fresh samples per mode for the rechecks."),
     epochs: int = typer.Option(_FT.epochs, "--epochs"),
     lr: float = typer.Option(_FT.lr, "--lr"),

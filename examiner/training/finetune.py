@@ -396,7 +396,7 @@ def finetune(net, train: dict[str, np.ndarray], everyday: dict[str, np.ndarray],
         f_j2 = torch.as_tensor(train["joints2d"][fit_idx])
         f_w = torch.ones(n_fit)
         if config.mode_weight != 1.0 and "mode" in train:
-            f_w[torch.as_tensor(train["mode"][fit_idx] >= 0)] = float(config.mode_weight)
+            f_w[torch.as_tensor(train["mode"][fit_idx] != -1)] = float(config.mode_weight)  # -1: a base scene
         history = [{"epoch": 0, "everyday_mpjpe_mm": start["mpjpe_mm"],
                     "holdout_mpjpe_mm": start_hold["mpjpe_mm"] if start_hold else None}]
         best = (start_hold["mpjpe_mm"] if start_hold else math.inf, 0, copy.deepcopy(net.state_dict()))

@@ -105,5 +105,41 @@ def test_need_region_releases_the_constraints_the_failure_does_not_need(run_dir,
     U = np.array([sampler.sample(rng, i)[1]["u"] for i in range(40)])
     assert (U[:, 0] >= 0.5).all()  # the knee stays in the box
     assert (U[:, 2] < 0.8).mean() > 0.5 and (np.abs(U[:, 3]) > 0.2).mean() > 0.5  # the camera roams
-    with pytest.raises(GeneratorError, match="--mode-region must be one of box, need"):
+    with pytest.raises(GeneratorError, match="--mode-region must be one of box, need, failures"):
         SceneSampler(SceneSource(from_run=str(root), mode_region="everywhere"))
+
+
+def test_failures_region_draws_near_every_failing_scene_of_the_log(run_dir, tmp_path):
+    """--mode-region failures: scenes near the run's logged failures (plausible ones only,
+    whatever the phase), each tagged with the mode whose box holds its anchor or NEAR_FAILURE;
+    passing and implausible scenes are never anchors; a log without failures is a one-line error."""
+    from examiner.store import RunStore
+    from generators.errors import GeneratorError
+    from generators.scenes import FAILURE_SIGMA, NEAR_FAILURE, SceneSampler, SceneSource
+
+    root, space, lo, hi = run_dir
+    logged = tmp_path / "logged"
+    store = RunStore.create(logged, {"space": space.to_dict(), "dimension_names": space.names, "strategy": "test",
+                                     "metric": "mpjpe", "threshold": 90.0, "seeds": {"root": 0}})
+    store.write_modes([{"id": 3, "lo": lo.tolist(), "hi": hi.tolist(), "verified": {"n": 10, "k": 9, "rate": 0.9}}])
+    points = [([0.7, 0.0, 0.9, 0.0], True, True, "verify"),     # inside the mode's box
+              ([-0.8, -0.8, -0.5, 0.6], True, True, "search"),  # a failure outside it
+              ([0.0, 0.0, 0.0, 0.0], False, True, "search"),    # passes
+              ([0.3, 0.3, 0.3, -0.9], True, False, "probe")]    # implausible
+    store.append([{"u": u, "i": i, "round": 0, "agent": 0, "job": None, "failed": f, "model_error": False,
+                   "plausible": p, "phase": ph, "error": 120.0 if f else 40.0}
+                  for i, (u, f, p, ph) in enumerate(points)])
+    store.close()
+    sampler = SceneSampler(SceneSource(from_run=str(logged), mode_share=0.5, mode_region="failures"))
+    assert sampler.anchor_index.tolist() == [0, 1] and sampler.anchor_mode.tolist() == [3, NEAR_FAILURE]
+    rng = np.random.default_rng(0)
+    draws = [sampler.sample(rng, i) for i in range(200)]
+    near = [info for _, info in draws if info["source"] == "failure"]
+    assert len(near) == 100  # exactly the share
+    for info in near:
+        anchor = np.array(points[info["failure"]][0])
+        assert info["mode"] == (3 if info["failure"] == 0 else NEAR_FAILURE)
+        assert np.abs(np.array(info["u"]) - anchor).max() < 6 * FAILURE_SIGMA and np.abs(info["u"]).max() <= 1.0
+    assert {info["failure"] for info in near} == {0, 1}
+    with pytest.raises(GeneratorError, match="logged no failing scene"):
+        SceneSampler(SceneSource(from_run=str(root), mode_region="failures"))
