@@ -48,10 +48,22 @@ def _constrained(mode: dict) -> str:
     return bounds
 
 
+_REGION_WORDS = {"need": " (drawn in what each failure needs)",
+                 "failures": " (drawn near the failing scenes the search logged, inside a mode or not)"}
+
+
 def _set_mix(c: dict) -> str:
+    where = _REGION_WORDS.get(c.get("mode_region") or "box", "")
     if c.get("mode_scenes"):
-        return f"about {c['mode_scenes']} per failure mode, the rest from the whole space"
-    return f"{100 * c['base_share']:.0f}% from the whole space"
+        return f"about {c['mode_scenes']} per failure mode{where}, the rest from the whole space"
+    return f"{100 * c['base_share']:.0f}% from the whole space, the rest in the modes{where}"
+
+
+def _need_cell(x: dict | None) -> str:
+    if not x:
+        return "- (needs nothing alone)"
+    dims = ", ".join(escape(str(d)) for d in x.get("dimensions", []))
+    return f"{_pct(x.get('rate_before'))} &rarr; {_pct(x.get('rate_after'))} <span class=note>({dims}; {x.get('n', '?')} scenes)</span>"
 
 
 def round_section(r: dict) -> str:
@@ -78,6 +90,7 @@ def round_section(r: dict) -> str:
         rows = []
         by_id_b = {m["id"]: m for m in (rc or {}).get("before", [])}
         by_id_a = {m["id"]: m for m in (rc or {}).get("after", [])}
+        need = {x["id"]: x for x in (rc or {}).get("need") or []}
         order = sorted(ex["modes"], key=lambda m: by_id_b.get(m["id"], {}).get("rank") or m.get("rank") or 0)
         for m in order:
             b, a = by_id_b.get(m["id"], {}), by_id_a.get(m["id"], {})
@@ -87,10 +100,17 @@ def round_section(r: dict) -> str:
                 f"<td>{_pct(m.get('rate'))}</td><td>{_pct(b.get('rate'))} {_bar(b.get('rate'), '#c0392b')}</td>"
                 f"<td>{_pct(a.get('rate'))} {_bar(a.get('rate'), '#2e86c1')}</td>"
                 f"<td>{_mm(b.get('median'))}</td><td>{_mm(a.get('median'))}</td>"
-                f"<td>{'fixed' if fixed else ('-' if a.get('rate') is None else 'not fixed')}</td></tr>")
+                f"<td>{'fixed' if fixed else ('-' if a.get('rate') is None else 'not fixed')}</td>"
+                + (f"<td class=l>{_need_cell(need.get(m['id']))}</td>" if need else "") + "</tr>")
         parts.append("<table><tr><th>mode</th><th>region</th><th>verified rate (search)</th>"
                      "<th>failing before</th><th>failing after</th><th>median error before</th>"
-                     "<th>after</th><th>&lt; 20%?</th></tr>" + "".join(rows) + "</table>")
+                     "<th>after</th><th>&lt; 20%?</th>"
+                     + ("<th>what it needs alone: failing before &rarr; after</th>" if need else "")
+                     + "</tr>" + "".join(rows) + "</table>")
+        if need:
+            parts.append("<p class=note>What it needs alone: the same recheck in the mode's need region (its box "
+                         "with every constraint that does not matter alone released; docs/search.md, \"What the "
+                         "failure needs\"): whether the fine-tune fixed the condition or only the box.</p>")
         if rc:
             first = rc["before"][0] if rc["before"] else {}
             n = first.get("n", 0) + first.get("excluded", 0)

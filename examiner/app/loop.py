@@ -132,6 +132,15 @@ def _rates_on(run_dir: str, spec: str, samples: int, seed: int) -> list[dict]:
             for m, s in zip(run.modes, res.modes)]
 
 
+def _need_rates_on(run_dir: str, before: str, after: str, samples: int, seed: int) -> list[dict]:
+    """Each mode with a need (a constraint that matters alone) rechecked in its need region
+    on both models (examiner.app.finetune._need_rates), as a list with the mode's id."""
+    from examiner.app.finetune import _need_rates
+    from reports.rundata import load_run
+
+    return [{"id": i, **row} for i, row in _need_rates(load_run(run_dir), before, after, samples, seed).items()]
+
+
 def _counted_all_samples(recheck: dict) -> bool:
     """Whether a saved recheck predates fair counting (662d0c4): its rows have no
     "excluded", and their rates divided by every sample, unscored ones included."""
@@ -268,7 +277,8 @@ def run_loop(out: str | Path, *, model: str = "baseline", rounds: int = 2, space
                     prev = state["rounds"][j - 1]
                     if prev.get("examine", {}).get("modes"):
                         earlier[str(j)] = _rates_on(prev["examine"]["run"], after, samples, seed)
-                return {"before": before, "after": aft, "earlier_rounds_after": earlier}
+                return {"before": before, "after": aft, "earlier_rounds_after": earlier,
+                        "need": _need_rates_on(str(rdir / "run"), current, after, samples, seed)}
 
             r["recheck"] = timed("recheck", recheck)
             save()

@@ -511,6 +511,11 @@ def test_a_loop_rechecked_by_an_older_version_recounts_on_resume(analytic_run, t
     assert any("recounting the recheck" in m for m in said)
     assert rc["before"] == _rates_on(run, before, 8, 0) and rc["after"] == _rates_on(run, after, 8, 0)
     assert all("excluded" in x for x in rc["before"] + rc["after"])
+    # each mode with a need is rechecked in its need region too, like `examiner finetune`
+    from examiner.app.loop import _need_rates_on
+
+    assert rc["need"] and rc["need"] == _need_rates_on(run, before, after, 8, 0)
+    assert {x["id"] for x in rc["need"]} <= {x["id"] for x in rc["before"]} and all(x["dimensions"] for x in rc["need"])
     said.clear()
     again = run_loop(tmp_path, model=before, rounds=1, space="joints,camera", budget=400, strategy="random", n=10,
                      samples=8, threshold=90.0, everyday_n=0, quiet=True, log=said.append)

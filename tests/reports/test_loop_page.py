@@ -14,7 +14,9 @@ def test_loop_page_tells_each_round():
              "examine": {"evaluations": 100, "failures": 40, "modes": [{"id": 7, "rank": None, "rate": 0.9},
                                                                         {"id": 3, "rank": None, "rate": 0.8}]},
              "recheck": {"before": [mode(3, 1, 0.9, 150.0), mode(7, 2, 0.8, 120.0)],
-                         "after": [mode(3, 1, 0.1, 60.0), mode(7, 2, 0.5, 100.0)], "earlier_rounds_after": {}},
+                         "after": [mode(3, 1, 0.1, 60.0), mode(7, 2, 0.5, 100.0)], "earlier_rounds_after": {},
+                         "need": [{"id": 3, "n": 10, "k_before": 6, "k_after": 5, "rate_before": 0.6,
+                                   "rate_after": 0.5, "dimensions": ["pose.z02"]}]},
              "everyday": {"n": 250, "before": {"mpjpe_mm": 94.0}, "after": {"mpjpe_mm": 95.0}},
              "cpu": {"examine": 10.0}, "wall": {"examine": 20.0}},
             {"round": 2, "model_before": "onnx:/m1.onnx", "examine": {"evaluations": 100, "failures": 5, "modes": []},
@@ -28,6 +30,13 @@ def test_loop_page_tells_each_round():
     assert "90%" in html and "10%" in html and "fixed" in html and "not fixed" in html
     assert "94.0 &rarr; <b>95.0</b> mm (+1.1%)" in html
     assert "nothing to fine-tune on" in html
+    # the need-region recheck: the mode with a need shows it, the other needs nothing alone
+    assert "what it needs alone: failing before &rarr; after" in html
+    assert "60% &rarr; 50% <span class=note>(pose.z02; 10 scenes)</span>" in html
+    assert "- (needs nothing alone)" in html
+    older = {**state, "rounds": [{**state["rounds"][0], "recheck": {k: v for k, v in state["rounds"][0]["recheck"].items()
+                                                                    if k != "need"}}, state["rounds"][1]]}
+    assert "what it needs alone" not in loop_html(older)  # a loop saved before the need recheck
 
 
 def test_loop_page_names_each_mode_in_words():
@@ -59,4 +68,7 @@ def test_loop_page_says_how_each_set_was_mixed():
     html = loop_html(state)
     assert "24000 scenes per fine-tuning set (about 4800 per failure mode, the rest from the whole space)" in html
     assert "Its fine-tuning set: 60% of the scenes in the modes, 40% from the whole space." in html
-    assert "(20% from the whole space)" in loop_html({**state, "config": {**state["config"], "mode_scenes": None}})
+    assert "(20% from the whole space, the rest in the modes)" in loop_html(
+        {**state, "config": {**state["config"], "mode_scenes": None}})
+    assert "(20% from the whole space, the rest in the modes (drawn near the failing scenes the search logged" in loop_html(
+        {**state, "config": {**state["config"], "mode_scenes": None, "mode_region": "failures"}})
