@@ -419,6 +419,7 @@ def _mode_view(run: RunData, mode: dict, described: dict, gallery: dict,
         "rows": rows,
         "free": free,
         "description": mode_words(run, mode, desc),
+        "headline": needed_words(desc, (imp or {}).get("description_check") or []),
         "unneeded": (imp or {}).get("description_check") or [],
         "codes": [{"phrase": c.phrase, "inside": fi, "overall": fb} for c, fi, fb in getattr(desc, "codes", ())],
         "histogram": svg.histogram(errs.get("values") or [], run.threshold, f"{run.metric} ({unit})" if unit else run.metric,
@@ -430,6 +431,21 @@ def _mode_view(run: RunData, mode: dict, described: dict, gallery: dict,
 # ---------------------------------------------------------------------------------------
 # results.json
 # ---------------------------------------------------------------------------------------
+
+def needed_words(desc: Any, unneeded: list[dict]) -> str | None:
+    """The card's headline when the constraint test flagged some of the description's
+    properties as not needed alone (`description_check`): the description without them
+    ("" when none is left: the card then leads with what the failure needs); None when
+    nothing was flagged (the description stands as it is)."""
+    if not unneeded or desc is None or not getattr(desc, "codes", ()):
+        return None
+    from reports.posecodes import describe
+
+    flagged = {u["key"] for u in unneeded}
+    # ... and what a flagged property implies ("partly cut off" under "a quarter or more cut off")
+    drop = flagged | {k for c, _i, _o in desc.codes if c.key in flagged for k in c.supersedes}
+    return describe(c for c, _inside, _overall in desc.codes if c.key not in drop)
+
 
 def mode_words(run: RunData, mode: dict, desc: Any) -> str:
     """The mode's description: its distinctive pose, view and scene properties, or, when

@@ -39,3 +39,23 @@ def test_a_described_property_the_failure_does_without_is_flagged():
 def test_a_property_whose_constraint_matters_or_clearly_lowers_the_rate_is_not_flagged():
     assert description_check(*_case(matters=True, k=5)) == []
     assert description_check(*_case(matters=False, k=13)) == []  # 54% without it: not "does without"
+
+
+def test_the_card_leads_with_the_words_the_failure_needs():
+    """reports.report.needed_words: the description without the flagged properties; "" when
+    every property is flagged (the card then leads with what the failure needs); None when
+    nothing is flagged."""
+    from reports.report import needed_words
+
+    run, mode, imp, desc = _case(matters=False, k=19)
+    assert needed_words(desc, description_check(run, mode, imp, desc)) == ""
+    assert needed_words(desc, []) is None
+    EL = SPACE.names.index("camera.elevation")
+    lo, hi = -np.ones(SPACE.dim), np.ones(SPACE.dim)
+    lo[TR], lo[EL] = 0.6, 0.7  # cut off, and seen from above
+    both = region_description(SPACE, lo, hi, np.random.default_rng(0), n=40)
+    assert "cut off" in both.text and "above" in both.text, both.text
+    flagged = description_check(run, {**mode, "lo": lo.tolist(), "hi": hi.tolist()}, imp, both)
+    assert {u["dimension"] for u in flagged} == {"camera.truncation"}
+    words = needed_words(both, flagged)
+    assert "above" in words and "cut off" not in words, words
