@@ -59,6 +59,10 @@ def _cut(stage: dict, nxt: dict | None) -> str:
     if not rest:
         return ""
     went = " The next stage searches it." if nxt else ""
+    if rest.get("factors"):
+        many = len(rest["factors"]) > 1
+        return (f"<p>Cut away for the next stage: <code>{escape(', '.join(rest['entries']))}</code> (no mode could be "
+                f"cut; the confirmed failure factor{'s' if many else ''} {escape('; '.join(rest['factors']))}).{went}</p>")
     many = len(rest["cut"]) > 1
     return (f"<p>Cut away for the next stage: <code>{escape(', '.join(rest['entries']))}</code> (what mode"
             f"{'s' if many else ''} {', '.join(map(str, rest['cut']))} need{'' if many else 's'})."
@@ -87,7 +91,8 @@ def peel_html(state: dict) -> str:
 <p>Model <code>{escape(str(c['model']))}</code>; {c['budget']} evaluations per stage ({escape(str(c['strategy']))},
 seed {c['seed']}); failure: {escape(str(c['metric']))} above {state.get('threshold', float('nan')):.1f}, {how}.
 Each stage searches what the earlier ones left: the failures that need one constraint alone (tested on fresh
-samples after each search) are cut from the space, and the rest is searched again.</p>
+samples after each search) are cut from the space, and the rest is searched again; a stage whose modes cannot be
+cut that way cuts its confirmed failure factors instead.</p>
 <table><tr><th>stage</th><th class=l>space</th><th>fails (uniform scenes)</th><th>modes</th><th></th></tr>{''.join(rows)}</table>
 <p><b>Ended:</b> {escape(str(state.get('ended', 'running')))}.</p>
 {''.join(sections)}

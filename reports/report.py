@@ -589,7 +589,7 @@ def rest_of_space(run: RunData, groups: Sequence[Sequence[dict]]) -> dict | None
     {"entries", "space", "command", "cut": [rank], "kept": [rank]}; None when nothing can
     be cut or the run recorded no space spec."""
     from examiner.search.importance import needs
-    from simulator.params import ParamSpace, choices_in, limit_entry, with_limits
+    from simulator.params import ParamSpace, choices_in
 
     config = run.meta.get("config") or {}
     spec = config.get("space")
@@ -642,6 +642,16 @@ def rest_of_space(run: RunData, groups: Sequence[Sequence[dict]]) -> dict | None
         cut += ranks
     if not ranges and not choices:
         return None
+    return {**_rest_spec(run, spec, ranges, choices), "cut": sorted(cut), "kept": sorted(kept)}
+
+
+def _rest_spec(run: RunData, spec: str, ranges: dict[int, list[float]], choices: dict[int, list[str]]) -> dict:
+    """{"entries", "space", "command"}: the run's space spec narrowed to `ranges`
+    (normalised, per continuous dimension) and `choices` (per categorical one)."""
+    from simulator.params import limit_entry, with_limits
+
+    names = run.space.names
+    config = run.meta.get("config") or {}
     entries = [limit_entry(run.space.dimensions[d], *ranges[d]) if d in ranges
                else f"{names[d]}={'|'.join(choices[d])}" for d in sorted({*ranges, *choices})]
     space = with_limits(spec, entries)
@@ -652,7 +662,56 @@ def rest_of_space(run: RunData, groups: Sequence[Sequence[dict]]) -> dict | None
         words += ["--threshold", f"{config['threshold']:g}"]
     words += ["--budget", str(config.get("budget", 3000)), "--out", "RUN_DIR"]
     command = " ".join([words[0]] + [shlex.quote(w) for w in words[1:]])
-    return {"entries": entries, "space": space, "command": command, "cut": sorted(cut), "kept": sorted(kept)}
+    return {"entries": entries, "space": space, "command": command}
+
+
+def factor_rest(run: RunData, factors: Sequence[dict]) -> dict | None:
+    """The run's space with its confirmed failure factors cut away (examiner.search.factors:
+    one condition on one dimension, fresh samples under it failing more often than the
+    space's uniform ones, Holm-adjusted), for a peel stage whose modes cannot be cut (none,
+    or needing several constraints together): a factor at one end of a continuous
+    dimension (elevation 38° to 50°) leaves the other end, a categorical one leaves the
+    other choices; a factor inside a dimension cannot be cut from a box. Same form as
+    `rest_of_space`, with "factors" (the labels cut) instead of mode ranks in "cut";
+    None when no confirmed factor can be cut."""
+    from simulator.params import ParamSpace, choices_in
+
+    spec = (run.meta.get("config") or {}).get("space")
+    names = run.space.names
+    try:
+        if not spec or ParamSpace.from_groups(spec).names != names:
+            return None
+    except PoseExaminerError:
+        return None
+    ranges: dict[int, list[float]] = {}
+    choices: dict[int, list[str]] = {}
+    labels: list[str] = []
+    for f in factors:
+        if not f.get("confirmed") or f.get("dimension") not in names or f.get("lo_u") is None:
+            continue
+        d = names.index(f["dimension"])
+        dim = run.space.dimensions[d]
+        lo, hi = float(f["lo_u"]), float(f["hi_u"])
+        if dim.choices:
+            left = [c for c in choices.get(d, dim.choices) if c not in set(choices_in(dim, lo, hi))]
+            if not left:
+                continue
+            choices[d] = left
+        else:
+            klo, khi = ranges.get(d, [-1.0, 1.0])
+            if lo <= -1 + REST_EDGE < hi < 1 - REST_EDGE:
+                klo = max(klo, hi)
+            elif -1 + REST_EDGE < lo and hi >= 1 - REST_EDGE:
+                khi = min(khi, lo)
+            else:
+                continue
+            if khi - klo < REST_EDGE:
+                continue
+            ranges[d] = [klo, khi]
+        labels.append(str(f.get("label") or f["dimension"]))
+    if not labels:
+        return None
+    return {**_rest_spec(run, spec, ranges, choices), "cut": [], "kept": [], "factors": labels}
 
 
 def needs_lines(summary: dict | None) -> list[str]:

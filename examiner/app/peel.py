@@ -6,8 +6,11 @@ Peeling asks what else fails. Stage 1 examines the space; each mode's constraint
 tested alone after the search (`region.importance`), and the failures that need one
 constraint alone are cut away (`reports.report.rest_of_space`: truncation 0.19 to 0.35
 leaves the space with truncation 0 to 0.19). Stage 2 examines what is left, and so on,
-until a stage finds no mode, its failures cannot be cut from a box (they need several
-constraints together, or a range inside a dimension), or --stages is reached.
+A stage whose modes cannot be cut (it has none, or they need several constraints
+together) cuts its confirmed failure factors instead (`reports.report.factor_rest`: a
+condition on one dimension, tested on fresh samples against the stage's uniform scenes:
+elevation 38° to 50° leaves 0° to 38°). The peel ends when nothing can be cut, or at
+--stages.
 
 Every stage is a normal run folder (OUT/stage-K) with its own report; the failure
 threshold is decided once, before stage 1, so that every stage judges failure alike.
@@ -53,12 +56,20 @@ def _stage_record(k: int, spec: str, examined: dict) -> dict:
                 "n": (f.get("fresh") or {}).get("n"), "ratio": f.get("rate_ratio"), "p_adjusted": f.get("p_adjusted"),
                 "confirmed": bool(f.get("confirmed"))}
                for f in (data.get("factors") or {}).get("factors") or []]
+    rest = needs.get("rest")
+    if not rest and any(f["confirmed"] for f in factors):
+        # No mode can be cut (none, or each needs several constraints together): a confirmed
+        # failure factor is a condition on one dimension, tested on fresh samples; cut that.
+        from reports.report import factor_rest
+        from reports.rundata import load_run
+
+        rest = factor_rest(load_run(examined["run"]), (data.get("factors") or {}).get("factors") or [])
     return {"stage": k, "space": spec, "run": examined["run"], "report": examined.get("report"), "factors": factors,
             "evaluations": examined["evaluations"], "failures": examined["failures"],
             "uniform": None if not reference else {x: reference.get(x) for x in ("n", "k", "rate", "interval")},
             "modes": modes, "needs": {"failures": needs.get("failures") or [],
                                       "nothing_alone": needs.get("nothing_alone") or []},
-            "rest": needs.get("rest")}
+            "rest": rest}
 
 
 def _load_state(out: Path) -> dict:
@@ -79,12 +90,13 @@ def _load_state(out: Path) -> dict:
 
 def _ended(stage: dict) -> str | None:
     """Why the peel stops after this stage (None: it goes on)."""
+    if stage["rest"]:
+        return None
     if not stage["modes"]:
-        return "no failure mode in this space: what still fails has no condition in common that a box holds"
-    if not stage["rest"]:
-        return ("nothing left to cut: the failures here need several constraints together, a range inside a "
-                "dimension, or nothing alone")
-    return None
+        return ("no failure mode in this space and no confirmed failure factor at the end of a dimension: what "
+                "still fails has no condition in common that a box holds")
+    return ("nothing left to cut: the failures here need several constraints together, a range inside a "
+            "dimension, or nothing alone, and no confirmed failure factor can be cut instead")
 
 
 def run_peel(out: str | Path, *, model: str, space: str = "pose,shape,camera", stages: int = 3, budget: int = 3000,
@@ -174,6 +186,9 @@ def stage_lines(state: dict) -> list[str]:
             from reports.peel import factor_text
 
             lines.append("  fails more often (failure factors): " + factor_text(s["factors"]))
+        if (s.get("rest") or {}).get("factors"):
+            lines.append(f"  no mode can be cut; cut the confirmed failure factor{'s' if len(s['rest']['factors']) > 1 else ''} "
+                         f"{'; '.join(s['rest']['factors'])}: {', '.join(s['rest']['entries'])}")
     lines.append(f"ended: {state.get('ended')}")
     return lines
 

@@ -96,3 +96,51 @@ def test_peel_options_are_checked_before_anything_is_written(tmp_path):
         with pytest.raises(PeelError, match="peel.json is damaged") as e:
             run_peel(tmp_path / "bad", model="x", space="camera", threshold=90.0, quiet=True, evaluator_for=_model)
         assert "\n" not in str(e.value)
+
+
+def test_a_stage_without_a_mode_to_cut_cuts_its_confirmed_failure_factor(tmp_path):
+    """A model failing 60% of scenes seen from above 35 degrees (and 3% elsewhere) has no box
+    at the 80% standard, but the failure factor is confirmed: the stage cuts it, and the
+    next stage, below 35 degrees, has neither mode nor factor and ends the peel."""
+    from examiner.app.peel import run_peel, stage_lines
+    from reports.peel import peel_html
+
+    def model(spec: str) -> CoinFlip:
+        space = ParamSpace.from_groups(spec)
+        e = space.names.index("camera.elevation")
+        d_e = space.dimensions[e]
+        return CoinFlip(lambda u: 0.6 if d_e.to_physical(u[e]) > math.radians(35) else 0.03)
+
+    state = run_peel(tmp_path / "peel", model="high-camera", space="camera", stages=3, budget=700, agents=4,
+                     strategy="random", seed=1, threshold=90.0, quiet=True, log=lambda s: None, evaluator_for=model)
+    s1 = state["stages"][0]
+    assert s1["modes"] == [] and s1["rest"] and s1["rest"]["factors"], s1
+    assert [e.partition("=")[0] for e in s1["rest"]["entries"]] == ["camera.elevation"]
+    high = ParamSpace.from_groups(s1["rest"]["space"]).dimensions[
+        ParamSpace.from_groups(s1["rest"]["space"]).names.index("camera.elevation")].high
+    assert math.radians(30) <= high <= math.radians(40)
+    assert len(state["stages"]) == 2 and state["stages"][1]["rest"] is None
+    assert state["ended"].startswith("no failure mode in this space and no confirmed failure factor")
+    assert "no mode could be cut; the confirmed failure factor camera.elevation" in peel_html(state)
+    assert any("cut the confirmed failure factor" in line for line in stage_lines(state))
+
+
+def test_factor_rest_cuts_confirmed_factors_at_the_end_of_a_dimension_or_a_choice():
+    from types import SimpleNamespace
+
+    from reports.report import factor_rest
+
+    space = ParamSpace.from_groups("camera,occluder")
+    run = SimpleNamespace(space=space, meta={"config": {"space": "camera,occluder", "budget": 100}, "model_spec": "m"})
+    f = lambda dim, lo, hi, ok=True: {"dimension": dim, "lo_u": lo, "hi_u": hi, "label": dim, "confirmed": ok}  # noqa: E731
+    rest = factor_rest(run, [f("camera.elevation", 0.6, 1.0), f("occluder.kind", 0.34, 1.0),
+                             f("camera.roll", -0.3, 0.3),              # inside the dimension: not a box
+                             f("camera.truncation", 0.5, 1.0, False)])  # not confirmed
+    assert rest["factors"] == ["camera.elevation", "occluder.kind"]
+    narrowed = ParamSpace.from_groups(rest["space"])
+    el = narrowed.dimensions[narrowed.names.index("camera.elevation")]
+    full = space.dimensions[space.names.index("camera.elevation")]
+    assert abs(el.high - full.to_physical(0.6)) < 1e-3 and el.low == full.low
+    assert "occluder.kind=none|box" in rest["entries"]  # the pole cut away
+    assert "examiner run" in rest["command"] and rest["cut"] == []
+    assert factor_rest(run, [f("camera.roll", -0.3, 0.3), f("camera.elevation", 0.6, 1.0, False)]) is None
