@@ -59,14 +59,15 @@ def _cut(stage: dict, nxt: dict | None) -> str:
     if not rest:
         return ""
     went = " The next stage searches it." if nxt else ""
+    why = []
+    if rest["cut"]:
+        many = len(rest["cut"]) > 1
+        why.append(f"what mode{'s' if many else ''} {', '.join(map(str, rest['cut']))} need{'' if many else 's'}")
     if rest.get("factors"):
         many = len(rest["factors"]) > 1
-        return (f"<p>Cut away for the next stage: <code>{escape(', '.join(rest['entries']))}</code> (no mode could be "
-                f"cut; the confirmed failure factor{'s' if many else ''} {escape('; '.join(rest['factors']))}).{went}</p>")
-    many = len(rest["cut"]) > 1
-    return (f"<p>Cut away for the next stage: <code>{escape(', '.join(rest['entries']))}</code> (what mode"
-            f"{'s' if many else ''} {', '.join(map(str, rest['cut']))} need{'' if many else 's'})."
-            f"{went}</p>")
+        why.append(f"the confirmed failure factor{'s' if many else ''} {escape('; '.join(rest['factors']))}")
+    return (f"<p>Cut away for the next stage: <code>{escape(', '.join(rest['entries']))}</code> "
+            f"({' and '.join(why)}).{went}</p>")
 
 
 def peel_html(state: dict) -> str:
@@ -91,8 +92,8 @@ def peel_html(state: dict) -> str:
 <p>Model <code>{escape(str(c['model']))}</code>; {c['budget']} evaluations per stage ({escape(str(c['strategy']))},
 seed {c['seed']}); failure: {escape(str(c['metric']))} above {state.get('threshold', float('nan')):.1f}, {how}.
 Each stage searches what the earlier ones left: the failures that need one constraint alone (tested on fresh
-samples after each search) are cut from the space, and the rest is searched again; a stage whose modes cannot be
-cut that way cuts its confirmed failure factors instead.</p>
+samples after each search) and its confirmed failure factors (conditions on one dimension) are cut from the space, and the rest is searched
+again.</p>
 <table><tr><th>stage</th><th class=l>space</th><th>fails (uniform scenes)</th><th>modes</th><th></th></tr>{''.join(rows)}</table>
 <p><b>Ended:</b> {escape(str(state.get('ended', 'running')))}.</p>
 {''.join(sections)}

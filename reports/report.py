@@ -577,17 +577,18 @@ def _held_rate(mode: dict) -> float:
     return float((mode.get("confirmed") or mode.get("verified") or {}).get("rate") or 0.0)
 
 
-def rest_of_space(run: RunData, groups: Sequence[Sequence[dict]]) -> dict | None:
+def rest_of_space(run: RunData, groups: Sequence[Sequence[dict]], factors: Sequence[dict] = ()) -> dict | None:
     """Where to look next: the run's space with every failure that needs one constraint
-    alone cut away, as a space spec and a command. A failure needing one side of a
+    alone cut away (and, given `factors`, every confirmed failure factor: `_cut_factors`),
+    as a space spec and a command. A failure needing one side of a
     continuous dimension (truncation 0.19 to 0.35) leaves the other side (0 to 0.19); one
     needing some choices leaves the others. A failure's modes that hold the standard on
     fresh samples cut their ranges together; without one, only what every mode needs is
     cut (a weaker, wider mode may owe its rate to the rest of its box; the next search
     finds the remainder again if it is real). Failures needing several constraints
     together, or a range inside a dimension, cannot be cut from a box: they stay (`kept`).
-    {"entries", "space", "command", "cut": [rank], "kept": [rank]}; None when nothing can
-    be cut or the run recorded no space spec."""
+    {"entries", "space", "command", "cut": [rank], "kept": [rank], "factors": [label]};
+    None when nothing can be cut or the run recorded no space spec."""
     from examiner.search.importance import needs
     from simulator.params import ParamSpace, choices_in
 
@@ -640,9 +641,10 @@ def rest_of_space(run: RunData, groups: Sequence[Sequence[dict]]) -> dict | None
             continue
         ranges[d] = [klo, khi]
         cut += ranks
+    labels = _cut_factors(run, factors, ranges, choices)
     if not ranges and not choices:
         return None
-    return {**_rest_spec(run, spec, ranges, choices), "cut": sorted(cut), "kept": sorted(kept)}
+    return {**_rest_spec(run, spec, ranges, choices), "cut": sorted(cut), "kept": sorted(kept), "factors": labels}
 
 
 def _rest_spec(run: RunData, spec: str, ranges: dict[int, list[float]], choices: dict[int, list[str]]) -> dict:
@@ -665,26 +667,17 @@ def _rest_spec(run: RunData, spec: str, ranges: dict[int, list[float]], choices:
     return {"entries": entries, "space": space, "command": command}
 
 
-def factor_rest(run: RunData, factors: Sequence[dict]) -> dict | None:
-    """The run's space with its confirmed failure factors cut away (examiner.search.factors:
-    one condition on one dimension, fresh samples under it failing more often than the
-    space's uniform ones, Holm-adjusted), for a peel stage whose modes cannot be cut (none,
-    or needing several constraints together): a factor at one end of a continuous
-    dimension (elevation 38° to 50°) leaves the other end, a categorical one leaves the
-    other choices; a factor inside a dimension cannot be cut from a box. Same form as
-    `rest_of_space`, with "factors" (the labels cut) instead of mode ranks in "cut";
-    None when no confirmed factor can be cut."""
-    from simulator.params import ParamSpace, choices_in
+def _cut_factors(run: RunData, factors: Sequence[dict], ranges: dict[int, list[float]],
+                 choices: dict[int, list[str]]) -> list[str]:
+    """Narrow `ranges` / `choices` (in place) by the confirmed failure factors
+    (examiner.search.factors: one condition on one dimension, fresh samples under it failing
+    more often than the space's uniform ones, Holm-adjusted), under the rule of the modes'
+    needs: a factor at one end of a continuous dimension (elevation 38° to 50°) leaves the
+    other end, a categorical one leaves the other choices, one inside a dimension stays.
+    Returns the labels of the factors cut."""
+    from simulator.params import choices_in
 
-    spec = (run.meta.get("config") or {}).get("space")
     names = run.space.names
-    try:
-        if not spec or ParamSpace.from_groups(spec).names != names:
-            return None
-    except PoseExaminerError:
-        return None
-    ranges: dict[int, list[float]] = {}
-    choices: dict[int, list[str]] = {}
     labels: list[str] = []
     for f in factors:
         if not f.get("confirmed") or f.get("dimension") not in names or f.get("lo_u") is None:
@@ -694,7 +687,7 @@ def factor_rest(run: RunData, factors: Sequence[dict]) -> dict | None:
         lo, hi = float(f["lo_u"]), float(f["hi_u"])
         if dim.choices:
             left = [c for c in choices.get(d, dim.choices) if c not in set(choices_in(dim, lo, hi))]
-            if not left:
+            if not left or left == list(choices.get(d, dim.choices)):
                 continue
             choices[d] = left
         else:
@@ -705,13 +698,18 @@ def factor_rest(run: RunData, factors: Sequence[dict]) -> dict | None:
                 khi = min(khi, lo)
             else:
                 continue
-            if khi - klo < REST_EDGE:
+            if khi - klo < REST_EDGE or [klo, khi] == ranges.get(d):
                 continue
             ranges[d] = [klo, khi]
         labels.append(str(f.get("label") or f["dimension"]))
-    if not labels:
-        return None
-    return {**_rest_spec(run, spec, ranges, choices), "cut": [], "kept": [], "factors": labels}
+    return labels
+
+
+def factor_rest(run: RunData, factors: Sequence[dict]) -> dict | None:
+    """The run's space with only its confirmed failure factors cut away (`_cut_factors`);
+    None when none can be cut."""
+    rest = rest_of_space(run, [], factors)
+    return rest if rest and rest["factors"] else None
 
 
 def needs_lines(summary: dict | None) -> list[str]:

@@ -6,11 +6,11 @@ Peeling asks what else fails. Stage 1 examines the space; each mode's constraint
 tested alone after the search (`region.importance`), and the failures that need one
 constraint alone are cut away (`reports.report.rest_of_space`: truncation 0.19 to 0.35
 leaves the space with truncation 0 to 0.19). Stage 2 examines what is left, and so on,
-A stage whose modes cannot be cut (it has none, or they need several constraints
-together) cuts its confirmed failure factors instead (`reports.report.factor_rest`: a
-condition on one dimension, tested on fresh samples against the stage's uniform scenes:
-elevation 38° to 50° leaves 0° to 38°). The peel ends when nothing can be cut, or at
---stages.
+Each stage also cuts its confirmed failure factors (a condition on one dimension, tested
+on fresh samples against the stage's uniform scenes: elevation 38° to 50° leaves -10° to
+38°), so a failure whose rate rises gradually, with no box at the 80% standard or only
+boxes needing several constraints together, is cut too. The peel ends when nothing can be
+cut, or at --stages.
 
 Every stage is a normal run folder (OUT/stage-K) with its own report; the failure
 threshold is decided once, before stage 1, so that every stage judges failure alike.
@@ -57,13 +57,17 @@ def _stage_record(k: int, spec: str, examined: dict) -> dict:
                 "confirmed": bool(f.get("confirmed"))}
                for f in (data.get("factors") or {}).get("factors") or []]
     rest = needs.get("rest")
-    if not rest and any(f["confirmed"] for f in factors):
-        # No mode can be cut (none, or each needs several constraints together): a confirmed
-        # failure factor is a condition on one dimension, tested on fresh samples; cut that.
-        from reports.report import factor_rest
+    if results.is_file():
+        # What the modes need alone and the confirmed failure factors (conditions on one
+        # dimension, tested on fresh samples), cut together (`reports.report.rest_of_space`).
+        from examiner.search.importance import group_by_need
+        from reports.report import rest_of_space
         from reports.rundata import load_run
 
-        rest = factor_rest(load_run(examined["run"]), (data.get("factors") or {}).get("factors") or [])
+        run = load_run(examined["run"])
+        tested = [m for m in run.modes if (m.get("importance") or {}).get("constraints")]
+        rest = rest_of_space(run, group_by_need(tested, run.space.names) if tested else [],
+                             (data.get("factors") or {}).get("factors") or [])
     return {"stage": k, "space": spec, "run": examined["run"], "report": examined.get("report"), "factors": factors,
             "evaluations": examined["evaluations"], "failures": examined["failures"],
             "uniform": None if not reference else {x: reference.get(x) for x in ("n", "k", "rate", "interval")},
@@ -187,7 +191,7 @@ def stage_lines(state: dict) -> list[str]:
 
             lines.append("  fails more often (failure factors): " + factor_text(s["factors"]))
         if (s.get("rest") or {}).get("factors"):
-            lines.append(f"  no mode can be cut; cut the confirmed failure factor{'s' if len(s['rest']['factors']) > 1 else ''} "
+            lines.append(f"  cut with the confirmed failure factor{'s' if len(s['rest']['factors']) > 1 else ''} "
                          f"{'; '.join(s['rest']['factors'])}: {', '.join(s['rest']['entries'])}")
     lines.append(f"ended: {state.get('ended')}")
     return lines

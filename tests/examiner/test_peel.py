@@ -121,8 +121,8 @@ def test_a_stage_without_a_mode_to_cut_cuts_its_confirmed_failure_factor(tmp_pat
     assert math.radians(30) <= high <= math.radians(40)
     assert len(state["stages"]) == 2 and state["stages"][1]["rest"] is None
     assert state["ended"].startswith("no failure mode in this space and no confirmed failure factor")
-    assert "no mode could be cut; the confirmed failure factor camera.elevation" in peel_html(state)
-    assert any("cut the confirmed failure factor" in line for line in stage_lines(state))
+    assert "(the confirmed failure factor camera.elevation" in peel_html(state)
+    assert any("cut with the confirmed failure factor camera.elevation" in line for line in stage_lines(state))
 
 
 def test_factor_rest_cuts_confirmed_factors_at_the_end_of_a_dimension_or_a_choice():

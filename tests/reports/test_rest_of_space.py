@@ -105,3 +105,17 @@ def test_the_modes_that_hold_the_standard_cut_together_and_without_one_only_the_
     assert rest_of_space(run, [[top, top_left]])["entries"] == ["camera.truncation_side=bottom|left|right"]
     assert rest_of_space(run, [[held(top, 0.9), held(top_left, 0.9)]])["entries"] == \
         ["camera.truncation_side=bottom|right"]
+
+
+def test_confirmed_failure_factors_are_cut_with_the_needs():
+    """rest_of_space(..., factors): a confirmed factor at the end of a dimension is cut with
+    the modes' needs; one on a dimension a need already cut further adds nothing; an
+    unconfirmed one, or one inside a dimension, stays."""
+    run = _run("camera")
+    need = _mode(1, {TR: (0.1, 1.0)}, [TR])
+    f = lambda dim, lo, hi, ok=True: {"dimension": NAMES[dim], "lo_u": lo, "hi_u": hi, "label": NAMES[dim],  # noqa: E731
+                                      "confirmed": ok}
+    rest = rest_of_space(run, [[need]], [f(EL, 0.6, 1.0), f(TR, 0.6, 1.0), f(AZ, -0.2, 0.2), f(SIDE, -1.0, -0.5, False)])
+    assert rest["factors"] == [NAMES[EL]] and rest["cut"] == [1]
+    assert [e.partition("=")[0] for e in rest["entries"]] == ["camera.elevation", "camera.truncation"]
+    assert rest_of_space(run, [[need]])["factors"] == []
