@@ -4,7 +4,9 @@ issue 15's "distinct modes, found with both seeds", counted by what the failures
 A peel's stages search different spaces (each stage cuts away what the earlier ones'
 failures need), so modes are compared in physical units, not in each stage's normalised
 coordinates. A failure is a group of one stage's modes that need the same constraints
-(examiner.search.importance.group_by_need); two failures of two peels are the same when
+(examiner.search.importance.group_by_need), or a confirmed failure factor of a stage (a
+condition on one dimension) that no such group of the stage holds; two failures of two
+peels are the same when
 they need the same dimensions and, on each, one's range lies in the other's for at least
 half of its extent (a categorical dimension: they share a choice). Failures whose modes
 need nothing alone are listed apart.
@@ -53,6 +55,19 @@ def failures_of(peel_dir: str) -> tuple[dict, list[dict]]:
             if not needs(m, run.space.names):
                 out.append({"stage": s["stage"], "dims": {}, "modes": [m["rank"]], "rates": [rate.get(m["rank"])],
                             "text": "nothing alone"})
+        # Confirmed failure factors: a condition on one dimension, tested on fresh samples.
+        results = Path(s["run"]) / "results.json"
+        factors = (json.loads(results.read_text()).get("factors") or {}).get("factors") or [] if results.is_file() else []
+        for f in factors:
+            if not f.get("confirmed") or f.get("dimension") not in run.space.names or f.get("lo_u") is None:
+                continue
+            dim = run.space.dimensions[run.space.names.index(f["dimension"])]
+            rng = (set(choices_in(dim, f["lo_u"], f["hi_u"])) if dim.choices
+                   else (float(dim.to_physical(f["lo_u"])), float(dim.to_physical(f["hi_u"]))))
+            fail = {"stage": s["stage"], "dims": {dim.name: rng}, "modes": [],
+                    "rates": [(f.get("fresh") or {}).get("rate")], "text": f"factor {f['label']}"}
+            if not any(same(fail, g) for g in out if g["stage"] == s["stage"]):
+                out.append(fail)
     return state, out
 
 
@@ -90,9 +105,16 @@ def main(argv: list[str]) -> int:
     for label, mine, other in (("first", fa, fb), ("second", fb, fa)):
         distinct = [f for f in mine if f["dims"]]
         found = [f for f in distinct if any(same(f, g) for g in other)]
-        print(f"{label}: {len(distinct)} distinct failure(s) by need ({len(mine) - len(distinct)} mode(s) needing "
-              f"nothing alone); found by the other peel: {len(found)}"
+        print(f"{label}: {len(distinct)} distinct failure(s) by need or confirmed factor ({len(mine) - len(distinct)} "
+              f"mode(s) needing nothing alone); found by the other peel: {len(found)}"
               + "".join(f"\n  stage {f['stage']}: {f['text']}" for f in found))
+    # A failure whose rate rises gradually is cut slice by slice (truncation 0.19-0.35, then
+    # 0.16-0.19): counted once per set of dimensions it needs.
+    kinds = [{frozenset(f["dims"]) for f in fails if f["dims"]} for fails in (fa, fb)]
+    print("by the dimensions they need: " + "; ".join(
+        f"{label} {len(k)} ({', '.join(sorted(' + '.join(sorted(x)) for x in k))})"
+        for label, k in zip(("first", "second"), kinds))
+          + f"; in both: {len(kinds[0] & kinds[1])} ({', '.join(sorted(' + '.join(sorted(x)) for x in kinds[0] & kinds[1]))})")
     return 0
 
 
