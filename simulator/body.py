@@ -34,7 +34,6 @@ from simulator.joints import (
 )
 from simulator.parts import REGION_NAMES, face_parts
 from simulator.paths import configure_caches
-from simulator.pool import torch_threads
 from simulator.pose_mapping import SIDES, bone_rotations
 from simulator.rotations import axis_angle_matrix, lazy_torch as _torch, unit
 
@@ -308,11 +307,7 @@ class AnnyBody:
 
             for i, name in enumerate(LOCAL_SHAPE_NAMES):
                 local[:, self._local_labels.index(self.LOCAL_CHANGES[name])] = 2.0 * (shape[:, n_phen + i] - 0.5)
-        # One intra-op thread, whatever the caller's: the vertices' last bits depend on the
-        # thread team (a search that ran its policy on one thread first, or a report that
-        # posed bodies first, changed a scene's error in the 5th digit and with it the
-        # search's trajectory); small tensor ops are no slower on one thread here.
-        with torch.no_grad(), torch_threads(1):
+        with torch.no_grad():
             out = self.model(
                 self.pose_deltas(pose),
                 torch.as_tensor(shape[:, :n_phen], dtype=self._dtype),

@@ -80,7 +80,7 @@ def get_body_model(name: str = "anny", **kwargs) -> BodyModel:
         importlib.import_module(_BUILTIN[name])
     if name not in BODY_MODELS:
         raise AssetError(f"unknown body model {name!r}; available: {', '.join(available_body_models())}")
-    from simulator.pool import torch_threads
+    from simulator.threads import torch_threads
 
     with torch_threads(1):  # the buffers it builds must not depend on the caller's thread count
         return BODY_MODELS[name](**kwargs)

@@ -5,7 +5,7 @@
   writer) and applying module-level functions `func(obj, item)` to items, in order
   (`imap`) or as they finish (`imap_unordered`). Users: `RenderPool` (below), the search's
   `examiner.search.backends.ProcessPoolEvaluator` and the generators' local backend.
-- `torch_threads(n)`: torch intra-op threads for a block; `set_worker_threads(n)`: the
+- `torch_threads(n)` (simulator.threads): torch intra-op threads for a block; `set_worker_threads(n)`: the
   torch and llvmpipe threads of a worker process (W workers x default threads would
   oversubscribe the cores).
 - Ray (optional dependency): `import_ray`, `require_ray`, `local_ray_init_kwargs`,
@@ -18,7 +18,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import ipaddress
 import multiprocessing as mp
@@ -28,6 +27,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from simulator.errors import PoseExaminerError
 from simulator.params import SceneParams
+from simulator.threads import torch_threads  # noqa: F401  (re-exported)
 
 
 class PoolError(PoseExaminerError):
@@ -35,24 +35,6 @@ class PoolError(PoseExaminerError):
 
 
 # ---- threads ---------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run the body with torch using n intra-op threads, then restore the caller's count.
-    Small networks are fastest (and bit-reproducible) on one thread; with more, OpenMP
-    synchronisation dominates on a busy 2-core machine (~1000x slower per policy layer; the
-    body model at batch 1 runs 22 instead of 100 ms per body beside the GL rasteriser)."""
-    import torch
-
-    before = torch.get_num_threads()
-    if before != n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        if before != n:
-            torch.set_num_threads(before)
 
 
 def set_worker_threads(threads: int) -> None:

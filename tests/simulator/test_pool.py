@@ -73,10 +73,11 @@ def test_a_worker_that_dies_is_an_error_not_a_hang():
 
 
 def test_a_posed_body_does_not_depend_on_the_callers_thread_count():
-    """The body model is built and poses on one intra-op thread whatever the caller runs
-    with: before, a model first built by a report on two threads posed bodies a few ulps away
-    from one built inside a search's one-thread scope, a scene's error moved in the 5th
-    digit, and a peel's stage 2 searched differently in the same process than resumed."""
+    """The body model is built on one intra-op thread whatever the caller runs with (and
+    poses alike on any): before, a model first built by a report on two threads posed
+    bodies a few ulps away from one built inside a search's one-thread scope, a scene's
+    error moved in the 5th digit, and a peel's stage 2 searched differently in the same
+    process than resumed."""
     import numpy as np
 
     from simulator.body_model import get_body_model
