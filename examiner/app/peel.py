@@ -5,7 +5,7 @@ seed-0 modes in the default space all need the truncation (benchmarks/RESULTS-wo
 Peeling asks what else fails. Stage 1 examines the space; each mode's constraints are
 tested alone after the search (`region.importance`), and the failures that need one
 constraint alone are cut away (`reports.report.rest_of_space`: truncation 0.19 to 0.35
-leaves the space with truncation 0 to 0.19). Stage 2 examines what is left, and so on,
+leaves the space with truncation 0 to 0.19). Stage 2 examines what is left, and so on.
 Each stage also cuts its confirmed failure factors (a condition on one dimension, tested
 on fresh samples against the stage's uniform scenes: elevation 38° to 50° leaves -10° to
 38°), so a failure whose rate rises gradually, with no box at the 80% standard or only
