@@ -90,18 +90,18 @@ class SceneSampler:
 
     def sample(self, rng: np.random.Generator, index: int = 0) -> tuple[SceneParams, dict[str, Any]]:
         D = self.space.dim
-        if self.from_modes(index) and self.source.mode_region == "failures":
+        if not self.from_modes(index):
+            u = rng.uniform(-1.0, 1.0, D)
+            info = {"source": "base", "mode": None}
+        elif self.source.mode_region == "failures":
             k = int(rng.integers(len(self.anchors)))
             u = np.clip(self.anchors[k] + FAILURE_SIGMA * rng.standard_normal(D), -1.0, 1.0)
             info = {"source": "failure", "mode": int(self.anchor_mode[k]), "failure": int(self.anchor_index[k])}
-        elif self.from_modes(index):
+        else:
             m = self.modes[int(rng.integers(len(self.modes)))]
             lo, hi = np.asarray(m["lo"], dtype=np.float64), np.asarray(m["hi"], dtype=np.float64)
             u = lo + rng.random(D) * (hi - lo)
             info = {"source": "mode", "mode": int(m["id"])}
-        else:
-            u = rng.uniform(-1.0, 1.0, D)
-            info = {"source": "base", "mode": None}
         info["u"] = [float(x) for x in u]
         return self.space.to_params(u), info
 

@@ -92,8 +92,8 @@ def peel_html(state: dict) -> str:
 <p>Model <code>{escape(str(c['model']))}</code>; {c['budget']} evaluations per stage ({escape(str(c['strategy']))},
 seed {c['seed']}); failure: {escape(str(c['metric']))} above {state.get('threshold', float('nan')):.1f}, {how}.
 Each stage searches what the earlier ones left: the failures that need one constraint alone (tested on fresh
-samples after each search) and its confirmed failure factors (conditions on one dimension) are cut from the space, and the rest is searched
-again.</p>
+samples after each search) and its confirmed failure factors (conditions on one dimension) are cut from the
+space, and the rest is searched again.</p>
 <table><tr><th>stage</th><th class=l>space</th><th>fails (uniform scenes)</th><th>modes</th><th></th></tr>{''.join(rows)}</table>
 <p><b>Ended:</b> {escape(str(state.get('ended', 'running')))}.</p>
 {''.join(sections)}

@@ -705,13 +705,6 @@ def _cut_factors(run: RunData, factors: Sequence[dict], ranges: dict[int, list[f
     return labels
 
 
-def factor_rest(run: RunData, factors: Sequence[dict]) -> dict | None:
-    """The run's space with only its confirmed failure factors cut away (`_cut_factors`);
-    None when none can be cut."""
-    rest = rest_of_space(run, [], factors)
-    return rest if rest and rest["factors"] else None
-
-
 def needs_lines(summary: dict | None) -> list[str]:
     """The failures by what they need, one line each, for the terminal and the report."""
     if not summary:

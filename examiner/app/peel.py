@@ -56,7 +56,7 @@ def _stage_record(k: int, spec: str, examined: dict) -> dict:
                 "n": (f.get("fresh") or {}).get("n"), "ratio": f.get("rate_ratio"), "p_adjusted": f.get("p_adjusted"),
                 "confirmed": bool(f.get("confirmed"))}
                for f in (data.get("factors") or {}).get("factors") or []]
-    rest = needs.get("rest")
+    rest = None
     if results.is_file():
         # What the modes need alone and the confirmed failure factors (conditions on one
         # dimension, tested on fresh samples), cut together (`reports.report.rest_of_space`).

@@ -125,15 +125,15 @@ def test_a_stage_without_a_mode_to_cut_cuts_its_confirmed_failure_factor(tmp_pat
     assert any("cut with the confirmed failure factor camera.elevation" in line for line in stage_lines(state))
 
 
-def test_factor_rest_cuts_confirmed_factors_at_the_end_of_a_dimension_or_a_choice():
+def test_confirmed_factors_alone_are_cut_at_the_end_of_a_dimension_or_a_choice():
     from types import SimpleNamespace
 
-    from reports.report import factor_rest
+    from reports.report import rest_of_space
 
     space = ParamSpace.from_groups("camera,occluder")
     run = SimpleNamespace(space=space, meta={"config": {"space": "camera,occluder", "budget": 100}, "model_spec": "m"})
     f = lambda dim, lo, hi, ok=True: {"dimension": dim, "lo_u": lo, "hi_u": hi, "label": dim, "confirmed": ok}  # noqa: E731
-    rest = factor_rest(run, [f("camera.elevation", 0.6, 1.0), f("occluder.kind", 0.34, 1.0),
+    rest = rest_of_space(run, [], [f("camera.elevation", 0.6, 1.0), f("occluder.kind", 0.34, 1.0),
                              f("camera.roll", -0.3, 0.3),              # inside the dimension: not a box
                              f("camera.truncation", 0.5, 1.0, False)])  # not confirmed
     assert rest["factors"] == ["camera.elevation", "occluder.kind"]
@@ -143,4 +143,4 @@ def test_factor_rest_cuts_confirmed_factors_at_the_end_of_a_dimension_or_a_choic
     assert abs(el.high - full.to_physical(0.6)) < 1e-3 and el.low == full.low
     assert "occluder.kind=none|box" in rest["entries"]  # the pole cut away
     assert "examiner run" in rest["command"] and rest["cut"] == []
-    assert factor_rest(run, [f("camera.roll", -0.3, 0.3), f("camera.elevation", 0.6, 1.0, False)]) is None
+    assert rest_of_space(run, [], [f("camera.roll", -0.3, 0.3), f("camera.elevation", 0.6, 1.0, False)]) is None
