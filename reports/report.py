@@ -672,8 +672,9 @@ def _cut_factors(run: RunData, factors: Sequence[dict], ranges: dict[int, list[f
     """Narrow `ranges` / `choices` (in place) by the confirmed failure factors
     (examiner.search.factors: one condition on one dimension, fresh samples under it failing
     more often than the space's uniform ones, Holm-adjusted), under the rule of the modes'
-    needs: a factor at one end of a continuous dimension (elevation 38° to 50°) leaves the
-    other end, a categorical one leaves the other choices, one inside a dimension stays.
+    needs: a factor at one end of a continuous dimension (elevation 38° to 50°, or as far
+    inwards as it was found to reach: `extended`) leaves the other end, a categorical one
+    leaves the other choices, one inside a dimension stays.
     Returns the labels of the factors cut."""
     from simulator.params import choices_in
 
@@ -684,7 +685,8 @@ def _cut_factors(run: RunData, factors: Sequence[dict], ranges: dict[int, list[f
             continue
         d = names.index(f["dimension"])
         dim = run.space.dimensions[d]
-        lo, hi = float(f["lo_u"]), float(f["hi_u"])
+        reach = f.get("extended") or f  # how far inwards it still fails more often (factors.extend)
+        lo, hi = float(reach["lo_u"]), float(reach["hi_u"])
         if dim.choices:
             left = [c for c in choices.get(d, dim.choices) if c not in set(choices_in(dim, lo, hi))]
             if not left or left == list(choices.get(d, dim.choices)):
@@ -701,7 +703,7 @@ def _cut_factors(run: RunData, factors: Sequence[dict], ranges: dict[int, list[f
             if khi - klo < REST_EDGE or [klo, khi] == ranges.get(d):
                 continue
             ranges[d] = [klo, khi]
-        labels.append(str(f.get("label") or f["dimension"]))
+        labels.append(str(reach.get("label") or f["dimension"]))
     return labels
 
 

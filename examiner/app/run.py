@@ -322,7 +322,21 @@ def factor_lines(factors: dict | None) -> list[str]:
         ratio = f"{f['rate_ratio']:.1f}x, " if f.get("rate_ratio") else ""
         verdict = "confirmed" if f["confirmed"] else "not confirmed"
         out.append(f"  {f['label']}: fails {t['rate']:.0%} [{a:.0%}, {b:.0%}] of {t['n']} ({ratio}p = {f['p_adjusted']:.2g}, {verdict})")
+        if (f.get("extended") or {}).get("steps"):
+            out.append(f"    {reach_text(f['extended'])}")
     return out
+
+
+def reach_text(ext: dict) -> str:
+    """How far inwards a factor at an end of a dimension still fails more often
+    (examiner.search.factors.extend), slice by slice."""
+    steps = []
+    for s in ext["steps"]:
+        t, r = s["fresh"], s["rest"]
+        rates = (f"{t['rate']:.0%} vs {r['rate']:.0%} of the scenes outside"
+                 if t["rate"] is not None and r["rate"] is not None else "no usable sample")
+        steps.append(f"{s['label']} {rates} (p = {s['p_value']:.2g}{'' if s['confirmed'] else ', stops'})")
+    return f"fails more often as far as {ext['label']}: " + "; ".join(steps)
 
 
 def print_factors(run_dir: Path, echo: Callable[[str], None]) -> None:

@@ -215,6 +215,13 @@ class RegionConfig:
         `factors` in summary.json; 0 = off). They are what a model that fails gradually,
         with no box at `min_failure_rate`, still teaches.
     factors: how many conditions to test (the best slice of each of the top dimensions).
+    factor_extend: how many more slices of the same width a confirmed factor at one end of
+        a continuous dimension may grow by, inwards, each tested on `factor_samples` fresh
+        samples against the reference scenes outside it (examiner.search.factors.extend;
+        `extended` on the factor; 0 = off). A model that fails more often the more of the
+        person is cut off has its confirmed slice at the end (truncation 0.28 to 0.35) and
+        this says how far in it still fails more often (to 0.14, say), which is what
+        `examiner peel` cuts.
     simplify: after the search, before the confirmation, up to this many tests per mode of
         its box with weak constraints (the box keeps 3/4 of a dimension's range or more) and
         slivers (no wider than 2 `bisection_tol`) released to the full range, each on
@@ -244,6 +251,7 @@ class RegionConfig:
     confirm_samples: int = 40
     factor_samples: int = 80
     factors: int = 4
+    factor_extend: int = 3
     simplify: int = 2
     importance: int = 12
 
@@ -347,6 +355,8 @@ class SearchConfig:
             raise SearchConfigError(f"region.importance must be 0 (off) or a number of samples per constraint, got {r.importance!r}")
         if not isinstance(r.factor_samples, int) or r.factor_samples < 0:
             raise SearchConfigError(f"region.factor_samples must be 0 (off) or a number of samples, got {r.factor_samples!r}")
+        if not isinstance(r.factor_extend, int) or isinstance(r.factor_extend, bool) or not 0 <= r.factor_extend <= 8:
+            raise SearchConfigError(f"region.factor_extend must be 0 (off) to 8 slices, got {r.factor_extend!r}")
         if not isinstance(r.factors, int) or r.factors < 1:
             raise SearchConfigError(f"region.factors must be at least 1, got {r.factors!r}")
         if r.max_jobs < 1 or r.max_verify_rounds < 1:

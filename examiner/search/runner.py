@@ -280,7 +280,7 @@ def _failure_factors(store: RunStore, session: SearchSession, config: SearchConf
     failed = np.asarray([bool(r["failed"]) for r in rows])
     conds, base = factors.candidates(space, U, failed, top=config.region.factors)
     return factors.confirm(conds, lambda V: _evaluate_fresh(session, V), space, config.seed,
-                           config.region.factor_samples, base)
+                           config.region.factor_samples, base, extend_steps=config.region.factor_extend)
 
 
 def _evaluate_fresh(session: SearchSession, U: np.ndarray) -> list:

@@ -142,3 +142,47 @@ def test_unscored_scenes_are_counted_as_implausible_not_as_model_errors(tmp_path
     tallies = [f["reference"]] + [x["fresh"] for x in f["factors"]]
     assert sum(t["implausible"] for t in tallies) > 0
     assert all(t["model_errors"] == 0 for t in tallies)
+
+
+class Stairs(Graded):
+    """Fails 75% of scenes with camera.elevation in the top fifth of its range, 50% in the
+    fifth below it and 10% elsewhere: a failure that rises gradually towards one end."""
+
+    def evaluate(self, U):
+        out = []
+        for u in np.atleast_2d(U):
+            r = float(np.modf(abs(np.sin(u @ np.arange(1.0, len(u) + 1.0) * 12.9898)) * 43758.5453)[0])
+            p = 0.75 if u[self.d] > 0.6 else 0.5 if u[self.d] > 0.2 else 0.10
+            e = 150.0 if r < p else 30.0
+            out.append(Outcome(e, {"pa_mpjpe": e}))
+        return out
+
+
+def test_a_gradual_factor_is_extended_inwards_until_a_slice_fails_no_more_often(tmp_path):
+    from reports.report import rest_of_space
+    from reports.rundata import load_run
+
+    space = ParamSpace.from_groups("camera")
+    cfg = SearchConfig(strategy="random", budget=800, agents=4, seed=0, space="camera")
+    run_search(cfg, Stairs(space), space, tmp_path / "r")
+    f = json.loads((tmp_path / "r" / "summary.json").read_text())["factors"]
+    top = [x for x in f["factors"] if x["confirmed"]]
+    assert [x["dimension"] for x in top] == ["camera.elevation"] and top[0]["lo_u"] == pytest.approx(0.6)
+    ext = top[0]["extended"]
+    assert [s["confirmed"] for s in ext["steps"]] == [True, False]  # 0.2 to 0.6 grows it, -0.2 to 0.2 does not
+    assert ext["lo_u"] == pytest.approx(0.2) and ext["hi_u"] == 1.0 and ext["steps"][0]["fresh"]["n"] == f["samples"]
+    assert 0.3 <= ext["steps"][0]["fresh"]["rate"] <= 0.7 and ext["steps"][0]["rest"]["rate"] < 0.3
+    assert "fails more often as far as camera.elevation" in "\n".join(factor_lines(f))
+    rest = rest_of_space(load_run(tmp_path / "r"), [], f["factors"])
+    assert rest["factors"] == [ext["label"]]
+    # Same seed, same extension; a step factor (Graded) does not grow; off with 0.
+    run_search(cfg, Stairs(space), space, tmp_path / "again")
+    assert json.loads((tmp_path / "again" / "summary.json").read_text())["factors"] == f
+    run_search(cfg, Graded(space), space, tmp_path / "step")
+    g = [x for x in json.loads((tmp_path / "step" / "summary.json").read_text())["factors"]["factors"] if x["confirmed"]]
+    assert [s["confirmed"] for s in g[0]["extended"]["steps"]] == [False]
+    off = SearchConfig(strategy="random", budget=800, agents=4, seed=0, region=RegionConfig(factor_extend=0))
+    run_search(off, Stairs(space), space, tmp_path / "off")
+    assert all("extended" not in x for x in json.loads((tmp_path / "off" / "summary.json").read_text())["factors"]["factors"])
+    with pytest.raises(SearchConfigError, match="region.factor_extend"):
+        SearchConfig(region=RegionConfig(factor_extend=-1)).validate()

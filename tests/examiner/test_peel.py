@@ -118,7 +118,9 @@ def test_a_stage_without_a_mode_to_cut_cuts_its_confirmed_failure_factor(tmp_pat
     assert [e.partition("=")[0] for e in s1["rest"]["entries"]] == ["camera.elevation"]
     high = ParamSpace.from_groups(s1["rest"]["space"]).dimensions[
         ParamSpace.from_groups(s1["rest"]["space"]).names.index("camera.elevation")].high
-    assert math.radians(30) <= high <= math.radians(40)
+    # The factor's slice (38-50 degrees) grows by the next slice in (26-38, which holds the
+    # 35-38 degrees that fail and fails more often than what lies below it); 14-26 stops it.
+    assert math.radians(20) <= high <= math.radians(40)
     assert len(state["stages"]) == 2 and state["stages"][1]["rest"] is None
     assert state["ended"].startswith("no failure mode in this space and no confirmed failure factor")
     assert "(the confirmed failure factor camera.elevation" in peel_html(state)

@@ -119,3 +119,17 @@ def test_confirmed_failure_factors_are_cut_with_the_needs():
     assert rest["factors"] == [NAMES[EL]] and rest["cut"] == [1]
     assert [e.partition("=")[0] for e in rest["entries"]] == ["camera.elevation", "camera.truncation"]
     assert rest_of_space(run, [[need]])["factors"] == []
+
+
+def test_a_factor_is_cut_as_far_in_as_it_was_found_to_reach():
+    """A factor with `extended` (examiner.search.factors.extend) is cut at its reach, and
+    named by it; without steps that grew, at its own slice."""
+    run = _run("camera")
+    f = {"dimension": NAMES[EL], "lo_u": 0.6, "hi_u": 1.0, "label": "el top", "confirmed": True,
+         "extended": {"lo_u": -0.2, "hi_u": 1.0, "label": "el reach", "steps": [{"confirmed": True}]}}
+    rest = rest_of_space(run, [], [f])
+    assert rest["factors"] == ["el reach"]
+    assert rest["entries"] == [f"camera.elevation={SPACE.dimensions[EL].format(SPACE.dimensions[EL].to_physical(-1.0))}:"
+                               f"{SPACE.dimensions[EL].format(SPACE.dimensions[EL].to_physical(-0.2))}".replace("°", "")]
+    short = {**f, "extended": {"lo_u": 0.6, "hi_u": 1.0, "label": "el top", "steps": [{"confirmed": False}]}}
+    assert rest_of_space(run, [], [short])["entries"] == rest_of_space(run, [], [{**f, "extended": None}])["entries"]
