@@ -34,6 +34,14 @@ from simulator.errors import PoseExaminerError
 
 STATE = "peel.json"
 MAX_STAGES = 10
+# Fresh samples per failure factor in every stage (the reference draws twice as many):
+# more than a run's 80, because after stage 1 the failures are weaker. A factor that
+# raises a 20% rate to 30% is confirmed (4 candidates, Holm) about 27% of the time with 80,
+# 67% with 200 (simulated; docs/search.md). MediaPipe's seed-0 stage 2 (truncation cut to
+# 0.14) had two such candidates at 80 (1.5x each, adjusted p 0.24) and the peel ended.
+FACTOR_SAMPLES = 200
+# What a peel started before --factor-samples existed ran with (a run's default then).
+_OLD_FACTOR_SAMPLES = 80
 
 
 class PeelError(PoseExaminerError):
@@ -107,27 +115,36 @@ def _ended(stage: dict) -> str | None:
 def run_peel(out: str | Path, *, model: str, space: str = "pose,shape,camera", stages: int = 3, budget: int = 3000,
              agents: int = 8, strategy: str = "marl", seed: int = 0, metric: str = "pa_mpjpe",
              threshold: float | None = None, workers: int | None = None, quiet: bool = False,
-             log: Callable[[str], None] = console.info, evaluator_for: Callable[[str], Any] | None = None) -> dict:
+             log: Callable[[str], None] = console.info, evaluator_for: Callable[[str], Any] | None = None,
+             factor_samples: int | None = None) -> dict:
     """Run (or continue) the peel in `out`; returns the state (also OUT/peel.json).
-    evaluator_for(space_spec) -> evaluator replaces the model's own (tests)."""
+    evaluator_for(space_spec) -> evaluator replaces the model's own (tests).
+    factor_samples: fresh samples per failure factor in every stage (None: FACTOR_SAMPLES,
+    or what the peel being resumed used)."""
     from examiner.app.loop import _calibrate, _search, _write_state
     from examiner.search import SearchConfig
+    from examiner.search.config import RegionConfig
     from simulator.params import ParamSpace
 
     if not 1 <= stages <= MAX_STAGES:
         raise PeelError(f"--stages must be 1 to {MAX_STAGES}, got {stages}")
+    if factor_samples is not None and not (isinstance(factor_samples, int) and factor_samples >= 20):
+        raise PeelError(f"--factor-samples must be at least 20, got {factor_samples}")
     if model.startswith("analytic:") and evaluator_for is None:
         raise PeelError(f"{model} is defined on the normalised space, which each stage narrows, so it would be "
                         "another target in every stage; peel a model that sees rendered scenes")
     ParamSpace.from_groups(space)  # a bad --space fails before the folder is written
     out = Path(out)
+    resuming = (out / STATE).is_file()
+    state = _load_state(out) if resuming else None
+    if factor_samples is None:
+        factor_samples = (state["config"].get("factor_samples", _OLD_FACTOR_SAMPLES) if state else FACTOR_SAMPLES)
     config = {"model": model, "space": space, "budget": budget, "agents": agents, "strategy": strategy,
-              "seed": seed, "metric": metric, "threshold": threshold}
+              "seed": seed, "metric": metric, "threshold": threshold, "factor_samples": factor_samples}
     cfg_kw = {"strategy": strategy, "budget": budget, "agents": agents, "seed": seed, "metric": metric,
-              **({"workers": workers} if workers else {})}
-    if (out / STATE).is_file():
-        state = _load_state(out)
-        old = state["config"]
+              "region": RegionConfig(factor_samples=factor_samples), **({"workers": workers} if workers else {})}
+    if state is not None:
+        old = {"factor_samples": _OLD_FACTOR_SAMPLES, **state["config"]}
         if {k: old.get(k) for k in config} != config:
             diff = sorted(k for k in config if old.get(k) != config[k])
             raise PeelError(f"{out} holds a peel with other options ({', '.join(diff)}); resume it with the same "
@@ -204,6 +221,8 @@ def peel_command(
     space: str = typer.Option("pose,shape,camera", "--space", help="The space of stage 1; name=LOW:HIGH narrows a "
                               "dimension."),
     stages: int = typer.Option(3, "--stages", help="At most this many stages (each a full search)."),
+    factor_samples: int = typer.Option(None, "--factor-samples", help=f"Fresh samples per failure factor in "
+                                       f"every stage (default {FACTOR_SAMPLES}; a run's default is 80)."),
     budget: int = typer.Option(3000, "--budget", help="Evaluations per stage."),
     agents: int = typer.Option(8, "--agents"),
     strategy: str = typer.Option("marl", "--strategy"),
@@ -222,7 +241,7 @@ def peel_command(
         raise PeelError(f"--budget must be at least 1, got {budget}")
     state = run_peel(out, model=model, space=space, stages=stages, budget=budget, agents=agents, strategy=strategy,
                      seed=seed, metric=metric, threshold=threshold, workers=workers,
-                     quiet=quiet or console._state["quiet"])
+                     quiet=quiet or console._state["quiet"], factor_samples=factor_samples)
     html = write_peel_html(state, out / "peel.html")
     if json_out:
         console.emit_json(state)

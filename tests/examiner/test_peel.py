@@ -62,6 +62,13 @@ def test_a_peel_cuts_each_failure_away_and_stops_when_nothing_is_left(tmp_path):
     assert json.loads((tmp_path / "peel" / "peel.json").read_text())["stages"] == state["stages"]
     again = _peel(tmp_path / "peel", stages=4)  # finished: nothing runs again
     assert again["stages"] == state["stages"]
+    meta = json.loads((tmp_path / "peel" / "stage-1" / "meta.json").read_text())
+    assert meta["config"]["region"]["factor_samples"] == 200 == state["config"]["factor_samples"]
+    # A peel written before --factor-samples (its stages ran with a run's 80) still resumes.
+    old = json.loads((tmp_path / "peel" / "peel.json").read_text())
+    del old["config"]["factor_samples"]
+    (tmp_path / "peel" / "peel.json").write_text(json.dumps(old))
+    assert _peel(tmp_path / "peel", stages=4)["stages"] == state["stages"]
     lines = stage_lines(state)
     assert lines[0].startswith("stage 1 (camera): ") and lines[-1].startswith("ended: no failure mode")
     html = write_peel_html(state, tmp_path / "peel" / "peel.html").read_text()
@@ -80,7 +87,8 @@ def test_peel_options_are_checked_before_anything_is_written(tmp_path):
 
     for kw, says in [({"stages": 0}, "--stages must be 1 to"), ({"space": "camera,camera.truncation=0:0.9"}, "widens"),
                      ({"metric": "bogus", "threshold": None}, "pass --threshold"),
-                     ({"model": "analytic:planted", "evaluator_for": None}, "peel a model that sees rendered")]:
+                     ({"model": "analytic:planted", "evaluator_for": None}, "peel a model that sees rendered"),
+                     ({"factor_samples": 5}, "--factor-samples must be at least 20")]:
         args = {"model": "x", "space": "camera", "threshold": 90.0, "evaluator_for": _model, **kw}
         with pytest.raises(Exception) as e:
             run_peel(tmp_path / "p", quiet=True, **args)
