@@ -62,10 +62,11 @@ def failures_of(peel_dir: str) -> tuple[dict, list[dict]]:
             if not f.get("confirmed") or f.get("dimension") not in run.space.names or f.get("lo_u") is None:
                 continue
             dim = run.space.dimensions[run.space.names.index(f["dimension"])]
+            reach = f.get("extended") or f  # as far in as it still fails more often
             rng = (set(choices_in(dim, f["lo_u"], f["hi_u"])) if dim.choices
-                   else (float(dim.to_physical(f["lo_u"])), float(dim.to_physical(f["hi_u"]))))
+                   else (float(dim.to_physical(reach["lo_u"])), float(dim.to_physical(reach["hi_u"]))))
             fail = {"stage": s["stage"], "dims": {dim.name: rng}, "modes": [],
-                    "rates": [(f.get("fresh") or {}).get("rate")], "text": f"factor {f['label']}"}
+                    "rates": [(f.get("fresh") or {}).get("rate")], "text": f"factor {reach['label']}"}
             if not any(same(fail, g) for g in out if g["stage"] == s["stage"]):
                 out.append(fail)
     return state, out

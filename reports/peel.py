@@ -93,7 +93,9 @@ def peel_html(state: dict) -> str:
 seed {c['seed']}); failure: {escape(str(c['metric']))} above {state.get('threshold', float('nan')):.1f}, {how}.
 Each stage searches what the earlier ones left: the failures that need one constraint alone (tested on fresh
 samples after each search) and its confirmed failure factors (conditions on one dimension) are cut from the
-space, and the rest is searched again.</p>
+space, and the rest is searched again. Failure factors are tested on {c.get('factor_samples', 80)} fresh scenes
+each against twice as many uniform ones; one at an end of a dimension is cut as far in as it still fails more
+often.</p>
 <table><tr><th>stage</th><th class=l>space</th><th>fails (uniform scenes)</th><th>modes</th><th></th></tr>{''.join(rows)}</table>
 <p><b>Ended:</b> {escape(str(state.get('ended', 'running')))}.</p>
 {''.join(sections)}

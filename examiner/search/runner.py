@@ -149,13 +149,16 @@ def run_search(
     session = SearchSession(config, space, evaluator, store, session_seq, progress)
     strategy = get_strategy(config.strategy)(session, config, space, strategy_seq, agent_seqs)
 
-    def checkpoint() -> None:
+    def checkpoint(done: bool = False) -> None:
+        # done: the search under this budget is over (written after the drain, before the
+        # post-processing); a resume goes straight to the post-processing.
         store.save_checkpoint({"state_version": STATE_VERSION, "session": session.state_dict(),
-                               "strategy": strategy.state_dict()})
+                               "strategy": strategy.state_dict(), **({"search_done": config.budget} if done else {})})
         store.write_modes([m.to_dict(space.names) for m in session.modes.modes])
 
     strategy.checkpoint = checkpoint
     resumed_from = None
+    searched = False  # the search already ended under this budget (killed in the post-processing)
     if resume:
         ckpt = store.load_checkpoint()
         records = store.records()
@@ -165,20 +168,24 @@ def run_search(
             session.load_state_dict(state["session"])
             session.restore_log(records[:resumed_from])
             strategy.load_state_dict(state["strategy"])
+            # Run again, its strategy would see the budget its last region-growing jobs had
+            # reserved and not spent as free, and propose more: not the uninterrupted log.
+            searched = state.get("search_done") == config.budget and resumed_from == len(records)
         # A checkpoint is a shortcut: without one we can use (none yet, or written by a
         # version of the search whose state differs), the whole log replays from the start
         # (deterministic; a log the current code cannot reproduce is a clean ResumeError).
         session.set_replay(records[resumed_from:])
 
     try:
-        strategy.run()
-        session.drain(strategy.name)
-        if session.replaying:
-            raise ResumeError(
-                f"run at {out} logged more evaluations than this config reaches; resume with a budget of at "
-                f"least {store.n_evaluations}"
-            )
-        checkpoint()
+        if not searched:
+            strategy.run()
+            session.drain(strategy.name)
+            if session.replaying:
+                raise ResumeError(
+                    f"run at {out} logged more evaluations than this config reaches; resume with a budget of at "
+                    f"least {store.n_evaluations}"
+                )
+            checkpoint(done=True)
         modes = [m.to_dict(space.names) for m in session.modes.modes]
         if (config.region.confirm_samples or config.region.simplify or config.region.importance) and modes:
             _simplify_and_confirm(modes, session, config, space)

@@ -235,6 +235,31 @@ def test_checkpoint_naming_moved_classes_replays_the_whole_log(tmp_path, space, 
     assert log(run) == reference
 
 
+@pytest.mark.parametrize("strategy", ["marl", "random", "qd"])
+def test_a_run_killed_after_its_search_resumes_to_the_uninterrupted_results(tmp_path, space, strategy):
+    """Killed in the post-processing (mode confirmation, constraint tests, failure factors:
+    minutes for a real model), after the search's last checkpoint: the resume goes
+    straight on to the post-processing. Before, the strategy ran again and spent the budget
+    its last region-growing jobs had reserved (381 -> 397 evaluations for MARL at 400)."""
+    ev = build_evaluator("analytic:planted", space)
+    ref = run_search(config(strategy), ev, space, tmp_path / "ref")
+    assert ref.evaluations < 400  # budget left over: what a rerun strategy would spend
+    reference, ref_modes = log(tmp_path / "ref"), json.loads((tmp_path / "ref" / "modes.json").read_text())
+    ref_summary = {k: v for k, v in RunStore.open(tmp_path / "ref").summary().items() if k != "elapsed_s"}
+    run = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="renderer died"):
+        run_search(config(strategy), CrashingEvaluator(ev, ref.evaluations + 30), space, run)
+    store = RunStore.open(run)
+    assert store.summary() is None and store.n_evaluations == ref.evaluations  # died after the search
+    res = run_search(config(strategy), ev, space, run, resume=True)
+    assert res.evaluations == ref.evaluations and log(run) == reference
+    assert json.loads((run / "modes.json").read_text()) == ref_modes
+    assert {k: v for k, v in RunStore.open(run).summary().items() if k != "elapsed_s"} == ref_summary
+    # A finished run resumed with its own budget searches no further either.
+    run_search(config(strategy), ev, space, run, resume=True)
+    assert log(run) == reference
+
+
 def test_finished_run_can_be_extended_but_interrupted_one_keeps_its_budget(tmp_path, space):
     ev = build_evaluator("analytic:planted", space)
     run = tmp_path / "run"
