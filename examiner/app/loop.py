@@ -78,9 +78,11 @@ def _write_state(out: Path, state: dict, name: str = STATE) -> None:
 
 
 def _search(model: str, space_groups: str, cfg_kw: dict, threshold: float, run_dir: Path, quiet: bool,
-            evaluator=None) -> dict:
+            evaluator=None, threshold_rule: dict | None = None) -> dict:
     """One search into run_dir (resumed when it has evaluations) and its report.
-    evaluator: replaces the one built from the model spec (examiner peel's tests)."""
+    evaluator: replaces the one built from the model spec (examiner peel's tests).
+    threshold_rule: how `threshold` was decided (recorded in the run's meta.json, so its
+    report does not call a calibrated threshold "set for this run")."""
     from examiner.search import EvaluatorFactory, SearchConfig, run_search
     from examiner.search.backends import make_evaluator
     from examiner.search.progress import RichProgress
@@ -102,7 +104,8 @@ def _search(model: str, space_groups: str, cfg_kw: dict, threshold: float, run_d
         factory = EvaluatorFactory(model, space.to_dict(), config.failure_threshold, config.seed, config.metric)
         evaluator = make_evaluator(factory, config.backend, config.workers)
     with RichProgress(config.budget, disable=quiet) as show:
-        result = run_search(config, evaluator, space, run_dir, resume=resume, progress=show, model_spec=model)
+        result = run_search(config, evaluator, space, run_dir, resume=resume, progress=show, model_spec=model,
+                            threshold_rule=threshold_rule)
     from reports import write_report
     from reports.report import load_results
     from simulator.errors import PoseExaminerError
@@ -147,6 +150,12 @@ def _counted_all_samples(recheck: dict) -> bool:
     rows = [*recheck.get("before", []), *recheck.get("after", []),
             *(x for rs in (recheck.get("earlier_rounds_after") or {}).values() for x in rs)]
     return any("excluded" not in x for x in rows)
+
+
+def decided_rule(rule: dict | None, by: str) -> dict | None:
+    """The threshold rule a loop or peel decided once, for each of its runs' meta.json,
+    saying so (`decided`); None when the threshold was given."""
+    return {**rule, "decided": by} if isinstance(rule, dict) else None
 
 
 def _calibrate(model: str, space_groups: str, cfg_kw: dict) -> tuple[float, dict | None]:
@@ -214,6 +223,8 @@ def run_loop(out: str | Path, *, model: str = "baseline", rounds: int = 2, space
             state["threshold"], state["threshold_rule"] = float(threshold), None
         save()
     thr = state["threshold"]
+    rule = decided_rule(state.get("threshold_rule"), "decided once by examiner loop on the starting model, "
+                        "before round 1")
     current = model if not state["rounds"] else state["rounds"][-1].get("model_after", model)
     for k in range(1, rounds + 1):
         if len(state["rounds"]) < k:
@@ -235,7 +246,8 @@ def run_loop(out: str | Path, *, model: str = "baseline", rounds: int = 2, space
 
         if "examine" not in r:
             log(f"round {k}: examining {current}")
-            r["examine"] = timed("examine", lambda: _search(current, space, cfg_kw, thr, rdir / "run", quiet))
+            r["examine"] = timed("examine", lambda: _search(current, space, cfg_kw, thr, rdir / "run", quiet,
+                                                            threshold_rule=rule))
             save()
         if not r["examine"]["modes"]:
             r["stopped"] = "the search found no failure mode; nothing to fine-tune on"

@@ -121,7 +121,7 @@ def run_peel(out: str | Path, *, model: str, space: str = "pose,shape,camera", s
     evaluator_for(space_spec) -> evaluator replaces the model's own (tests).
     factor_samples: fresh samples per failure factor in every stage (None: FACTOR_SAMPLES,
     or what the peel being resumed used)."""
-    from examiner.app.loop import _calibrate, _search, _write_state
+    from examiner.app.loop import _calibrate, _search, _write_state, decided_rule
     from examiner.search import SearchConfig
     from examiner.search.config import RegionConfig
     from simulator.params import ParamSpace
@@ -179,7 +179,9 @@ def run_peel(out: str | Path, *, model: str, space: str = "pose,shape,camera", s
         spec = last["rest"]["space"] if last else space
         log(f"stage {k}: examining {model} on {spec}")
         ev = evaluator_for(spec) if evaluator_for else None
-        examined = _search(model, spec, cfg_kw, state["threshold"], out / f"stage-{k}", quiet, evaluator=ev)
+        rule = decided_rule(state.get("threshold_rule"), f"decided once by examiner peel before stage 1, on {space}")
+        examined = _search(model, spec, cfg_kw, state["threshold"], out / f"stage-{k}", quiet, evaluator=ev,
+                           threshold_rule=rule)
         state["stages"].append(_stage_record(k, spec, examined))
         save()
     last = state["stages"][-1]

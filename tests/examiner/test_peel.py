@@ -154,3 +154,22 @@ def test_confirmed_factors_alone_are_cut_at_the_end_of_a_dimension_or_a_choice()
     assert "occluder.kind=none|box" in rest["entries"]  # the pole cut away
     assert "examiner run" in rest["command"] and rest["cut"] == []
     assert rest_of_space(run, [], [f("camera.roll", -0.3, 0.3), f("camera.elevation", 0.6, 1.0, False)]) is None
+
+
+def test_a_stage_run_records_the_threshold_rule_the_peel_decided(tmp_path):
+    """A loop's or peel's runs are judged by the threshold decided once before them; each
+    run's meta.json and report say how it was decided, not "absolute (set for this run)"."""
+    from examiner.app.loop import _search, decided_rule
+
+    rule = {"rule": "max(90, 2 x the model's median pa_mpjpe on 48 easy reference scenes)", "threshold": 90.0,
+            "reference_median": 40.0, "reference_scored": 48, "reference_model_errors": 0, "reference_missed": 0}
+    assert decided_rule(None, "by x") is None
+    stage_rule = decided_rule(rule, "decided once by examiner peel before stage 1, on camera")
+    cfg_kw = {"strategy": "random", "budget": 60, "agents": 4, "seed": 0, "metric": "pa_mpjpe"}
+    examined = _search("analytic:planted", "camera", cfg_kw, 90.0, tmp_path / "stage-1", True,
+                       threshold_rule=stage_rule)
+    meta = json.loads((tmp_path / "stage-1" / "meta.json").read_text())
+    assert meta["threshold_rule"] == {**rule, "decided": "decided once by examiner peel before stage 1, on camera"}
+    html = (tmp_path / "stage-1" / "report.html").read_text()
+    assert "decided once by examiner peel before stage 1, on camera" in html and "set for this run" not in html
+    assert examined["report"]
