@@ -38,20 +38,28 @@ def _needs(stage: dict) -> str:
 
 
 def factor_text(factors: list[dict], show: int = 2) -> str:
-    """A stage's leading failure factors: "camera.elevation 38° to 50° 47% (1.6x, not confirmed)"."""
+    """A stage's leading failure factors: "camera.elevation 38° to 50° (seen from above)
+    47% of 200 (1.6x, confirmed; fails more often as far as 26°)"."""
     ranked = sorted((f for f in factors if f.get("rate") is not None), key=lambda f: -(f.get("ratio") or 0.0))
-    return "; ".join(f"{f['label']} {f['rate']:.0%} of {f['n']} ({f['ratio']:.1f}x, "
-                     f"{'confirmed' if f['confirmed'] else 'not confirmed'})" for f in ranked[:show]
-                     if f.get("ratio") is not None) or "none"
+    return "; ".join(f"{f['label']}{' (' + f['words'] + ')' if f.get('words') else ''} {f['rate']:.0%} of {f['n']} "
+                     f"({f['ratio']:.1f}x, {'confirmed' if f['confirmed'] else 'not confirmed'}"
+                     f"{'; fails more often as far as ' + f['reaches'] if f.get('reaches') else ''})"
+                     for f in ranked[:show] if f.get("ratio") is not None) or "none"
 
 
 def _factors(stage: dict) -> str:
-    """Where a stage without a mode still fails more often (its failure factors, tested on
-    fresh samples against the stage's uniform scenes)."""
-    if stage["modes"] or not stage.get("factors"):
+    """Where a stage still fails more often by its failure factors (tested on fresh samples
+    against the stage's uniform scenes): the confirmed ones, or without a mode the two
+    strongest."""
+    factors = stage.get("factors") or []
+    confirmed = [f for f in factors if f.get("confirmed")]
+    if confirmed:
+        return (f"<p>Confirmed failure factors (fresh samples against its uniform scenes): "
+                f"{escape(factor_text(confirmed, show=len(confirmed)))}.</p>")
+    if stage["modes"] or not factors:
         return ""
     return (f"<p>Without a mode, where this space still fails more often (failure factors, fresh samples against "
-            f"its uniform scenes): {escape(factor_text(stage['factors']))}.</p>")
+            f"its uniform scenes): {escape(factor_text(factors))}.</p>")
 
 
 def _cut(stage: dict, nxt: dict | None) -> str:

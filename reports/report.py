@@ -133,16 +133,18 @@ def _describe_modes(run: RunData, seed: int) -> dict[Any, Any]:
 def _factor_views(run: RunData, seed: int | None) -> dict[str, Any] | None:
     """The run's failure factors (summary.json `factors`, examiner.search.factors) for the
     report, each with the posecodes that stand out among scenes drawn under it (pose
-    latent slices read as poses; seed None: no words); None when the run tested none."""
+    latent slices read as poses; seed None: no words), and for a pose latent's slice that
+    no posecode names, the joint angles it changes most against outside it (`pose`, as
+    the constraint test's bars say it); None when the run tested none."""
     record = (run.summary or {}).get("factors")
     if not record or not record.get("factors"):
         return None
 
     out = []
     for f in record["factors"]:
-        words = None
+        words, pose = None, ""
         if seed is None:
-            out.append({**f, "words": None})
+            out.append({**f, "words": None, "pose": None})
             continue
         try:
             from reports.posecodes import region_description
@@ -152,9 +154,13 @@ def _factor_views(run: RunData, seed: int | None) -> dict[str, Any] | None:
             lo[d], hi[d] = f["lo_u"], f["hi_u"]
             rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5E5C, 0xFAC7, d]))
             words = region_description(run.space, lo, hi, rng, n=40, min_inside=0.5, min_lift=0.2).text or None
+            if words is None:  # a slice of a pose latent no posecode names: what it does to the body
+                from examiner.search.importance import pose_change, pose_change_text
+
+                pose = pose_change_text(pose_change(run.space, lo, hi, d, seed, 0xFAC7))
         except (PoseExaminerError, ImportError, OSError, ValueError):
             words = None
-        out.append({**f, "words": words})
+        out.append({**f, "words": words, "pose": pose or None})
     return {**record, "factors": out}
 
 

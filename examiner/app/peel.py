@@ -63,7 +63,8 @@ def _stage_record(k: int, spec: str, examined: dict) -> dict:
     factors = [{"label": f.get("label"), "dimension": f.get("dimension"), "rate": (f.get("fresh") or {}).get("rate"),
                 "n": (f.get("fresh") or {}).get("n"), "ratio": f.get("rate_ratio"), "p_adjusted": f.get("p_adjusted"),
                 "confirmed": bool(f.get("confirmed")),
-                "reaches": (f.get("extended") or {}).get("label") if (f.get("extended") or {}).get("steps") else None}
+                "reaches": (f.get("extended") or {}).get("label") if (f.get("extended") or {}).get("steps") else None,
+                "words": f.get("words") or (f"the poses: {f['pose']}" if f.get("pose") else None)}
                for f in (data.get("factors") or {}).get("factors") or []]
     rest = None
     if results.is_file():

@@ -186,3 +186,39 @@ def test_a_gradual_factor_is_extended_inwards_until_a_slice_fails_no_more_often(
     assert all("extended" not in x for x in json.loads((tmp_path / "off" / "summary.json").read_text())["factors"]["factors"])
     with pytest.raises(SearchConfigError, match="region.factor_extend"):
         SearchConfig(region=RegionConfig(factor_extend=-1)).validate()
+
+
+class PoseGraded:
+    """Fails 75% of scenes with the pose prior's first latent in the top fifth of its range
+    and 10% elsewhere (a hash of the point decides each scene)."""
+
+    def __init__(self, space):
+        self.d = space.names.index("pose.z01")
+
+    def evaluate(self, U):
+        out = []
+        for u in np.atleast_2d(U):
+            r = float(np.modf(abs(np.sin(u @ np.arange(1.0, len(u) + 1.0) * 12.9898)) * 43758.5453)[0])
+            e = 150.0 if r < (0.75 if u[self.d] > 0.6 else 0.10) else 30.0
+            out.append(Outcome(e, {"pa_mpjpe": e}))
+        return out
+
+
+def test_a_pose_latent_factor_says_what_it_does_to_the_body(tmp_path):
+    """A slice of a pose latent is a number to a reader: the report says, for one that no
+    posecode names, the joint angles it changes most against outside it."""
+    from examiner.search.importance import pose_change, pose_change_text
+    from reports import write_report
+
+    space = ParamSpace.from_groups("pose,camera")
+    run_search(SearchConfig(strategy="random", budget=800, agents=4, seed=0, space="pose,camera"),
+               PoseGraded(space), space, tmp_path / "r")
+    results = json.loads(write_report(tmp_path / "r", images=False, describe=True, seed=0).results.read_text())
+    f = [x for x in results["factors"]["factors"] if x["confirmed"]]
+    assert [x["dimension"] for x in f] == ["pose.z01"]
+    lo, hi = -np.ones(space.dim), np.ones(space.dim)
+    lo[space.names.index("pose.z01")], hi[space.names.index("pose.z01")] = f[0]["lo_u"], f[0]["hi_u"]
+    expected = pose_change_text(pose_change(space, lo, hi, space.names.index("pose.z01"), 0, 0xFAC7))
+    assert expected and (f[0]["words"] or f[0]["pose"] == expected)
+    html = (tmp_path / "r" / "report.html").read_text().split('id="factors"')[1].split("</section>")[0]
+    assert (f[0]["words"] or f"the poses against outside it: {expected}") in html
