@@ -12,6 +12,11 @@ from examiner.search.factors import candidates, holm
 from simulator.params import ParamSpace
 
 
+def _coin(u) -> float:
+    """A number in [0, 1) that a scene's point decides (a hash): the same scene, the same coin."""
+    return float(np.modf(abs(np.sin(u @ np.arange(1.0, len(u) + 1.0) * 12.9898)) * 43758.5453)[0])
+
+
 class Graded:
     """Fails 65% of scenes with camera.elevation in the top fifth of its range and 10%
     elsewhere, deterministically per scene (a hash of the point): a factor, but no box
@@ -23,7 +28,7 @@ class Graded:
     def evaluate(self, U):
         out = []
         for u in np.atleast_2d(U):
-            r = float(np.modf(abs(np.sin(u @ np.arange(1.0, len(u) + 1.0) * 12.9898)) * 43758.5453)[0])
+            r = _coin(u)
             p = 0.65 if u[self.d] > 0.6 else 0.10
             e = 150.0 if r < p else 30.0
             out.append(Outcome(e, {"pa_mpjpe": e}))
@@ -100,7 +105,7 @@ class Everywhere(Graded):
     def evaluate(self, U):
         out = []
         for u in np.atleast_2d(U):
-            r = float(np.modf(abs(np.sin(u @ np.arange(1.0, len(u) + 1.0) * 12.9898)) * 43758.5453)[0])
+            r = _coin(u)
             e = 150.0 if r < 0.7 else 30.0
             out.append(Outcome(e, {"pa_mpjpe": e}))
         return out
@@ -151,7 +156,7 @@ class Stairs(Graded):
     def evaluate(self, U):
         out = []
         for u in np.atleast_2d(U):
-            r = float(np.modf(abs(np.sin(u @ np.arange(1.0, len(u) + 1.0) * 12.9898)) * 43758.5453)[0])
+            r = _coin(u)
             p = 0.75 if u[self.d] > 0.6 else 0.5 if u[self.d] > 0.2 else 0.10
             e = 150.0 if r < p else 30.0
             out.append(Outcome(e, {"pa_mpjpe": e}))
@@ -198,7 +203,7 @@ class PoseGraded:
     def evaluate(self, U):
         out = []
         for u in np.atleast_2d(U):
-            r = float(np.modf(abs(np.sin(u @ np.arange(1.0, len(u) + 1.0) * 12.9898)) * 43758.5453)[0])
+            r = _coin(u)
             e = 150.0 if r < (0.75 if u[self.d] > 0.6 else 0.10) else 30.0
             out.append(Outcome(e, {"pa_mpjpe": e}))
         return out
