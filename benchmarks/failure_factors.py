@@ -33,7 +33,7 @@ def run_factors(run_dir: str, samples: int, top: int, seed_offset: int) -> dict:
     use = (t.phase == "search") & t.plausible & ~t.model_error
     conds, base = candidates(run.space, t.u[use], t.failed[use], top=top)
     cfg = SearchConfig.from_dict(run.meta["config"]).validate()
-    ev = build_evaluator(run.model_spec, run.space, threshold=run.threshold, seed=cfg.seed)
+    ev = build_evaluator(run.model_spec, run.space, threshold=run.threshold, seed=cfg.seed, metric=cfg.metric)
     scorer = Scorer(cfg, FailureArchive(run.space.dim, cfg.env.claim_radius, cfg.region.claim_margin))
 
     def evaluate_scored(U):

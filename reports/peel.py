@@ -19,6 +19,12 @@ def _share(stage: dict) -> str:
     return f"{_pct(u['rate'])}{ci} of {u['n']} {_bar(u['rate'], '#c0392b')}"
 
 
+def _spec(space: str) -> str:
+    """A space spec for the page, breakable after each comma (a late stage's spec is
+    longer than the page is wide)."""
+    return ",<wbr>".join(escape(part) for part in space.split(","))
+
+
 def _needs(stage: dict) -> str:
     rate = {m["rank"]: m.get("rate") for m in stage["modes"]}
     items = []
@@ -43,7 +49,7 @@ def factor_text(factors: list[dict], show: int = 2) -> str:
     ranked = sorted((f for f in factors if f.get("rate") is not None), key=lambda f: -(f.get("ratio") or 0.0))
     return "; ".join(f"{f['label']}{' (' + f['words'] + ')' if f.get('words') else ''} {f['rate']:.0%} of {f['n']} "
                      f"({f['ratio']:.1f}x, {'confirmed' if f['confirmed'] else 'not confirmed'}"
-                     f"{'; fails more often as far as ' + f['reaches'] if f.get('reaches') else ''})"
+                     f"{'; fails more often as far as ' + f['reaches'] if f.get('reaches') and f['reaches'] != f['label'] else ''})"
                      for f in ranked[:show] if f.get("ratio") is not None) or "none"
 
 
@@ -85,9 +91,9 @@ def peel_html(state: dict) -> str:
     for i, s in enumerate(stages):
         nxt = stages[i + 1] if i + 1 < len(stages) else None
         report = (f' <a href="stage-{s["stage"]}/report.html">report</a>' if s.get("report") else "")
-        rows.append(f"<tr><td>{s['stage']}</td><td class=l><code>{escape(s['space'])}</code></td>"
+        rows.append(f"<tr><td>{s['stage']}</td><td class=l><code>{_spec(s['space'])}</code></td>"
                     f"<td>{_share(s)}</td><td>{len(s['modes'])}</td><td>{report}</td></tr>")
-        sections.append(f"<h2>Stage {s['stage']}</h2><p>Space <code>{escape(s['space'])}</code>: "
+        sections.append(f"<h2>Stage {s['stage']}</h2><p>Space <code>{_spec(s['space'])}</code>: "
                         f"{s['evaluations']} evaluations ({s['failures']} failing); scenes drawn uniformly after "
                         f"the search fail {_share(s)}.{report}</p>{_needs(s)}{_factors(s)}{_cut(s, nxt)}")
     rule = state.get("threshold_rule")

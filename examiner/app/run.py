@@ -336,7 +336,8 @@ def reach_text(ext: dict) -> str:
         rates = (f"{t['rate']:.0%} vs {r['rate']:.0%} of the scenes outside"
                  if t["rate"] is not None and r["rate"] is not None else "no usable sample")
         steps.append(f"{s['label']} {rates} (p = {s['p_value']:.2g}{'' if s['confirmed'] else ', stops'})")
-    return f"fails more often as far as {ext['label']}: " + "; ".join(steps)
+    grew = any(s["confirmed"] for s in ext["steps"])
+    return (f"fails more often as far as {ext['label']}: " if grew else "reaches no further in: ") + "; ".join(steps)
 
 
 def print_factors(run_dir: Path, echo: Callable[[str], None]) -> None:

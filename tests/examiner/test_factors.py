@@ -186,6 +186,8 @@ def test_a_gradual_factor_is_extended_inwards_until_a_slice_fails_no_more_often(
     run_search(cfg, Graded(space), space, tmp_path / "step")
     g = [x for x in json.loads((tmp_path / "step" / "summary.json").read_text())["factors"]["factors"] if x["confirmed"]]
     assert [s["confirmed"] for s in g[0]["extended"]["steps"]] == [False]
+    step_lines = factor_lines(json.loads((tmp_path / "step" / "summary.json").read_text())["factors"])
+    assert any("reaches no further in: camera.elevation" in line for line in step_lines)
     off = SearchConfig(strategy="random", budget=800, agents=4, seed=0, region=RegionConfig(factor_extend=0))
     run_search(off, Stairs(space), space, tmp_path / "off")
     assert all("extended" not in x for x in json.loads((tmp_path / "off" / "summary.json").read_text())["factors"]["factors"])

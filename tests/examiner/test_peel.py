@@ -74,6 +74,7 @@ def test_a_peel_cuts_each_failure_away_and_stops_when_nothing_is_left(tmp_path):
     html = write_peel_html(state, tmp_path / "peel" / "peel.html").read_text()
     assert html.count("<h2>Stage ") == len(state["stages"]) and "Cut away for the next stage" in html
     assert 'href="stage-1/report.html"' in html
+    assert f"<code>{state['stages'][1]['space'].replace(',', ',<wbr>')}</code>" in html  # a long spec wraps
     with pytest.raises(PeelError) as e:
         from examiner.app.peel import run_peel
 
