@@ -212,8 +212,13 @@ def stage_lines(state: dict) -> list[str]:
 
             lines.append("  fails more often (failure factors): " + factor_text(s["factors"]))
         if (s.get("rest") or {}).get("factors"):
-            lines.append(f"  cut with the confirmed failure factor{'s' if len(s['rest']['factors']) > 1 else ''} "
-                         f"{'; '.join(s['rest']['factors'])}: {', '.join(s['rest']['entries'])}")
+            words = {}  # a cut factor's words, by its label or its reach
+            for f in s.get("factors") or []:
+                if f.get("words"):
+                    words[f.get("label")] = words[f.get("reaches") or f.get("label")] = f["words"]
+            named = [f"{label} ({words[label]})" if label in words else label for label in s["rest"]["factors"]]
+            lines.append(f"  cut with the confirmed failure factor{'s' if len(named) > 1 else ''} "
+                         f"{'; '.join(named)}: {', '.join(s['rest']['entries'])}")
     lines.append(f"ended: {state.get('ended')}")
     return lines
 

@@ -174,3 +174,19 @@ def test_a_stage_run_records_the_threshold_rule_the_peel_decided(tmp_path):
     html = (tmp_path / "stage-1" / "report.html").read_text()
     assert "decided once by examiner peel before stage 1, on camera" in html and "set for this run" not in html
     assert examined["report"]
+
+
+def test_stage_lines_name_a_cut_factor_in_words_and_by_its_reach():
+    from examiner.app.peel import stage_lines
+
+    factor = {"label": "camera.elevation 38° to 50°", "reaches": "camera.elevation 26° to 50°",
+              "words": "seen from above", "rate": 0.6, "n": 200, "ratio": 2.0, "confirmed": True}
+    state = {"ended": "--stages 1 reached", "stages": [{
+        "stage": 1, "space": "camera", "uniform": {"rate": 0.3, "n": 400}, "modes": [], "factors": [factor],
+        "needs": {"failures": [], "nothing_alone": []},
+        "rest": {"entries": ["camera.elevation=-10:26"], "factors": ["camera.elevation 26° to 50°"], "cut": [], "kept": []}}]}
+    lines = stage_lines(state)
+    assert "camera.elevation 38° to 50° (seen from above) 60% of 200 (2.0x, confirmed; fails more often as far as " \
+           "camera.elevation 26° to 50°)" in lines[1]
+    assert lines[2] == ("  cut with the confirmed failure factor camera.elevation 26° to 50° (seen from above): "
+                        "camera.elevation=-10:26")
