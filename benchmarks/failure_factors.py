@@ -18,20 +18,18 @@ from pathlib import Path
 import numpy as np
 
 
-def run_factors(run_dir: str, samples: int, top: int, seed_offset: int) -> dict:
+def confirm_on_run(run, conds, samples: int, seed_offset: int, base: float) -> dict:
+    """`examiner.search.factors.confirm` of `conds` on fresh samples of `run`'s space, judged
+    like the run's own evaluations (its model, metric and threshold), seeded by the run
+    seed + seed_offset."""
     from examiner.search import build_evaluator
+    from examiner.search.archive import FailureArchive
     from examiner.search.config import SearchConfig
-    from examiner.search.factors import candidates, confirm
+    from examiner.search.factors import confirm
     from examiner.search.outcome import check_outcomes
     from examiner.search.records import normalise
     from examiner.search.scorer import Scorer
-    from examiner.search.archive import FailureArchive
-    from reports.rundata import load_run
 
-    run = load_run(run_dir)
-    t = run.table
-    use = (t.phase == "search") & t.plausible & ~t.model_error
-    conds, base = candidates(run.space, t.u[use], t.failed[use], top=top)
     cfg = SearchConfig.from_dict(run.meta["config"]).validate()
     ev = build_evaluator(run.model_spec, run.space, threshold=run.threshold, seed=cfg.seed, metric=cfg.metric)
     scorer = Scorer(cfg, FailureArchive(run.space.dim, cfg.env.claim_radius, cfg.region.claim_margin))
@@ -45,6 +43,28 @@ def run_factors(run_dir: str, samples: int, top: int, seed_offset: int) -> dict:
         close = getattr(ev, "close", None)
         if callable(close):
             close()
+
+
+def run_factors(run_dir: str, samples: int, top: int, seed_offset: int) -> dict:
+    from examiner.search.factors import candidates
+    from reports.rundata import load_run
+
+    run = load_run(run_dir)
+    t = run.table
+    use = (t.phase == "search") & t.plausible & ~t.model_error
+    conds, base = candidates(run.space, t.u[use], t.failed[use], top=top)
+    return confirm_on_run(run, conds, samples, seed_offset, base)
+
+
+def print_table(factors: list[dict], proposals: bool = False) -> None:
+    """The tested conditions as a markdown table (with the search's proposals there)."""
+    print("| condition | fresh failing | 95% CI | ratio | p (Holm) | confirmed |" + (" proposals |" if proposals else "")
+          + "\n|---|---|---|---|---|---|" + ("---|" if proposals else ""))
+    for x in factors:
+        t = x["fresh"]
+        print(f"| {x['label']} | {t['k']}/{t['n']} ({t['rate']:.0%}) | {t['interval'][0]:.0%}-{t['interval'][1]:.0%} "
+              f"| {x['rate_ratio']:.2f}x | {x['p_adjusted']:.2g} | {'yes' if x['confirmed'] else 'no'} |"
+              + (f" {x['proposals']['k']}/{x['proposals']['n']} |" if proposals else ""), flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,12 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         ref = f["reference"]
         print(f"\n{r}: uniform scenes fail {ref['k']}/{ref['n']} = {ref['rate']:.0%} "
               f"[{ref['interval'][0]:.0%}, {ref['interval'][1]:.0%}]; proposals {f['base_rate_proposals']:.0%}")
-        print("| condition | fresh failing | 95% CI | ratio | p (Holm) | confirmed | proposals |\n|---|---|---|---|---|---|---|")
-        for x in f["factors"]:
-            t = x["fresh"]
-            print(f"| {x['label']} | {t['k']}/{t['n']} ({t['rate']:.0%}) | {t['interval'][0]:.0%}-{t['interval'][1]:.0%} "
-                  f"| {x['rate_ratio']:.2f}x | {x['p_adjusted']:.2g} | {'yes' if x['confirmed'] else 'no'} "
-                  f"| {x['proposals']['k']}/{x['proposals']['n']} |", flush=True)
+        print_table(f["factors"], proposals=True)
     if len(records) > 1:
         sets = {r: {x["label"] for x in f["factors"] if x["confirmed"]} for r, f in records.items()}
         common = set.intersection(*sets.values())
