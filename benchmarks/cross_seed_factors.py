@@ -48,13 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed-offset", type=int, default=2000, help="added to the run seed: samples differ from the run's")
     ap.add_argument("--out", default=None, help="write the record as JSON here")
     a = ap.parse_args(argv)
-    from failure_factors import print_table  # benchmarks/ (this script's folder)
+    from failure_factors import print_record  # benchmarks/ (this script's folder)
 
     f = test_conditions(a.run, a.condition, a.samples, a.seed_offset)
-    ref = f["reference"]
-    print(f"{a.run}: uniform scenes fail {ref['k']}/{ref['n']} = {ref['rate']:.0%} "
-          f"[{ref['interval'][0]:.0%}, {ref['interval'][1]:.0%}]")
-    print_table(f["factors"])
+    print_record(a.run, f)
     if a.out:
         Path(a.out).write_text(json.dumps(f, indent=1, default=float))
     print(json.dumps({"samples": a.samples, "seed_offset": a.seed_offset, "conditions": a.condition}))

@@ -56,8 +56,14 @@ def run_factors(run_dir: str, samples: int, top: int, seed_offset: int) -> dict:
     return confirm_on_run(run, conds, samples, seed_offset, base)
 
 
-def print_table(factors: list[dict], proposals: bool = False) -> None:
-    """The tested conditions as a markdown table (with the search's proposals there)."""
+def print_record(name: str, record: dict, proposals: bool = False) -> None:
+    """A confirmation record: the uniform scenes' failure rate, then the tested conditions
+    as a markdown table (with the search's proposals there)."""
+    ref = record["reference"]
+    print(f"{name}: uniform scenes fail {ref['k']}/{ref['n']} = {ref['rate']:.0%} "
+          f"[{ref['interval'][0]:.0%}, {ref['interval'][1]:.0%}]"
+          + (f"; proposals {record['base_rate_proposals']:.0%}" if proposals else ""))
+    factors = record["factors"]
     print("| condition | fresh failing | 95% CI | ratio | p (Holm) | confirmed |" + (" proposals |" if proposals else "")
           + "\n|---|---|---|---|---|---|" + ("---|" if proposals else ""))
     for x in factors:
@@ -79,10 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in a.runs:
         f = run_factors(r, a.samples, a.top, a.seed_offset)
         records[r] = f
-        ref = f["reference"]
-        print(f"\n{r}: uniform scenes fail {ref['k']}/{ref['n']} = {ref['rate']:.0%} "
-              f"[{ref['interval'][0]:.0%}, {ref['interval'][1]:.0%}]; proposals {f['base_rate_proposals']:.0%}")
-        print_table(f["factors"], proposals=True)
+        print()
+        print_record(r, f, proposals=True)
     if len(records) > 1:
         sets = {r: {x["label"] for x in f["factors"] if x["confirmed"]} for r, f in records.items()}
         common = set.intersection(*sets.values())

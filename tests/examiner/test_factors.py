@@ -22,15 +22,19 @@ class Graded:
     elsewhere, deterministically per scene (a hash of the point): a factor, but no box
     reaches the 80% standard."""
 
+    dimension = "camera.elevation"
+
     def __init__(self, space):
-        self.d = space.names.index("camera.elevation")
+        self.d = space.names.index(self.dimension)
+
+    def rate(self, u) -> float:
+        """The probability that the scene at u fails."""
+        return 0.65 if u[self.d] > 0.6 else 0.10
 
     def evaluate(self, U):
         out = []
         for u in np.atleast_2d(U):
-            r = _coin(u)
-            p = 0.65 if u[self.d] > 0.6 else 0.10
-            e = 150.0 if r < p else 30.0
+            e = 150.0 if _coin(u) < self.rate(u) else 30.0
             out.append(Outcome(e, {"pa_mpjpe": e}))
         return out
 
@@ -102,13 +106,8 @@ def test_the_report_and_results_show_the_factors(tmp_path):
 class Everywhere(Graded):
     """Fails 70% of all scenes, no condition matters."""
 
-    def evaluate(self, U):
-        out = []
-        for u in np.atleast_2d(U):
-            r = _coin(u)
-            e = 150.0 if r < 0.7 else 30.0
-            out.append(Outcome(e, {"pa_mpjpe": e}))
-        return out
+    def rate(self, u) -> float:
+        return 0.7
 
 
 def test_the_space_failure_rate_is_measured_on_uniform_samples_and_drives_the_warning(tmp_path):
@@ -153,14 +152,8 @@ class Stairs(Graded):
     """Fails 75% of scenes with camera.elevation in the top fifth of its range, 50% in the
     fifth below it and 10% elsewhere: a failure that rises gradually towards one end."""
 
-    def evaluate(self, U):
-        out = []
-        for u in np.atleast_2d(U):
-            r = _coin(u)
-            p = 0.75 if u[self.d] > 0.6 else 0.5 if u[self.d] > 0.2 else 0.10
-            e = 150.0 if r < p else 30.0
-            out.append(Outcome(e, {"pa_mpjpe": e}))
-        return out
+    def rate(self, u) -> float:
+        return 0.75 if u[self.d] > 0.6 else 0.5 if u[self.d] > 0.2 else 0.10
 
 
 def test_a_gradual_factor_is_extended_inwards_until_a_slice_fails_no_more_often(tmp_path):
@@ -195,20 +188,14 @@ def test_a_gradual_factor_is_extended_inwards_until_a_slice_fails_no_more_often(
         SearchConfig(region=RegionConfig(factor_extend=-1)).validate()
 
 
-class PoseGraded:
+class PoseGraded(Graded):
     """Fails 75% of scenes with the pose prior's first latent in the top fifth of its range
     and 10% elsewhere (a hash of the point decides each scene)."""
 
-    def __init__(self, space):
-        self.d = space.names.index("pose.z01")
+    dimension = "pose.z01"
 
-    def evaluate(self, U):
-        out = []
-        for u in np.atleast_2d(U):
-            r = _coin(u)
-            e = 150.0 if r < (0.75 if u[self.d] > 0.6 else 0.10) else 30.0
-            out.append(Outcome(e, {"pa_mpjpe": e}))
-        return out
+    def rate(self, u) -> float:
+        return 0.75 if u[self.d] > 0.6 else 0.10
 
 
 def test_a_pose_latent_factor_says_what_it_does_to_the_body(tmp_path):
