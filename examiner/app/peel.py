@@ -42,6 +42,14 @@ MAX_STAGES = 10
 FACTOR_SAMPLES = 200
 # What a peel started before --factor-samples existed ran with (a run's default then).
 _OLD_FACTOR_SAMPLES = 80
+# Which slices may be failure-factor candidates: only those a peel can cut (the ends of a
+# continuous dimension, every choice; RegionConfig.factor_slices). MediaPipe's seed-0
+# stage 3 spent 3 of its 4 candidates on inner slices of pose latents (pose.z06 and z08
+# around 0, z11 -0.83σ to -0.25σ), which no stage can cut. A peel started before this
+# resumes with "any", what its stages used.
+FACTOR_SLICES = "ends"
+_OLD_FACTOR_SLICES = "any"
+_OLD = {"factor_samples": _OLD_FACTOR_SAMPLES, "factor_slices": _OLD_FACTOR_SLICES}
 
 
 class PeelError(PoseExaminerError):
@@ -140,12 +148,15 @@ def run_peel(out: str | Path, *, model: str, space: str = "pose,shape,camera", s
     state = _load_state(out) if resuming else None
     if factor_samples is None:
         factor_samples = (state["config"].get("factor_samples", _OLD_FACTOR_SAMPLES) if state else FACTOR_SAMPLES)
+    factor_slices = state["config"].get("factor_slices", _OLD_FACTOR_SLICES) if state else FACTOR_SLICES
     config = {"model": model, "space": space, "budget": budget, "agents": agents, "strategy": strategy,
-              "seed": seed, "metric": metric, "threshold": threshold, "factor_samples": factor_samples}
+              "seed": seed, "metric": metric, "threshold": threshold, "factor_samples": factor_samples,
+              "factor_slices": factor_slices}
     cfg_kw = {"strategy": strategy, "budget": budget, "agents": agents, "seed": seed, "metric": metric,
-              "region": RegionConfig(factor_samples=factor_samples), **({"workers": workers} if workers else {})}
+              "region": RegionConfig(factor_samples=factor_samples, factor_slices=factor_slices),
+              **({"workers": workers} if workers else {})}
     if state is not None:
-        old = {"factor_samples": _OLD_FACTOR_SAMPLES, **state["config"]}
+        old = {**_OLD, **state["config"]}
         if {k: old.get(k) for k in config} != config:
             diff = sorted(k for k in config if old.get(k) != config[k])
             raise PeelError(f"{out} holds a peel with other options ({', '.join(diff)}); resume it with the same "

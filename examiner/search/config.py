@@ -215,6 +215,10 @@ class RegionConfig:
         `factors` in summary.json; 0 = off). They are what a model that fails gradually,
         with no box at `min_failure_rate`, still teaches.
     factors: how many conditions to test (the best slice of each of the top dimensions).
+    factor_slices: "any" (every slice of a dimension may be a candidate) or "ends" (a
+        continuous dimension offers only its two end slices; a choice dimension every
+        choice). `examiner peel` asks for "ends": it can cut only those, so an inner slice
+        would take a candidate's place and a share of the Holm correction for nothing.
     factor_extend: how many more slices of the same width a confirmed factor at one end of
         a continuous dimension may grow by, inwards, each tested on `factor_samples` fresh
         samples against the reference scenes outside it (examiner.search.factors.extend;
@@ -251,6 +255,7 @@ class RegionConfig:
     confirm_samples: int = 40
     factor_samples: int = 80
     factors: int = 4
+    factor_slices: str = "any"
     factor_extend: int = 3
     simplify: int = 2
     importance: int = 12
@@ -357,6 +362,8 @@ class SearchConfig:
             raise SearchConfigError(f"region.factor_samples must be 0 (off) or a number of samples, got {r.factor_samples!r}")
         if not isinstance(r.factor_extend, int) or isinstance(r.factor_extend, bool) or not 0 <= r.factor_extend <= 8:
             raise SearchConfigError(f"region.factor_extend must be 0 (off) to 8 slices, got {r.factor_extend!r}")
+        if r.factor_slices not in ("any", "ends"):
+            raise SearchConfigError(f"region.factor_slices must be 'any' or 'ends', got {r.factor_slices!r}")
         if not isinstance(r.factors, int) or r.factors < 1:
             raise SearchConfigError(f"region.factors must be at least 1, got {r.factors!r}")
         if r.max_jobs < 1 or r.max_verify_rounds < 1:

@@ -12,7 +12,10 @@ researcher can act on. This module finds those conditions and tests them honestl
    dimension: one slice per choice). A slice is a candidate when its failure rate's Wilson
    interval lies above the proposals' base rate, with at least `min_count` proposals; the
    best slice of each dimension is kept, and the `top` dimensions by the interval's lower
-   end. The proposals lean towards what the strategy sought, so these rates only pick
+   end. With `ends_only` (what `examiner peel` asks for) a continuous dimension offers
+   only its two end slices: a peel cuts a factor at an end of a dimension or a choice,
+   never a slice inside one, so an inner slice would spend a test (and a share of the
+   Holm correction) on something the next stage searches again. The proposals lean towards what the strategy sought, so these rates only pick
    what to test.
 2. **Confirmation** on fresh samples (drawn whether or not a candidate qualified: the
    reference is also the run's unbiased estimate of how much of the space fails, which
@@ -64,8 +67,9 @@ def condition_label(space: ParamSpace, d: int, lo: float, hi: float) -> str:
 
 
 def candidates(space: ParamSpace, U: np.ndarray, failed: np.ndarray, bins: int = 5, min_count: int = 20,
-               top: int = 4) -> tuple[list[Condition], float]:
-    """(candidate conditions, base rate) from the usable search proposals U / failed."""
+               top: int = 4, ends_only: bool = False) -> tuple[list[Condition], float]:
+    """(candidate conditions, base rate) from the usable search proposals U / failed;
+    ends_only: a continuous dimension's inner slices are not candidates."""
     n = len(failed)
     if n == 0:
         return [], float("nan")
@@ -80,6 +84,8 @@ def candidates(space: ParamSpace, U: np.ndarray, failed: np.ndarray, bins: int =
             edges = np.linspace(-1.0, 1.0, bins + 1)
         pick = None
         for i, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
+            if ends_only and not dim.choices and 0 < i < len(edges) - 2:
+                continue
             inside = (col >= a) & ((col < b) if i < len(edges) - 2 else (col <= b))
             c = int(inside.sum())
             if c < min_count:

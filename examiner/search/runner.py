@@ -285,7 +285,8 @@ def _failure_factors(store: RunStore, session: SearchSession, config: SearchConf
         return None
     U = np.asarray([r["u"] for r in rows], np.float64)
     failed = np.asarray([bool(r["failed"]) for r in rows])
-    conds, base = factors.candidates(space, U, failed, top=config.region.factors)
+    conds, base = factors.candidates(space, U, failed, top=config.region.factors,
+                                     ends_only=config.region.factor_slices == "ends")
     return factors.confirm(conds, lambda V: _evaluate_fresh(session, V), space, config.seed,
                            config.region.factor_samples, base, extend_steps=config.region.factor_extend)
 

@@ -76,6 +76,23 @@ def test_candidates_need_evidence_above_the_base_rate():
     assert conds[0].name == "camera.roll" and conds[0].lo == -1.0 and conds[0].hi == pytest.approx(-0.6)
 
 
+def test_a_peel_asks_only_for_slices_it_can_cut():
+    # A failure in the middle slice of one dimension and a weaker one at the end of another:
+    # every slice may be a candidate by default; with ends_only (examiner peel) the middle
+    # slice is not one, and the end of the other dimension is tested instead.
+    space = ParamSpace.from_groups("camera")
+    rng = np.random.default_rng(1)
+    U = rng.uniform(-1, 1, (1000, space.dim))
+    roll, yaw = space.names.index("camera.roll"), space.names.index("camera.azimuth")
+    p = np.where(np.abs(U[:, roll]) < 0.2, 0.9, np.where(U[:, yaw] > 0.6, 0.5, 0.1))
+    failed = rng.uniform(size=len(U)) < p
+    conds, _ = candidates(space, U, failed, top=1)
+    assert (conds[0].name, conds[0].lo, conds[0].hi) == ("camera.roll", pytest.approx(-0.2), pytest.approx(0.2))
+    conds, _ = candidates(space, U, failed, top=1, ends_only=True)
+    assert (conds[0].name, conds[0].lo, conds[0].hi) == ("camera.azimuth", pytest.approx(0.6), 1.0)
+    assert all(c.lo == -1.0 or c.hi == 1.0 for c in candidates(space, U, failed, top=9, ends_only=True)[0])
+
+
 def test_factors_off_and_bad_values(tmp_path):
     space = ParamSpace.from_groups("camera")
     cfg = SearchConfig(strategy="random", budget=300, agents=4, region=RegionConfig(factor_samples=0))
@@ -85,6 +102,8 @@ def test_factors_off_and_bad_values(tmp_path):
         SearchConfig(region=RegionConfig(factor_samples=-1)).validate()
     with pytest.raises(SearchConfigError, match="region.factors"):
         SearchConfig(region=RegionConfig(factors=0)).validate()
+    with pytest.raises(SearchConfigError, match="region.factor_slices must be 'any' or 'ends'"):
+        SearchConfig(region=RegionConfig(factor_slices="inner")).validate()
 
 
 def test_the_report_and_results_show_the_factors(tmp_path):

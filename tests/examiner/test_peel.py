@@ -64,9 +64,11 @@ def test_a_peel_cuts_each_failure_away_and_stops_when_nothing_is_left(tmp_path):
     assert again["stages"] == state["stages"]
     meta = json.loads((tmp_path / "peel" / "stage-1" / "meta.json").read_text())
     assert meta["config"]["region"]["factor_samples"] == 200 == state["config"]["factor_samples"]
-    # A peel written before --factor-samples (its stages ran with a run's 80) still resumes.
+    assert meta["config"]["region"]["factor_slices"] == "ends" == state["config"]["factor_slices"]
+    # A peel written before --factor-samples and factor_slices (its stages ran with a run's
+    # 80 and any slice) still resumes.
     old = json.loads((tmp_path / "peel" / "peel.json").read_text())
-    del old["config"]["factor_samples"]
+    del old["config"]["factor_samples"], old["config"]["factor_slices"]
     (tmp_path / "peel" / "peel.json").write_text(json.dumps(old))
     assert _peel(tmp_path / "peel", stages=4)["stages"] == state["stages"]
     lines = stage_lines(state)
