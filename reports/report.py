@@ -426,6 +426,7 @@ def _mode_view(run: RunData, mode: dict, described: dict, gallery: dict,
         "free": free,
         "description": mode_words(run, mode, desc),
         "headline": needed_words(desc, (imp or {}).get("description_check") or []),
+        "needs": needs_lead(imp),
         "unneeded": (imp or {}).get("description_check") or [],
         "codes": [{"phrase": c.phrase, "inside": fi, "overall": fb} for c, fi, fb in getattr(desc, "codes", ())],
         "histogram": svg.histogram(errs.get("values") or [], run.threshold, f"{run.metric} ({unit})" if unit else run.metric,
@@ -451,6 +452,19 @@ def needed_words(desc: Any, unneeded: list[dict]) -> str | None:
     # ... and what a flagged property implies ("partly cut off" under "a quarter or more cut off")
     drop = flagged | {k for c, _i, _o in desc.codes if c.key in flagged for k in c.supersedes}
     return describe(c for c, _inside, _overall in desc.codes if c.key not in drop)
+
+
+def needs_lead(imp: dict | None) -> str | None:
+    """The mode card's first line when its constraint test found constraints the failure
+    needs alone: their words, each with its dimension ("left elbow bent (pose.z02), seen
+    from above (camera.elevation)"); None without such a constraint. The description's
+    posecodes say what stands out in the box's scenes, which need not be what the failure
+    needs (MediaPipe: "right elbow bent" described, the left elbow needed)."""
+    rows = [r for r in (imp or {}).get("constraints") or [] if r.get("matters")]
+    if not rows:
+        return None
+    return ", ".join(f"{r['words']} ({r['dimension']})" if r.get("words") else f"{r['dimension']} {r.get('box') or ''}".rstrip()
+                     for r in rows)
 
 
 def mode_words(run: RunData, mode: dict, desc: Any) -> str:

@@ -140,6 +140,10 @@ def test_a_search_says_what_matters(tmp_path):
     assert "outcomes" not in r["importance"]["constraints"][0]  # per-sample outcomes stay in modes.json
     html = paths.html.read_text()
     assert "What the failure needs: camera.elevation" in html
+    # The card leads with what the failure needs, before what merely stands out in the box.
+    lead = html.split('<p class="desc needs">Needs: ', 1)[1].split("</p>", 1)[0]
+    assert "camera.elevation" in lead and "camera.azimuth" not in lead, lead
+    assert html.index('class="desc needs"') < html.index("What the failure needs: ")
     assert html.count("outside the mode's range, example") == 2  # two passing scenes outside, rendered
     line = mode_line({**m, "rank": 1}, space)
     assert "\n      camera.elevation " in line and "what matters alone: camera.elevation (" in line

@@ -103,7 +103,11 @@ def test_planted_report_in_chromium(browser, planted_run, tmp_path):
     check_common(page, events, paths.html, len(res["modes"]), n_examples, n_contrast)
     first = page.locator("article.mode").first
     assert first.locator(".bar-row").count() == len(res["modes"][0]["box"]["constrained"])
-    assert first.locator("p.desc").inner_text() == res["modes"][0]["description"]
+    # The card leads with what the failure needs (its constraint test), then what stands out.
+    needed = [c["dimension"] for c in res["modes"][0]["importance"]["constraints"] if c["matters"]]
+    lead = first.locator("p.desc.needs").inner_text()
+    assert lead.startswith("Needs: ") and needed and all(f"({d})" in lead or d in lead for d in needed), lead
+    assert first.locator("p.said").inner_text() == "Also typical of the box's scenes: " + res["modes"][0]["description"]
     assert "no stored prediction" in first.locator("figcaption").first.inner_text()
     assert (tmp_path / "planted_report.png").stat().st_size > 10_000
 
