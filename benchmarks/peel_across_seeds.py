@@ -11,12 +11,18 @@ they need the same dimensions and, on each, one's range lies in the other's for 
 half of its extent (a categorical dimension: they share a choice). Failures whose modes
 need nothing alone are listed apart.
 
-    python benchmarks/peel_across_seeds.py PEEL_SEED0 PEEL_SEED1
+    python benchmarks/peel_across_seeds.py PEEL_SEED0 PEEL_SEED1 [--cross-test [--samples 200]]
 
 Prints each peel's stages (space, uniform failure rate, failures with their modes'
-confirmed rates), then the failures of each peel found by the other."""
+confirmed rates), then the failures of each peel found by the other. With --cross-test,
+each single condition one peel found and the other did not is tested directly in the
+other peel's last stage space (`cross_seed_factors.py`'s test: --samples fresh scenes
+with the condition, everything else uniform, against twice as many uniform scenes of that
+space, one-sided Fisher, Holm across the conditions tested there); a confirmed one counts
+as found with both seeds (benchmarks/RESULTS-world.md, "Peels with two new seeds")."""
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -87,12 +93,54 @@ def same(a: dict, b: dict) -> bool:
     return True
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print(__doc__.split("\n\n")[3].strip(), file=sys.stderr)
-        return 2
-    peels = [failures_of(p) for p in argv]
-    for path, (state, fails) in zip(argv, peels):
+def cross_test(mine: list[dict], other: list[dict], other_state: dict, samples: int, seed_offset: int) -> dict | None:
+    """The single conditions of `mine` that `other` did not find, tested in the space of
+    `other`'s last stage (clipped to it; a condition wholly outside it is left out and
+    listed). None when there is nothing to test."""
+    from examiner.search.factors import Condition, condition_label
+    from failure_factors import confirm_on_run  # benchmarks/ (this script's folder)
+    from reports.rundata import load_run
+
+    run = load_run(other_state["stages"][-1]["run"])
+    space = run.space
+    conds, tested, outside = [], [], []
+    for f in mine:
+        if len(f["dims"]) != 1 or any(same(f, g) for g in other):
+            continue
+        (name, rng), = f["dims"].items()
+        d = space.names.index(name)
+        dim = space.dimensions[d]
+        if dim.choices:
+            picked = [i for i, c in enumerate(dim.choices) if c in rng]
+            if not picked:
+                outside.append(f["text"])
+                continue
+            step = 2.0 / len(dim.choices)  # a run of choices: one slice from the first to the last
+            lo, hi = -1.0 + step * min(picked), -1.0 + step * (max(picked) + 1)
+        else:
+            lo = max(-1.0, float(dim.to_normalised(max(rng[0], dim.low))))
+            hi = min(1.0, float(dim.to_normalised(min(rng[1], dim.high))))
+            if hi - lo < 1e-6:
+                outside.append(f["text"])
+                continue
+        conds.append(Condition(d, name, lo, hi, condition_label(space, d, lo, hi), 0, 1))
+        tested.append(f)
+    if not conds:
+        return {"run": str(run.root), "record": None, "outside": outside, "held": []} if outside else None
+    record = confirm_on_run(run, conds, samples, seed_offset, float("nan"))
+    return {"run": str(run.root), "record": record, "outside": outside,
+            "held": [f for f, x in zip(tested, record["factors"]) if x["confirmed"]]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("peels", nargs=2)
+    ap.add_argument("--cross-test", action="store_true")
+    ap.add_argument("--samples", type=int, default=200)
+    ap.add_argument("--seed-offset", type=int, default=2000, help="added to the run seed: samples differ from the run's")
+    a = ap.parse_args(argv)
+    peels = [failures_of(p) for p in a.peels]
+    for path, (state, fails) in zip(a.peels, peels):
         print(f"{path}: {len(state['stages'])} stage(s); ended: {state.get('ended')}")
         for s in state["stages"]:
             u = s.get("uniform") or {}
@@ -102,7 +150,7 @@ def main(argv: list[str]) -> int:
                 if f["stage"] == s["stage"]:
                     rates = ", ".join("-" if r is None else f"{r:.0%}" for r in f["rates"])
                     print(f"    needs {f['text']}: modes {f['modes']} (confirmed {rates})")
-    (_, fa), (_, fb) = peels
+    (sa, fa), (sb, fb) = peels
     for label, mine, other in (("first", fa, fb), ("second", fb, fa)):
         distinct = [f for f in mine if f["dims"]]
         found = [f for f in distinct if any(same(f, g) for g in other)]
@@ -116,9 +164,29 @@ def main(argv: list[str]) -> int:
         f"{label} {len(k)} ({', '.join(sorted(' + '.join(sorted(x)) for x in k))})"
         for label, k in zip(("first", "second"), kinds))
           + f"; in both: {len(kinds[0] & kinds[1])} ({', '.join(sorted(' + '.join(sorted(x)) for x in kinds[0] & kinds[1]))})")
+    if a.cross_test:
+        from failure_factors import print_record
+
+        # Single conditions: found by both peels (matched), or confirmed in the other's space.
+        held = [f for f in fa if len(f["dims"]) == 1 and any(same(f, g) for g in fb)]
+        for label, mine, other, other_state in (("first", fa, fb, sb), ("second", fb, fa, sa)):
+            res = cross_test(mine, other, other_state, a.samples, a.seed_offset)
+            if res is None:
+                print(f"{label}'s conditions the other did not find, tested in its last space: none")
+                continue
+            print(f"{label}'s conditions the other did not find, tested in {res['run']}:")
+            if res["outside"]:
+                print("  outside that space (the other peel cut it): " + "; ".join(res["outside"]))
+            if res["record"]:
+                print_record(res["run"], res["record"])
+            held += [f for f in res["held"] if not any(same(f, g) for g in held)]
+        print(f"single conditions in both seeds (found by both, or confirmed in the other's space): {len(held)}"
+              + "".join(f"\n  {f['text']} (stage {f['stage']} of the {'first' if any(f is g for g in fa) else 'second'})"
+                        for f in held))
     return 0
 
 
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    raise SystemExit(main(sys.argv[1:]))
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    raise SystemExit(main())

@@ -459,12 +459,20 @@ def needs_lead(imp: dict | None) -> str | None:
     needs alone: their words, each with its dimension ("left elbow bent (pose.z02), seen
     from above (camera.elevation)"); None without such a constraint. The description's
     posecodes say what stands out in the box's scenes, which need not be what the failure
-    needs (MediaPipe: "right elbow bent" described, the left elbow needed)."""
+    needs (MediaPipe: "right elbow bent" described, the left elbow needed). A pose latent
+    no posecode names says the two joint angles it changes most ("pose.z02 -2.50σ to
+    -0.74σ (left hip flexion -23°, left knee flexion -20°)")."""
+    from examiner.search.importance import pose_change_text
+
+    def said(r: dict) -> str:
+        if r.get("words"):
+            return f"{r['words']} ({r['dimension']})"
+        text = f"{r['dimension']} {r.get('box') or ''}".rstrip()
+        # a pose latent no posecode names: the two joint angles it changes most
+        return text + (f" ({pose_change_text(r['pose_change'][:2])})" if r.get("pose_change") else "")
+
     rows = [r for r in (imp or {}).get("constraints") or [] if r.get("matters")]
-    if not rows:
-        return None
-    return ", ".join(f"{r['words']} ({r['dimension']})" if r.get("words") else f"{r['dimension']} {r.get('box') or ''}".rstrip()
-                     for r in rows)
+    return ", ".join(said(r) for r in rows) if rows else None
 
 
 def mode_words(run: RunData, mode: dict, desc: Any) -> str:
