@@ -113,7 +113,7 @@ def cross_test(mine: list[dict], other: list[dict], other_state: dict, samples: 
         if dim.choices:
             picked = [i for i, c in enumerate(dim.choices) if c in rng]
             if not picked:
-                outside.append(f["text"])
+                outside.append(f)
                 continue
             step = 2.0 / len(dim.choices)  # a run of choices: one slice from the first to the last
             lo, hi = -1.0 + step * min(picked), -1.0 + step * (max(picked) + 1)
@@ -121,7 +121,7 @@ def cross_test(mine: list[dict], other: list[dict], other_state: dict, samples: 
             lo = max(-1.0, float(dim.to_normalised(max(rng[0], dim.low))))
             hi = min(1.0, float(dim.to_normalised(min(rng[1], dim.high))))
             if hi - lo < 1e-6:
-                outside.append(f["text"])
+                outside.append(f)
                 continue
         conds.append(Condition(d, name, lo, hi, condition_label(space, d, lo, hi), 0, 1))
         tested.append(f)
@@ -130,6 +130,18 @@ def cross_test(mine: list[dict], other: list[dict], other_state: dict, samples: 
     record = confirm_on_run(run, conds, samples, seed_offset, float("nan"))
     return {"run": str(run.root), "record": record, "outside": outside,
             "held": [f for f, x in zip(tested, record["factors"]) if x["confirmed"]]}
+
+
+def touching(a: dict, b: dict) -> bool:
+    """Two single conditions on the same continuous dimension whose ranges overlap or meet:
+    one gradual condition cut in slices (truncation 0.15-0.19, then 0.19-0.35)."""
+    if len(a["dims"]) != 1 or set(a["dims"]) != set(b["dims"]):
+        return False
+    (ra,), (rb,) = a["dims"].values(), b["dims"].values()
+    if isinstance(ra, set):
+        return bool(ra & rb)
+    gap = max(ra[0], rb[0]) - min(ra[1], rb[1])
+    return gap <= 0.02 * (max(ra[1], rb[1]) - min(ra[0], rb[0]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,19 +180,24 @@ def main(argv: list[str] | None = None) -> int:
         from failure_factors import print_record
 
         # Single conditions: found by both peels (matched), or confirmed in the other's space.
-        held = [f for f in fa if len(f["dims"]) == 1 and any(same(f, g) for g in fb)]
+        held: list[dict] = []
+        for f in fa:
+            if len(f["dims"]) == 1 and any(same(f, g) for g in fb) and not any(touching(f, g) for g in held):
+                held.append(f)
         for label, mine, other, other_state in (("first", fa, fb, sb), ("second", fb, fa, sa)):
             res = cross_test(mine, other, other_state, a.samples, a.seed_offset)
             if res is None:
                 print(f"{label}'s conditions the other did not find, tested in its last space: none")
                 continue
             print(f"{label}'s conditions the other did not find, tested in {res['run']}:")
-            if res["outside"]:
-                print("  outside that space (the other peel cut it): " + "; ".join(res["outside"]))
+            if res["outside"]:  # its range was cut by the other peel: a failure of that peel
+                print("  outside that space (the other peel cut it, so found it): "
+                      + "; ".join(f["text"] for f in res["outside"]))
             if res["record"]:
                 print_record(res["run"], res["record"])
-            held += [f for f in res["held"] if not any(same(f, g) for g in held)]
-        print(f"single conditions in both seeds (found by both, or confirmed in the other's space): {len(held)}"
+            held += [f for f in res["held"] + res["outside"] if not any(same(f, g) or touching(f, g) for g in held)]
+        print(f"single conditions in both seeds (found by both, or confirmed in the other's space; a gradual one "
+              f"cut in slices counted once): {len(held)}"
               + "".join(f"\n  {f['text']} (stage {f['stage']} of the {'first' if any(f is g for g in fa) else 'second'})"
                         for f in held))
     return 0
