@@ -84,6 +84,63 @@ def _cut(stage: dict, nxt: dict | None) -> str:
             f"({' and '.join(why)}).{went}</p>")
 
 
+def findings(state: dict) -> list[dict]:
+    """What a peel found, stage by stage, in the order it was cut: each failure its modes
+    need (one constraint alone or several together) and each confirmed failure factor, as
+    {stage, dimensions, text, detail}. Modes needing nothing alone are not findings (they
+    are counted per stage)."""
+    out = []
+    for s in state.get("stages", []):
+        rate = {m["rank"]: m.get("rate") for m in s["modes"]}
+        for f in s["needs"]["failures"]:
+            text = " and ".join(f"{d['dimension']} {d['box']}" + (f" ({d['words']})" if d.get("words") else
+                                                                  f" (the poses: {d['pose']})" if d.get("pose") else "")
+                                for d in f["dimensions"])
+            rates = [rate.get(r) for r in f["modes"] if rate.get(r) is not None]
+            span = "-" if not rates else _pct(min(rates)) if min(rates) == max(rates) else f"{_pct(min(rates))}-{_pct(max(rates))}"
+            out.append({"stage": s["stage"], "text": text, "dimensions": [d["dimension"] for d in f["dimensions"]],
+                        "detail": f"mode{'s' if len(f['modes']) > 1 else ''} {', '.join(map(str, f['modes']))}, "
+                                  f"failing {span} of fresh samples"})
+        u = (s.get("uniform") or {}).get("rate")
+        for f in s.get("factors") or []:
+            if not f.get("confirmed") or f.get("rate") is None:
+                continue
+            text = (f.get("reaches") or f["label"]) + (f" ({f['words']})" if f.get("words") else "")
+            out.append({"stage": s["stage"], "text": text, "dimensions": [f.get("dimension") or f["label"].split()[0]],
+                        "detail": f"failure factor: {_pct(f['rate'])} of {f['n']} fresh scenes"
+                                  + (f" against {_pct(u)} of the stage's uniform ones" if u is not None else "")
+                                  + (f" ({f['ratio']:.1f}x)" if f.get("ratio") else "")})
+    return out
+
+
+def _findings(state: dict) -> str:
+    """The page's summary: the conditions on one dimension grouped by dimension (a gradual
+    one is cut in slices, stage after stage), then the failures needing several
+    constraints together."""
+    found = findings(state)
+    if not found:
+        return "<p>No failure found yet.</p>"
+    by_dim: dict[str, list[dict]] = {}
+    for f in found:
+        if len(f["dimensions"]) == 1:
+            by_dim.setdefault(f["dimensions"][0], []).append(f)
+    several = [f for f in found if len(f["dimensions"]) > 1]
+    alone = sum(len(s["needs"]["nothing_alone"]) for s in state.get("stages", []))
+
+    def item(f: dict, dim: str = "") -> str:
+        text = f["text"][len(dim) + 1:] if dim and f["text"].startswith(dim + " ") else f["text"]
+        return f"{escape(text)} <span class=note>(stage {f['stage']}: {escape(f['detail'])})</span>"
+
+    items = [f"<li><code>{escape(d)}</code> " + "; ".join(item(f, d) for f in fs) + "</li>" for d, fs in by_dim.items()]
+    items += [f"<li>together: {item(f)}</li>" for f in several]
+    n = len(by_dim)
+    return (f"<h2>What it found</h2><p>Conditions on {n} dimension{'s' if n != 1 else ''} alone (a gradual one is "
+            f"cut in slices, stage after stage; two ends of one dimension are listed together)"
+            f"{f', {len(several)} failure(s) needing several constraints together' if several else ''}"
+            f"{f'; {alone} mode(s) needing no single constraint alone (see the stages)' if alone else ''}:</p>"
+            f"<ol>{''.join(items)}</ol>")
+
+
 def peel_html(state: dict) -> str:
     c = state["config"]
     stages = state.get("stages", [])
@@ -110,6 +167,8 @@ samples after each search) and its confirmed failure factors (conditions on one 
 space, and the rest is searched again. Failure factors are tested on {c.get('factor_samples', 80)} fresh scenes
 each against twice as many uniform ones; one at an end of a dimension is cut as far in as it still fails more
 often.</p>
+{_findings(state)}
+<h2>Stages</h2>
 <table><tr><th>stage</th><th class=l>space</th><th>fails (uniform scenes)</th><th>modes</th><th></th></tr>{''.join(rows)}</table>
 <p><b>Ended:</b> {escape(str(state.get('ended', 'running')))}.</p>
 {''.join(sections)}

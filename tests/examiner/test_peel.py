@@ -39,7 +39,7 @@ def _peel(out, stages):
 
 def test_a_peel_cuts_each_failure_away_and_stops_when_nothing_is_left(tmp_path):
     from examiner.app.peel import PeelError, stage_lines
-    from reports.peel import write_peel_html
+    from reports.peel import findings, write_peel_html
 
     first = _peel(tmp_path / "peel", stages=1)
     assert len(first["stages"]) == 1 and "--stages 1 reached" in first["ended"]
@@ -75,6 +75,12 @@ def test_a_peel_cuts_each_failure_away_and_stops_when_nothing_is_left(tmp_path):
     assert lines[0].startswith("stage 1 (camera): ") and lines[-1].startswith("ended: no failure mode")
     html = write_peel_html(state, tmp_path / "peel" / "peel.html").read_text()
     assert html.count("<h2>Stage ") == len(state["stages"]) and "Cut away for the next stage" in html
+    # The summary lists what was found, grouped by dimension, before the stages.
+    found = html.split("<h2>What it found</h2>", 1)[1].split("<h2>Stages</h2>", 1)[0]
+    assert "<code>camera.truncation</code>" in found and "<code>camera.elevation</code>" in found, found
+    listed = findings(state)
+    assert found.count("<li>") == (len({f["dimensions"][0] for f in listed if len(f["dimensions"]) == 1})
+                                   + sum(len(f["dimensions"]) > 1 for f in listed))
     assert 'href="stage-1/report.html"' in html
     assert f"<code>{state['stages'][1]['space'].replace(',', ',<wbr>')}</code>" in html  # a long spec wraps
     with pytest.raises(PeelError) as e:
