@@ -231,6 +231,14 @@ def stage_lines(state: dict) -> list[str]:
             lines.append(f"  cut with the confirmed failure factor{'s' if len(named) > 1 else ''} "
                          f"{'; '.join(named)}: {', '.join(s['rest']['entries'])}")
     lines.append(f"ended: {state.get('ended')}")
+    from reports.peel import findings
+
+    found = findings(state)
+    dims = list(dict.fromkeys(f["dimensions"][0] for f in found if len(f["dimensions"]) == 1))
+    several = sum(len(f["dimensions"]) > 1 for f in found)
+    if found:
+        lines.append(f"found: conditions on {len(dims)} dimension(s) alone ({', '.join(dims)})"
+                     + (f", {several} failure(s) needing several constraints together" if several else ""))
     return lines
 
 

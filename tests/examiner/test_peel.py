@@ -72,7 +72,8 @@ def test_a_peel_cuts_each_failure_away_and_stops_when_nothing_is_left(tmp_path):
     (tmp_path / "peel" / "peel.json").write_text(json.dumps(old))
     assert _peel(tmp_path / "peel", stages=4)["stages"] == state["stages"]
     lines = stage_lines(state)
-    assert lines[0].startswith("stage 1 (camera): ") and lines[-1].startswith("ended: no failure mode")
+    assert lines[0].startswith("stage 1 (camera): ") and lines[-2].startswith("ended: no failure mode")
+    assert lines[-1].startswith("found: conditions on ") and "camera.truncation" in lines[-1], lines[-1]
     html = write_peel_html(state, tmp_path / "peel" / "peel.html").read_text()
     assert html.count("<h2>Stage ") == len(state["stages"]) and "Cut away for the next stage" in html
     # The summary lists what was found, grouped by dimension, before the stages.
