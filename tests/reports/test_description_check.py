@@ -59,3 +59,21 @@ def test_the_card_leads_with_the_words_the_failure_needs():
     assert {u["dimension"] for u in flagged} == {"camera.truncation"}
     words = needed_words(both, flagged)
     assert "above" in words and "cut off" not in words, words
+
+
+def test_a_constraint_is_described_only_by_what_its_dimension_can_change():
+    """A body-shape constraint is not described by a head pose that 40 scenes happened to
+    show more often (MediaPipe's shape.belly mode read "head bowed"); a pose latent can
+    change the pose, the view and the framing, a camera dimension the view and framing."""
+    from reports.posecodes import Posecode
+    from reports.report import caused_by
+
+    bowed = Posecode("head_bowed", "head bowed", "pose")
+    above = Posecode("view_above", "seen from above", "view")
+    slim = Posecode("slim", "very slim", "body")
+    cut = Posecode("truncated", "partly cut off", "frame")
+    codes = [bowed, above, slim, cut]
+    assert caused_by("shape.belly", codes) == [slim, cut]
+    assert caused_by("pose.z03", codes) == [bowed, above, cut]
+    assert caused_by("camera.elevation", codes) == [above, cut]
+    assert caused_by("future.dimension", codes) == codes
