@@ -147,13 +147,14 @@ def _factor_views(run: RunData, seed: int | None) -> dict[str, Any] | None:
             out.append({**f, "words": None, "pose": None})
             continue
         try:
-            from reports.posecodes import region_description
+            from reports.posecodes import describe, region_description
 
             d = run.space.names.index(f["dimension"])
             lo, hi = -np.ones(run.space.dim), np.ones(run.space.dim)
             lo[d], hi[d] = f["lo_u"], f["hi_u"]
             rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5E5C, 0xFAC7, d]))
-            words = region_description(run.space, lo, hi, rng, n=40, min_inside=0.5, min_lift=0.2).text or None
+            desc = region_description(run.space, lo, hi, rng, n=40, min_inside=0.5, min_lift=0.2)
+            words = describe(caused_by(f["dimension"], [c for c, _i, _o in desc.codes])) or None
             if words is None:  # a slice of a pose latent no posecode names: what it does to the body
                 from examiner.search.importance import pose_change, pose_change_text
 
