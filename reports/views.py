@@ -63,12 +63,21 @@ def box_text(dim: Dimension, lo_u: float, hi_u: float) -> str:
         return ", ".join(dim.choices[a:b + 1])
     lo, hi = dim.to_physical(lo_u), dim.to_physical(hi_u)
     a, b = dim.format(lo), dim.format(hi)
-    if a == b and lo != hi and not dim.warp:  # a band narrower than the display precision
+    if dim.warp:
+        return f"{a} to {b}"
+
+    def finer(v: float) -> str:
         if dim.unit == "rad":
-            a, b = f"{math.degrees(lo):.1f}°", f"{math.degrees(hi):.1f}°"
-        else:
-            unit = {"m": " m", "sigma": "σ"}.get(dim.unit, "")
-            a, b = f"{lo:.3f}{unit}", f"{hi:.3f}{unit}"
+            return f"{math.degrees(v):.1f}°"
+        return f"{v:.3f}{ {'m': ' m', 'sigma': 'σ'}.get(dim.unit, '')}"
+
+    if a == b and lo != hi:  # a band narrower than the display precision
+        a, b = finer(lo), finer(hi)
+    else:  # an end just inside the range must not read as the range's own end
+        if lo_u > -1.0 + 1e-9 and a == dim.format(dim.low):
+            a = finer(lo)
+        if hi_u < 1.0 - 1e-9 and b == dim.format(dim.high):
+            b = finer(hi)
     return f"{a} to {b}"
 
 

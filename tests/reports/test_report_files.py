@@ -220,3 +220,7 @@ def test_a_band_narrower_than_the_display_precision_is_shown_with_more_digits():
     a, b = narrow.split(" to ")
     assert a != b
     assert box_text(dims["camera.azimuth"], -0.5, 0.5) == "-90° to 90°"  # wide bands unchanged
+    # An end just inside the range does not read as the range's own end (MediaPipe's seed-3
+    # mode needed truncation "0.00 to 0.35": some of the person cut off, not any amount).
+    assert box_text(dims["camera.truncation"], -0.987, 1.0) == "0.002 to 0.35"
+    assert box_text(dims["camera.azimuth"], -0.999, 0.5) == "-179.8° to 90°"
