@@ -69,7 +69,9 @@ def box_text(dim: Dimension, lo_u: float, hi_u: float) -> str:
     def finer(v: float) -> str:
         if dim.unit == "rad":
             return f"{math.degrees(v):.1f}°"
-        return f"{v:.3f}{ {'m': ' m', 'sigma': 'σ'}.get(dim.unit, '')}"
+        if dim.unit == "sigma":
+            return f"{v:+.3f}σ"
+        return f"{v:.3f}{' m' if dim.unit == 'm' else ''}"
 
     if a == b and lo != hi:  # a band narrower than the display precision
         a, b = finer(lo), finer(hi)
