@@ -15,8 +15,8 @@ researcher can act on. This module finds those conditions and tests them honestl
    end. With `ends_only` (what `examiner peel` asks for) a continuous dimension offers
    only its two end slices: a peel cuts a factor at an end of a dimension or a choice,
    never a slice inside one, so an inner slice would spend a test (and a share of the
-   Holm correction) on something the next stage searches again. The proposals lean towards what the strategy sought, so these rates only pick
-   what to test.
+   Holm correction) on something the next stage searches again. The proposals lean
+   towards what the strategy sought, so these rates only pick what to test.
 2. **Confirmation** on fresh samples (drawn whether or not a candidate qualified: the
    reference is also the run's unbiased estimate of how much of the space fails, which
    the search's proposals are not: MARL steers away from regions it has claimed), outside the budget and the log: `samples` scenes
