@@ -25,13 +25,17 @@ def _spec(space: str) -> str:
     return ",<wbr>".join(escape(part) for part in space.split(","))
 
 
+def need_words(d: dict) -> str:
+    """A needed constraint's words for the page and the terminal: " (seen from above)",
+    " (the poses: left hip flexion -23°, ...)" for a latent no posecode names, or ""."""
+    return f" ({d['words']})" if d.get("words") else f" (the poses: {d['pose']})" if d.get("pose") else ""
+
+
 def _needs(stage: dict) -> str:
     rate = {m["rank"]: m.get("rate") for m in stage["modes"]}
     items = []
     for f in stage["needs"]["failures"]:
-        what = " and ".join(f"<b><code>{escape(d['dimension'])}</code> {escape(d['box'])}</b>"
-                            + (f" ({escape(d['words'])})" if d.get("words") else
-                               f" (the poses: {escape(d['pose'])})" if d.get("pose") else "")
+        what = " and ".join(f"<b><code>{escape(d['dimension'])}</code> {escape(d['box'])}</b>{escape(need_words(d))}"
                             for d in f["dimensions"])
         rates = ", ".join(_pct(rate.get(r)) for r in f["modes"])
         items.append(f"<li>{what}: mode{'s' if len(f['modes']) > 1 else ''} {', '.join(map(str, f['modes']))} "
@@ -93,9 +97,7 @@ def findings(state: dict) -> list[dict]:
     for s in state.get("stages", []):
         rate = {m["rank"]: m.get("rate") for m in s["modes"]}
         for f in s["needs"]["failures"]:
-            text = " and ".join(f"{d['dimension']} {d['box']}" + (f" ({d['words']})" if d.get("words") else
-                                                                  f" (the poses: {d['pose']})" if d.get("pose") else "")
-                                for d in f["dimensions"])
+            text = " and ".join(f"{d['dimension']} {d['box']}{need_words(d)}" for d in f["dimensions"])
             rates = [rate.get(r) for r in f["modes"] if rate.get(r) is not None]
             span = "-" if not rates else _pct(min(rates)) if min(rates) == max(rates) else f"{_pct(min(rates))}-{_pct(max(rates))}"
             out.append({"stage": s["stage"], "text": text, "dimensions": [d["dimension"] for d in f["dimensions"]],

@@ -205,6 +205,8 @@ def run_peel(out: str | Path, *, model: str, space: str = "pose,shape,camera", s
 
 def stage_lines(state: dict) -> list[str]:
     """One paragraph per stage for the terminal."""
+    from reports.peel import need_words
+
     lines = []
     for s in state["stages"]:
         u = s.get("uniform")
@@ -212,8 +214,7 @@ def stage_lines(state: dict) -> list[str]:
             "uniform failure rate not measured"
         lines.append(f"stage {s['stage']} ({s['space']}): {share}; {len(s['modes'])} mode(s)")
         for f in s["needs"]["failures"]:
-            what = " and ".join(f"{d['dimension']} {d['box']}" + (f" ({d['words']})" if d.get("words") else "")
-                                for d in f["dimensions"])
+            what = " and ".join(f"{d['dimension']} {d['box']}{need_words(d)}" for d in f["dimensions"])
             rates = ", ".join(f"{m['rate']:.0%}" for m in s["modes"] if m["rank"] in f["modes"] and m["rate"] is not None)
             lines.append(f"  needs {what}: mode(s) {', '.join(map(str, f['modes']))}" + (f", failing {rates}" if rates else ""))
         if s["needs"]["nothing_alone"]:

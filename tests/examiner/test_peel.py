@@ -199,3 +199,18 @@ def test_stage_lines_name_a_cut_factor_in_words_and_by_its_reach():
            "camera.elevation 26° to 50°)" in lines[1]
     assert lines[2] == ("  cut with the confirmed failure factor camera.elevation 26° to 50° (seen from above): "
                         "camera.elevation=-10:26")
+
+
+def test_stage_lines_name_a_latent_need_by_what_it_does_to_the_body():
+    from examiner.app.peel import stage_lines
+
+    need = {"dimension": "pose.z02", "box": "-2.50σ to -0.74σ", "words": None,
+            "pose": "left hip flexion -23°, left knee flexion -20°"}
+    state = {"ended": "--stages 1 reached", "stages": [{
+        "stage": 1, "space": "pose", "uniform": {"rate": 0.5, "n": 400}, "factors": [],
+        "modes": [{"rank": 1, "rate": 0.95}], "needs": {"failures": [{"dimensions": [need], "modes": [1]}],
+                                                       "nothing_alone": []}, "rest": None}]}
+    lines = stage_lines(state)
+    assert lines[1] == ("  needs pose.z02 -2.50σ to -0.74σ (the poses: left hip flexion -23°, left knee flexion -20°): "
+                        "mode(s) 1, failing 95%")
+    assert lines[-1] == "found: conditions on 1 dimension(s) alone (pose.z02)"
