@@ -199,6 +199,9 @@ def run_peel(out: str | Path, *, model: str, space: str = "pose,shape,camera", s
     last = state["stages"][-1]
     state["ended"] = _ended(last) or f"--stages {stages} reached; a larger --stages goes on from here"
     state["status"] = "complete"
+    from reports.peel import findings
+
+    state["findings"] = findings(state)  # what peel.html leads with, for machines (derived, not resumed from)
     save()
     return state
 

@@ -59,7 +59,9 @@ def test_a_peel_cuts_each_failure_away_and_stops_when_nothing_is_left(tmp_path):
     assert last["uniform"]["rate"] < 0.15  # what is left fails at the base rate
     assert isinstance(last["factors"], list) and all(not f["confirmed"] for f in last["factors"])
     assert [s["stage"] for s in state["stages"]] == list(range(1, len(state["stages"]) + 1))
-    assert json.loads((tmp_path / "peel" / "peel.json").read_text())["stages"] == state["stages"]
+    saved = json.loads((tmp_path / "peel" / "peel.json").read_text())
+    assert saved["stages"] == state["stages"]
+    assert saved["findings"] == findings(state) and saved["findings"], saved.get("findings")
     again = _peel(tmp_path / "peel", stages=4)  # finished: nothing runs again
     assert again["stages"] == state["stages"]
     meta = json.loads((tmp_path / "peel" / "stage-1" / "meta.json").read_text())
