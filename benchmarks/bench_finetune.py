@@ -82,7 +82,23 @@ def stress_eval(run_dir: str, spec: str, m: int, seed: int, threshold: float) ->
             "rate": k / int(fair.sum()) if fair.any() else None, "rate_all": float(failed.mean()),
             "median_pa_mpjpe": float(np.median(values[ok])) if ok.any() else None,
             "mean_pa_mpjpe": float(np.mean(values[ok])) if ok.any() else None,
-            "unanswered": int((fair & ~np.isfinite(values)).sum())}
+            "unanswered": int((fair & ~np.isfinite(values)).sum()),
+            # per scene, for paired comparisons: 1 failing, 0 passing, -1 no fair test
+            "outcomes": [int(f) if ok_ else -1 for f, ok_ in zip(failed.tolist(), fair.tolist())]}
+
+
+def paired_difference(a: list[int], b: list[int]) -> dict | None:
+    """Failure rate of A minus B on the same scenes (fair for both), with a 95% interval
+    from the paired (McNemar) standard error: b + c discordant scenes of n."""
+    pairs = [(x, y) for x, y in zip(a, b) if x >= 0 and y >= 0]
+    if not pairs:
+        return None
+    n = len(pairs)
+    only_a = sum(1 for x, y in pairs if x == 1 and y == 0)
+    only_b = sum(1 for x, y in pairs if x == 0 and y == 1)
+    d = (only_a - only_b) / n
+    se = max((only_a + only_b) / n - d * d, 0.0) ** 0.5 / n ** 0.5
+    return {"n": n, "only_a": only_a, "only_b": only_b, "diff": d, "low": d - 1.96 * se, "high": d + 1.96 * se}
 
 
 def stress_u(run_dir: str, m: int, seed: int) -> np.ndarray:
@@ -114,6 +130,9 @@ def main() -> None:
                          "'baseline?sim.joints=in_frame' scores every search, recheck and stress set on the joints "
                          "inside the image")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--base-share", type=float, default=0.2, help="the loop's --base-share")
+    ap.add_argument("--mode-scenes", type=int, default=None,
+                    help="the loop's --mode-scenes: scenes per mode, the rest of --n uniform")
     ap.add_argument("--loop", default=None,
                     help="the loop's folder (default OUT/loop); an existing loop with the same settings is resumed "
                          "or, when complete, only measured")
@@ -133,7 +152,8 @@ def main() -> None:
     marks = cached(out / "cpu_marks.json", lambda: {"start": cpu_now()})
     loop_dir = Path(args.loop) if args.loop else out / "loop"
     state = run_loop(loop_dir, model=args.model, rounds=args.rounds, budget=args.budget, n=args.n,
-                     samples=args.samples, seed=args.seed, workers=args.workers,
+                     samples=args.samples, seed=args.seed, workers=args.workers, base_share=args.base_share,
+                     mode_scenes=args.mode_scenes,
                      finetune={} if args.epochs is None else {"epochs": args.epochs}, quiet=True, log=lambda m: print(m, flush=True))
     write_loop_report(loop_dir)
     cfg = FinetuneConfig(seed=args.seed, **({} if args.epochs is None else {"epochs": args.epochs}))
@@ -220,7 +240,9 @@ def markdown(res: dict) -> str:
     st = res["loop"]
     a = res["args"]
     lines = [f"Config: {a['rounds']} round(s), search budget {a['budget']} per round (MARL, 4 agents, space "
-             f"pose,camera,occluder), {a['n']} scenes per fine-tuning set (20% from the whole space), "
+             f"pose,camera,occluder), {a['n']} scenes per fine-tuning set ("
+             + (f"{a['mode_scenes']} per mode, the rest" if a.get("mode_scenes") else
+                f"{100 * a.get('base_share', 0.2):.0f}%") + " from the whole space), "
              f"{a['samples']} fresh samples per mode, stress set {a['stress']} uniform scenes, up to {a['epochs']} "
              f"epochs, seed {a['seed']}; failure = PA-MPJPE > {res['threshold']:.1f} mm.", ""]
     f = st["config"]["finetune"]
@@ -257,6 +279,13 @@ def markdown(res: dict) -> str:
             continue
         lines.append(f"| {nm} | {100 * s['rate']:.1f}% ({s['failing']}/{s['n']}{left}) | {s['median_pa_mpjpe']:.1f} | "
                      f"{s['mean_pa_mpjpe']:.1f} |")
+    if "loop round 1" in res["stress"] and "control (uniform)" in res["stress"]:
+        pd = paired_difference(res["stress"]["loop round 1"].get("outcomes") or [],
+                               res["stress"]["control (uniform)"].get("outcomes") or [])
+        if pd:
+            lines += ["", f"Loop round 1 minus control on the same {pd['n']} fair stress scenes: "
+                      f"{100 * pd['diff']:+.1f} points [95% {100 * pd['low']:+.1f}, {100 * pd['high']:+.1f}] "
+                      f"({pd['only_a']} fail only on the loop's model, {pd['only_b']} only on the control's)."]
     ind = res.get("independent") or {}
     if ind and ind["baseline"]:
         described = {m["id"]: m for m in res["independent_run"]["modes"]}  # loop._search's modes carry no rank
