@@ -48,9 +48,12 @@ def test_installed_version_is_the_pinned_one():
         "then update the pin")
 
 
-def test_private_api_the_marl_strategy_uses_still_exists():
+def test_private_api_the_marl_strategy_uses_still_exists(tmp_path, monkeypatch):
+    import tempfile
+
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.logger import Logger
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     params = list(inspect.signature(PPO._setup_learn).parameters)
@@ -65,7 +68,13 @@ def test_private_api_the_marl_strategy_uses_still_exists():
 
     model = PPO("MlpPolicy", DummyVecEnv([_Walk, _Walk]), n_steps=8, batch_size=8, n_epochs=1, seed=0,
                 device="cpu", verbose=0, policy_kwargs={"net_arch": [8]})
+    # As marl.py does: a logger with no outputs, so that _setup_learn makes no SB3-<time>
+    # folder in the temp directory (one per run otherwise).
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.delenv("SB3_LOGDIR", raising=False)
+    model.set_logger(Logger(folder=None, output_formats=[]))
     _, callback = model._setup_learn(10**9, Stop(), True, "marl", False)
+    assert not list(tmp_path.glob("SB3-*")), "SB3 made a log folder in the temp directory"
     assert isinstance(model._last_obs, np.ndarray) and model._last_obs.shape == (2, 2)
     assert np.asarray(model._last_episode_starts).shape == (2,)
     assert model._n_updates == 0 and isinstance(model._current_progress_remaining, float)
