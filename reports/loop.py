@@ -25,6 +25,14 @@ def _pct(v) -> str:
     return "-" if v is None else f"{100 * v:.0f}%"
 
 
+def _rate(x: dict) -> str:
+    """A recheck cell: the rate and the k of n fair samples it counts."""
+    if x.get("rate") is None:
+        return "-"
+    k, n = x.get("k"), x.get("n")
+    return _pct(x["rate"]) + (f" <span class=note>{k}/{n}</span>" if k is not None and n else "")
+
+
 def _mm(v) -> str:
     return "-" if v is None else f"{v:.1f}"
 
@@ -97,8 +105,8 @@ def round_section(r: dict) -> str:
             fixed = a.get("rate") is not None and a["rate"] < FIXED_BELOW
             rows.append(
                 f"<tr><td>{b.get('rank') or a.get('rank') or m.get('rank') or m['id']}</td><td class=l>{_constrained(m)}</td>"
-                f"<td>{_pct(m.get('rate'))}</td><td>{_pct(b.get('rate'))} {_bar(b.get('rate'), '#c0392b')}</td>"
-                f"<td>{_pct(a.get('rate'))} {_bar(a.get('rate'), '#2e86c1')}</td>"
+                f"<td>{_pct(m.get('rate'))}</td><td>{_rate(b)} {_bar(b.get('rate'), '#c0392b')}</td>"
+                f"<td>{_rate(a)} {_bar(a.get('rate'), '#2e86c1')}</td>"
                 f"<td>{_mm(b.get('median'))}</td><td>{_mm(a.get('median'))}</td>"
                 f"<td>{'fixed' if fixed else ('-' if a.get('rate') is None else 'not fixed')}</td>"
                 + (f"<td class=l>{_need_cell(need.get(m['id']))}</td>" if need else "") + "</tr>")

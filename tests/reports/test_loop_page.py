@@ -28,6 +28,7 @@ def test_loop_page_tells_each_round():
     assert "None" not in html
     assert html.index("<tr><td>1</td><td class=l>") < html.index("<tr><td>2</td><td class=l>")  # worst mode first
     assert "90%" in html and "10%" in html and "fixed" in html and "not fixed" in html
+    assert "90% <span class=note>9/10</span>" in html  # a rate shows the fair samples it counts
     assert "94.0 &rarr; <b>95.0</b> mm (+1.1%)" in html
     assert "nothing to fine-tune on" in html
     # the need-region recheck: the mode with a need shows it, the other needs nothing alone
