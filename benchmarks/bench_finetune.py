@@ -63,12 +63,21 @@ def stress_eval(run_dir: str, spec: str, m: int, seed: int, threshold: float) ->
     over the fair scenes only (`plausible`; e.g. under sim.joints=visible a scene with too
     few joints in view is no test). `rate_all` divides by all M (what this returned before
     2026-12-07: unscored scenes counted as passes)."""
+    from reports.rundata import load_run
+
+    run = load_run(run_dir)
+    U = run.space.sample(np.random.default_rng(np.random.SeedSequence([seed, 0x57E55])), m)
+    return evaluate_u(run_dir, spec, U, seed, threshold)
+
+
+def evaluate_u(run_dir: str, spec: str, U: np.ndarray, seed: int, threshold: float) -> dict:
+    """Failure rate of `spec` on the scenes U of the run's space, over the fair ones."""
     from examiner.recheck import evaluate_samples
     from examiner.search.factory import build_evaluator
     from reports.rundata import load_run
 
     run = load_run(run_dir)
-    U = run.space.sample(np.random.default_rng(np.random.SeedSequence([seed, 0x57E55])), m)
+    m = len(U)
     ev = build_evaluator(spec, run.space, threshold, seed)
     try:
         failed, values, fair = evaluate_samples(ev, U, "pa_mpjpe", threshold)
@@ -99,6 +108,15 @@ def paired_difference(a: list[int], b: list[int]) -> dict | None:
     d = (only_a - only_b) / n
     se = max((only_a + only_b) / n - d * d, 0.0) ** 0.5 / n ** 0.5
     return {"n": n, "only_a": only_a, "only_b": only_b, "diff": d, "low": d - 1.96 * se, "high": d + 1.96 * se}
+
+
+def logged_failures_u(run_dir: str | Path) -> np.ndarray:
+    """Every plausible, scored scene a run's log records as failing (all phases): when a
+    second search verifies no mode, what it found failing is still an independent set of
+    the baseline's failures (clustered around its growth sites)."""
+    rows = [json.loads(line) for line in (Path(run_dir) / "evaluations.jsonl").read_text().splitlines() if line]
+    return np.asarray([r["u"] for r in rows if r.get("failed") and r.get("plausible", True) and not r.get("unscored")
+                       and not r.get("model_error")])
 
 
 def stress_u(run_dir: str, m: int, seed: int) -> np.ndarray:
@@ -219,7 +237,14 @@ def main() -> None:
     indep_run = cached(out / "independent_run.json", independent_search)
     independent = {name: cached(out / f"independent_{i}.json", lambda spec=spec: _rates_on(
         indep_run["run"], spec, args.independent_per_mode, args.seed + 4343)) for i, (name, spec) in enumerate(models.items())}
-    result = {"args": vars(args), "threshold": thr, "models": models, "stress": stress, "round1_modes": modes, "later_modes": later,
+    # When the second search verified no mode: the scenes its log found failing instead
+    # (not part of the protocol that asked for modes; reported as such).
+    logged = {}
+    if not indep_run["modes"]:
+        UL = logged_failures_u(indep_run["run"])
+        logged = {name: cached(out / f"independent_logged_{i}.json", lambda spec=spec: evaluate_u(
+            indep_run["run"], spec, UL, args.seed + 4343, thr)) for i, (name, spec) in enumerate(models.items())}
+    result = {"args": vars(args), "independent_logged": logged, "threshold": thr, "models": models, "stress": stress, "round1_modes": modes, "later_modes": later,
               "independent_run": indep_run, "independent": independent,
               "stress_min_distance_to_training": min_dist, "control": ctrl, "loop": state,
               "wall_s": round(time.perf_counter() - t0, 1), "cpu_total_s": round(cpu_now() - marks["start"], 1)}
@@ -304,6 +329,21 @@ def markdown(res: dict) -> str:
             se = (max(k / n * (1 - k / n), 1e-9) / n) ** 0.5
             pooled.append(f"{100 * k / n:.1f}% ({k}/{n}, SE {100 * se:.1f})")
         lines.append("| all | | " + " | ".join(pooled) + " |")
+    logged = res.get("independent_logged") or {}
+    if logged:
+        lines += ["", f"**Independent failures from the log** (the second search, seed {a['seed'] + 1}, verified no "
+                  f"mode; instead every plausible scene its log recorded as failing on the baseline, all phases, "
+                  "re-scored on every model):", "", "| model | failing | median PA-MPJPE |", "|---|---|---|"]
+        for nm in names:
+            s_ = logged[nm]
+            med = "-" if s_["median_pa_mpjpe"] is None else f"{s_['median_pa_mpjpe']:.1f}"
+            lines.append(f"| {nm} | {_pct(s_['rate'])} ({s_['failing']}/{s_['n']}) | {med} |")
+        if "loop round 1" in logged and "control (uniform)" in logged:
+            pd = paired_difference(logged["loop round 1"]["outcomes"], logged["control (uniform)"]["outcomes"])
+            if pd:
+                lines += ["", f"Loop round 1 minus control on the same {pd['n']} scenes: {100 * pd['diff']:+.1f} points "
+                          f"[95% {100 * pd['low']:+.1f}, {100 * pd['high']:+.1f}] ({pd['only_a']} fail only on the "
+                          f"loop's model, {pd['only_b']} only on the control's)."]
     lines += ["", "**Held-out everyday MPJPE** (250 scenes, mm):", ""]
     for r in st["rounds"]:
         ev = r.get("everyday")
