@@ -142,6 +142,11 @@ def test_the_space_failure_rate_is_measured_on_uniform_samples_and_drives_the_wa
     assert report_quantities(stats)["space_failure_rate"] == ref["rate"]
     html = write_report(tmp_path / "r", images=False, describe=False).html.read_text()
     assert "of scenes drawn uniformly from the space fail" in html.split('id="space-warning"')[1].split("</p>")[0]
+    # No box holds 80% of a 70% failure that no condition changes: the report says the
+    # failures are spread out.
+    assert load_run(tmp_path / "r").modes == []
+    no_mode = html.split('id="no-mode">')[1].split("</p>")[0]
+    assert "at least 80% of fresh samples" in no_mode and "spread out rather than held in a box" in no_mode
 
 
 class GradedPartlyUnscored(Graded):
