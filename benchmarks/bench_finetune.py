@@ -63,11 +63,7 @@ def stress_eval(run_dir: str, spec: str, m: int, seed: int, threshold: float) ->
     over the fair scenes only (`plausible`; e.g. under sim.joints=visible a scene with too
     few joints in view is no test). `rate_all` divides by all M (what this returned before
     2026-12-07: unscored scenes counted as passes)."""
-    from reports.rundata import load_run
-
-    run = load_run(run_dir)
-    U = run.space.sample(np.random.default_rng(np.random.SeedSequence([seed, 0x57E55])), m)
-    return evaluate_u(run_dir, spec, U, seed, threshold)
+    return evaluate_u(run_dir, spec, stress_u(run_dir, m, seed), seed, threshold)
 
 
 def evaluate_u(run_dir: str, spec: str, U: np.ndarray, seed: int, threshold: float) -> dict:
@@ -108,6 +104,26 @@ def paired_difference(a: list[int], b: list[int]) -> dict | None:
     d = (only_a - only_b) / n
     se = max((only_a + only_b) / n - d * d, 0.0) ** 0.5 / n ** 0.5
     return {"n": n, "only_a": only_a, "only_b": only_b, "diff": d, "low": d - 1.96 * se, "high": d + 1.96 * se}
+
+
+def paired_line(a: list[int], b: list[int], what: str, a_name: str = "the loop's model",
+                b_name: str = "the control's") -> list[str]:
+    """The markdown sentence for `paired_difference(a, b)` ([] when no scene is fair for both)."""
+    pd = paired_difference(a, b)
+    if not pd:
+        return []
+    return ["", f"{what} on the same {pd['n']} scenes: {100 * pd['diff']:+.1f} points [95% {100 * pd['low']:+.1f}, "
+            f"{100 * pd['high']:+.1f}] ({pd['only_a']} fail only on {a_name}, {pd['only_b']} only on {b_name})."]
+
+
+def train_uniform_control(run_dir: str, out: Path, n: int, seed: int, model: str, cfg, workers: int) -> dict:
+    """The control: the starting model fine-tuned with `cfg` on n scenes drawn uniformly
+    from the run's space (the `finetune` generator with base share 1, seed + 777)."""
+    from examiner.app.finetune import build_uniform_set, train_model
+
+    build_uniform_set(run_dir, out / "set", n, seed + 777, workers=workers)
+    spec, card = train_model("builtin", model, [out / "set"], out / "model", cfg, log=lambda m: print(m, flush=True))
+    return {"model": spec, "everyday": card["everyday"], "kept_epoch": card["kept_epoch"]}
 
 
 def logged_failures_u(run_dir: str | Path) -> np.ndarray:
@@ -159,7 +175,6 @@ def main() -> None:
                          "uniform scenes of the same space) instead of training one; its evaluator options are "
                          "replaced by --model's")
     args = ap.parse_args()
-    from examiner.app.finetune import build_uniform_set, train_model
     from examiner.app.loop import _rates_on, _search, run_loop, write_loop_report
     from examiner.search.sim_evaluator import split_evaluator_options, with_sim_options
     from examiner.training.finetune import FinetuneConfig
@@ -185,10 +200,8 @@ def main() -> None:
     def control():
         print("control: uniform set + fine-tune", flush=True)
         c = cpu_now()
-        build_uniform_set(run1, out / "control" / "set", args.n, args.seed + 777, workers=args.workers)
-        spec, card = train_model("builtin", args.model, [out / "control" / "set"], out / "control" / "model", cfg,
-                                 log=lambda m: print(m, flush=True))
-        return {"model": spec, "everyday": card["everyday"], "kept_epoch": card["kept_epoch"], "cpu_s": cpu_now() - c}
+        made = train_uniform_control(run1, out / "control", args.n, args.seed, args.model, cfg, args.workers)
+        return {**made, "cpu_s": cpu_now() - c}
 
     def given_control():
         folder = Path(args.control_model)
@@ -305,12 +318,9 @@ def markdown(res: dict) -> str:
         lines.append(f"| {nm} | {100 * s['rate']:.1f}% ({s['failing']}/{s['n']}{left}) | {s['median_pa_mpjpe']:.1f} | "
                      f"{s['mean_pa_mpjpe']:.1f} |")
     if "loop round 1" in res["stress"] and "control (uniform)" in res["stress"]:
-        pd = paired_difference(res["stress"]["loop round 1"].get("outcomes") or [],
-                               res["stress"]["control (uniform)"].get("outcomes") or [])
-        if pd:
-            lines += ["", f"Loop round 1 minus control on the same {pd['n']} fair stress scenes: "
-                      f"{100 * pd['diff']:+.1f} points [95% {100 * pd['low']:+.1f}, {100 * pd['high']:+.1f}] "
-                      f"({pd['only_a']} fail only on the loop's model, {pd['only_b']} only on the control's)."]
+        lines += paired_line(res["stress"]["loop round 1"].get("outcomes") or [],
+                             res["stress"]["control (uniform)"].get("outcomes") or [],
+                             "Loop round 1 minus control, stress set")
     ind = res.get("independent") or {}
     if ind and ind["baseline"]:
         described = {m["id"]: m for m in res["independent_run"]["modes"]}  # loop._search's modes carry no rank
@@ -339,11 +349,8 @@ def markdown(res: dict) -> str:
             med = "-" if s_["median_pa_mpjpe"] is None else f"{s_['median_pa_mpjpe']:.1f}"
             lines.append(f"| {nm} | {_pct(s_['rate'])} ({s_['failing']}/{s_['n']}) | {med} |")
         if "loop round 1" in logged and "control (uniform)" in logged:
-            pd = paired_difference(logged["loop round 1"]["outcomes"], logged["control (uniform)"]["outcomes"])
-            if pd:
-                lines += ["", f"Loop round 1 minus control on the same {pd['n']} scenes: {100 * pd['diff']:+.1f} points "
-                          f"[95% {100 * pd['low']:+.1f}, {100 * pd['high']:+.1f}] ({pd['only_a']} fail only on the "
-                          f"loop's model, {pd['only_b']} only on the control's)."]
+            lines += paired_line(logged["loop round 1"]["outcomes"], logged["control (uniform)"]["outcomes"],
+                                 "Loop round 1 minus control")
     lines += ["", "**Held-out everyday MPJPE** (250 scenes, mm):", ""]
     for r in st["rounds"]:
         ev = r.get("everyday")

@@ -27,8 +27,7 @@ def main() -> None:
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from bench_finetune import cached, paired_difference, stress_eval
-    from examiner.app.finetune import build_uniform_set, train_model
+    from bench_finetune import cached, paired_line, stress_eval, train_uniform_control
     from examiner.app.loop import _rates_on
     from examiner.training.finetune import FinetuneConfig
 
@@ -40,12 +39,8 @@ def main() -> None:
     out.mkdir(exist_ok=True)
     cfg = FinetuneConfig(seed=a["seed"], **({} if a.get("epochs") is None else {"epochs": a["epochs"]}))
 
-    def control():
-        build_uniform_set(run1, out / "set", args.n, a["seed"] + 777, workers=args.workers)
-        spec, card = train_model("builtin", a["model"], [out / "set"], out / "model", cfg, log=lambda m: print(m, flush=True))
-        return {"model": spec, "everyday": card["everyday"], "kept_epoch": card["kept_epoch"]}
-
-    ctrl = cached(out / "control.json", control)
+    ctrl = cached(out / "control.json", lambda: train_uniform_control(run1, out, args.n, a["seed"], a["model"], cfg,
+                                                                      args.workers))
     stress = cached(out / "stress.json", lambda: stress_eval(run1, ctrl["model"], a["stress"], a["seed"] + 4242, thr))
     modes = cached(out / "modes.json", lambda: _rates_on(run1, ctrl["model"], a["samples"], a["seed"]))
     result = {"n": args.n, "control": ctrl, "stress": stress, "modes": modes}
@@ -58,9 +53,8 @@ def main() -> None:
     for name in ("loop round 1", "control (uniform)"):
         other = res["stress"].get(name)
         if other and other.get("outcomes"):
-            pd = paired_difference(other["outcomes"], stress["outcomes"])
-            print(f"{name} minus this control on the same {pd['n']} stress scenes: {100 * pd['diff']:+.1f} points "
-                  f"[95% {100 * pd['low']:+.1f}, {100 * pd['high']:+.1f}]")
+            print("".join(paired_line(other["outcomes"], stress["outcomes"], f"{name} minus this control, stress set",
+                                      a_name=name, b_name="this control")))
 
 
 if __name__ == "__main__":
